@@ -1,0 +1,25 @@
+# make bench: run every bench/*.py script (each prints its figures and the reference they
+# compare against) and collect what they print into bench/RESULTS.md, one table row per line.
+# Pass arguments to one script with <NAME>_ARGS, e.g. make bench CHAOS_ARGS="--seconds 60".
+
+PYTHON ?= .venv/bin/python
+BENCHES := $(sort $(wildcard bench/*.py))
+RESULTS := bench/RESULTS.md
+
+.PHONY: bench
+bench:
+	@tmp=$$(mktemp); status=0; \
+	{ echo "# Benchmark results"; echo; \
+	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%dT%H:%MZ) ($$(nproc) cores)."; \
+	  echo "Each row is one line a script printed: its figure and the reference it compares against."; \
+	  echo; echo "| script | result |"; echo "|---|---|"; } > $$tmp; \
+	for b in $(BENCHES); do \
+	  name=$$(basename $$b .py); var=$$(echo $$name | tr a-z A-Z)_ARGS; \
+	  args=$$(eval echo \$${$$var}); \
+	  echo ">> $(PYTHON) $$b $$args"; printf "| %s | \`%s\` |\n" "$$name" "$(PYTHON) $$b $$args" >> $$tmp; \
+	  $(PYTHON) $$b $$args > $$tmp.out 2>&1; code=$$?; cat $$tmp.out; \
+	  grep -v "^\s*$$" $$tmp.out | sed -e "s/|/\\\\|/g" \
+	    | while IFS= read -r line; do printf "| %s | %s |\n" "$$name" "$$line"; done >> $$tmp; \
+	  if [ $$code -ne 0 ]; then status=1; printf "| %s | **exit status %s** |\n" "$$name" "$$code" >> $$tmp; fi; \
+	done; \
+	chmod 644 $$tmp; mv $$tmp $(RESULTS); rm -f $$tmp.out; echo "wrote $(RESULTS)"; exit $$status

@@ -1,0 +1,249 @@
+"""End to end under load: ``kxfeed up`` (every worker, the simulator) into PostgreSQL.
+
+  .venv/bin/python bench/e2e.py [--seconds 8] [--rates 1000,10000,max] [--pg URL] [--json PATH]
+
+For each rate (simulator messages/s; ``max`` = the simulator's blast mode, as fast as the
+connector reads) a fresh system runs for ``--seconds``; then the simulator pauses, the
+pipeline drains and every WS delta, snapshot, trade and ticker sent is compared row by row
+with the database (zero loss = none missing, none duplicated; rows the database's primary
+keys collapse count as lost and are shown apart). Per rate it prints:
+- sustained throughput: simulator messages/s over the run, and the drain time after it;
+- receive -> top of book published: exact percentiles of (now - ts_recv) for every ``tob``
+  message seen by a bus subscriber in this process;
+- receive -> committed: percentiles from the writer's ``kxfeed_writer_store_latency_seconds``
+  histogram (oldest message of each batch; a percentile is reported as its bucket's bound);
+- CPU (share of one core) and RSS per worker process.
+Limits, same run, with the existing bench functions: sim blast -> one bare websockets client
+(bench/sim.py), raw pyzmq one message per send (bench/bus.py), raw asyncpg COPY + upsert of
+the writer's rows (bench/writer.py); the max-rate throughput is printed as a ratio of each.
+Targets (issue 10, 2 cores): >= 30,000 msgs/s end to end into PostgreSQL with zero loss;
+p99 receive -> top of book < 2 ms at 1,000 msgs/s; p99 receive -> committed < 500 ms at 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # the other bench scripts, for their limit measurements
+
+import bus as bench_bus  # noqa: E402
+import sim as bench_sim  # noqa: E402
+import writer as bench_writer  # noqa: E402
+
+from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
+from shared.bus import Subscriber  # noqa: E402
+from shared.kalshi.auth import private_pem  # noqa: E402
+from tests.conftest import PG_URL  # noqa: E402
+from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
+
+MARKETS = 60
+TICK_S = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class TobLatency(threading.Thread):
+    """receive -> top of book, for every tob message on the bus (ns, from ts_recv to seen here)."""
+
+    def __init__(self, xpub: str) -> None:
+        super().__init__(daemon=True)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.sub = Subscriber(self.ctx, xpub, ["tob."])
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for m in self.sub.recv_blocking(0.2):
+                if m.ts_recv:
+                    self.samples.append(time.time_ns() - m.ts_recv)
+        self.sub.close()
+        self.ctx.destroy(0)
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of one histogram on a /metrics page."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out.append((float(le), float(line.rsplit(" ", 1)[1])))
+    return out
+
+
+def bucket_pct(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
+    base = dict(before)
+    cum = [(le, c - base.get(le, 0.0)) for le, c in after]
+    total = cum[-1][1] if cum else 0.0
+    if not total:
+        return float("nan")
+    for le, c in cum:
+        if c >= q * total:
+            return le
+    return float("inf")
+
+
+def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) -> dict[str, Any]:
+    db = pg_db(pg)
+    tmp = Path(tempfile.mkdtemp(prefix=f"kxfeed-e2e-{label}-"))
+    # The ground truth keeps every frame so the zero-loss check is row by row.
+    system = System(
+        tmp,
+        db=db,
+        sim={"rate": msgs / per_step if msgs else 0.0, "markets": MARKETS, "truth_max_frames": 5_000_000},
+    )
+    try:
+        system.start()
+        time.sleep(2.0)  # initial snapshots in; the run measures the steady stream
+        tob = TobLatency(system.cfg.bus.xpub)
+        tob.start()
+        pids = {n: w["pid"] for n, w in system.workers().items()}
+        cpu0 = {n: cpu_ticks(p) for n, p in pids.items()}
+        writer0 = histogram(
+            system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
+        )
+        frames0, t0 = sent_frames(system), time.monotonic()
+        time.sleep(seconds)
+        frames1, elapsed = sent_frames(system), time.monotonic() - t0
+        cpu = {n: (cpu_ticks(p) - cpu0[n]) / TICK_S / elapsed for n, p in pids.items()}
+        rss = {n: rss_mb(p) for n, p in pids.items()}
+        paused = time.monotonic()
+        result = settle(system, timeout=180.0)
+        drain = time.monotonic() - paused
+        writer1 = histogram(
+            system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
+        )
+        tob.stop.set()
+        tob.join(5)
+        restarts = {n: w.get("restarts", 0) for n, w in system.workers().items() if w.get("restarts")}
+        system.stop(60)
+    finally:
+        system.kill()
+        drop_pg_schema(pg, db["schema"])
+    lat = [s / 1e6 for s in tob.samples]
+    return {
+        "rate": label,
+        "msgs_per_s": (frames1 - frames0) / elapsed,
+        "drain_s": drain,
+        "rows": sum(d["stored"] for d in result.diff.values()),
+        "lost": result.lost() + result.tickers_not_stored(),
+        "of_which_tickers_without_a_row": result.tickers_not_stored(),
+        "truth_truncated": result.info["truncated"],
+        "by_kind": result.summary(),
+        "duplicated_or_wrong": result.duplicated_or_foreign(),
+        "books_mismatched": len(result.books),
+        "restarts": restarts,
+        "tob_ms": {"n": len(lat), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "max": max(lat, default=0.0)},
+        "commit_ms": {q: bucket_pct(writer0, writer1, v) * 1000 for q, v in (("p50", 0.5), ("p99", 0.99))},
+        "cpu": cpu,
+        "rss_mb": rss,
+    }
+
+
+def limits(seconds: float, pg: str) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=bench_sim._serve_sim, args=(MARKETS, 250_000, private_pem(client_key()), child))
+    proc.start()
+    url, tickers = parent.recv()
+    ws_rate, _, _ = asyncio.run(bench_sim._count(url, seconds, tickers, ws_headers(), parent))
+    parent.recv()
+    proc.join(10)
+    zmq_rate, _, _ = bench_bus.measure("raw", 500_000)
+    schema = f"kxbench_{uuid.uuid4().hex[:10]}"
+    try:
+        copy_rate = asyncio.run(bench_writer.pg_limit(200_000, pg, schema))
+    finally:
+        asyncio.run(bench_writer.drop_schema(pg, schema))
+    return {"websockets": float(ws_rate), "pyzmq": zmq_rate, "copy": copy_rate}
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the system on SIGTERM too
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--rates", default="1000,10000,max")
+    ap.add_argument("--pg", default=PG_URL)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    per_step = frames_per_step(MARKETS)
+    runs = []
+    for r in args.rates.split(","):
+        msgs = 0.0 if r == "max" else float(r)
+        runs.append(run_rate(r, msgs, args.seconds, args.pg, per_step))
+        x = runs[-1]
+        print(
+            f"{r:>6} msgs/s target: {x['msgs_per_s']:>9,.0f} msgs/s sustained, {x['rows']:,} rows, lost "
+            f"{x['lost']} (tickers without a row {x['of_which_tickers_without_a_row']}), "
+            f"dup/wrong {x['duplicated_or_wrong']}, "
+            f"books off {x['books_mismatched']}, "
+            f"drained in {x['drain_s']:.1f}s | recv->tob p50 {x['tob_ms']['p50']:.2f} "
+            f"p99 {x['tob_ms']['p99']:.2f} ms "
+            f"(n={x['tob_ms']['n']:,}) | recv->commit p50 <= {x['commit_ms']['p50']:.0f} p99 <= "
+            f"{x['commit_ms']['p99']:.0f} ms",
+            flush=True,
+        )
+        print(
+            "        CPU/RSS: " + ", ".join(f"{n} {x['cpu'][n]:.0%}/{x['rss_mb'][n]:.0f}MB" for n in x["cpu"])
+        )
+    lim = limits(3.0, args.pg)
+    top = max(runs, key=lambda x: x["msgs_per_s"])
+    print(
+        f"limits: sim blast -> bare websockets client {lim['websockets']:,.0f} frames/s; raw pyzmq "
+        f"{lim['pyzmq']:,.0f} msgs/s; raw COPY {lim['copy']:,.0f} rows/s"
+    )
+    best = top["msgs_per_s"]
+    print(
+        f"best end to end {best:,.0f} msgs/s = {best / lim['websockets']:.0%} of websockets, "
+        f"{best / lim['pyzmq']:.0%} of pyzmq, {best / lim['copy']:.0%} of COPY"
+    )
+    print(
+        "targets (issue 10): >= 30,000 msgs/s into PostgreSQL with zero loss; p99 recv->tob < 2 ms at "
+        "1,000 msgs/s; p99 recv->commit < 500 ms at 10,000 msgs/s"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "limits": lim}, indent=1))
+    return 0 if all(x["lost"] == 0 and x["duplicated_or_wrong"] == 0 for x in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

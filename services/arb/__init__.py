@@ -1,0 +1,1 @@
+"""The sports arbitrage detector: Kalshi game markets against sportsbook odds, and against themselves."""

@@ -1,0 +1,54 @@
+"""Ask the arb worker about the games it watches.
+
+  kxfeed arb unmatched [--json]
+
+unmatched: Kalshi games the arb worker could not tie to a sportsbook event, and why -
+no team table for the series, a ticker it cannot read, a team code without a name, no
+odds yet for the sport, no event that day, a best match below [arb] min_confidence
+(its score shown), or two events that score alike. These games get no sportsbook
+signal (their complement arbitrage is still watched); nothing is guessed.
+
+examples:
+  kxfeed arb unmatched
+  kxfeed arb unmatched --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services.cli.common import add_config_options, load, subcommand
+from shared.control import ControlError, request
+from shared.messages import JSON_ENCODER
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "arb", __doc__)
+    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    um = action.add_parser("unmatched", help="games not matched to a sportsbook event, with the reason")
+    um.add_argument("--json", action="store_true", help="print the worker's answer as JSON")
+    um.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the worker (default 3)")
+    add_config_options(um)
+    um.set_defaults(func=run_unmatched)
+
+
+def run_unmatched(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    try:
+        rows: list[dict[str, Any]] = request(cfg.arb.control, "unmatched", timeout_s=args.timeout)
+    except ControlError as exc:
+        print(f"kxfeed arb: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(JSON_ENCODER.encode(rows).decode())
+        return 0
+    if not rows:
+        print("every watched game is matched to a sportsbook event")
+        return 0
+    print(f"{len(rows)} games not matched:")
+    for r in rows:
+        score = f" (best score {r['confidence']:.2f})" if r.get("confidence") else ""
+        print(f"  {r['event_ticker']:<36} {r['reason']:<15}{score}  {r.get('detail', '')}")
+    return 0

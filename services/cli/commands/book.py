@@ -1,0 +1,55 @@
+"""Show one market's live order book, from the running orderbook worker.
+
+  kxfeed book TICKER [--depth N] [--json]
+
+Asks the orderbook worker's control socket ([orderbook] control). Prints validity
+(an INVALID book says why and shows no market), the top of book with mid, spread
+and implied probability, then the levels: YES bids, NO bids and the YES asks they
+imply ($1 - NO bid), best first. Prices in dollars, sizes in contracts.
+--json prints the worker's answer as is: prices are integers in $0.0001, sizes in
+hundredths of a contract, mids doubled (mid_x2) to stay exact.
+
+examples:
+  kxfeed book KXNFLGAME-25NOV23BUFHOU-BUF
+  kxfeed book KXNFLGAME-25NOV23BUFHOU-BUF --depth 0 --json   # every level
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services.cli.common import add_config_options, load, subcommand
+from services.orderbook import render
+from shared.control import ControlError, request
+from shared.messages import JSON_ENCODER
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "book", __doc__)
+    p.add_argument("ticker", help="market ticker")
+    p.add_argument("--depth", type=int, default=10, help="levels per side (0: all; default 10)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (exact integers)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the worker (default 3)")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    try:
+        ans = request(
+            cfg.orderbook.control,
+            "book",
+            {"ticker": args.ticker, "depth": args.depth},
+            timeout_s=args.timeout,
+        )
+    except ControlError as exc:
+        print(f"kxfeed book: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(JSON_ENCODER.encode(ans).decode())
+    else:
+        print(render.book(ans))
+    return 0

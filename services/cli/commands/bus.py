@@ -1,0 +1,28 @@
+"""Run the bus proxy (XSUB/XPUB) that every worker connects to.
+
+  kxfeed bus [--config FILE]
+
+Publishers connect to [bus] xsub, subscribers (workers, `kxfeed tap`, your own
+programs) to [bus] xpub. Same as `kxfeed worker bus`.
+
+example:
+  KXFEED_BUS_XPUB=tcp://0.0.0.0:5556 kxfeed bus
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from services.bus.worker import BusWorker
+from services.cli.common import add_config_options, load, subcommand
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "bus", __doc__)
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return BusWorker(load(args)).run()

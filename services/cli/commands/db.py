@@ -1,0 +1,223 @@
+"""Database: migrate the schema and query what the writer stored.
+
+  kxfeed db upgrade                    create or migrate the schema to this version's head
+  kxfeed db latest TICKER [--json]     latest top of book (order book, WS ticker, poll; the
+                                       newest is marked) and the last trade
+  kxfeed db gaps TICKER [--json]       stored sequence holes per subscription (connection,
+                                       sid) that carried TICKER, as a list and a count
+  kxfeed db stats [--hours N] [--json] rows and bytes per table; rows per hour (receive time)
+
+The database is [db] url (KXFEED_DB_URL overrides it): a SQLite file by default,
+PostgreSQL with postgresql+asyncpg://user@host/db. Prices print in dollars ($0.4300)
+and counts in contracts (25.00); --json prints the exact integers (prices in
+$0.0001, counts in hundredths). Exit 2 on a config or schema problem.
+
+examples:
+  kxfeed db upgrade --config config/prod.toml
+  kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF
+  KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed db stats --hours 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.cli.common import add_config_options, load, subcommand
+from services.writer import queries
+from services.writer.engine import make_engine, redact
+from services.writer.migrate import SchemaTooNew, current_revision, head_revision, upgrade
+from shared.config import Config
+from shared.messages import JSON_ENCODER
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "db", __doc__)
+    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = action.add_parser("upgrade", help="create or migrate the schema to head")
+    add_config_options(up)
+    up.set_defaults(func=run_upgrade)
+    for name, helptext, func in (
+        ("latest", "latest top of book and last trade of a market", run_latest),
+        ("gaps", "stored sequence holes per subscription of a market", run_gaps),
+    ):
+        q = action.add_parser(name, help=helptext)
+        q.add_argument("ticker", metavar="TICKER", help="market ticker")
+        q.add_argument("--json", action="store_true", help="print JSON (exact integers)")
+        add_config_options(q)
+        q.set_defaults(func=func)
+    st = action.add_parser("stats", help="rows and bytes per table, rows per hour")
+    st.add_argument("--hours", type=int, default=24, help="hours of per-hour rows to show (default 24)")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    add_config_options(st)
+    st.set_defaults(func=run_stats)
+
+
+def _with_engine(cfg: Config, body: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    async def go() -> int:
+        engine = make_engine(cfg.db)
+        try:
+            return await body(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    cfg = load(args)
+
+    async def body(engine: AsyncEngine) -> int:
+        try:
+            before, after = await upgrade(engine, cfg.db)
+        except SchemaTooNew as exc:
+            print(f"kxfeed db upgrade: {exc}", file=sys.stderr)
+            return 2
+        if before == after:
+            print(f"{redact(cfg.db.url)}: schema already at {after}")
+        else:
+            print(f"{redact(cfg.db.url)}: schema {before or '(empty)'} -> {after}")
+        return 0
+
+    return _with_engine(cfg, body)
+
+
+async def _check_schema(engine: AsyncEngine, url: str) -> bool:
+    rev = await current_revision(engine)
+    if rev is None:
+        print(f"kxfeed db: {redact(url)} has no kxfeed schema; run `kxfeed db upgrade`", file=sys.stderr)
+        return False
+    if rev != head_revision():
+        print(f"kxfeed db: note: schema {rev}, this kxfeed knows {head_revision()}", file=sys.stderr)
+    return True
+
+
+def _run_query(args: argparse.Namespace, body: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    cfg = load(args)
+
+    async def checked(engine: AsyncEngine) -> int:
+        if not await _check_schema(engine, cfg.db.url):
+            return 2
+        return await body(engine)
+
+    return _with_engine(cfg, checked)
+
+
+def dollars(price: int | None) -> str:
+    if price is None:
+        return "-"
+    sign = "-" if price < 0 else ""
+    whole, frac = divmod(abs(price), 10_000)
+    return f"{sign}${whole}.{frac:04d}"
+
+
+def contracts(count: int) -> str:
+    sign = "-" if count < 0 else ""
+    whole, frac = divmod(abs(count), 100)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+def when(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _print_json(value: Any) -> None:
+    print(JSON_ENCODER.encode(queries.jsonable(value)).decode())
+
+
+def run_latest(args: argparse.Namespace) -> int:
+    async def body(engine: AsyncEngine) -> int:
+        res = await queries.latest(engine, args.ticker)
+        newest = res.newest
+        if args.json:
+            data = queries.jsonable(res)
+            data["newest"] = newest.source if newest else None
+            _print_json(data)
+            return 0 if res.tops or res.trade else 1
+        print(res.ticker)
+        if not res.tops and res.trade is None:
+            print("  nothing stored for this market")
+            return 1
+        print("  top of book" + (f" (newest: {newest.source})" if newest else ": none stored"))
+        for top in sorted(res.tops, key=lambda t: t.ts, reverse=True):
+            mark = "*" if top is newest else " "
+            bid = f"{dollars(top.yes_bid)} x {contracts(top.yes_bid_size)}"
+            ask = f"{dollars(top.yes_ask)} x {contracts(top.yes_ask_size)}"
+            line = f"  {mark} {top.source:<5} {when(top.ts)}  yes bid {bid:<18} yes ask {ask:<18}"
+            print(f"{line} {top.detail}")
+        t = res.trade
+        if t is None:
+            print("  last trade: none stored")
+        else:
+            print(
+                f"  last trade {when(t.ts)}  yes {dollars(t.yes_price)} no {dollars(t.no_price)} "
+                f"count {contracts(t.count)} taker {t.taker_side}  ({t.trade_id})"
+            )
+        return 0
+
+    return _run_query(args, body)
+
+
+def run_gaps(args: argparse.Namespace) -> int:
+    async def body(engine: AsyncEngine) -> int:
+        res = await queries.gap_report(engine, args.ticker)
+        if args.json:
+            data = queries.jsonable(res)
+            data.update(missing=res.missing, holes=res.holes)
+            _print_json(data)
+            return 0
+        print(f"{res.ticker}: {res.holes} holes, {res.missing} sequence numbers missing")
+        if not res.subscriptions:
+            print("  no WS subscription with a stored snapshot of this market")
+        for s in res.subscriptions:
+            print(
+                f"  conn {s.conn} sid {s.sid}: seq {s.first_seq}..{s.last_seq}, {s.stored} stored, "
+                f"{len(s.holes)} holes, {s.missing} missing"
+            )
+            for a, b in s.holes:
+                print(f"    missing {a}" + (f"..{b} ({b - a + 1})" if b != a else ""))
+        if res.events:
+            print("  gap events recorded by the connector:")
+            for e in res.events:
+                print(
+                    f"    {when(e.ts)} conn {e.conn} sid {e.sid} expected {e.expected} got {e.received}: "
+                    f"{e.status} ({e.reason}{', ' + e.method if e.method else ''})"
+                )
+        return 0
+
+    return _run_query(args, body)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n / 1024:.1f} {unit}"
+        n //= 1024
+    return f"{n} TiB"
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    async def body(engine: AsyncEngine) -> int:
+        res = await queries.stats(engine, hours=args.hours, now=datetime.now(UTC))
+        if args.json:
+            _print_json(res)
+            return 0
+        print(f"{'table':<16} {'rows':>14} {'bytes':>12}")
+        for t in res.tables:
+            print(f"{t.table:<16} {t.rows:>14} {_size(t.bytes):>12}")
+        print(f"\nper hour (receive time, last {args.hours} h)")
+        if not res.hours:
+            print("  no rows stored in that window")
+        for hour, table, rows, est in res.hours:
+            print(f"  {when(hour)}  {table:<16} {rows:>12} rows  ~{_size(est)}")
+        return 0
+
+    return _run_query(args, body)

@@ -1,0 +1,38 @@
+"""Restart one supervised worker now (no backoff; not counted against the intensity).
+
+  kxfeed restart NAME [--config FILE]
+
+The supervisor stops NAME (SIGTERM, SIGKILL after its shutdown timeout) and
+starts it again; with strategy rest_for_one or one_for_all the workers that
+depend on it restart with it. A worker stopped with `kxfeed stop NAME` starts
+again.
+
+example:
+  kxfeed restart connector
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services.cli.common import add_config_options, load, subcommand
+from shared.control import ControlError, request
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "restart", __doc__)
+    p.add_argument("name", help="the worker to restart (see `kxfeed status`)")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    try:
+        print(request(cfg.supervisor.control, "restart", {"name": args.name}))
+    except ControlError as exc:
+        print(f"kxfeed restart: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,91 @@
+"""Scan every live book at once: movers, spreads, stale books (from the orderbook worker).
+
+  kxfeed scan movers  [--top N] [--window 5m] [--by mid|volume] [--json]
+  kxfeed scan spreads [--top N] [--order widest|narrowest] [--json]
+  kxfeed scan stale   [--top N] [--older-than 5m] [--json]
+
+Answers come from the orderbook worker's live state over its control socket
+([orderbook] control) in milliseconds, not from paging through REST. movers: the
+largest mid change over the window (or most volume traded); the window's
+resolution is [orderbook] movers_sample_s. spreads: VALID two-sided books by YES
+spread. stale: INVALID books, and VALID books without a change for --older-than.
+Durations: 90, 90s, 5m, 1h. Prices in dollars; --json gives exact integers
+($0.0001, hundredths of a contract, doubled mids).
+
+examples:
+  kxfeed scan movers --top 20 --window 5m
+  kxfeed scan spreads --order narrowest --top 10
+  kxfeed scan stale --older-than 10m --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services.cli.common import add_config_options, load, subcommand
+from services.orderbook import render
+from shared.control import ControlError, request
+from shared.messages import JSON_ENCODER
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """'90', '90s', '5m', '1h' -> seconds."""
+    body, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    try:
+        value = float(body) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 90s, 5m, 1h)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be > 0: {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "scan", __doc__)
+    kinds = p.add_subparsers(dest="scan", metavar="WHAT", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--top", type=int, default=20, help="rows to show (default 20)")
+    common.add_argument("--json", action="store_true", help="print the answer as JSON (exact integers)")
+    common.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for the worker (default 3)"
+    )
+    add_config_options(common)
+    m = kinds.add_parser("movers", parents=[common], help="largest mid change (or volume) over a window")
+    m.add_argument("--window", type=duration, default=300.0, help="look-back window (default 5m)")
+    m.add_argument("--by", choices=["mid", "volume"], default="mid", help="rank by mid change or volume")
+    s = kinds.add_parser("spreads", parents=[common], help="widest or narrowest YES spreads")
+    s.add_argument("--order", choices=["widest", "narrowest"], default="widest")
+    st = kinds.add_parser("stale", parents=[common], help="INVALID books and books without recent changes")
+    st.add_argument(
+        "--older-than", type=duration, default=None, help="age limit (default [orderbook] stale_after_s)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    query: dict[str, Any] = {"top": args.top}
+    if args.scan == "movers":
+        query.update(window_s=args.window, by=args.by)
+    elif args.scan == "spreads":
+        query.update(order=args.order)
+    elif args.older_than is not None:
+        query.update(older_than_s=args.older_than)
+    try:
+        rows = request(cfg.orderbook.control, args.scan, query, timeout_s=args.timeout)
+    except ControlError as exc:
+        print(f"kxfeed scan {args.scan}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(JSON_ENCODER.encode(rows).decode())
+    elif args.scan == "movers":
+        print(render.movers(rows, args.by))
+    elif args.scan == "spreads":
+        print(render.spreads(rows, args.order))
+    else:
+        print(render.stale(rows))
+    return 0

@@ -1,0 +1,59 @@
+"""Show the supervised workers: pid, state, uptime, restarts, heartbeat age, messages/s.
+
+  kxfeed status [--config FILE] [--json] [--events N]
+
+Asks the running supervisor (`kxfeed up`) over its control socket. MSG/S comes
+from the workers' heartbeat counters; LAST EXIT is negative when a signal
+killed the worker. Exits 1 when no supervisor answers.
+
+examples:
+  kxfeed status
+  kxfeed status --json | jq '.workers[] | select(.state != "running")'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services.cli.common import add_config_options, load, subcommand
+from services.supervisor.display import event_line, headline, table
+from shared.control import ControlError, request
+from shared.messages import JSON_ENCODER
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "status", __doc__)
+    add_config_options(p)
+    p.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    p.add_argument(
+        "--events", type=int, default=5, metavar="N", help="show the last N supervisor events (default 5)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3.0, metavar="S", help="seconds to wait for the supervisor"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    endpoint = cfg.supervisor.control
+    try:
+        status = request(endpoint, "status", timeout_s=args.timeout)
+    except ControlError as exc:
+        print(f"kxfeed status: no supervisor: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(JSON_ENCODER.encode(status).decode())
+        return 0
+    print(headline(status))
+    print()
+    for line in table(status):
+        print(line)
+    events = status.get("events", [])[-args.events :] if args.events > 0 else []
+    if events:
+        print("\nrecent:")
+        for e in events:
+            print("  " + event_line(e))
+    return 0

@@ -1,0 +1,72 @@
+"""Print live bus messages as JSON lines.
+
+  kxfeed tap [PREFIX ...] [--count N] [--timeout S]
+
+PREFIX filters by topic prefix: topics are <kind>.<market_ticker> (or
+<kind>.<worker>), so 'delta.' takes every book delta, 'tob.KXNFLGAME' the top
+of book of every NFL game market, '' everything. Each line is one message with
+its field names and "kind"; prices are integers in $0.0001, counts in
+hundredths of a contract. Exits after N messages, or after S seconds without one.
+
+examples:
+  kxfeed tap 'trade.' --count 10
+  kxfeed tap 'tob.KXNBAGAME-26NOV03LALBOS' 'bookstate.'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import zmq
+
+from services.cli.common import add_config_options, load, subcommand
+from shared.bus import Subscriber
+from shared.messages import JSON_ENCODER, to_jsonable
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "tap", __doc__)
+    p.add_argument(
+        "prefixes", nargs="*", default=[""], metavar="PREFIX", help="topic prefixes (default: all)"
+    )
+    p.add_argument("--count", type=int, default=0, help="stop after N messages (default: run until Ctrl-C)")
+    p.add_argument(
+        "--timeout", type=float, default=0.0, help="stop after S seconds with no message (0: never)"
+    )
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, cfg.bus.xpub, args.prefixes, rcvhwm=cfg.bus.rcvhwm)
+    seen = 0
+    last = time.monotonic()
+    out = sys.stdout
+    try:
+        while not args.count or seen < args.count:
+            batch = sub.recv_blocking(0.2)
+            if not batch:
+                if args.timeout and time.monotonic() - last > args.timeout:
+                    print(f"kxfeed tap: no message for {args.timeout}s", file=sys.stderr)
+                    return 1 if seen == 0 else 0
+                continue
+            last = time.monotonic()
+            for msg in batch:
+                out.write(JSON_ENCODER.encode(to_jsonable(msg)).decode() + "\n")
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+            out.flush()
+    except BrokenPipeError:
+        pass
+    finally:
+        sub.close()
+        ctx.destroy(0)
+    if sub.dropped:
+        print(f"kxfeed tap: {sub.dropped} messages dropped on the way", file=sys.stderr)
+    return 0

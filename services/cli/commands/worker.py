@@ -1,0 +1,38 @@
+"""Run one worker in the foreground (for debugging, honcho and systemd).
+
+  kxfeed worker NAME [--config FILE] [--instance ID]
+
+The worker connects to the bus named in the config, serves /metrics on its
+port and answers its control socket (ping, stats, stop). SIGTERM or Ctrl-C
+drains and exits 0.
+
+example:
+  kxfeed worker orderbook --config config/default.toml --log-json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from services import registry
+from services.cli.common import add_config_options, load, subcommand
+
+
+def register(sub: Any) -> None:
+    p = subcommand(sub, "worker", __doc__)
+    p.add_argument("name", choices=list(registry.WORKER_MODULES), help="which worker")
+    p.add_argument("--instance", default="", help="instance id when running several (e.g. shard 0)")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    try:
+        cls = registry.worker_class(args.name)
+    except KeyError as exc:
+        print(f"kxfeed worker: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return cls(cfg, instance=args.instance).run()

@@ -1,0 +1,1 @@
+"""The Kalshi WebSocket connector: subscribe, check sequence, recover, journal, publish."""

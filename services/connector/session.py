@@ -1,0 +1,501 @@
+"""One WebSocket connection's pure core: decode frames, check sequence, recover, convert.
+
+:meth:`Session.frames` takes a batch of raw frames and appends bus messages to
+``out``; commands to send accumulate in ``table.cmds``. Nothing here touches a
+socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in.
+
+Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
+(dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
+a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
+for a market without a snapshot, or one that would make a level negative, is a
+gap of that market alone. Recovery that does not finish within the resync
+timeout, and terminal errors (10, 17, 25), replace the subscription.
+
+To check "negative level" the session keeps each book's level sizes: a dict per
+side, which also makes the delta path independent of anyone downstream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from shared.kalshi import parse
+from shared.kalshi.ws import (
+    FRAME_DECODER,
+    TERMINAL_ERRORS,
+    TYPE_NAMES,
+    Error,
+    EventFeeUpdateFrame,
+    EventLifecycleFrame,
+    FillFrame,
+    MarketLifecycleFrame,
+    MarketPositionFrame,
+    MultivariateLifecycleFrame,
+    Ok,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    Subscribed,
+    TickerFrame,
+    TradeFrame,
+    Unsubscribed,
+)
+from shared.log import BurstLog, get_logger
+from shared.messages import (
+    EventLifecycle,
+    MarketLifecycle,
+    Message,
+)
+from shared.units import UnitError
+
+from .badframes import FrameFaults
+from .metrics import (
+    COMMAND_ERRORS,
+    DECODE,
+    DISCARDED,
+    DUPLICATES,
+    GAPS,
+    MESSAGE_AGE,
+    MESSAGES,
+    SEND_AGE,
+    SNAPSHOT_REQUESTS,
+)
+from .recovery import Recovery
+from .subscriptions import BOOK, Pending, Sub, SubscriptionTable
+
+VALID, AWAITING, NEW = 0, 1, 2
+_MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
+_DUP = DUPLICATES
+_AWAIT = DISCARDED.labels("awaiting_snapshot")
+_log = get_logger("connector.session")
+
+
+class MiniBook:
+    __slots__ = ("no", "state", "yes")
+
+    def __init__(self) -> None:
+        self.yes: dict[int, int] = {}
+        self.no: dict[int, int] = {}
+        self.state = NEW
+
+
+class Session:
+    def __init__(
+        self,
+        conn: int,
+        *,
+        recovery: Recovery,
+        max_markets: int,
+        resync_timeout_s: float = 5.0,
+        initial_timeout_s: float = 10.0,
+        command_timeout_s: float = 10.0,
+        use_yes_price: bool = False,
+        lifecycle: bool = True,
+        private: tuple[str, ...] = (),
+        unknown_types: set[str] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.recovery = recovery
+        self.table = SubscriptionTable(
+            max_markets=max_markets, use_yes_price=use_yes_price, lifecycle=lifecycle, private=private
+        )
+        self.resync_timeout_s = resync_timeout_s
+        self.initial_timeout_s = initial_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.yes_price = use_yes_price
+        self.books: dict[str, MiniBook] = {}
+        self.out: list[Message] = []
+        #: Lifecycle news for the worker (market set upkeep).
+        self.lifecycle: list[MarketLifecycle | EventLifecycle] = []
+        #: Why this session must end ("" while healthy).
+        self.broken = ""
+        #: Markets Kalshi says do not exist (error 16): the worker drops them from its set.
+        self.rejected: list[str] = []
+        #: A lifecycle seq jumped: the worker should re-discover the market set.
+        self.lifecycle_gap = False
+        self.frames_total = 0
+        self.faults = FrameFaults(unknown_types if unknown_types is not None else set())
+        self._burst = BurstLog(_log)
+
+    # ---- driving ---------------------------------------------------------------------------
+    def start(self, markets: Iterable[str], now: float) -> None:
+        ms = sorted(set(markets))
+        for t in ms:
+            self.books[t] = MiniBook()
+        self.table.start(ms, now)
+
+    def take(self) -> list[Message]:
+        out, self.out = self.out, []
+        return out
+
+    def frames(self, raws: list[bytes], ts_recv: int, now: float) -> None:
+        """Handle a batch of raw frames in arrival order."""
+        started = time.perf_counter()
+        conn = self.conn
+        yes_price = self.yes_price
+        books = self.books
+        by_sid = self.table.by_sid
+        out = self.out
+        decode = FRAME_DECODER.decode
+        to_delta = parse.delta
+        now_ms = ts_recv // 1_000_000
+        age = MESSAGE_AGE.observe_ms
+        send_age = SEND_AGE.observe_ms
+        counts: dict[type, int] = {}
+        for raw in raws:
+            try:
+                f: Any = decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.faults.undecodable(raw, exc)
+                continue
+            t = type(f)
+            counts[t] = counts.get(t, 0) + 1
+            if t is OrderbookDelta:
+                sub = by_sid.get(f.sid)
+                if sub is None:
+                    self._stray(f.sid)
+                    continue
+                seq = f.seq
+                last = sub.last_seq
+                if last is not None and seq != last + 1:
+                    if seq <= last:
+                        _DUP.inc()
+                        continue
+                    self._sid_gap(sub, last + 1, seq, now, ts_recv)
+                sub.last_seq = seq
+                m = f.msg
+                if m.ts_ms is not None:
+                    age(now_ms - m.ts_ms)
+                if f.sending_ts_ms is not None:
+                    send_age(now_ms - f.sending_ts_ms)
+                book = books.get(m.market_ticker)
+                if book is None or book.state != VALID or m.market_ticker not in sub.markets:
+                    self._delta_slow(f, sub, book, now, ts_recv)
+                    continue
+                try:
+                    d = to_delta(f, conn, ts_recv, yes_price=yes_price)
+                except UnitError as exc:
+                    self.faults.bad("units", raw, exc)
+                    self._market_gap(sub, m.market_ticker, "bad_delta", seq, now, ts_recv)
+                    continue
+                levels = book.yes if d.side == "yes" else book.no
+                new = levels.get(d.price, 0) + d.delta
+                if new < 0:
+                    self._market_gap(sub, m.market_ticker, "negative_level", seq, now, ts_recv)
+                    continue
+                if new:
+                    levels[d.price] = new
+                else:
+                    levels.pop(d.price, None)
+                out.append(d)
+            elif t is OrderbookSnapshot:
+                self._snapshot(f, raw, now, ts_recv)
+            else:
+                self._other(f, raw, now, ts_recv)
+        for t, n in counts.items():
+            _MESSAGES[t].inc(n)
+        self.frames_total += len(raws)
+        if raws:
+            DECODE.observe((time.perf_counter() - started) / len(raws))
+
+    # ---- book frames off the fast path -----------------------------------------------------
+    def _seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
+        last = sub.last_seq
+        if last is not None and seq != last + 1:
+            if seq <= last:
+                _DUP.inc()
+                return False
+            self._sid_gap(sub, last + 1, seq, now, ts_recv)
+        sub.last_seq = seq
+        return True
+
+    def _delta_slow(
+        self, f: OrderbookDelta, sub: Sub, book: MiniBook | None, now: float, ts_recv: int
+    ) -> None:
+        ticker = f.msg.market_ticker
+        if book is None or ticker not in sub.markets:
+            DISCARDED.labels("unknown_market").inc()
+        elif book.state == AWAITING:
+            _AWAIT.inc()
+        else:  # NEW: a delta before the market's first snapshot
+            self._market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
+
+    def _snapshot(self, f: OrderbookSnapshot, raw: bytes, now: float, ts_recv: int) -> None:
+        sub = self.table.by_sid.get(f.sid)
+        if sub is None:
+            self._stray(f.sid)
+            return
+        if not self._seq_ok(sub, f.seq, now, ts_recv):
+            return
+        if f.sending_ts_ms is not None:
+            SEND_AGE.observe_ms(ts_recv // 1_000_000 - f.sending_ts_ms)
+        ticker = f.msg.market_ticker
+        if ticker not in sub.markets:
+            DISCARDED.labels("unknown_market").inc()
+            return
+        try:
+            snap = parse.snapshot(f, self.conn, ts_recv, yes_price=self.yes_price)
+        except UnitError as exc:
+            # The market stays as it was: waiting ones keep waiting (resync timeout), valid ones
+            # are still valid (a snapshot never changes the delta stream).
+            self.faults.bad("units", raw, exc)
+            return
+        book = self.books.get(ticker)
+        if book is None:
+            book = self.books[ticker] = MiniBook()
+        book.yes = dict(snap.yes)
+        book.no = dict(snap.no)
+        book.state = VALID
+        sub.awaiting.discard(ticker)
+        if not sub.awaiting:
+            sub.deadline = None
+        self.out.append(snap)
+        self.recovery.restored(ticker, self.conn, sub.sid, f.seq, now, ts_recv, self.out)
+
+    def _sid_gap(self, sub: Sub, expected: int, received: int, now: float, ts_recv: int) -> None:
+        tickers = sorted(sub.markets)
+        self._await(sub, tickers, now, self.resync_timeout_s)
+        self.recovery.open_gap(
+            conn=self.conn,
+            sid=sub.sid,
+            expected=expected,
+            received=received,
+            tickers=tickers,
+            reason="seq_gap",
+            method="get_snapshot",
+            now=now,
+            ts_recv=ts_recv,
+            out=self.out,
+        )
+        self._burst.event(
+            f"gap:{sub.sid}",
+            "sequence gap: recovering in band",
+            sid=sub.sid,
+            expected=expected,
+            received=received,
+            markets=len(tickers),
+        )
+        self.request_snapshots(tickers, "gap", now)
+
+    def _market_gap(self, sub: Sub, ticker: str, reason: str, seq: int, now: float, ts_recv: int) -> None:
+        self._await(sub, [ticker], now, self.resync_timeout_s)
+        self.recovery.open_gap(
+            conn=self.conn,
+            sid=sub.sid,
+            expected=seq,
+            received=seq,
+            tickers=[ticker],
+            reason=reason,
+            method="get_snapshot",
+            now=now,
+            ts_recv=ts_recv,
+            out=self.out,
+        )
+        self._burst.event(f"mgap:{reason}", "book break: recovering market", ticker=ticker, reason=reason)
+        self.request_snapshots([ticker], "gap", now)
+
+    def _await(self, sub: Sub, tickers: list[str], now: float, timeout: float, *, mark: bool = True) -> None:
+        """``tickers`` wait for a snapshot on ``sub`` until ``now + timeout``; ``mark`` makes their
+        deltas meanwhile be dropped (after a break) rather than treated as a break (new markets)."""
+        if mark:
+            for t in tickers:
+                book = self.books.get(t)
+                if book is not None:
+                    book.state = AWAITING
+        sub.awaiting.update(tickers)
+        if sub.deadline is None:
+            sub.deadline = now + timeout
+
+    def request_snapshots(self, tickers: Iterable[str] | None, source: str, now: float) -> list[str]:
+        """get_snapshot for these markets (None = every market). Returns those requested."""
+        wanted = self.table.markets() if tickers is None else tickers
+        groups = self.table.snapshot(wanted, now)
+        asked = sorted(t for markets in groups.values() for t in markets)
+        if asked:
+            SNAPSHOT_REQUESTS.labels(source).inc(len(asked))
+        return asked
+
+    # ---- everything else -------------------------------------------------------------------
+    def _other(self, f: Any, raw: bytes, now: float, ts_recv: int) -> None:
+        t = type(f)
+        try:
+            if t is TickerFrame:
+                msg: Any = parse.ticker(f, ts_recv)
+            elif t is TradeFrame:
+                msg = parse.trade(f, ts_recv)
+            elif t is MarketLifecycleFrame or t is MultivariateLifecycleFrame:
+                self._lifecycle_seq(f)
+                msg = parse.lifecycle(f, ts_recv)
+                self.lifecycle.append(msg)
+            elif t is EventLifecycleFrame:
+                self._lifecycle_seq(f)
+                msg = parse.event_lifecycle(f, ts_recv)
+                self.lifecycle.append(msg)
+            elif t is EventFeeUpdateFrame:
+                self._lifecycle_seq(f)
+                msg = parse.fee_update(f, ts_recv)
+            elif t is FillFrame:
+                msg = parse.fill(f, ts_recv)
+            elif t is MarketPositionFrame:
+                msg = parse.market_position(f, ts_recv)
+            else:
+                self._reply(f, now, ts_recv)
+                return
+        except UnitError as exc:
+            self.faults.bad("units", raw, exc)
+            return
+        ts = msg.ts_exch
+        if ts is not None and t is not MarketLifecycleFrame:
+            MESSAGE_AGE.observe_ms(ts_recv // 1_000_000 - ts)
+        self.out.append(msg)
+
+    def _lifecycle_seq(self, f: Any) -> None:
+        sub = self.table.lifecycle
+        if f.seq is None or sub is None or f.sid != sub.sid:
+            return
+        last = sub.last_seq
+        if last is not None and f.seq > last + 1:
+            GAPS.labels("lifecycle_seq").inc()
+            self.lifecycle_gap = True
+            self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
+        if last is None or f.seq > last:
+            sub.last_seq = f.seq
+
+    def _reply(self, f: Any, now: float, ts_recv: int) -> None:
+        t = type(f)
+        if t is Subscribed:
+            got = self.table.on_subscribed(f.id, f.msg.channel, f.msg.sid)
+            if got is not None and got[0].channel == BOOK:
+                # A fresh sid starts with one snapshot per market; until then its markets wait.
+                self._await(got[0], sorted(got[1]), now, self.initial_timeout_s, mark=False)
+        elif t is Unsubscribed:
+            self.table.pop(f.id)
+        elif t is Ok:
+            p = self.table.pop(f.id)
+            if p is not None and p.kind == "add":
+                for sub in p.subs:
+                    if sub.channel == BOOK:
+                        self._await(sub, list(p.markets), now, self.initial_timeout_s, mark=False)
+        elif t is Error:
+            self._error(f, now, ts_recv)
+        else:  # a recognised frame type this session has no use for
+            DISCARDED.labels(TYPE_NAMES[t]).inc()
+
+    def _error(self, f: Error, now: float, ts_recv: int) -> None:
+        code = f.msg.code
+        COMMAND_ERRORS.labels(str(code)).inc()
+        p = self.table.pop(f.id) if f.id else None
+        ctx: dict[str, Any] = {"code": code, "error": f.msg.msg, "id": f.id, "ticker": f.msg.market_ticker}
+        if p is not None:
+            self._command_failed(p, f, now)
+            self._burst.event(f"err:{p.kind}:{code}", "command refused", kind=p.kind, **ctx)
+            return
+        sid = f.sid if f.sid is not None else f.msg.sid
+        if code in TERMINAL_ERRORS:
+            subs = [self.table.by_sid[sid]] if sid in self.table.by_sid else []
+            if sid is None:
+                subs = self.table.live_subs()  # a terminal error naming no sid: trust none
+            self._burst.event(f"terminal:{code}", "subscription failed: subscribing again", sid=sid, **ctx)
+            for sub in subs:
+                self._replace(sub, f"error_{code}", now, ts_recv)
+        else:
+            self._burst.event(f"err:{code}", "error from Kalshi", sid=sid, **ctx)
+
+    def _command_failed(self, p: Pending, f: Error, now: float) -> None:
+        code, ticker = f.msg.code, f.msg.market_ticker
+        if code == 16 and ticker and p.kind in ("subscribe", "add"):
+            self.rejected.append(ticker)
+            self.table.remove([ticker], now)
+            self.books.pop(ticker, None)
+            if p.kind == "subscribe":
+                self.table.retry(p, now)
+        elif code == 26 and p.kind in ("subscribe", "add"):
+            self.table.shrink(p, now)
+        elif p.kind == "subscribe":
+            self.broken = f"subscribe_error_{code}"
+        elif p.kind == "add":
+            for sub in p.subs:
+                if sub.sid in self.table.by_sid:
+                    self._replace(sub, f"add_error_{code}", now, 0)
+
+    def _replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
+        """Resubscribe ``sub``; its book markets are suspect until the new sid's snapshots."""
+        if sub.channel == BOOK:
+            tickers = sorted(sub.markets)
+            if reason.startswith("error_") and ts_recv:
+                self.recovery.open_gap(
+                    conn=self.conn,
+                    sid=sub.sid,
+                    expected=(sub.last_seq or 0) + 1,
+                    received=0,
+                    tickers=tickers,
+                    reason=reason,
+                    method="resubscribe",
+                    now=now,
+                    ts_recv=ts_recv,
+                    out=self.out,
+                )
+            for t in tickers:
+                book = self.books.get(t)
+                if book is not None:
+                    book.state = AWAITING
+            self.recovery.set_method(tickers, "resubscribe")
+        self.table.resubscribe(sub, reason, now, dead=reason.startswith("error_"))
+
+    def _stray(self, sid: int) -> None:
+        DISCARDED.labels("retired_sid" if sid in self.table.retired else "unknown_sid").inc()
+
+    # ---- timers and the end ----------------------------------------------------------------
+    def tick(self, now: float, ts_recv: int) -> None:
+        """Escalate recoveries past their deadline; notice commands that never got a reply."""
+        for sub in self.table.live_subs():
+            if sub.deadline is not None and now > sub.deadline and sub.awaiting:
+                self._burst.event(
+                    f"resync:{sub.sid}",
+                    "recovery timed out: subscribing again",
+                    sid=sub.sid,
+                    waiting=len(sub.awaiting),
+                )
+                self._replace(sub, "resync_timeout", now, ts_recv)
+        if any(p.kind == "subscribe" for p in self.table.overdue(now, self.command_timeout_s)):
+            self.broken = "command_timeout"
+        # Kalshi need not acknowledge get_snapshot; the resync deadline covers those.
+        self.table.forget_overdue(now, self.command_timeout_s)
+
+    def close(self, ts_recv: int) -> None:
+        """The connection is gone: every book it kept is stale until a new snapshot."""
+        valid = sorted(t for t, b in self.books.items() if b.state == VALID)
+        self.recovery.invalidate(valid, "disconnect", self.conn, 0, 0, ts_recv, self.out)
+        self.recovery.set_method(self.books, "reconnect")
+
+    # ---- market set changes ----------------------------------------------------------------
+    def add_markets(self, tickers: Iterable[str], now: float) -> list[str]:
+        added = self.table.add(tickers, now)
+        for t in added:
+            if t not in self.books:
+                self.books[t] = MiniBook()
+        return added
+
+    def remove_markets(self, tickers: Iterable[str], now: float, ts_recv: int) -> list[str]:
+        removed = self.table.remove(tickers, now)
+        for t in removed:
+            self.books.pop(t, None)
+        self.recovery.forget(removed, now, ts_recv, self.out)
+        return removed
+
+    def subscribed(self) -> bool:
+        """Every subscription confirmed (none pending)."""
+        return not any(p.kind == "subscribe" for p in self.table.pending.values())
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "markets": len(self.books),
+            "valid_books": sum(1 for b in self.books.values() if b.state == VALID),
+            "sids": len(self.table.by_sid),
+            "frames": self.frames_total,
+            "pending_commands": len(self.table.pending),
+        }

@@ -1,0 +1,167 @@
+"""One client connection's outbound side: queue, writer, server pings, per-connection faults.
+
+Frames are queued as JSON payloads and written in batches straight to the
+transport as RFC 6455 text frames (server frames are unmasked), one
+``transport.write`` per batch: that, not per-frame coroutines, is what lets
+blast mode run at socket speed. Pings and pongs are written the same way so
+they interleave with data exactly as on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from services.exchange_sim import metrics
+from services.exchange_sim.session import Session
+
+if TYPE_CHECKING:
+    from services.exchange_sim.hub import Hub
+
+_HIGH_WATER = 1 << 20  # bytes in the transport buffer before the writer waits for the socket
+
+
+def ws_frame_header(opcode: int, n: int) -> bytes:
+    b0 = 0x80 | opcode
+    if n < 126:
+        return bytes((b0, n))
+    if n < 65_536:
+        return bytes((b0, 126)) + n.to_bytes(2, "big")
+    return bytes((b0, 127)) + n.to_bytes(8, "big")
+
+
+# Text-frame headers for the common payload sizes, built once (a lookup beats building 4 bytes).
+_TEXT_HEADERS = [ws_frame_header(0x1, n) for n in range(8_192)]
+
+
+def encode_text_frames(batch: list[bytes]) -> bytes:
+    parts: list[bytes] = []
+    append = parts.append
+    headers = _TEXT_HEADERS
+    for p in batch:
+        n = len(p)
+        append(headers[n] if n < 8_192 else ws_frame_header(0x1, n))
+        append(p)
+    return b"".join(parts)
+
+
+class Conn:
+    def __init__(
+        self, conn_id: int, hub: Hub, transport: Any, protocol: Any, peer: str, session: Session
+    ) -> None:
+        self.id = conn_id
+        self.hub = hub
+        self.transport = transport
+        self.protocol = protocol
+        self.peer = peer
+        self.session = session
+        self.out: list[bytes] = []
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.stall_until = 0.0
+        self.no_ping_until = 0.0
+        self.unanswered = 0
+        # Per-sid pending faults; ``armed`` sends this connection's frames down the slow path.
+        self.gaps: dict[int, int] = {}
+        self.dups: dict[int, int] = {}
+        self.armed = False
+        self.frames_written = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._pinger())]
+
+    # ---- outbound ---------------------------------------------------------------------------
+    def push(self, frames: list[bytes]) -> None:
+        if frames and not self.closed:
+            self.out.extend(frames)
+            self.wake.set()
+
+    def stalled(self, now: float | None = None) -> bool:
+        return self.stall_until > (time.monotonic() if now is None else now)
+
+    async def _writer(self) -> None:
+        transport = self.transport
+        try:
+            while not self.closed:
+                if not self.out:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                wait = self.stall_until - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                if transport.is_closing():
+                    break
+                batch, self.out = self.out, []
+                transport.write(encode_text_frames(batch))
+                self.frames_written += len(batch)
+                metrics.FRAMES_SENT.inc(len(batch))
+                self.hub.truth.sent_frames(self.id, batch)
+                self.hub.room.set()
+                if transport.get_write_buffer_size() > _HIGH_WATER:
+                    await self.protocol._drain_helper()  # aiohttp's flow control: waits while paused
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self.hub.room.set()
+            if not self.closed:
+                self.hub.disconnect(self, "write_failed")
+
+    def write_control(self, opcode: int, payload: bytes) -> None:
+        if not self.closed and not self.transport.is_closing():
+            self.transport.write(ws_frame_header(opcode, len(payload)) + payload)
+
+    # ---- keep-alive -------------------------------------------------------------------------
+    async def _pinger(self) -> None:
+        interval = self.hub.cfg.ping_interval_s
+        missed = self.hub.cfg.missed_pongs
+        while not self.closed:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if self.stalled(now) or self.no_ping_until > now:
+                continue
+            if self.unanswered >= missed:
+                self.hub.log.info(
+                    "disconnecting client that missed pongs",
+                    extra={"ctx": {"conn": self.id, "missed": missed}},
+                )
+                self.close(1008, b"missed pongs", reason="missed_pongs")
+                return
+            self.unanswered += 1
+            self.write_control(0x9, b"heartbeat")
+
+    def on_ping(self, payload: bytes) -> None:
+        # Kalshi documents an empty pong to the (empty) client ping; RFC 6455 says echo the
+        # payload, which is the same thing for an empty ping and keeps other clients working.
+        if not (self.stalled() or self.no_ping_until > time.monotonic()):
+            self.write_control(0xA, payload)
+
+    def on_pong(self) -> None:
+        self.unanswered = 0
+
+    # ---- closing ----------------------------------------------------------------------------
+    def close(self, code: int | None = None, message: bytes = b"", *, reason: str = "closed") -> None:
+        """End the connection: with a close frame when ``code`` is given, else a bare TCP drop."""
+        if self.closed:
+            return
+        if code is not None:
+            self.write_control(0x8, code.to_bytes(2, "big") + message)
+            self.transport.close()
+        else:
+            self.transport.abort()
+        self.hub.disconnect(self, reason)
+
+    def cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        for t in self.tasks:
+            if t is not current:
+                t.cancel()
+
+    async def wait_tasks(self) -> None:
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t

@@ -1,0 +1,313 @@
+"""The orderbook worker: the actor shell around :class:`Builder`.
+
+Subscribes to snapshots (WS and REST resync), deltas, BookState, Gap, market
+metadata/lifecycle (price ladders, closed markets) and trades (volume movers);
+publishes ``bookstate.<t>``, ``tob.<t>`` and ``depth.<t>``; asks the connector (and
+then the gap filler) for snapshots with ``ctl.<target>`` Control messages; answers
+``book``, ``movers``, ``spreads``, ``stale`` and ``hashes`` on its control socket.
+
+CLI: ``kxfeed worker orderbook``; queries: ``kxfeed book TICKER``, ``kxfeed scan ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.actor import Actor, UnknownCommand
+from shared.bus import Subscriber
+from shared.config import OrderbookConfig
+from shared.log import BurstLog
+from shared.messages import BookState, Control, TopOfBook
+
+from . import queries
+from .builder import Builder
+from .emit import Emitter
+
+#: Bus prefixes the builder reads.
+PREFIXES = ["snap.", "delta.", "bookstate.", "gap.", "meta.", "lifecycle.", "trade."]
+#: Kinds whose loss on the bus can leave a book wrong.
+BOOK_KINDS = frozenset({"snap", "delta", "bookstate", "gap"})
+
+DELTAS = Counter("kxfeed_orderbook_deltas_applied_total", "Book deltas applied")
+SNAPSHOTS = Counter("kxfeed_orderbook_snapshots_applied_total", "Book snapshots applied", ["source"])
+INVALIDATIONS = Counter("kxfeed_orderbook_invalidations_total", "Books that became INVALID", ["reason"])
+IGNORED = Counter("kxfeed_orderbook_ignored_total", "Messages the builder did not apply", ["reason"])
+UNCHECKED = Counter(
+    "kxfeed_orderbook_unchecked_ticks_total", "Deltas applied without a tick check (price_ranges unknown)"
+)
+CLOSED = Counter("kxfeed_orderbook_closed_markets_total", "Books dropped because the market closed")
+BAD_RANGES = Counter("kxfeed_orderbook_bad_price_ranges_total", "price_ranges that describe no ladder")
+REQUESTS = Counter("kxfeed_orderbook_snapshot_requests_total", "Snapshot requests sent", ["target"])
+BOOKS = Gauge("kxfeed_orderbook_books", "Books held", ["state"])
+LATENCY = Histogram(
+    "kxfeed_orderbook_latency_seconds",
+    "Receive (ts_recv) to top-of-book published",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+#: Tops per publishing round whose receive -> publish latency is observed.
+LATENCY_SAMPLE = 32
+
+_PREFIX_METRICS: dict[str, Any] = {"snapshots.": SNAPSHOTS, "invalid.": INVALIDATIONS, "ignored.": IGNORED}
+_PLAIN_METRICS: dict[str, Any] = {"closed_markets": CLOSED, "bad_price_ranges": BAD_RANGES}
+
+
+class OrderbookWorker(Actor):
+    name = "orderbook"
+
+    async def setup(self) -> None:
+        cfg = self.config.orderbook
+        assert isinstance(cfg, OrderbookConfig)
+        self.cfg = cfg
+        self.builder = Builder(
+            own_pub=self.name,
+            resync_timeout_s=cfg.resync_timeout_s,
+            resync_max_backoff_s=cfg.resync_max_backoff_s,
+        )
+        self.emitter = Emitter(
+            self.builder, min_publish_interval=cfg.min_publish_interval, depth_levels=cfg.depth_levels
+        )
+        self.sub: Subscriber = self.subscriber(PREFIXES, on_drop=self._on_drop)
+        if cfg.max_batch > 0:
+            self.sub.max_batch = cfg.max_batch
+        self.burst = BurstLog(self.log)
+        self.asks = BurstLog(self.log, level=logging.INFO)
+        self._synced: dict[str, int] = {}
+        self._synced_deltas = 0
+        self._synced_unchecked = 0
+        self._requests = {"connector": 0, "gapfill": 0}
+        self._start = time.monotonic()
+        self._asked_at: float | None = None
+        BOOKS.labels("valid").set_function(lambda: float(self.builder.valid_count()))
+        BOOKS.labels("invalid").set_function(lambda: float(len(self.builder.invalid)))
+
+    async def main(self) -> None:
+        tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._timer())]
+        try:
+            # Either one failing is the worker failing (exit 1, the supervisor restarts it).
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _consume(self) -> None:
+        while not self.stopping.is_set():
+            msgs = await self.sub.recv()
+            now = time.monotonic()
+            self.builder.apply_many(msgs, now)
+            self._publish(now)
+
+    async def teardown(self) -> None:
+        self._sync_metrics()
+        self.burst.flush()
+        self.asks.flush()
+        self.sub.close()
+
+    # ---- publishing ------------------------------------------------------------------------
+    def _publish(self, now: float) -> None:
+        assert self.pub is not None
+        out = self.emitter.flush(now)
+        if out:
+            self.pub.publish_many(out)
+            wall = time.time_ns()
+            sampled = 0
+            for m in out:
+                if type(m) is TopOfBook:
+                    # A sample per round is enough for the distribution; observing every top
+                    # of a busy round would cost as much as publishing it.
+                    if m.ts_recv and sampled < LATENCY_SAMPLE:
+                        LATENCY.observe(max(wall - m.ts_recv, 0) / 1e9)
+                        sampled += 1
+                elif type(m) is BookState and not m.valid:
+                    # A settled market's book ends as it should: worth a line, not an alarm.
+                    log = self.asks if m.reason == "closed" else self.burst
+                    log.event(
+                        f"invalid-{m.reason}",
+                        "book INVALID",
+                        ticker=m.ticker,
+                        reason=m.reason,
+                        conn=m.conn,
+                        sid=m.sid,
+                        xseq=m.xseq,
+                    )
+        self._request_due(now)
+
+    def _request_due(self, now: float) -> None:
+        connector, gapfill = self.builder.due_requests(now)
+        if connector:
+            self._ask("connector", connector, "book invalid")
+        if gapfill:
+            self._ask("gapfill", gapfill, "book still invalid after a connector snapshot request")
+
+    def _ask(self, target: str, tickers: list[str], reason: str) -> None:
+        assert self.pub is not None
+        self.pub.publish(
+            Control(
+                target=target, cmd="snapshot", tickers=sorted(tickers), reason=reason, ts_recv=time.time_ns()
+            )
+        )
+        self._requests[target] += 1
+        REQUESTS.labels(target).inc()
+        self.asks.event(
+            f"ask-{target}",
+            "snapshot requested",
+            amount=len(tickers),
+            target=target,
+            tickers=len(tickers),
+            first=min(tickers) if tickers else "*",
+            reason=reason,
+        )
+
+    def _on_drop(self, pub: str, epoch: int, kind: str, first_missing: int, count: int) -> None:
+        if kind not in BOOK_KINDS:
+            return
+        n = self.builder.invalidate_all("bus_drop", time.monotonic())
+        self.log.warning(
+            "book data lost on the bus: every book INVALID until re-snapshotted",
+            extra={
+                "ctx": {
+                    "publisher": pub,
+                    "kind": kind,
+                    "lost": count,
+                    "first_missing_seq": first_missing,
+                    "books": n,
+                }
+            },
+        )
+
+    # ---- the timer: start-up request, coalesced tops, depth, movers samples, metrics ------
+    async def _timer(self) -> None:
+        cfg = self.cfg
+        next_depth = time.monotonic() + cfg.depth_interval
+        next_sample = next_touch = time.monotonic()
+        while True:
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            if self._asked_at is None:
+                self._ask_all(now)
+            if not self.ready:
+                self._check_ready(now)
+            if self.emitter.next_due():
+                self._publish(now)
+            elif self.builder.invalid:
+                self._request_due(now)
+            if cfg.depth_interval > 0 and now >= next_depth:
+                next_depth = now + cfg.depth_interval
+                depth = self.emitter.depth()
+                if depth and self.pub is not None:
+                    self.pub.publish_many(depth)
+            if now >= next_sample:
+                next_sample = now + cfg.movers_sample_s
+                queries.sample(self.builder, now, cfg.movers_horizon_s)
+            if now >= next_touch:
+                next_touch = now + 1.0
+                self.builder.touch(now)
+            self._sync_metrics()
+
+    def _ask_all(self, now: float) -> None:
+        """Fresh snapshots of every market, once a connector listens (it may start after us)."""
+        assert self.pub is not None
+        if not self.pub.has_subscriber("ctl.connector"):
+            return
+        self._asked_at = now
+        self.builder.hold_requests(now)
+        self.pub.publish(
+            Control(
+                target="connector",
+                cmd="snapshot",
+                tickers=[],
+                reason="orderbook start",
+                ts_recv=time.time_ns(),
+            )
+        )
+        self._requests["connector"] += 1
+        REQUESTS.labels("connector").inc()
+        self.log.info("asked the connector for snapshots of every market")
+
+    def _check_ready(self, now: float) -> None:
+        quiet = self.cfg.ready_quiet_s
+        since = self._asked_at if self._asked_at is not None else self._start
+        if now - since >= quiet and now - self.builder.last_new_book >= quiet and not self.builder.invalid:
+            self.ready = True
+            books = len(self.builder.books)
+            self.log.info(
+                "ready", extra={"ctx": {"books": books, "asked_connector": self._asked_at is not None}}
+            )
+            self.event("ready", detail=f"{books} books valid")
+
+    def _sync_metrics(self) -> None:
+        b = self.builder
+        if b.deltas != self._synced_deltas:
+            DELTAS.inc(b.deltas - self._synced_deltas)
+            self._synced_deltas = b.deltas
+        if b.unchecked != self._synced_unchecked:
+            n = b.unchecked - self._synced_unchecked
+            UNCHECKED.inc(n)
+            self._synced_unchecked = b.unchecked
+            self.burst.event("unchecked", "deltas applied without tick check: price_ranges unknown", amount=n)
+        for key, value in b.counts.items():
+            n = value - self._synced.get(key, 0)
+            if not n:
+                continue
+            self._synced[key] = value
+            for prefix, metric in _PREFIX_METRICS.items():
+                if key.startswith(prefix):
+                    metric.labels(key[len(prefix) :]).inc(n)
+                    break
+            else:
+                if key in _PLAIN_METRICS:
+                    _PLAIN_METRICS[key].inc(n)
+            if key.startswith("ignored."):
+                self.burst.event(key, "messages not applied", amount=n, reason=key[8:], total=value)
+            elif key in _PLAIN_METRICS:
+                # Markets close every day; malformed price ranges are a problem.
+                log = self.asks if key == "closed_markets" else self.burst
+                log.event(key, key.replace("_", " "), amount=n, total=value)
+
+    # ---- queries ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        b = self.builder
+        return {
+            "books": len(b.books),
+            "valid": b.valid_count(),
+            "invalid": len(b.invalid),
+            "deltas_applied": b.deltas,
+            "unchecked_ticks": b.unchecked,
+            "snapshot_requests_connector": self._requests["connector"],
+            "snapshot_requests_gapfill": self._requests["gapfill"],
+            "closed_markets": len(b.closed),
+        }
+
+    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
+        now = time.monotonic()
+        b = self.builder
+        b.touch(now)
+        top = int(args.get("top", 20))
+        if cmd == "book":
+            return queries.book(b, str(args["ticker"]), int(args.get("depth", 10)), now)
+        if cmd == "movers":
+            window = float(args.get("window_s", 300.0))
+            return queries.movers(b, now, top=top, window_s=window, by=str(args.get("by", "mid")))
+        if cmd == "spreads":
+            return queries.spreads(b, top=top, order=str(args.get("order", "widest")))
+        if cmd == "stale":
+            older = float(args.get("older_than_s", self.cfg.stale_after_s))
+            return queries.stale(b, now, older_than_s=older, top=top)
+        if cmd == "hashes":
+            wanted = args.get("tickers") or list(b.books)
+            return {
+                t: {"valid": bk.valid, "xseq": bk.xseq, "hash": f"{bk.hash & 0xFFFFFFFFFFFFFFFF:016x}"}
+                for t in wanted
+                if (bk := b.books.get(t)) is not None
+            }
+        raise UnknownCommand(cmd)
+
+
+WORKER = OrderbookWorker

@@ -1,0 +1,1 @@
+"""The REST poller: market discovery, metadata, periodic snapshots, WebSocket fallback."""

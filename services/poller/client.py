@@ -1,0 +1,49 @@
+"""The REST client the poller and the gap filler use: budgeted, signed when a key is set.
+
+Kalshi serves market data unsigned, so without credentials (demo/prod) requests go
+unsigned; a configured key (``KALSHI_KEY_ID`` + private key) signs every request, and
+the simulator's dev key signs in the embedded default, as the connector does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from services.connector.credentials import load_credentials
+from shared.config import Config
+from shared.kalshi.endpoints import resolve
+from shared.kalshi.rest import RestClient, Signer, TokenBucket
+
+
+def signer(cfg: Config, env: str, environ: Mapping[str, str] | None = None) -> Signer | None:
+    environ = os.environ if environ is None else environ
+    configured = (
+        environ.get("KALSHI_KEY_ID", "").strip()
+        or environ.get("KALSHI_PRIVATE_KEY_PATH", "").strip()
+        or cfg.kalshi.private_key_path
+    )
+    if env != "sim" and not configured:
+        return None
+    creds = load_credentials(cfg, env, environ)
+
+    def sign(method: str, path: str) -> dict[str, str]:
+        return creds.headers(method, path, time.time_ns() // 1_000_000)
+
+    return sign
+
+
+def make_client(
+    cfg: Config, *, tier: str, share: float, timeout_s: float, max_retries: int
+) -> tuple[RestClient, str]:
+    """A client with this worker's share of the tier's read budget; and the environment name."""
+    endpoints = resolve(cfg)
+    client = RestClient(
+        endpoints.rest_url,
+        signer=signer(cfg, endpoints.env),
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        bucket=TokenBucket.for_tier(tier, share),
+    )
+    return client, endpoints.env

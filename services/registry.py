@@ -1,0 +1,49 @@
+"""Worker names -> the module that defines them (each module exposes ``WORKER``).
+
+Start order is consumers before producers; stop order is the reverse.
+Only workers whose module exists are offered: nothing pretends to run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from shared.actor import Actor
+
+#: name -> module, in start order. The simulator stands in for Kalshi itself, so it starts
+#: right after the bus: workers that call the exchange at start find it listening.
+WORKER_MODULES: dict[str, str] = {
+    "bus": "services.bus.worker",
+    "sim": "services.exchange_sim.worker",
+    "writer": "services.writer.worker",
+    "orderbook": "services.orderbook.worker",
+    "arb": "services.arb.worker",
+    "gapfill": "services.gapfill.worker",
+    "poller": "services.poller.worker",
+    "connector": "services.connector.worker",
+}
+
+
+def available() -> list[str]:
+    """Workers that exist in this install, in start order."""
+    out = []
+    for name, module in WORKER_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            out.append(name)
+    return out
+
+
+def worker_class(name: str) -> type[Actor]:
+    if name not in WORKER_MODULES:
+        raise KeyError(f"unknown worker {name!r}; known: {', '.join(WORKER_MODULES)}")
+    if name not in available():
+        raise KeyError(
+            f"worker {name!r} is not part of this install yet; available: {', '.join(available())}"
+        )
+    cls: type[Actor] = importlib.import_module(WORKER_MODULES[name]).WORKER
+    return cls

@@ -1,0 +1,408 @@
+"""The supervisor's actor shell: child processes, heartbeats, probes, metrics, control.
+
+Every decision is :class:`~services.supervisor.core.SupervisorCore`'s; this module turns its
+actions into signals and ``Popen`` calls, and feeds it what the processes and the bus say.
+Children run in their own process group (signals reach the whole group). The supervisor
+is itself an :class:`~shared.actor.Actor` ("supervisor"): control socket for
+``kxfeed status / restart / stop``, /metrics, and ``wevent.<worker>`` events on the bus,
+journaled so the writer can store the ones published while it was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from prometheus_client import Counter, Gauge
+
+from services.supervisor.core import Event, Kill, Spawn, SupervisorCore
+from services.supervisor.specs import child_specs, policy_settings
+from shared.actor import Actor, UnknownCommand
+from shared.bus import RecordSink, Subscriber
+from shared.config import Config, ConfigError, load_config
+from shared.control import ControlError, arequest
+from shared.journal import JournalWriter, open_journal
+from shared.messages import Heartbeat, WorkerEvent
+
+WORKER_UP = Gauge("kxfeed_worker_up", "1 while the supervised worker runs and has reported ready", ["worker"])
+WORKER_RESTARTS = Counter(
+    "kxfeed_worker_restarts_total", "Restarts of a supervised worker, by reason", ["worker", "reason"]
+)
+WORKER_UPTIME = Gauge(
+    "kxfeed_worker_uptime_seconds", "Seconds since the supervised worker was started", ["worker"]
+)
+WORKER_EXIT = Gauge(
+    "kxfeed_worker_last_exit_code",
+    "Exit code of the worker's last exit (negative: killed by that signal)",
+    ["worker"],
+)
+WORKER_HB_AGE = Gauge(
+    "kxfeed_worker_heartbeat_age_seconds", "Seconds since the supervised worker's last heartbeat", ["worker"]
+)
+ESCALATIONS = Counter(
+    "kxfeed_supervisor_escalations_total",
+    "Times the restart intensity was exceeded and the supervisor gave up",
+)
+
+#: Seconds between two looks at the children (exits, deadlines, watchdog).
+TICK_S = 0.05
+#: Seconds between two journal retention passes.
+PRUNE_EVERY_S = 3600.0
+PROBE_TIMEOUT_S = 0.5
+_WARN_EVENTS = frozenset({"watchdog", "ready_timeout", "killed", "spawn_failed", "not_restarted"})
+
+StatusView = Callable[[dict[str, Any]], None]
+
+
+def _same_process(hb_pid: int, child_pid: int) -> bool:
+    """The heartbeat comes from the child we started (or from its process group)."""
+    if hb_pid == child_pid:
+        return True
+    try:
+        return os.getpgid(hb_pid) == child_pid
+    except OSError:
+        return False
+
+
+class Supervisor(Actor):
+    name = "supervisor"
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | None = None,
+        loader: Callable[[], Config] | None = None,
+        child_args: Sequence[str] = (),
+        child_log_dir: Path | None = None,
+        views: Sequence[StatusView] = (),
+        view_interval_s: float = 0.5,
+    ) -> None:
+        super().__init__(config)
+        self.config_path = config_path
+        #: How SIGHUP re-reads the config (the CLI adds its overrides on top of the file).
+        self.loader = loader or (lambda: load_config(config_path))
+        self.child_args = tuple(child_args)
+        self.child_log_dir = child_log_dir
+        self.core = SupervisorCore(child_specs(config, config_path, self.child_args), policy_settings(config))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        self.views = list(views)
+        self.view_interval_s = view_interval_s
+        self._last_view = 0.0
+        self._probing: set[str] = set()
+        self._reload_requested = False
+        self._journal: JournalWriter | None = None
+        self._hb_sub: Subscriber | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._known: set[str] = set()
+        self._next_prune = 0.0
+
+    # ---- Actor hooks -----------------------------------------------------------------------
+    def journal(self) -> RecordSink | None:
+        # Kept for retention pruning; the events themselves go through the publisher.
+        self._journal = open_journal(self.config, self.worker_id)
+        return self._journal
+
+    async def setup(self) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+        self._hb_sub = self.subscriber(["hb."])
+        self._listener = asyncio.create_task(self._listen())
+        self._tasks.append(self._listener)
+        self.log.info(
+            "supervising",
+            extra={"ctx": {"children": ",".join(self.core.order), "strategy": self.core.settings.strategy}},
+        )
+
+    async def main(self) -> None:
+        while not self.stopping.is_set() and not self.core.done:
+            self._step()
+            await asyncio.sleep(TICK_S)
+
+    async def drain(self) -> None:
+        self.core.shutdown(time.monotonic())
+        while not self.core.done:
+            self._step()
+            await asyncio.sleep(TICK_S)
+        self._step()
+
+    async def teardown(self) -> None:
+        # Only reached with live children when the drain deadline passed: nothing may outlive us.
+        for name, proc in list(self.procs.items()):
+            self.log.error(
+                "child still running at exit: SIGKILL", extra={"ctx": {"worker": name, "pid": proc.pid}}
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2.0)
+        if self._hb_sub is not None:
+            self._hb_sub.close()
+        self._show(force=True)
+
+    def stats(self) -> dict[str, int]:
+        children = self.core.children.values()
+        return {
+            "children": len(children),
+            "running": sum(1 for c in children if c.state == "running"),
+            "restarts": sum(c.restarts for c in children),
+        }
+
+    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
+        now = time.monotonic()
+        if cmd == "status":
+            return self.status()
+        if cmd == "restart":
+            self.core.restart(str(args["name"]), now)
+            self._apply(now)
+            return f"restarting {args['name']}"
+        if cmd == "stop_child":
+            self.core.stop_child(str(args["name"]), now)
+            self._apply(now)
+            return f"stopping {args['name']}"
+        if cmd == "reload":
+            self._reload_requested = True
+            return "reloading"
+        raise UnknownCommand(cmd)
+
+    async def serve(self) -> int:
+        try:
+            code = await super().serve()
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+        return code or self.core.exit_code
+
+    # ---- the loop --------------------------------------------------------------------------
+    def _step(self) -> None:
+        if self._listener is not None and self._listener.done() and not self._listener.cancelled():
+            # Without heartbeats the watchdog would kill every child: fail loudly instead.
+            raise RuntimeError(f"heartbeat listener died: {self._listener.exception()!r}")
+        now = time.monotonic()
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload(now)
+        self._reap(now)
+        self.core.tick(now)
+        self._apply(now)
+        for name in self.core.needs_probe():
+            if name not in self._probing:
+                self._probing.add(name)
+                self._tasks.append(asyncio.create_task(self._probe(name)))
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self.ready = not self.core.shutting_down and all(
+            c.state == "running" for c in self.core.children.values() if not c.held
+        )
+        self._show()
+        if now >= self._next_prune and self._journal is not None:
+            self._next_prune = now + PRUNE_EVERY_S
+            # Only segments every consumer (the writer) has committed past are deleted.
+            self._journal.prune(self.config.journal.retention_s)
+
+    def _apply(self, now: float) -> None:
+        """Carry out what the core decided, until it has nothing more to say."""
+        while True:
+            actions, events = self.core.take()
+            if not actions and not events:
+                self._sync_metrics(now)
+                return
+            for e in events:
+                self._record(e)
+            for a in actions:
+                if isinstance(a, Spawn):
+                    self._spawn(a.name, now)
+                elif isinstance(a, Kill):
+                    self._signal(a.name, a.sig)
+
+    def _spawn(self, name: str, now: float) -> None:
+        spec = self.core.children[name].spec
+        out: IO[bytes] | None = None
+        try:
+            if self.child_log_dir is not None:
+                self.child_log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.child_log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+            proc = subprocess.Popen(
+                spec.command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if out is not None else None,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.core.spawn_failed(name, f"{spec.command[0]}: {exc.strerror or exc}", now)
+            return
+        finally:
+            if out is not None:
+                out.close()
+        self.procs[name] = proc
+        self.core.spawned(name, proc.pid, now)
+
+    def _signal(self, name: str, sig: str) -> None:
+        proc = self.procs.get(name)
+        if proc is None:
+            return
+        try:
+            if sig == "TERM":
+                os.killpg(proc.pid, signal.SIGTERM)
+                # A stopped (SIGSTOP) process only acts on SIGTERM once it runs again.
+                os.killpg(proc.pid, signal.SIGCONT)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already gone: the next reap reports its exit
+
+    def _reap(self, now: float) -> None:
+        for name, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is not None:
+                del self.procs[name]
+                self.core.exited(name, code, now)
+        self._apply(now)
+
+    async def _probe(self, name: str) -> None:
+        child = self.core.children.get(name)
+        try:
+            if child is None or not child.pid:
+                return
+            pid = child.pid
+            try:
+                result = await arequest(child.spec.control, "ping", timeout_s=PROBE_TIMEOUT_S)
+            except ControlError:
+                await asyncio.sleep(TICK_S)
+                return
+            # Another process holding the port (a stale run) must not pass for our child.
+            if isinstance(result, dict) and result.get("pid") == pid and child.pid == pid:
+                now = time.monotonic()
+                self.core.probe_ok(name, now)
+                self._apply(now)
+        finally:
+            self._probing.discard(name)
+
+    async def _listen(self) -> None:
+        assert self._hb_sub is not None
+        while True:
+            batch = await self._hb_sub.recv()
+            now = time.monotonic()
+            for msg in batch:
+                if not isinstance(msg, Heartbeat):
+                    continue
+                child = self.core.children.get(msg.worker)
+                if child is not None and child.pid and _same_process(msg.pid, child.pid):
+                    self.core.heartbeat(msg.worker, msg.ready, msg.counters, now)
+            self._apply(now)
+
+    # ---- events, metrics, views ------------------------------------------------------------
+    def _record(self, e: Event) -> None:
+        ctx: dict[str, Any] = {"worker": e.worker}
+        if e.pid:
+            ctx["pid"] = e.pid
+        if e.exit_code is not None:
+            ctx["exit_code"] = e.exit_code
+        if e.reason:
+            ctx["reason"] = e.reason
+        if e.detail:
+            ctx["detail"] = e.detail
+        if e.event == "escalated":
+            ESCALATIONS.inc()
+            self.log.error("restart intensity exceeded: stopping everything", extra={"ctx": ctx})
+        elif e.event == "exited" and e.reason in ("crash", "killed", "exit"):
+            self.log.warning("child exited", extra={"ctx": ctx})
+        elif e.event in _WARN_EVENTS:
+            self.log.warning(f"child {e.event}", extra={"ctx": ctx})
+        elif e.worker == self.worker_id:
+            self.log.info(e.event, extra={"ctx": ctx})
+        else:
+            self.log.info(f"child {e.event}", extra={"ctx": ctx})
+        if e.event == "restart":
+            WORKER_RESTARTS.labels(e.worker, e.reason).inc()
+        if e.event == "exited" and e.exit_code is not None:
+            WORKER_EXIT.labels(e.worker).set(e.exit_code)
+        self.recent.append(
+            {"ts": time.time(), **{k: v for k, v in ctx.items() if k != "pid"}, "event": e.event}
+        )
+        if self.pub is not None:
+            detail = f"{e.reason}: {e.detail}" if e.reason and e.detail else e.reason or e.detail
+            self.pub.publish(
+                WorkerEvent(
+                    worker=e.worker,
+                    event=e.event,
+                    pid=e.pid,
+                    exit_code=e.exit_code,
+                    detail=detail,
+                    ts_recv=time.time_ns(),
+                )
+            )
+
+    def _sync_metrics(self, now: float) -> None:
+        names = set(self.core.children)
+        for gone in self._known - names:
+            for gauge in (WORKER_UP, WORKER_UPTIME, WORKER_HB_AGE, WORKER_EXIT):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(gone)
+        self._known = names
+        for name, c in self.core.children.items():
+            WORKER_UP.labels(name).set(1 if c.state == "running" else 0)
+            WORKER_UPTIME.labels(name).set(now - c.started_at if c.alive else 0)
+            if c.alive and c.last_hb is not None:
+                WORKER_HB_AGE.labels(name).set(now - c.last_hb)
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        s = self.core.settings
+        return {
+            "supervisor": {
+                "pid": os.getpid(),
+                "uptime_s": round(self.uptime_ms() / 1000, 3),
+                "strategy": s.strategy,
+                "restarts_in_window": self.core.intensity.used(now),
+                "max_restarts": s.max_restarts,
+                "period_s": s.period_s,
+                "shutting_down": self.core.shutting_down,
+                "stop_cause": self.core.stop_cause,
+                "config": self.config_path or "",
+            },
+            "workers": self.core.status(now),
+            "events": list(self.recent),
+        }
+
+    def _show(self, force: bool = False) -> None:
+        if not self.views:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_view < self.view_interval_s:
+            return
+        self._last_view = now
+        snapshot = self.status()
+        for view in self.views:
+            view(snapshot)
+
+    # ---- reload ----------------------------------------------------------------------------
+    def _on_sighup(self) -> None:
+        self._reload_requested = True
+
+    def _reload(self, now: float) -> None:
+        try:
+            cfg = self.loader()
+            specs = child_specs(cfg, self.config_path, self.child_args)
+        except ConfigError as exc:
+            self.log.error(
+                "reload refused: config error, keeping the running config", extra={"ctx": {"error": str(exc)}}
+            )
+            return
+        if (cfg.supervisor.control, cfg.supervisor.metrics_port) != (
+            self.settings.control,
+            self.settings.metrics_port,
+        ):
+            self.log.warning("reload: the supervisor's own control/metrics endpoints change only on restart")
+        touched = self.core.reload(specs, policy_settings(cfg), now)
+        self.config = cfg
+        self.log.info("config reloaded", extra={"ctx": {"changed": ",".join(touched) or "none"}})
+        self._apply(now)

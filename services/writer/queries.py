@@ -1,0 +1,309 @@
+"""Read queries behind ``kxfeed db latest | gaps | stats``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.writer.schema import (
+    APPEND_TABLES,
+    STATE_TABLES,
+    book_deltas,
+    book_snapshots,
+    gaps,
+    metadata,
+    table_hours,
+    ticks,
+    trades,
+)
+from shared.units import ONE_DOLLAR
+
+# ---- latest -------------------------------------------------------------------------------
+
+
+@dataclass
+class Top:
+    source: str  # book | ws | poll
+    ts: datetime
+    yes_bid: int | None
+    yes_bid_size: int
+    yes_ask: int | None
+    yes_ask_size: int
+    detail: str = ""
+
+
+@dataclass
+class LastTrade:
+    ts: datetime
+    trade_id: str
+    yes_price: int
+    no_price: int
+    count: int
+    taker_side: str
+
+
+@dataclass
+class Latest:
+    ticker: str
+    tops: list[Top]
+    trade: LastTrade | None
+
+    @property
+    def newest(self) -> Top | None:
+        return max(self.tops, key=lambda t: t.ts) if self.tops else None
+
+
+def top_of_book(yes: dict[int, int], no: dict[int, int]) -> tuple[int | None, int, int | None, int]:
+    """(best YES bid, its size, best YES ask, its size): the YES ask is $1 - the best NO bid."""
+    yes_bid = max((p for p, s in yes.items() if s > 0), default=None)
+    no_bid = max((p for p, s in no.items() if s > 0), default=None)
+    return (
+        yes_bid,
+        yes[yes_bid] if yes_bid is not None else 0,
+        ONE_DOLLAR - no_bid if no_bid is not None else None,
+        no[no_bid] if no_bid is not None else 0,
+    )
+
+
+def apply_delta(book: dict[int, int], price: int, delta: int) -> None:
+    size = book.get(price, 0) + delta
+    if size > 0:
+        book[price] = size
+    else:
+        book.pop(price, None)
+
+
+_LEVELS = msgspec.json.Decoder(list[tuple[int, int]])
+
+
+async def _book_top(conn: AsyncConnection, ticker: str) -> Top | None:
+    s = book_snapshots.c
+    snap = (
+        await conn.execute(
+            select(s.recv, s.ts, s.conn, s.sid, s.xseq, s.source, s.yes, s.no)
+            .where(s.ticker == ticker)
+            .order_by(s.recv.desc())
+            .limit(1)
+        )
+    ).first()
+    if snap is None:
+        return None
+    books = {"yes": dict(_LEVELS.decode(snap.yes)), "no": dict(_LEVELS.decode(snap.no))}
+    ts = snap.ts
+    applied = 0
+    if snap.xseq > 0:  # a WS snapshot: the deltas after it on its subscription follow it
+        d = book_deltas.c
+        rows = await conn.execute(
+            select(d.side, d.price, d.delta, d.ts)
+            .where(d.conn == snap.conn, d.sid == snap.sid, d.xseq > snap.xseq, d.ticker == ticker)
+            .order_by(d.xseq)
+        )
+        for side, price, delta, dts in rows:
+            apply_delta(books[side], price, delta)
+            ts = max(ts, dts)
+            applied += 1
+    yb, ybs, ya, yas = top_of_book(books["yes"], books["no"])
+    detail = f"{snap.source} snapshot (conn {snap.conn} sid {snap.sid} seq {snap.xseq}) + {applied} deltas"
+    return Top("book", ts, yb, ybs, ya, yas, detail)
+
+
+async def latest(engine: AsyncEngine, ticker: str) -> Latest:
+    async with engine.connect() as conn:
+        tops: list[Top] = []
+        book = await _book_top(conn, ticker)
+        if book is not None:
+            tops.append(book)
+        t = ticks.c
+        for source in ("ws", "poll"):
+            row = (
+                await conn.execute(
+                    select(t.ts, t.yes_bid, t.yes_bid_size, t.yes_ask, t.yes_ask_size, t.status)
+                    .where(t.ticker == ticker, t.source == source)
+                    .order_by(t.ts.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None:
+                detail = f"status {row.status}" if row.status else ""
+                tops.append(
+                    Top(source, row.ts, row.yes_bid, row.yes_bid_size, row.yes_ask, row.yes_ask_size, detail)
+                )
+        tr = trades.c
+        trow = (
+            await conn.execute(
+                select(tr.ts, tr.trade_id, tr.yes_price, tr.no_price, tr.count, tr.taker_side)
+                .where(tr.ticker == ticker)
+                .order_by(tr.ts.desc())
+                .limit(1)
+            )
+        ).first()
+        trade = LastTrade(*trow) if trow is not None else None
+    return Latest(ticker, tops, trade)
+
+
+# ---- gaps ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Subscription:
+    conn: int
+    sid: int
+    first_seq: int
+    last_seq: int
+    stored: int
+    holes: list[tuple[int, int]] = field(default_factory=list)  # (first missing, last missing)
+
+    @property
+    def missing(self) -> int:
+        return sum(b - a + 1 for a, b in self.holes)
+
+
+@dataclass
+class GapEvent:
+    conn: int
+    sid: int
+    expected: int
+    received: int
+    status: str
+    reason: str
+    method: str
+    ts: datetime
+
+
+@dataclass
+class Gaps:
+    ticker: str
+    subscriptions: list[Subscription]
+    events: list[GapEvent]
+
+    @property
+    def missing(self) -> int:
+        return sum(s.missing for s in self.subscriptions)
+
+    @property
+    def holes(self) -> int:
+        return sum(len(s.holes) for s in self.subscriptions)
+
+
+_SEQS = """
+    SELECT xseq FROM book_deltas WHERE conn = :conn AND sid = :sid
+    UNION ALL
+    SELECT xseq FROM book_snapshots WHERE conn = :conn AND sid = :sid AND xseq > 0
+"""
+_HOLES = text(
+    "SELECT prev + 1, xseq - 1 FROM "
+    f"(SELECT xseq, LAG(xseq) OVER (ORDER BY xseq) AS prev FROM ({_SEQS}) u) w "
+    "WHERE xseq > prev + 1 ORDER BY xseq"
+)
+_RANGE = text(f"SELECT MIN(xseq), MAX(xseq), COUNT(*) FROM ({_SEQS}) u")
+
+
+async def subscription_holes(conn: AsyncConnection, c: int, sid: int) -> Subscription:
+    """The stored sequence range of one WS subscription and the holes in it."""
+    lo, hi, n = (await conn.execute(_RANGE, {"conn": c, "sid": sid})).one()
+    holes = [(a, b) for a, b in await conn.execute(_HOLES, {"conn": c, "sid": sid})]
+    return Subscription(c, sid, lo, hi, n, holes)
+
+
+async def gap_report(engine: AsyncEngine, ticker: str) -> Gaps:
+    """Sequence holes in what is stored, per WS subscription (connection, sid) that carried
+    ``ticker`` (one with a stored snapshot of it), across all markets of the subscription."""
+    async with engine.connect() as conn:
+        s = book_snapshots.c
+        subs = (
+            await conn.execute(
+                select(s.conn, s.sid).where(s.ticker == ticker, s.xseq > 0).distinct().order_by(s.conn, s.sid)
+            )
+        ).all()
+        out: list[Subscription] = []
+        for c, sid in subs:
+            out.append(await subscription_holes(conn, c, sid))
+        g = gaps.c
+        events = []
+        rows = await conn.execute(
+            select(g.conn, g.sid, g.expected, g.received, g.status, g.reason, g.method, g.ts, g.tickers)
+            .where(g.tickers.contains(f'"{ticker}"', autoescape=True))
+            .order_by(g.ts)
+        )
+        for r in rows:
+            if ticker in msgspec.json.decode(r.tickers):
+                events.append(GapEvent(*r[:8]))
+    return Gaps(ticker, out, events)
+
+
+# ---- stats --------------------------------------------------------------------------------
+
+
+@dataclass
+class TableStats:
+    table: str
+    rows: int
+    bytes: int | None
+
+
+@dataclass
+class Stats:
+    tables: list[TableStats]
+    hours: list[tuple[datetime, str, int, int | None]]  # hour, table, rows, estimated bytes
+
+
+async def _table_bytes(conn: AsyncConnection) -> dict[str, int]:
+    names = [str(t.name) for t in metadata.sorted_tables]
+    if conn.dialect.name == "postgresql":
+        out = {}
+        for name in names:
+            out[name] = (
+                await conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name})
+            ).scalar_one()
+        return out
+    sizes: dict[str, int] = {}
+    rows = await conn.execute(
+        text(
+            "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat AS d JOIN sqlite_master AS m ON m.name = d.name "
+            "WHERE d.aggregate = 1 GROUP BY m.tbl_name"
+        )
+    )
+    for name, size in rows:
+        sizes[name] = int(size)
+    return sizes
+
+
+async def stats(engine: AsyncEngine, *, hours: int, now: datetime) -> Stats:
+    """Rows and bytes per table; rows (and estimated bytes) per hour of receive time."""
+    async with engine.connect() as conn:
+        sizes = await _table_bytes(conn)
+        h = table_hours.c
+        written = dict(
+            (await conn.execute(select(h.table_name, func.sum(h.rows)).group_by(h.table_name))).all()
+        )
+        tables: list[TableStats] = []
+        for t in APPEND_TABLES:
+            tables.append(TableStats(str(t.name), int(written.get(t.name) or 0), sizes.get(t.name)))
+        for t in (*STATE_TABLES, metadata.tables["stream_offsets"]):
+            n = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+            tables.append(TableStats(str(t.name), n, sizes.get(t.name)))
+        since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=max(hours - 1, 0))
+        per_hour = (
+            await conn.execute(
+                select(h.hour, h.table_name, h.rows).where(h.hour >= since).order_by(h.hour, h.table_name)
+            )
+        ).all()
+    by_name = {t.table: t for t in tables}
+    out_hours: list[tuple[datetime, str, int, int | None]] = []
+    for hour, name, rows in per_hour:
+        ts = by_name.get(name)
+        est = None
+        if ts is not None and ts.bytes is not None and ts.rows:
+            est = ts.bytes * rows // ts.rows
+        out_hours.append((hour, name, rows, est))
+    return Stats(tables, out_hours)
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses of results -> JSON-ready builtins (datetimes as ISO 8601 UTC)."""
+    return msgspec.to_builtins(value)

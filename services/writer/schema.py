@@ -1,0 +1,338 @@
+"""The database schema (SQLAlchemy Core). Changes go through a migration in ``migrations/``.
+
+Conventions:
+- prices, sizes, counts, money: exact BIGINT (prices in $0.0001, counts in hundredths
+  of a contract, money in micro-dollars, fee multipliers in parts per million);
+- ``ts``: exchange time when the exchange gave one, else receive time; ``recv``: when
+  kxfeed received the data (both timezone-aware, microseconds);
+- append tables (history) carry a natural primary key, so re-delivered messages are
+  ignored by the insert; state tables (markets, events, series) are upserted;
+- level lists, tickers lists, price ranges: JSON text of integers (exact).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+
+from services.writer.types import UtcTimestamp
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def _ts(name: str, nullable: bool = False) -> Column[object]:
+    return Column(name, UtcTimestamp(), nullable=nullable)
+
+
+def _int(name: str, nullable: bool = False) -> Column[int]:
+    return Column(name, BigInteger(), nullable=nullable)
+
+
+def _text(name: str, nullable: bool = False) -> Column[str]:
+    return Column(name, Text(), nullable=nullable)
+
+
+def _bool(name: str, nullable: bool = False) -> Column[bool]:
+    return Column(name, Boolean(), nullable=nullable)
+
+
+# ---- append (history) tables -----------------------------------------------------------------
+
+book_deltas = Table(
+    "book_deltas",
+    metadata,
+    _int("conn"),
+    _int("sid"),
+    _int("xseq"),
+    _text("ticker"),
+    _text("side"),
+    _int("price"),
+    _int("delta"),
+    _ts("ts"),
+    _ts("recv"),
+    # Kalshi's identity of a delta: one connection, one subscription, one sequence number.
+    PrimaryKeyConstraint("conn", "sid", "xseq"),
+    sqlite_with_rowid=False,
+)
+
+book_snapshots = Table(
+    "book_snapshots",
+    metadata,
+    _text("ticker"),
+    _ts("recv"),
+    _int("conn"),
+    _int("sid"),
+    _int("xseq"),
+    _text("market_id"),
+    _text("source"),
+    _text("yes"),
+    _text("no"),
+    _ts("ts"),
+    # REST snapshots carry no sequence (xseq = 0): one fetch = one ticker at one receive time.
+    # The WS identity is in the key too: a connector receives several snapshots of one market
+    # in one read (same recv) when a restart and a gap repair both ask for it.
+    PrimaryKeyConstraint("ticker", "recv", "conn", "sid", "xseq"),
+    # WS snapshots are identified by Kalshi's (connection, sid, seq) like deltas.
+    Index(
+        "uq_book_snapshots_conn_sid_xseq",
+        "conn",
+        "sid",
+        "xseq",
+        unique=True,
+        postgresql_where=text("xseq > 0"),
+        sqlite_where=text("xseq > 0"),
+    ),
+)
+
+ticks = Table(
+    "ticks",
+    metadata,
+    _text("ticker"),
+    _ts("ts"),
+    _text("source"),  # ws (ticker channel) | poll (REST polling)
+    _ts("recv"),
+    _text("market_id", True),
+    _text("status", True),
+    _int("last_price", True),
+    _int("yes_bid", True),
+    _int("yes_ask", True),
+    _int("yes_bid_size"),
+    _int("yes_ask_size"),
+    _int("last_trade_size", True),
+    _int("volume"),
+    _int("open_interest"),
+    _int("dollar_volume", True),
+    _int("dollar_open_interest", True),
+    _bool("fallback"),
+    # The bus identity of the message (publisher, its epoch, its seq): Kalshi sends several
+    # ticker updates of one market within one millisecond, and each is a row.
+    Column("pub", Text(), nullable=False, server_default=""),
+    Column("epoch", BigInteger(), nullable=False, server_default="0"),
+    Column("seq", BigInteger(), nullable=False, server_default="0"),
+    PrimaryKeyConstraint("ticker", "ts", "source", "pub", "epoch", "seq"),
+)
+
+trades = Table(
+    "trades",
+    metadata,
+    _text("trade_id"),
+    _text("ticker"),
+    _int("yes_price"),
+    _int("no_price"),
+    _int("count"),
+    _text("taker_side"),
+    _bool("is_block_trade"),
+    _ts("ts"),
+    _ts("recv"),
+    PrimaryKeyConstraint("trade_id"),
+    Index("ix_trades_ticker_ts", "ticker", "ts"),
+)
+
+lifecycle = Table(
+    "lifecycle",
+    metadata,
+    # Market lifecycle events (ticker = market) and event-level ones (ticker = event
+    # ticker, event_type event_lifecycle | event_fee_update, specifics in ``detail``).
+    _text("ticker"),
+    _text("event_type"),
+    _ts("ts"),
+    _ts("recv"),
+    _text("event_ticker", True),
+    _ts("open_ts", True),
+    _ts("close_ts", True),
+    _text("result", True),
+    _ts("determination_ts", True),
+    _int("settlement_value", True),
+    _ts("settled_ts", True),
+    _bool("is_deactivated", True),
+    _text("price_ranges", True),
+    _text("title", True),
+    _text("yes_sub_title", True),
+    _text("no_sub_title", True),
+    _text("detail", True),
+    PrimaryKeyConstraint("ticker", "event_type", "ts"),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    # Two rows per gap: status "open" when detected, "recovered" when closed.
+    _int("conn"),
+    _int("sid"),
+    _int("expected"),
+    _text("status"),
+    _int("received"),
+    _text("tickers"),
+    _text("reason"),
+    _text("method"),
+    _ts("detected", True),
+    _ts("recovered", True),
+    _ts("ts"),
+    _ts("recv"),
+    PrimaryKeyConstraint("conn", "sid", "expected", "status"),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    _text("strategy"),
+    _text("ticker"),
+    _text("side"),
+    _ts("ts"),
+    _ts("recv"),
+    _int("price"),
+    _int("size"),
+    _int("fair_ppm"),
+    _int("edge"),
+    _int("fees"),
+    _text("legs"),
+    _text("detail"),
+    PrimaryKeyConstraint("strategy", "ticker", "side", "ts"),
+)
+
+worker_events = Table(
+    "worker_events",
+    metadata,
+    _text("worker"),
+    _ts("ts"),
+    _text("event"),
+    _ts("recv"),
+    _int("pid"),
+    _int("exit_code", True),
+    _text("detail"),
+    PrimaryKeyConstraint("worker", "ts", "event"),
+)
+
+# ---- state tables (upserted: the latest known values) --------------------------------------
+
+markets = Table(
+    "markets",
+    metadata,
+    _text("ticker"),
+    _text("event_ticker", True),
+    _text("series_ticker", True),
+    _text("title", True),
+    _text("yes_sub_title", True),
+    _text("no_sub_title", True),
+    _text("status", True),
+    _text("market_type", True),
+    _text("category", True),
+    _ts("open_ts", True),
+    _ts("close_ts", True),
+    _ts("expiration_ts", True),
+    _text("price_ranges", True),
+    _text("fee_type", True),
+    _int("fee_multiplier_ppm", True),
+    _text("result", True),
+    _ts("updated"),
+    PrimaryKeyConstraint("ticker"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _text("event_ticker"),
+    _text("series_ticker", True),
+    _text("title", True),
+    _text("subtitle", True),
+    _text("collateral_return_type", True),
+    _ts("strike_ts", True),
+    _text("strike_period", True),
+    _text("fee_type_override", True),
+    _int("fee_multiplier_ppm_override", True),
+    _ts("updated"),
+    PrimaryKeyConstraint("event_ticker"),
+)
+
+series = Table(
+    "series",
+    metadata,
+    _text("series_ticker"),
+    _text("category", True),
+    _ts("updated"),
+    PrimaryKeyConstraint("series_ticker"),
+)
+
+# ---- bookkeeping -----------------------------------------------------------------------------
+
+stream_offsets = Table(
+    "stream_offsets",
+    metadata,
+    # The last seq stored of each publisher stream, written with the rows it covers.
+    _text("publisher"),
+    _int("epoch"),
+    _text("kind"),
+    _int("seq"),
+    _ts("recv"),
+    _ts("updated"),
+    PrimaryKeyConstraint("publisher", "epoch", "kind"),
+)
+
+table_hours = Table(
+    "table_hours",
+    metadata,
+    # Rows stored per append table per hour of receive time, kept in the same transaction
+    # as the rows: ``kxfeed db stats`` reads this instead of scanning big tables.
+    _text("table_name"),
+    _ts("hour"),
+    _int("rows"),
+    PrimaryKeyConstraint("table_name", "hour"),
+)
+
+
+class AppendSpec(NamedTuple):
+    name: str
+    columns: tuple[str, ...]
+    ts_columns: frozenset[str]
+    recv_index: int
+
+
+class StateSpec(NamedTuple):
+    name: str
+    key: str
+    columns: tuple[str, ...]
+
+
+APPEND_TABLES: tuple[Table, ...] = (
+    book_deltas,
+    book_snapshots,
+    ticks,
+    trades,
+    lifecycle,
+    gaps,
+    signals,
+    worker_events,
+)
+STATE_TABLES: tuple[Table, ...] = (markets, events, series)
+
+
+def _append_spec(t: Table) -> AppendSpec:
+    cols = tuple(c.name for c in t.columns)
+    ts_cols = frozenset(c.name for c in t.columns if isinstance(c.type, UtcTimestamp))
+    return AppendSpec(t.name, cols, ts_cols, cols.index("recv"))
+
+
+def _state_spec(t: Table) -> StateSpec:
+    (key,) = (c.name for c in t.primary_key.columns)
+    return StateSpec(t.name, key, tuple(c.name for c in t.columns))
+
+
+APPEND: dict[str, AppendSpec] = {t.name: _append_spec(t) for t in APPEND_TABLES}
+STATE: dict[str, StateSpec] = {t.name: _state_spec(t) for t in STATE_TABLES}

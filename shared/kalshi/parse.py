@@ -1,0 +1,393 @@
+"""Wire -> bus: pure functions from Kalshi's decoded frames to bus messages, in exact units.
+
+Prices become integers in $0.0001, counts integers in hundredths, money in
+micro-dollars (:mod:`shared.units`); a value finer than its unit raises
+:class:`~shared.units.UnitError` (the caller counts the frame as bad), it is never
+rounded. Times become Unix milliseconds.
+
+``use_yes_price``: when a subscription asked Kalshi to express NO-side book
+levels on the YES axis, pass ``yes_price=True`` and the NO prices are turned back
+into NO prices (``1 - p``), so on the bus a NO level is always a NO bid.
+
+Parsing a decimal string is the costliest step of the hot path, and the same
+strings recur endlessly (a book has a few hundred price levels), so the
+parsers are memoised in bounded dictionaries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from shared.kalshi import rest_models, ws
+from shared.messages import (
+    BookDelta,
+    BookSnapshot,
+    EventLifecycle,
+    FeeUpdate,
+    Fill,
+    Level,
+    MarketLifecycle,
+    MarketMeta,
+    MarketPosition,
+    PriceRange,
+    Ticker,
+    Trade,
+)
+from shared.units import MONEY_SCALE, ONE_DOLLAR, UnitError, parse_count, parse_money, parse_price
+
+_CACHE_LIMIT = 200_000
+_prices: dict[str, int] = {}
+_counts: dict[str, int] = {}
+_signed: dict[str, int] = {}
+_any_prices: dict[str, int] = {}
+
+
+def _remember(cache: dict[str, int], text: str, value: int) -> None:
+    # Bounded: a long run sees unbounded distinct strings; clearing is cheaper than an LRU.
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[text] = value
+
+
+def book_price(text: str) -> int:
+    """A bid price strictly between $0 and $1 (memoised)."""
+    value = _prices.get(text)
+    if value is None:
+        value = parse_price(text)
+        if not 0 < value < ONE_DOLLAR:
+            raise UnitError(f"book price {text!r} outside (0, 1)")
+        _remember(_prices, text, value)
+    return value
+
+
+def count(text: str) -> int:
+    """A non-negative count in hundredths (memoised)."""
+    value = _counts.get(text)
+    if value is None:
+        value = parse_count(text)
+        _remember(_counts, text, value)
+    return value
+
+
+def signed_count(text: str) -> int:
+    """A signed count change in hundredths (memoised)."""
+    value = _signed.get(text)
+    if value is None:
+        value = parse_count(text, signed=True)
+        _remember(_signed, text, value)
+    return value
+
+
+def price(text: str) -> int:
+    """Any price in $0.0001 (memoised; ticker/trade prices may be 0 or 1)."""
+    value = _any_prices.get(text)
+    if value is None:
+        value = parse_price(text)
+        _remember(_any_prices, text, value)
+    return value
+
+
+def optional_price(text: str | None) -> int | None:
+    """A price that may be empty ("" or absent means none, e.g. no trade yet)."""
+    if not text:
+        return None
+    return price(text)
+
+
+def seconds_to_ms(ts: int | None) -> int | None:
+    return None if ts is None else ts * 1000
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def rfc3339_ms(text: str | None) -> int | None:
+    """``"2026-11-03T23:41:07Z"`` -> Unix ms, exactly (no float detour); None for ""/None."""
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UnitError(f"not an RFC3339 time: {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when - _EPOCH) // _MS
+
+
+def fee_multiplier_ppm(raw: bytes | str | None) -> int | None:
+    """A JSON number (``1``, ``0.5``, ``"0.5"``) -> parts per million; None for null/absent."""
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    text = text.strip().strip('"')
+    if text in ("", "null"):
+        return None
+    try:
+        value = Decimal(text) * MONEY_SCALE
+    except InvalidOperation:
+        raise UnitError(f"fee multiplier {text!r} is not a number") from None
+    if value != value.to_integral_value() or value < 0:
+        raise UnitError(f"fee multiplier {text!r} is not a whole number of ppm")
+    return int(value)
+
+
+def price_ranges(ranges: list[ws.PriceRangeWire] | None) -> list[PriceRange]:
+    if not ranges:
+        return []
+    out = []
+    for r in ranges:
+        start, end, step = parse_price(r.start), parse_price(r.end), parse_price(r.step)
+        if step <= 0 or end < start:
+            raise UnitError(f"bad price range {r.start}..{r.end} step {r.step}")
+        out.append(PriceRange(start, end, step))
+    return out
+
+
+# ---- order book ---------------------------------------------------------------------------------
+
+
+def levels(wire: list[ws.Level], *, flip: bool) -> list[Level]:
+    """Wire levels -> ascending (price, size); ``flip`` turns YES-axis NO prices into NO prices.
+
+    Raises UnitError on a repeated price: two entries for one level is not a book.
+    """
+    out: list[Level] = []
+    seen: set[int] = set()
+    for p, c in wire:
+        price = book_price(p)
+        if flip:
+            price = ONE_DOLLAR - price
+        if price in seen:
+            raise UnitError(f"price level {p!r} appears twice")
+        seen.add(price)
+        out.append((price, count(c)))
+    out.sort()
+    return out
+
+
+def snapshot(
+    frame: ws.OrderbookSnapshot, conn: int, ts_recv: int, *, yes_price: bool = False
+) -> BookSnapshot:
+    m = frame.msg
+    return BookSnapshot(
+        ticker=m.market_ticker,
+        market_id=m.market_id,
+        conn=conn,
+        sid=frame.sid,
+        xseq=frame.seq,
+        yes=levels(m.yes_dollars_fp, flip=False),
+        no=levels(m.no_dollars_fp, flip=yes_price),
+        source="ws",
+        ts_exch=frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+def delta(frame: ws.OrderbookDelta, conn: int, ts_recv: int, *, yes_price: bool = False) -> BookDelta:
+    m = frame.msg
+    price = book_price(m.price_dollars)
+    if yes_price and m.side == "no":
+        price = ONE_DOLLAR - price
+    return BookDelta(
+        ticker=m.market_ticker,
+        market_id=m.market_id,
+        conn=conn,
+        sid=frame.sid,
+        xseq=frame.seq,
+        side=m.side,
+        price=price,
+        delta=signed_count(m.delta_fp),
+        ts_exch=m.ts_ms if m.ts_ms is not None else frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+# ---- ticker / trade ---------------------------------------------------------------------------
+
+
+def ticker(frame: ws.TickerFrame, ts_recv: int) -> Ticker:
+    m = frame.msg
+    yes_bid = optional_price(m.yes_bid_dollars)
+    yes_ask = optional_price(m.yes_ask_dollars)
+    return Ticker(
+        ticker=m.market_ticker,
+        market_id=m.market_id,
+        price=optional_price(m.price_dollars),
+        # An empty side is reported by Kalshi as bid 0 / ask 1; keep that convention for "".
+        yes_bid=0 if yes_bid is None else yes_bid,
+        yes_ask=ONE_DOLLAR if yes_ask is None else yes_ask,
+        yes_bid_size=count(m.yes_bid_size_fp),
+        yes_ask_size=count(m.yes_ask_size_fp),
+        last_trade_size=count(m.last_trade_size_fp),
+        volume=count(m.volume_fp),
+        open_interest=count(m.open_interest_fp),
+        dollar_volume=m.dollar_volume,
+        dollar_open_interest=m.dollar_open_interest,
+        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_recv=ts_recv,
+    )
+
+
+def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
+    m = frame.msg
+    side = m.taker_outcome_side or m.taker_side
+    if side is None and m.taker_book_side is not None:
+        side = "yes" if m.taker_book_side == "bid" else "no"
+    if side is None:
+        raise UnitError("trade without a taker side")
+    return Trade(
+        trade_id=m.trade_id,
+        ticker=m.market_ticker,
+        yes_price=price(m.yes_price_dollars),
+        no_price=price(m.no_price_dollars),
+        count=count(m.count_fp),
+        taker_side=side,
+        is_block_trade=m.is_block_trade,
+        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_recv=ts_recv,
+    )
+
+
+# ---- private channels (this account's fills and positions) --------------------------------------
+
+
+def fill(frame: ws.FillFrame, ts_recv: int) -> Fill:
+    m = frame.msg
+    side = m.outcome_side or m.side
+    if side is None and m.book_side is not None:
+        side = "yes" if m.book_side == "bid" else "no"  # bid is outcome YES, ask outcome NO
+    if side is None:
+        raise UnitError("fill without a side")
+    return Fill(
+        trade_id=m.trade_id,
+        order_id=m.order_id,
+        ticker=m.market_ticker,
+        is_taker=m.is_taker,
+        side=side,
+        yes_price=parse_price(m.yes_price_dollars),
+        count=parse_count(m.count_fp),
+        fee=parse_money(m.fee_cost, signed=False),
+        action=m.action,
+        post_position=parse_count(m.post_position_fp, signed=True),
+        client_order_id=m.client_order_id,
+        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_recv=ts_recv,
+    )
+
+
+def market_position(frame: ws.MarketPositionFrame, ts_recv: int) -> MarketPosition:
+    m = frame.msg
+    return MarketPosition(
+        ticker=m.market_ticker,
+        position=parse_count(m.position_fp, signed=True),
+        position_cost=parse_money(m.position_cost_dollars),
+        realized_pnl=parse_money(m.realized_pnl_dollars),
+        fees_paid=parse_money(m.fees_paid_dollars),
+        volume=parse_count(m.volume_fp),
+        ts_exch=frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+# ---- lifecycle -----------------------------------------------------------------------------------
+
+
+def lifecycle(
+    frame: ws.MarketLifecycleFrame | ws.MultivariateLifecycleFrame, ts_recv: int
+) -> MarketLifecycle:
+    m = frame.msg
+    meta = m.additional_metadata
+    return MarketLifecycle(
+        ticker=m.market_ticker,
+        event_type=m.event_type,
+        event_ticker=(meta.event_ticker or None) if meta is not None else None,
+        open_ms=seconds_to_ms(m.open_ts),
+        close_ms=seconds_to_ms(m.close_ts),
+        result=m.result,
+        determination_ms=seconds_to_ms(m.determination_ts),
+        settlement_value=optional_price(m.settlement_value),
+        settled_ms=seconds_to_ms(m.settled_ts),
+        is_deactivated=m.is_deactivated,
+        price_ranges=price_ranges(m.price_ranges) if m.price_ranges is not None else None,
+        title=meta.title if meta is not None else None,
+        yes_sub_title=meta.yes_sub_title if meta is not None else m.yes_sub_title,
+        no_sub_title=meta.no_sub_title if meta is not None else None,
+        ts_exch=frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+def event_lifecycle(frame: ws.EventLifecycleFrame, ts_recv: int) -> EventLifecycle:
+    m = frame.msg
+    return EventLifecycle(
+        event_ticker=m.event_ticker,
+        series_ticker=m.series_ticker,
+        title=m.title,
+        subtitle=m.subtitle,
+        collateral_return_type=m.collateral_return_type,
+        strike_ms=seconds_to_ms(m.strike_date),
+        strike_period=m.strike_period,
+        ts_exch=frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+def fee_update(frame: ws.EventFeeUpdateFrame, ts_recv: int) -> FeeUpdate:
+    m = frame.msg
+    return FeeUpdate(
+        event_ticker=m.event_ticker,
+        fee_type_override=m.fee_type_override,
+        fee_multiplier_ppm_override=fee_multiplier_ppm(bytes(m.fee_multiplier_override)),
+        ts_exch=frame.sending_ts_ms,
+        ts_recv=ts_recv,
+    )
+
+
+# ---- REST -> bus ---------------------------------------------------------------------------------
+
+
+def fee_terms(
+    series: rest_models.Series | None, type_override: str | None = None, ppm_override: int | None = None
+) -> tuple[str, int]:
+    """The fee type and multiplier (ppm) an event's markets pay: the event's overrides win over
+    its series' terms. Raises UnitError when the series' multiplier is unreadable."""
+    fee_type, ppm = "", MONEY_SCALE
+    if series is not None:
+        fee_type = series.fee_type
+        ppm = fee_multiplier_ppm(bytes(series.fee_multiplier)) or MONEY_SCALE
+    return (type_override or fee_type, ppm if ppm_override is None else ppm_override)
+
+
+def market_meta(
+    market: rest_models.Market,
+    ts_recv: int,
+    *,
+    series_ticker: str,
+    category: str = "",
+    fee_type: str = "",
+    fee_multiplier: int = MONEY_SCALE,
+    event_title: str = "",
+) -> MarketMeta:
+    """A REST market (plus what its event/series say) as the bus's MarketMeta."""
+    return MarketMeta(
+        ticker=market.ticker,
+        event_ticker=market.event_ticker,
+        series_ticker=series_ticker,
+        title=market.title or event_title,
+        yes_sub_title=market.yes_sub_title,
+        no_sub_title=market.no_sub_title,
+        status=market.status,
+        market_type=market.market_type,
+        category=category,
+        open_ms=rfc3339_ms(market.open_time),
+        close_ms=rfc3339_ms(market.close_time),
+        expiration_ms=rfc3339_ms(market.expected_expiration_time or market.latest_expiration_time),
+        price_ranges=price_ranges(market.price_ranges),
+        fee_type=fee_type,
+        fee_multiplier_ppm=fee_multiplier,
+        result=market.result,
+        ts_exch=rfc3339_ms(market.updated_time),
+        ts_recv=ts_recv,
+    )

@@ -1,0 +1,410 @@
+"""A small async Kalshi REST v2 client (aiohttp): typed models, cursor pagination, retries.
+
+- Every request can be signed (pass ``signer``: ``(method, path) -> headers``); the
+  signed path is the URL path from the API root, query string excluded.
+- 429 and 5xx and connection failures are retried with capped exponential
+  backoff and full jitter (Kalshi sends no Retry-After); each retry is counted in
+  ``kxfeed_rest_retries_total{endpoint,reason}``. 401/403 raise
+  :class:`RestAuthError` at once (retrying a bad key only burns the rate limit);
+  404 raises :class:`RestNotFound`.
+- Pagination: pass the response ``cursor`` back until it is empty/null/absent.
+- Budget: give the client a :class:`TokenBucket` (``TokenBucket.for_tier("basic")``)
+  and every attempt waits for its tokens first, so kxfeed stays under Kalshi's
+  read limit by design; a 429 anyway empties the bucket (the exchange says the
+  budget is spent) before the jittered backoff. Waiting is counted in
+  ``kxfeed_rest_budget_wait_seconds_total``.
+- 4xx other than 429 are not retried; the error message carries the response body.
+
+Models keep Kalshi's field names and decimal strings; :mod:`shared.kalshi.parse`
+converts them to exact units. Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from prometheus_client import Counter
+
+from shared.kalshi.rest_models import (
+    Event,
+    EventResponse,
+    EventsPage,
+    ExchangeStatus,
+    Market,
+    MarketOrderbook,
+    MarketResponse,
+    MarketsPage,
+    Orderbook,
+    OrderbookResponse,
+    OrderbooksResponse,
+    Schedule,
+    ScheduleResponse,
+    Series,
+    SeriesList,
+    SeriesResponse,
+    Trade,
+    TradesPage,
+)
+from shared.log import BurstLog, get_logger
+
+REQUESTS = Counter(
+    "kxfeed_rest_requests_total", "Kalshi REST requests by endpoint and HTTP status", ["endpoint", "status"]
+)
+RETRIES = Counter(
+    "kxfeed_rest_retries_total",
+    "Kalshi REST requests retried, by endpoint and reason",
+    ["endpoint", "reason"],
+)
+
+BUDGET_WAIT = Counter(
+    "kxfeed_rest_budget_wait_seconds_total",
+    "Seconds Kalshi REST requests waited for the client-side rate budget, by endpoint",
+    ["endpoint"],
+)
+
+_log = get_logger("kalshi.rest")
+
+Signer = Callable[[str, str], Mapping[str, str]]
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
+T = TypeVar("T")
+
+#: Kalshi's read budget per tier: (tokens per second, bucket capacity in seconds of budget).
+#: Every request costs REQUEST_COST tokens unless Kalshi lists an exception, so Basic = 20 reads/s.
+READ_TIERS: dict[str, tuple[float, float]] = {
+    "basic": (200.0, 2.0),
+    "advanced": (300.0, 2.0),
+    "expert": (600.0, 1.0),
+    "premier": (1_000.0, 1.0),
+    "paragon": (2_000.0, 1.0),
+    "prime": (4_000.0, 1.0),
+    "prestige": (10_000.0, 1.0),
+}
+REQUEST_COST = 10.0
+#: Most tickers one GET /markets/orderbooks (and one GET /markets?tickers=) takes.
+TICKERS_PER_CALL = 100
+
+
+class TokenBucket:
+    """The client's copy of Kalshi's read bucket: refills ``rate`` tokens/s up to ``capacity``.
+
+    :meth:`reserve` takes the tokens at once and says how long to wait before sending;
+    the balance may go negative, so concurrent callers queue in order instead of racing.
+    A ``share`` below 1 leaves room for other processes using the same key (and for
+    network jitter: requests sent evenly may arrive bunched).
+    """
+
+    def __init__(self, rate: float, capacity: float, *, now: float | None = None) -> None:
+        if rate <= 0 or capacity <= 0:
+            raise ValueError("a token bucket needs a positive rate and capacity")
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.stamp = time.monotonic() if now is None else now
+
+    @classmethod
+    def for_tier(cls, tier: str, share: float = 1.0, *, now: float | None = None) -> TokenBucket:
+        if tier not in READ_TIERS:
+            raise ValueError(f"unknown Kalshi rate-limit tier {tier!r}; tiers: {', '.join(READ_TIERS)}")
+        if not 0 < share <= 1:
+            raise ValueError(f"budget share must be in (0, 1], not {share}")
+        rate, seconds = READ_TIERS[tier]
+        return cls(rate * share, rate * seconds * share, now=now)
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.rate / REQUEST_COST
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def reserve(self, now: float, cost: float = REQUEST_COST) -> float:
+        """Take ``cost`` tokens; seconds to wait before the request may go (0: now)."""
+        self._refill(now)
+        self.tokens -= cost
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def empty(self, now: float) -> None:
+        """The exchange answered 429: whatever we thought we had, the budget is spent."""
+        self._refill(now)
+        self.tokens = min(self.tokens, 0.0)
+
+
+class RestError(Exception):
+    """A request that failed for good (after retries, or not retryable)."""
+
+    def __init__(self, endpoint: str, status: int, detail: str) -> None:
+        super().__init__(
+            f"GET {endpoint}: HTTP {status}: {detail}" if status else f"GET {endpoint}: {detail}"
+        )
+        self.endpoint = endpoint
+        self.status = status
+
+
+class RestAuthError(RestError):
+    """401/403: the key was refused."""
+
+
+class RestNotFound(RestError):
+    pass
+
+
+def _body_text(body: bytes) -> str:
+    return body[:300].decode(errors="replace").strip() or "(empty body)"
+
+
+_MARKETS = msgspec.json.Decoder(MarketsPage)
+_MARKET = msgspec.json.Decoder(MarketResponse)
+_EVENTS = msgspec.json.Decoder(EventsPage)
+_EVENT = msgspec.json.Decoder(EventResponse)
+_SERIES = msgspec.json.Decoder(SeriesResponse)
+_SERIES_LIST = msgspec.json.Decoder(SeriesList)
+_ORDERBOOK = msgspec.json.Decoder(OrderbookResponse)
+_ORDERBOOKS = msgspec.json.Decoder(OrderbooksResponse)
+_TRADES = msgspec.json.Decoder(TradesPage)
+_STATUS = msgspec.json.Decoder(ExchangeStatus)
+_SCHEDULE = msgspec.json.Decoder(ScheduleResponse)
+
+
+# ---- client --------------------------------------------------------------------------------------
+
+
+class RestClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        signer: Signer | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 5,
+        backoff_initial_s: float = 0.25,
+        backoff_max_s: float = 8.0,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        bucket: TokenBucket | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path
+        self._signer = signer
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_retries = max_retries
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._session = session
+        self._own_session = session is None
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        #: Shared by every request of this client; None = no client-side budget.
+        self.bucket = bucket
+        self._clock = clock
+        self._burst = BurstLog(_log)
+
+    async def __aenter__(self) -> RestClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._own_session = True
+        return self._session
+
+    async def get(
+        self,
+        path: str,
+        decoder: msgspec.json.Decoder[T],
+        params: Params | None = None,
+        *,
+        endpoint: str = "",
+    ) -> T:
+        """GET ``path`` (relative to the API root), decode with ``decoder``; retries as documented."""
+        endpoint = endpoint or path
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            if self.bucket is not None:
+                wait = self.bucket.reserve(self._clock())
+                if wait > 0:
+                    BUDGET_WAIT.labels(endpoint).inc(wait)
+                    await self._sleep(wait)
+            headers = dict(self._signer("GET", self._base_path + path)) if self._signer is not None else {}
+            reason = ""
+            try:
+                async with self._http().get(url, params=params, headers=headers) as resp:
+                    body = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, body, reason = 0, b"", type(exc).__name__
+            if status:
+                REQUESTS.labels(endpoint, str(status)).inc()
+            if status == 200:
+                try:
+                    return decoder.decode(body)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise RestError(endpoint, status, f"unexpected response body: {exc}") from None
+            if status in (401, 403):
+                raise RestAuthError(
+                    endpoint,
+                    status,
+                    f"request refused: check KALSHI_KEY_ID and the private key: {_body_text(body)}",
+                )
+            if status == 404:
+                raise RestNotFound(endpoint, status, f"not found: {_body_text(body)}")
+            if status == 429:
+                reason = "rate_limited"
+                if self.bucket is not None:
+                    self.bucket.empty(self._clock())
+            elif status >= 500:
+                reason = f"http_{status}"
+            elif status:
+                raise RestError(endpoint, status, _body_text(body))
+            if attempt >= self._max_retries:
+                raise RestError(endpoint, status, f"gave up after {attempt + 1} attempts ({reason})")
+            RETRIES.labels(endpoint, reason).inc()
+            delay = self._rng.uniform(0, min(self._backoff[1], self._backoff[0] * 2**attempt))
+            self._burst.event(f"retry:{endpoint}", "REST request retried", endpoint=endpoint, reason=reason)
+            attempt += 1
+            await self._sleep(delay)
+
+    async def _pages(
+        self, path: str, decoder: msgspec.json.Decoder[T], params: dict[str, str], endpoint: str
+    ) -> AsyncIterator[T]:
+        cursor = ""
+        while True:
+            query = dict(params)
+            if cursor:
+                query["cursor"] = cursor
+            page = await self.get(path, decoder, query, endpoint=endpoint)
+            yield page
+            cursor = getattr(page, "cursor", None) or ""
+            if not cursor:
+                return
+
+    async def markets(
+        self,
+        *,
+        status: str | None = None,
+        series_ticker: str | None = None,
+        event_ticker: str | None = None,
+        tickers: list[str] | None = None,
+        limit: int = 1000,
+    ) -> AsyncIterator[Market]:
+        """Every market matching the filters, across pages (``GET /markets``)."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if status:
+            params["status"] = status
+        if series_ticker:
+            params["series_ticker"] = series_ticker
+        if event_ticker:
+            params["event_ticker"] = event_ticker
+        if tickers:
+            params["tickers"] = ",".join(tickers)
+        async for page in self._pages("/markets", _MARKETS, params, "/markets"):
+            for market in page.markets:
+                yield market
+
+    async def market(self, ticker: str) -> Market:
+        resp = await self.get(f"/markets/{ticker}", _MARKET, endpoint="/markets/{ticker}")
+        return resp.market
+
+    async def events(
+        self,
+        *,
+        status: str | None = None,
+        series_ticker: str | None = None,
+        with_nested_markets: bool = False,
+        limit: int = 200,
+    ) -> AsyncIterator[Event]:
+        """Every event matching the filters, across pages (``GET /events``)."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if status:
+            params["status"] = status
+        if series_ticker:
+            params["series_ticker"] = series_ticker
+        if with_nested_markets:
+            params["with_nested_markets"] = "true"
+        async for page in self._pages("/events", _EVENTS, params, "/events"):
+            for event in page.events:
+                yield event
+
+    async def event(self, event_ticker: str) -> Event:
+        resp = await self.get(f"/events/{event_ticker}", _EVENT, endpoint="/events/{event_ticker}")
+        return resp.event
+
+    async def series_list(self, *, category: str | None = None) -> list[Series]:
+        """Every series (``GET /series``; one page: the endpoint takes no cursor)."""
+        params = {"category": category} if category else None
+        resp = await self.get("/series", _SERIES_LIST, params, endpoint="/series")
+        return resp.series or []
+
+    async def series(self, series_ticker: str) -> Series:
+        resp = await self.get(f"/series/{series_ticker}", _SERIES, endpoint="/series/{series_ticker}")
+        return resp.series
+
+    # ---- order books, trades, exchange -------------------------------------------------------
+
+    async def orderbook(self, ticker: str, *, depth: int = 0) -> Orderbook:
+        """One market's book (``GET /markets/{ticker}/orderbook``; depth 0 = every level)."""
+        params = {"depth": str(depth)} if depth else None
+        resp = await self.get(
+            f"/markets/{ticker}/orderbook", _ORDERBOOK, params, endpoint="/markets/{ticker}/orderbook"
+        )
+        return resp.orderbook_fp
+
+    async def orderbooks(self, tickers: Sequence[str]) -> list[MarketOrderbook]:
+        """Books of up to 100 markets in one call (``GET /markets/orderbooks``); a longer
+        list is split into calls of 100. Raises RestNotFound when Kalshi knows a ticker not."""
+        out: list[MarketOrderbook] = []
+        for i in range(0, len(tickers), TICKERS_PER_CALL):
+            chunk = tickers[i : i + TICKERS_PER_CALL]
+            resp = await self.get(
+                "/markets/orderbooks",
+                _ORDERBOOKS,
+                [("tickers", t) for t in chunk],
+                endpoint="/markets/orderbooks",
+            )
+            out.extend(resp.orderbooks)
+        return out
+
+    async def trades(
+        self,
+        *,
+        ticker: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+        limit: int = 1000,
+    ) -> AsyncIterator[Trade]:
+        """Trades newest first across pages (``GET /markets/trades``; times in Unix seconds)."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if ticker:
+            params["ticker"] = ticker
+        if min_ts is not None:
+            params["min_ts"] = str(min_ts)
+        if max_ts is not None:
+            params["max_ts"] = str(max_ts)
+        async for page in self._pages("/markets/trades", _TRADES, params, "/markets/trades"):
+            for trade in page.trades:
+                yield trade
+
+    async def exchange_status(self) -> ExchangeStatus:
+        return await self.get("/exchange/status", _STATUS, endpoint="/exchange/status")
+
+    async def exchange_schedule(self) -> Schedule:
+        resp = await self.get("/exchange/schedule", _SCHEDULE, endpoint="/exchange/schedule")
+        return resp.schedule

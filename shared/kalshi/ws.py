@@ -1,0 +1,406 @@
+"""Kalshi WebSocket v2 wire schema: one msgspec Struct per message, typed decoders.
+
+Server frames are JSON objects tagged by ``type``; :data:`FRAME_DECODER` decodes
+any known frame into its Struct in one pass. Unknown fields are ignored (Kalshi
+adds fields without notice). A frame whose ``type`` is not one of ours fails the
+union decode; :func:`frame_type` then tells an unknown type from a malformed
+frame, so the two can be counted apart.
+
+Prices and counts stay the wire's decimal strings here; :mod:`shared.kalshi.parse`
+turns them into exact integers. Field names are Kalshi's, including deprecated
+ones we still read as fallbacks (``taker_side``).
+
+Client commands (:class:`Command`) are encoded with :data:`COMMAND_ENCODER`;
+``omit_defaults`` keeps unset optional params off the wire, because Kalshi
+rejects some combinations (``market_ticker`` with ``market_tickers``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Side = Literal["yes", "no"]
+Level = tuple[str, str]  # (price_dollars, count_fp)
+
+#: Error codes after which the subscription is dead and must be made again.
+TERMINAL_ERRORS = frozenset({10, 17, 25})
+
+
+class _Frame(msgspec.Struct, tag_field="type", frozen=True):
+    pass
+
+
+# ---- replies to commands --------------------------------------------------------------------
+
+
+class SubscribedMsg(msgspec.Struct, frozen=True):
+    channel: str
+    sid: int
+
+
+class Subscribed(_Frame, frozen=True, tag="subscribed"):
+    msg: SubscribedMsg
+    id: int = 0
+
+
+class Unsubscribed(_Frame, frozen=True, tag="unsubscribed"):
+    sid: int
+    id: int = 0
+    seq: int | None = None
+
+
+class SubscriptionInfo(msgspec.Struct, frozen=True):
+    channel: str
+    sid: int
+
+
+class OkMsg(msgspec.Struct, frozen=True):
+    market_tickers: list[str] | None = None
+    market_ids: list[str] | None = None
+
+
+class Ok(_Frame, frozen=True, tag="ok"):
+    """Reply to update_subscription (``msg`` an object) or list_subscriptions (``msg`` a list)."""
+
+    id: int = 0
+    sid: int | None = None
+    seq: int | None = None
+    msg: list[SubscriptionInfo] | OkMsg | None = None
+
+
+class ErrorMsg(msgspec.Struct, frozen=True):
+    code: int
+    msg: str = ""
+    market_ticker: str | None = None
+    market_id: str | None = None
+    #: Not in Kalshi's schema; read when a server names the subscription inside ``msg``.
+    sid: int | None = None
+
+
+class Error(_Frame, frozen=True, tag="error"):
+    """A failed command (``id`` set) or a terminal error on a live subscription (``sid``)."""
+
+    msg: ErrorMsg
+    id: int = 0
+    sid: int | None = None
+
+
+# ---- order book (seq-checked) ---------------------------------------------------------------
+
+
+class SnapshotMsg(msgspec.Struct, frozen=True):
+    market_ticker: str
+    market_id: str = ""
+    #: A side's key is absent when that side is empty.
+    yes_dollars_fp: list[Level] = []
+    no_dollars_fp: list[Level] = []
+
+
+class OrderbookSnapshot(_Frame, frozen=True, tag="orderbook_snapshot"):
+    sid: int
+    seq: int
+    msg: SnapshotMsg
+    sending_ts_ms: int | None = None
+
+
+class DeltaMsg(msgspec.Struct, frozen=True):
+    market_ticker: str
+    price_dollars: str
+    delta_fp: str
+    side: Side
+    market_id: str = ""
+    ts_ms: int | None = None
+    client_order_id: str | None = None
+    subaccount: int | None = None
+
+
+class OrderbookDelta(_Frame, frozen=True, tag="orderbook_delta"):
+    sid: int
+    seq: int
+    msg: DeltaMsg
+    sending_ts_ms: int | None = None
+
+
+# ---- ticker / trade --------------------------------------------------------------------------
+
+
+class TickerMsg(msgspec.Struct, frozen=True):
+    market_ticker: str
+    market_id: str = ""
+    #: Last trade price; "" before the first trade.
+    price_dollars: str = ""
+    yes_bid_dollars: str = ""
+    yes_ask_dollars: str = ""
+    yes_bid_size_fp: str = "0.00"
+    yes_ask_size_fp: str = "0.00"
+    last_trade_size_fp: str = "0.00"
+    volume_fp: str = "0.00"
+    open_interest_fp: str = "0.00"
+    dollar_volume: int = 0
+    dollar_open_interest: int = 0
+    ts: int | None = None
+    ts_ms: int | None = None
+
+
+class TickerFrame(_Frame, frozen=True, tag="ticker"):
+    sid: int
+    msg: TickerMsg
+    sending_ts_ms: int | None = None
+
+
+class TradeMsg(msgspec.Struct, frozen=True):
+    trade_id: str
+    market_ticker: str
+    yes_price_dollars: str
+    no_price_dollars: str
+    count_fp: str
+    taker_outcome_side: Side | None = None
+    taker_side: Side | None = None
+    taker_book_side: Literal["bid", "ask"] | None = None
+    is_block_trade: bool = False
+    ts: int | None = None
+    ts_ms: int | None = None
+
+
+class TradeFrame(_Frame, frozen=True, tag="trade"):
+    sid: int
+    msg: TradeMsg
+    seq: int | None = None
+    sending_ts_ms: int | None = None
+
+
+# ---- lifecycle -------------------------------------------------------------------------------
+
+
+class PriceRangeWire(msgspec.Struct, frozen=True):
+    start: str
+    end: str
+    step: str
+
+
+class AdditionalMetadata(msgspec.Struct, frozen=True):
+    name: str = ""
+    title: str = ""
+    yes_sub_title: str = ""
+    no_sub_title: str = ""
+    rules_primary: str = ""
+    rules_secondary: str = ""
+    can_close_early: bool | None = None
+    event_ticker: str = ""
+    expected_expiration_ts: int | None = None
+    strike_type: str | None = None
+
+
+class LifecycleMsg(msgspec.Struct, frozen=True):
+    market_ticker: str
+    event_type: str
+    exchange_index: int | None = None
+    open_ts: int | None = None
+    close_ts: int | None = None
+    result: str | None = None
+    determination_ts: int | None = None
+    settlement_value: str | None = None
+    settled_ts: int | None = None
+    is_deactivated: bool | None = None
+    price_level_structure: str | None = None
+    price_ranges: list[PriceRangeWire] | None = None
+    yes_sub_title: str | None = None
+    strike_type: str | None = None
+    additional_metadata: AdditionalMetadata | None = None
+
+
+class MarketLifecycleFrame(_Frame, frozen=True, tag="market_lifecycle_v2"):
+    sid: int
+    msg: LifecycleMsg
+    seq: int | None = None
+    sending_ts_ms: int | None = None
+
+
+class MultivariateLifecycleFrame(_Frame, frozen=True, tag="multivariate_market_lifecycle"):
+    sid: int
+    msg: LifecycleMsg
+    seq: int | None = None
+    sending_ts_ms: int | None = None
+
+
+class EventLifecycleMsg(msgspec.Struct, frozen=True):
+    event_ticker: str
+    series_ticker: str = ""
+    title: str = ""
+    subtitle: str = ""
+    collateral_return_type: str = ""
+    exchange_index: int | None = None
+    strike_date: int | None = None
+    strike_period: str | None = None
+
+
+class EventLifecycleFrame(_Frame, frozen=True, tag="event_lifecycle"):
+    sid: int
+    msg: EventLifecycleMsg
+    seq: int | None = None
+    sending_ts_ms: int | None = None
+
+
+class FeeUpdateMsg(msgspec.Struct, frozen=True):
+    event_ticker: str
+    fee_type_override: str | None = None
+    #: A JSON number (e.g. ``1`` or ``0.5``): kept raw so it is parsed exactly, never as a float.
+    fee_multiplier_override: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class EventFeeUpdateFrame(_Frame, frozen=True, tag="event_fee_update"):
+    sid: int
+    msg: FeeUpdateMsg
+    seq: int | None = None
+    sending_ts_ms: int | None = None
+
+
+# ---- private channels (this account's fills and positions) ------------------------------------
+
+
+class FillMsg(msgspec.Struct, frozen=True):
+    trade_id: str
+    order_id: str
+    market_ticker: str
+    yes_price_dollars: str
+    count_fp: str
+    is_taker: bool = False
+    outcome_side: Side | None = None
+    #: Deprecated by Kalshi in favour of ``outcome_side``; read when that is absent.
+    side: Side | None = None
+    book_side: Literal["bid", "ask"] | None = None
+    fee_cost: str = "0"
+    #: Deprecated by Kalshi ("buy", "sell", newer "sell_partial", "sell_to_close", "").
+    action: str = ""
+    post_position_fp: str = "0.00"
+    client_order_id: str | None = None
+    ts: int | None = None
+    ts_ms: int | None = None
+
+
+class FillFrame(_Frame, frozen=True, tag="fill"):
+    sid: int
+    msg: FillMsg
+    sending_ts_ms: int | None = None
+
+
+class MarketPositionMsg(msgspec.Struct, frozen=True):
+    market_ticker: str
+    position_fp: str = "0.00"
+    position_cost_dollars: str = "0"
+    realized_pnl_dollars: str = "0"
+    fees_paid_dollars: str = "0"
+    volume_fp: str = "0.00"
+
+
+class MarketPositionFrame(_Frame, frozen=True, tag="market_position"):
+    sid: int
+    msg: MarketPositionMsg
+    sending_ts_ms: int | None = None
+
+
+#: Every server frame Struct, in decode-union order.
+FRAME_TYPES: tuple[type[_Frame], ...] = (
+    OrderbookDelta,
+    OrderbookSnapshot,
+    TickerFrame,
+    TradeFrame,
+    MarketLifecycleFrame,
+    MultivariateLifecycleFrame,
+    EventLifecycleFrame,
+    EventFeeUpdateFrame,
+    Subscribed,
+    Unsubscribed,
+    Ok,
+    Error,
+    FillFrame,
+    MarketPositionFrame,
+)
+
+ServerFrame = (
+    OrderbookDelta
+    | OrderbookSnapshot
+    | TickerFrame
+    | TradeFrame
+    | MarketLifecycleFrame
+    | MultivariateLifecycleFrame
+    | EventLifecycleFrame
+    | EventFeeUpdateFrame
+    | Subscribed
+    | Unsubscribed
+    | Ok
+    | Error
+    | FillFrame
+    | MarketPositionFrame
+)
+
+FRAME_DECODER: msgspec.json.Decoder[ServerFrame] = msgspec.json.Decoder(ServerFrame)
+
+#: ``type`` tag of each frame Struct, and every tag :data:`FRAME_DECODER` knows.
+TYPE_NAMES: dict[type, str] = {t: t.__struct_config__.tag for t in FRAME_TYPES}  # type: ignore[misc]
+KNOWN_TYPES = frozenset(TYPE_NAMES.values())
+
+
+class _Envelope(msgspec.Struct):
+    type: object = None
+    sid: object = None
+    seq: object = None
+
+
+_ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
+
+
+def _int(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def frame_type(raw: bytes | str) -> tuple[str, int | None, int | None] | None:
+    """``(type, sid, seq)`` of a frame that failed the typed decode (sid/seq None when absent
+    or not integers), or None if it is not a JSON object with a string ``type``."""
+    try:
+        env = _ENVELOPE_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if not isinstance(env.type, str):
+        return None
+    return env.type, _int(env.sid), _int(env.seq)
+
+
+# ---- client commands --------------------------------------------------------------------------
+
+
+class SubscribeParams(msgspec.Struct, frozen=True, omit_defaults=True):
+    channels: list[str]
+    market_tickers: list[str] | None = None
+    send_initial_snapshot: bool = False
+    use_yes_price: bool = False
+
+
+class UnsubscribeParams(msgspec.Struct, frozen=True):
+    sids: list[int]
+
+
+UpdateAction = Literal["add_markets", "delete_markets", "get_snapshot"]
+
+
+class UpdateParams(msgspec.Struct, frozen=True, omit_defaults=True):
+    sids: list[int]
+    action: UpdateAction
+    market_tickers: list[str] | None = None
+    send_initial_snapshot: bool = False
+
+
+class Command(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: int
+    cmd: Literal["subscribe", "unsubscribe", "update_subscription", "list_subscriptions"]
+    params: SubscribeParams | UnsubscribeParams | UpdateParams | None = None
+
+
+COMMAND_ENCODER = msgspec.json.Encoder()
+
+
+def encode_command(cmd: Command) -> str:
+    """A command as the text frame to send (Kalshi expects text, not binary)."""
+    return COMMAND_ENCODER.encode(cmd).decode()

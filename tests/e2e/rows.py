@@ -1,0 +1,173 @@
+"""Rows as the simulator sent them and as the database stored them, and their comparison."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from services.writer.engine import make_engine
+from shared.config import DbConfig
+from shared.units import parse_count, parse_price
+
+#: A WS row's identity -> what it says. Deltas/snapshots are keyed by (simulator connection, sid,
+#: seq); trades by id; tickers by (ticker, ts ms).
+Rows = dict[tuple[Any, ...], tuple[Any, ...]]
+
+
+def compare(truth: dict[str, Rows], stored: dict[str, Rows]) -> dict[str, dict[str, Any]]:
+    """Per kind: rows missing from the database, rows it has that were never sent, rows that differ."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind, want in truth.items():
+        got = stored[kind]
+        missing = [k for k in want if k not in got]
+        extra = [k for k in got if k not in want]
+        differ = [(k, want[k], got[k]) for k in want if k in got and got[k] != want[k]]
+        out[kind] = {
+            "sent": len(want),
+            "stored": len(got),
+            "missing": missing,
+            "extra": extra,
+            "differ": differ,
+        }
+    return out
+
+
+def parse_levels(levels: list[list[str]]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted((parse_price(p), parse_count(c)) for p, c in levels))
+
+
+async def read_rows(
+    db: DbConfig, truth: dict[str, Rows]
+) -> tuple[dict[str, Rows], dict[tuple[int, int, int], int], set[tuple[str, int]], int]:
+    engine = make_engine(db)
+    try:
+        async with engine.connect() as conn:
+            deltas = (
+                await conn.execute(
+                    text("SELECT conn, sid, xseq, ticker, side, price, delta, recv FROM book_deltas")
+                )
+            ).all()
+            snaps = (
+                await conn.execute(
+                    text("SELECT conn, sid, xseq, ticker, yes, no, recv FROM book_snapshots WHERE xseq > 0")
+                )
+            ).all()
+            trades = (
+                await conn.execute(text("SELECT trade_id, ticker, yes_price, count, taker_side FROM trades"))
+            ).all()
+            ticks = (
+                await conn.execute(
+                    text("SELECT ticker, ts, last_price, volume FROM ticks WHERE source = 'ws'")
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    by_conn: dict[int, list[tuple[str, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    recv: dict[tuple[int, int, int], int] = {}  # (connector conn, sid, xseq) -> recv (us)
+    for c, sid, xseq, ticker, side, price, delta, r in deltas:
+        by_conn.setdefault(int(c), []).append(
+            ("delta", (int(sid), int(xseq)), (ticker, side, int(price), int(delta)))
+        )
+        recv[(int(c), int(sid), int(xseq))] = _us(r)
+    snap_recv = {(ticker, _us(r)) for _, _, _, ticker, _, _, r in snaps}
+    for c, sid, xseq, ticker, yes, no, r in snaps:
+        recv[(int(c), int(sid), int(xseq))] = _us(r)
+        # The stored NO side is in NO prices like Kalshi's snapshot (use_yes_price is off).
+        yes_l = tuple(sorted((int(p), int(s)) for p, s in json.loads(yes)))
+        no_l = tuple(sorted((int(p), int(s)) for p, s in json.loads(no)))
+        by_conn.setdefault(int(c), []).append(("snapshot", (int(sid), int(xseq)), (ticker, yes_l, no_l)))
+    out: dict[str, Rows] = {"delta": {}, "snapshot": {}, "trade": {}, "ticker": {}}
+    sim_conns = {k[0] for kind in ("delta", "snapshot") for k in truth[kind]}
+    recv_at: dict[tuple[int, int, int], int] = {}
+    for c, items in by_conn.items():
+        sim = _same_connection(items, truth, sim_conns)
+        for kind, (sid, xseq), value in items:
+            # Unmatched connections keep the connector's id (negated): all their rows are "extra".
+            out[kind][(sim if sim is not None else -c, sid, xseq)] = value
+            if sim is not None:
+                recv_at[(sim, sid, xseq)] = recv[(c, sid, xseq)]
+    for tid, ticker, yes_price, count, taker in trades:
+        out["trade"][(tid,)] = (ticker, int(yes_price), int(count), taker)
+    for ticker, ts, last_price, volume in ticks:
+        out["ticker"][(ticker, _ms(ts))] = (int(last_price), int(volume))
+    return out, recv_at, snap_recv, len(ticks)
+
+
+def snapshot_key_collisions(
+    truth: dict[str, Rows],
+    missing: list[tuple[Any, ...]],
+    stored: tuple[dict[tuple[int, int, int], int], set[tuple[str, int]]],
+) -> list[tuple[Any, ...]]:
+    """Missing WS snapshots that arrived in the same receive batch as a stored snapshot of the
+    same market: both carry the batch's receive time, and book_snapshots' primary key
+    (ticker, recv) keeps only the first. Proven from the frames next to the missing one
+    (seq - 1, seq + 1 on the same subscription), which were received in that same batch."""
+    recv_at, snap_recv = stored
+    out = []
+    for key in missing:
+        c, sid, seq = key
+        ticker = truth["snapshot"][key][0]
+        for n in (seq - 1, seq + 1):
+            r = recv_at.get((c, sid, n))
+            if r is not None and (ticker, r) in snap_recv:
+                out.append(key)
+                break
+    return out
+
+
+def _us(ts: Any) -> int:
+    if isinstance(ts, (int, float)):
+        return int(ts)
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _same_connection(
+    items: list[tuple[str, tuple[Any, ...], tuple[Any, ...]]], truth: dict[str, Rows], sim_conns: set[int]
+) -> int | None:
+    """The simulator connection whose frames a stored connection holds: the connector numbers
+    connections by start time (ns), the simulator 1, 2, ...; the rows themselves tell which is which."""
+    sample = sorted(items, key=lambda i: (i[0] != "snapshot", i[1]))[:20]
+    best, hits = None, 0
+    for sim in sim_conns:
+        n = sum(truth[kind].get((sim, *key)) == value for kind, key, value in sample)
+        if n > hits:
+            best, hits = sim, n
+    return best
+
+
+def _ms(ts: Any) -> int:
+    if isinstance(ts, (int, float)):
+        return int(ts) // 1000
+    return int(ts.timestamp() * 1000 + 0.5)
+
+
+async def read_counts(db: DbConfig) -> dict[str, int]:
+    engine = make_engine(db)
+    try:
+        async with engine.connect() as conn:
+            out = {}
+            for table in ("book_deltas", "book_snapshots", "trades", "ticks"):
+                out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+            return out
+    finally:
+        await engine.dispose()
+
+
+def awaiting_snapshot(truth: dict[str, Rows], withheld: set[tuple[int, int, int]]) -> set[tuple[Any, ...]]:
+    """Deltas the connector drops by design after a seq skip: from the skip on, every market of
+    that subscription waits for its new snapshot, and its deltas until then are superseded by it
+    (services/connector/session.py). Keyed like the truth's deltas."""
+    out: set[tuple[Any, ...]] = set()
+    for c, sid, gap in withheld:
+        next_snap: dict[str, int] = {}
+        for (sc, ssid, seq), (ticker, *_) in truth["snapshot"].items():
+            if sc == c and ssid == sid and seq > gap and seq < next_snap.get(ticker, 1 << 62):
+                next_snap[ticker] = seq
+        for key, (ticker, *_) in truth["delta"].items():
+            dc, dsid, seq = key
+            if dc == c and dsid == sid and gap < seq < next_snap.get(ticker, 1 << 62):
+                out.add(key)
+    return out

@@ -1,0 +1,93 @@
+"""The connector as a real process (``kxfeed worker connector``), as the supervisor runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from shared.control import ControlError, request
+from shared.journal import read
+from shared.kalshi.auth import generate_private_key
+from tests.conftest import free_port, kxfeed_cmd, make_config, spawn, wait_until, write_config
+
+KEY_ID = "0b7f1d2c-3e4a-4b5c-8d6e-7f8091a2b3c4"
+
+
+def stats(endpoint: str) -> dict[str, int]:
+    try:
+        return request(endpoint, "stats", timeout_s=0.5)  # type: ignore[no-any-return]
+    except ControlError:
+        return {}
+
+
+def test_runs_against_the_sim_and_stops_cleanly(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, sim={"port": free_port(), "markets": 8, "rate": 100.0})
+    path = write_config(cfg, tmp_path / "kxfeed.toml")
+    procs = [spawn("worker", name, "--config", str(path)) for name in ("bus", "sim")]
+    try:
+        assert wait_until(lambda: stats(cfg.sim.control).get("ready"), 20)
+        conn = spawn("worker", "connector", "--config", str(path), stderr=subprocess.PIPE)
+        procs.append(conn)
+        assert wait_until(lambda: stats(cfg.connector.control).get("connected") == 1, 20)
+        assert wait_until(lambda: stats(cfg.connector.control).get("frames", 0) > 50, 10)
+        s = stats(cfg.connector.control)
+        assert s["valid_books"] == s["markets"] >= 8 and s["reconnects"] == 0
+        conn.send_signal(signal.SIGTERM)
+        assert conn.wait(15) == 0
+        err = conn.stderr.read().decode() if conn.stderr else ""
+        assert "kxfeed-sim-dev" not in err  # the key id is never logged
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    records = list(read(Path(cfg.journal.dir) / "connector"))
+    assert len(records) > 10
+
+
+def test_key_file_readable_by_others_is_refused_at_start(tmp_path: Path) -> None:
+    key_path = tmp_path / "kalshi-key.pem"
+    key_path.write_bytes(
+        generate_private_key().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    os.chmod(key_path, 0o644)
+    cfg = make_config(tmp_path, kalshi={"env": "demo"})
+    path = write_config(cfg, tmp_path / "kxfeed.toml")
+    proc = spawn(
+        "worker",
+        "connector",
+        "--config",
+        str(path),
+        env={"KALSHI_KEY_ID": KEY_ID, "KALSHI_PRIVATE_KEY_PATH": str(key_path)},
+        stderr=subprocess.PIPE,
+    )
+    _, err = proc.communicate(timeout=30)
+    text = err.decode()
+    assert proc.returncode == 1
+    assert f"chmod 600 {key_path}" in text
+    assert KEY_ID not in text and "BEGIN PRIVATE KEY" not in text
+
+
+def test_demo_without_credentials_says_what_to_set(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, kalshi={"env": "demo"})
+    path = write_config(cfg, tmp_path / "kxfeed.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KALSHI_")}
+    proc = subprocess.run(
+        kxfeed_cmd("worker", "connector", "--config", str(path)),
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert "KALSHI_KEY_ID" in proc.stderr.decode() and "KALSHI_PRIVATE_KEY_PATH" in proc.stderr.decode()

@@ -1,0 +1,102 @@
+"""End to end against the exchange simulator: bus, sim, connector and orderbook as real
+processes. The books equal the simulator's ground truth, and a restarted builder is VALID
+again within 2 s of coming up (it asks the connector for fresh snapshots of every market)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import Config
+from shared.control import ControlError, request
+from tests.conftest import free_port, make_config, spawn, wait_until, write_config
+
+
+def stats(endpoint: str) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = request(endpoint, "stats", timeout_s=0.5)
+        return out
+    except ControlError:
+        return {}
+
+
+class Stack:
+    def __init__(self, tmp: Path) -> None:
+        self.cfg: Config = make_config(tmp, sim={"port": free_port(), "markets": 12, "rate": 50.0})
+        self.path = write_config(self.cfg, tmp / "kxfeed.toml")
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        for name in ("bus", "sim"):
+            self.start(name)
+        assert wait_until(lambda: stats(self.cfg.sim.control).get("ready"), 30), "sim not ready"
+        self.start("connector")
+        assert wait_until(lambda: stats(self.cfg.connector.control).get("connected") == 1, 30), (
+            "no connection"
+        )
+
+    def start(self, name: str) -> None:
+        self.procs[name] = spawn("worker", name, "--config", str(self.path))
+
+    def all_valid(self) -> bool:
+        ob = stats(self.cfg.orderbook.control)
+        markets = stats(self.cfg.connector.control).get("markets", 0)
+        return bool(ob) and markets > 0 and ob["invalid"] == 0 and ob["valid"] >= markets
+
+    def assert_books_match_truth(self) -> int:
+        request(self.cfg.sim.control, "pause")
+        try:
+            time.sleep(0.5)  # let what is in flight land
+            truth = request(self.cfg.sim.control, "books")
+            for ticker, want in truth.items():
+                got = request(self.cfg.orderbook.control, "book", {"ticker": ticker, "depth": 0})
+                assert got["valid"], (ticker, got["reason"])
+                assert sorted(map(tuple, got["yes"])) == sorted(map(tuple, want["yes"])), ticker
+                assert sorted(map(tuple, got["no"])) == sorted(map(tuple, want["no"])), ticker
+            return len(truth)
+        finally:
+            request(self.cfg.sim.control, "resume")
+
+    def close(self) -> None:
+        for p in reversed(list(self.procs.values())):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    yield s
+    s.close()
+
+
+def test_books_match_the_simulator_and_a_restarted_builder_is_valid_within_2s(stack: Stack) -> None:
+    stack.start("orderbook")
+    assert wait_until(stack.all_valid, 20, 0.02), stats(stack.cfg.orderbook.control)
+    assert wait_until(lambda: stats(stack.cfg.orderbook.control).get("ready"), 10)
+    assert stack.assert_books_match_truth() >= 12
+    time.sleep(0.5)
+
+    old = stack.procs["orderbook"]
+    old.send_signal(signal.SIGTERM)
+    assert old.wait(15) == 0
+    spawned = time.monotonic()
+    stack.start("orderbook")
+    assert wait_until(lambda: bool(stats(stack.cfg.orderbook.control)), 20, 0.01)
+    up = time.monotonic()
+    assert wait_until(stack.all_valid, 10, 0.02), stats(stack.cfg.orderbook.control)
+    valid = time.monotonic()
+    print(f"restarted builder VALID {valid - up:.2f}s after coming up, {valid - spawned:.2f}s after spawn")
+    assert valid - up < 2.0, f"VALID {valid - up:.2f}s after coming up ({valid - spawned:.2f}s after spawn)"
+    s = stats(stack.cfg.orderbook.control)
+    assert s["snapshot_requests_connector"] >= 1
+    assert stack.assert_books_match_truth() >= 12

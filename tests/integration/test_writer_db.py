@@ -1,0 +1,469 @@
+"""The writer's database layer against a real SQLite file and a real PostgreSQL:
+migrations, batch writes (idempotent, atomic with positions), bad rows, state, queries, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+
+from services.cli.main import main as cli_main
+from services.writer.core import WriterCore
+from services.writer.engine import make_engine
+from services.writer.migrate import SchemaTooNew, current_revision, head_revision, upgrade
+from services.writer.rows import HOUR_NS, MAPPERS, poll_content
+from services.writer.schema import metadata, stream_offsets, table_hours
+from services.writer.store import classify, open_store
+from services.writer.synth import expected_tables, mixed, read_tables, stamp
+from shared.config import Config, DbConfig
+from shared.messages import BookDelta, BookSnapshot, Gap, Message, PollSnapshot, Ticker, Trade
+from tests.conftest import kxfeed_cmd, make_config, write_config
+
+T0 = 1_793_750_400_000_000_000  # ns, on an hour boundary
+NOW_US = T0 // 1000 + 10**9
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConfig]:
+    if request.param == "sqlite":
+        yield DbConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'kx.db'}")
+        return
+    url = request.getfixturevalue("pg_url")
+    schema = f"kxt_{uuid.uuid4().hex[:12]}"
+    yield DbConfig(url=url, schema=schema)
+    asyncio.run(drop_schema(url, schema))
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def config_for(tmp_path: Path, db: DbConfig) -> tuple[Config, Path]:
+    cfg = make_config(tmp_path, db=msgspec.to_builtins(db))
+    return cfg, write_config(cfg, tmp_path / "kxfeed.toml")
+
+
+class Cli:
+    """``kxfeed db ...`` in this process (an interpreter start per call would dominate the test)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], path: Path) -> None:
+        self.capsys = capsys
+        self.path = path
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        self.capsys.readouterr()
+        code = cli_main(["db", *args, "--config", str(self.path)])
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+
+# ---- migrations ---------------------------------------------------------------------------
+
+
+def test_migration_empty_to_head_then_no_op_and_matches_the_schema(db: DbConfig) -> None:
+    async def go() -> None:
+        engine = make_engine(db)
+        try:
+            assert await current_revision(engine) is None
+            assert await upgrade(engine, db) == (None, head_revision())
+            assert await upgrade(engine, db) == (head_revision(), head_revision())
+            async with engine.connect() as conn:
+                diff = await conn.run_sync(
+                    lambda c: compare_metadata(
+                        MigrationContext.configure(c, opts={"compare_type": True}), metadata
+                    )
+                )
+            assert diff == []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_cli_upgrade_and_refusal_of_a_newer_schema(
+    db: DbConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, path = config_for(tmp_path, db)
+    # The real command, as a process, from another working directory.
+    first = subprocess.run(
+        kxfeed_cmd("db", "upgrade", "--config", str(path)),
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert f"(empty) -> {head_revision()}" in first.stdout
+    run_cli = Cli(capsys, path)
+    again = run_cli("upgrade")
+    assert again.returncode == 0 and "already at" in again.stdout
+
+    async def stamp_future() -> None:
+        engine = make_engine(db)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaTooNew):
+            await upgrade(engine, db)
+        await engine.dispose()
+
+    asyncio.run(stamp_future())
+    refused = run_cli("upgrade")
+    assert refused.returncode == 2 and "newer than this kxfeed knows" in refused.stderr
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+
+def core_for(committed: dict | None = None) -> WriterCore:
+    return WriterCore(committed or {}, {}, lambda pub: True, max_buffer=10**7, stored=MAPPERS.__contains__)
+
+
+def test_batches_store_exactly_the_messages_and_rewrites_change_nothing(db: DbConfig) -> None:
+    msgs = stamp(mixed(3000, seed=11, duplicates=0.1))
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(msgs)
+        batches = []
+        sizes = iter([400, 2500] * 100)  # on PostgreSQL: unnest below 1000 rows per table, COPY above
+        while (b := core.take(next(sizes))) is not None:
+            batches.append(b)
+        inserted = 0
+        for b in batches:
+            res = await store.write(b, NOW_US)
+            inserted += sum(res.inserted.values())
+            core.commit(b)
+        # A batch whose commit reply was lost is retried at once: nothing changes.
+        again = await store.write(batches[-1], NOW_US + 1)
+        assert sum(again.inserted.values()) == 0 and sum(again.candidates.values()) > 0
+        want = expected_tables(msgs)
+        got = await read_tables(engine)
+        for name, rows in want.items():
+            assert got[name] == rows, name
+        appended = (
+            "book_deltas",
+            "trades",
+            "ticks",
+            "lifecycle",
+            "book_snapshots",
+            "gaps",
+            "signals",
+            "worker_events",
+        )
+        assert inserted == sum(len(want[n]) for n in appended)
+        async with engine.connect() as conn:
+            offsets = {
+                (r.publisher, r.epoch, r.kind): r.seq for r in await conn.execute(select(stream_offsets))
+            }
+            hours = dict((await conn.execute(select(table_hours.c.table_name, table_hours.c.rows))).all())
+        assert offsets == core.committed  # the rewrite did not move any position back
+        assert max(s for (_, _, k), s in offsets.items() if k == "delta") == sum(
+            1 for m in msgs if isinstance(m, BookDelta)
+        )
+        assert hours["book_deltas"] == len(want["book_deltas"])
+        loaded_offsets, polls = await store.load_state()
+        assert loaded_offsets == core.committed
+        last: dict[str, Any] = {}
+        for m in msgs:
+            if isinstance(m, PollSnapshot):
+                last[m.ticker] = poll_content(m)
+        assert polls == last
+        await store.close()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_messages_that_share_a_millisecond_or_a_read_are_each_stored(db: DbConfig) -> None:
+    # Found end to end: Kalshi sends several ticker updates of one market within one ms, and a
+    # connector read can hold two WS snapshots of one market (same receive time). Each is a row.
+    recv = 1_795_000_000_000_000_000
+    tickers = [
+        Ticker(ticker="T", market_id="u", price=None, yes_bid=4000 + i, yes_ask=4100, yes_bid_size=1,
+               yes_ask_size=1, last_trade_size=0, volume=i, open_interest=0, dollar_volume=0,
+               dollar_open_interest=0, ts_exch=1_795_000_000_000, ts_recv=recv)
+        for i in range(3)
+    ]  # fmt: skip
+    snaps = [
+        BookSnapshot(ticker="T", market_id="u", conn=1, sid=1, xseq=x, yes=[(4000, 100)], no=[], ts_recv=recv)
+        for x in (7, 9)
+    ]
+    msgs = stamp([*tickers, *snaps])
+
+    async def go() -> tuple[int, int, int]:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(msgs)
+        b = core.take(100)
+        assert b is not None
+        await store.write(b, NOW_US)
+        core.commit(b)
+        again = await store.write(b, NOW_US + 1)  # a re-delivered batch still stores nothing twice
+        got = await read_tables(engine, ["ticks", "book_snapshots"])
+        await store.close()
+        await engine.dispose()
+        return len(got["ticks"]), len(got["book_snapshots"]), sum(again.inserted.values())
+
+    assert asyncio.run(go()) == (3, 2, 0)
+
+
+@pytest.mark.parametrize("per_hour", [1, 700])  # PostgreSQL: unnest, then COPY (>= 1000 rows)
+def test_a_batch_spanning_an_hour_counts_rows_per_hour(db: DbConfig, per_hour: int) -> None:
+    def trade(i: int, recv: int) -> Trade:
+        return Trade(
+            trade_id=f"h{i}", ticker="T", yes_price=1, no_price=9999, count=1, taker_side="no", ts_recv=recv
+        )
+
+    starts = (T0 - 10**9 * per_hour, T0, T0 + HOUR_NS)
+    msgs = stamp(
+        [trade(h * per_hour + i, s + i * 1000) for h, s in enumerate(starts) for i in range(per_hour)]
+    )
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(msgs)
+        batch = core.take(10_000)
+        assert batch is not None and len(batch.hours["trades"]) == 3
+        res = await store.write(batch, NOW_US)
+        assert res.inserted == {"trades": 3 * per_hour}
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(table_hours.c.hour, table_hours.c.rows).order_by("hour"))).all()
+        assert [r.rows for r in rows] == [per_hour] * 3
+        assert [int(r.hour.timestamp()) for r in rows] == [
+            T0 // 10**9 - 3600,
+            T0 // 10**9,
+            T0 // 10**9 + 3600,
+        ]
+        await store.close()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_a_row_the_database_refuses_is_isolated_and_the_rest_stored(db: DbConfig) -> None:
+    def delta(i: int, price: int) -> BookDelta:
+        return BookDelta(
+            ticker="T",
+            market_id="u",
+            conn=1,
+            sid=1,
+            xseq=i,
+            side="yes",
+            price=price,
+            delta=100,
+            ts_recv=T0 + i,
+        )
+
+    msgs = stamp([delta(1, 100), delta(2, 2**63), delta(3, 300)])  # 2**63 does not fit a BIGINT
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(msgs)
+        batch = core.take(10)
+        assert batch is not None
+        with pytest.raises(Exception) as err:
+            await store.write(batch, NOW_US)
+        assert classify(err.value) == "data"
+        await store.reset()
+        res = await store.write(batch, NOW_US, isolate=True)
+        assert res.inserted == {"book_deltas": 2}
+        assert [r.table for r in res.rejected] == ["book_deltas"] and "1, 1, 2" in res.rejected[0].key
+        got = await read_tables(engine, ["book_deltas", "stream_offsets"])
+        assert sorted(r[2] for r in got["book_deltas"]) == [1, 3]
+        assert {(r[2], r[3]) for r in got["stream_offsets"]} == {("delta", 3)}
+        await store.close()
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+# ---- queries ------------------------------------------------------------------------------
+
+TK = "KXQ-26NOV03-A"
+
+
+def query_fixture() -> list[Message]:
+    ms = 1_793_749_200_000
+
+    def d(xseq: int, side: str, price: int, delta: int, ticker: str = TK) -> BookDelta:
+        return BookDelta(
+            ticker=ticker, market_id="u", conn=5, sid=2, xseq=xseq, side=side,  # type: ignore[arg-type]
+            price=price, delta=delta, ts_exch=ms + 100 + xseq, ts_recv=(ms + 100 + xseq) * 10**6,
+        )  # fmt: skip
+
+    return [
+        BookSnapshot(
+            ticker=TK, market_id="u", conn=5, sid=2, xseq=1, yes=[(4000, 1000)], no=[(5500, 300)],
+            ts_exch=ms, ts_recv=ms * 10**6,
+        ),
+        BookSnapshot(
+            ticker="KXQ-26NOV03-B", market_id="v", conn=5, sid=2, xseq=2, yes=[], no=[], ts_exch=ms,
+            ts_recv=ms * 10**6 + 1000,
+        ),
+        d(3, "yes", 4000, 500),
+        d(5, "no", 5500, -300),  # 4 is missing
+        d(6, "no", 5400, 100),
+        d(7, "yes", 4100, 200),
+        d(10, "yes", 100, 100, ticker="KXQ-26NOV03-B"),  # 8 and 9 missing, in the other market
+        Ticker(
+            ticker=TK, market_id="u", price=4050, yes_bid=3900, yes_ask=4700, yes_bid_size=1, yes_ask_size=2,
+            last_trade_size=0, volume=0, open_interest=0, dollar_volume=0, dollar_open_interest=0,
+            ts_exch=ms + 50, ts_recv=(ms + 50) * 10**6,
+        ),
+        Trade(
+            trade_id="q1", ticker=TK, yes_price=4050, no_price=5950, count=250, taker_side="yes",
+            ts_exch=ms + 60, ts_recv=(ms + 60) * 10**6,
+        ),
+        Gap(
+            conn=5, sid=2, expected=4, received=5, tickers=[TK, "KXQ-26NOV03-B"], reason="seq jump",
+            ts_exch=ms + 105, ts_recv=(ms + 105) * 10**6,
+        ),
+    ]  # fmt: skip
+
+
+def test_cli_latest_gaps_stats(db: DbConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, path = config_for(tmp_path, db)
+    run_cli = Cli(capsys, path)
+    msgs = stamp(query_fixture())
+
+    async def fill() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(msgs)
+        batch = core.take(100)
+        assert batch is not None
+        await store.write(batch, NOW_US)
+        await store.close()
+        await engine.dispose()
+
+    asyncio.run(fill())
+
+    latest = run_cli("latest", TK, "--json")
+    assert latest.returncode == 0, latest.stderr
+    data = json.loads(latest.stdout)
+    assert data["newest"] == "book"
+    book = next(t for t in data["tops"] if t["source"] == "book")
+    # yes: 4000 x (1000 + 500), 4100 x 200 -> best bid 4100 x 200; no: 5500 gone, 5400 x 100 -> ask 4600
+    assert (book["yes_bid"], book["yes_bid_size"], book["yes_ask"], book["yes_ask_size"]) == (
+        4100,
+        200,
+        4600,
+        100,
+    )
+    assert "+ 4 deltas" in book["detail"]
+    ws = next(t for t in data["tops"] if t["source"] == "ws")
+    assert (ws["yes_bid"], ws["yes_ask"]) == (3900, 4700)
+    assert data["trade"]["trade_id"] == "q1" and data["trade"]["count"] == 250
+    human = run_cli("latest", TK)
+    assert "* book" in human.stdout and "$0.4100 x 2.00" in human.stdout and "count 2.50" in human.stdout
+    assert run_cli("latest", "NOPE").returncode == 1
+
+    gaps = run_cli("gaps", TK, "--json")
+    assert gaps.returncode == 0, gaps.stderr
+    g = json.loads(gaps.stdout)
+    (sub,) = g["subscriptions"]
+    assert (sub["conn"], sub["sid"], sub["first_seq"], sub["last_seq"]) == (5, 2, 1, 10)
+    assert sub["holes"] == [[4, 4], [8, 9]] and g["missing"] == 3 and g["holes"] == 2
+    assert [e["expected"] for e in g["events"]] == [4]
+    human = run_cli("gaps", TK)
+    assert "2 holes, 3 sequence numbers missing" in human.stdout and "missing 8..9 (2)" in human.stdout
+
+    stats = run_cli("stats", "--json", "--hours", "100000")
+    assert stats.returncode == 0, stats.stderr
+    s = json.loads(stats.stdout)
+    tables = {t["table"]: t for t in s["tables"]}
+    assert tables["book_deltas"]["rows"] == 5 and tables["book_snapshots"]["rows"] == 2
+    assert tables["book_deltas"]["bytes"] > 0
+    assert {h[1] for h in s["hours"]} >= {"book_deltas", "trades", "ticks"}
+    human = run_cli("stats")
+    assert human.returncode == 0 and "book_deltas" in human.stdout
+
+
+def test_queries_refuse_a_database_without_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, path = config_for(tmp_path, DbConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"))
+    res = Cli(capsys, path)("stats")
+    assert res.returncode == 2 and "kxfeed db upgrade" in res.stderr
+
+
+@pytest.mark.postgres
+def test_bulk_copy_goes_direct_and_falls_back_to_staging_on_stored_keys(pg_url: str) -> None:
+    """PostgreSQL: a bulk batch without stored keys is COPYed straight into its table; one
+    that repeats stored keys (or repeats a key within itself) is undone and goes through
+    staging + ON CONFLICT DO NOTHING: every row stored once, counts exact, positions moved."""
+    db = DbConfig(url=pg_url, schema=f"kxt_{uuid.uuid4().hex[:12]}")
+
+    def delta(xseq: int, recv: int) -> BookDelta:
+        return BookDelta(
+            ticker="T",
+            market_id="m",
+            conn=9,
+            sid=1,
+            xseq=xseq,
+            side="yes",
+            price=100,
+            delta=100,
+            ts_recv=recv,
+        )
+
+    fresh = [delta(i, T0 + i) for i in range(1, 1501)]
+    # 200 keys already stored (re-sent by a reconnecting producer), 1300 new, one new key twice
+    overlap = [delta(i, T0 + i) for i in range(1301, 3001)] + [delta(2000, T0 + 2000)]
+    clean = [delta(i, T0 + i) for i in range(3001, 4501)]
+    msgs = stamp([*fresh, *overlap, *clean])
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        await store.warm()
+        core = core_for()
+        core.offer(msgs)
+        results = []
+        for size in (len(fresh), len(overlap), len(clean)):
+            batch = core.take(size)
+            assert batch is not None
+            results.append(await store.write(batch, NOW_US))
+            results.append(store._conflicted.copy())  # type: ignore[attr-defined]
+            core.commit(batch)
+        assert results[0].inserted == {"book_deltas": 1500} and results[1] == set()
+        assert results[2].inserted == {"book_deltas": 1500} and results[3] == {"book_deltas"}
+        assert results[4].inserted == {"book_deltas": 1500} and results[5] == set()
+        async with engine.connect() as conn:
+            keys = [r[0] for r in await conn.execute(text("SELECT xseq FROM book_deltas ORDER BY xseq"))]
+            hours = (await conn.execute(select(table_hours.c.rows))).scalars().all()
+            offsets = (await conn.execute(select(stream_offsets.c.seq))).scalars().all()
+        assert keys == list(range(1, 4501))
+        assert hours == [4500]
+        assert offsets == [len(msgs)]
+        await store.close()
+        await engine.dispose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        asyncio.run(drop_schema(pg_url, db.schema))

@@ -1,0 +1,127 @@
+"""Private channels (fill, market_positions): subscribed only when asked for, carried exactly.
+
+The golden replay ``ws_session_private.jsonl`` -> ``ws_session_private.golden.json`` is
+the spec's fill and market_position examples plus a fill with every current field, one
+with a fee finer than a micro-dollar (refused, counted) and a short position. Regenerate
+after an intended change with ``KXFEED_REGEN_GOLDEN=1`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.connector.recovery import Recovery
+from services.connector.session import Session
+from shared.config import ConfigError, load_config
+from shared.messages import Fill, MarketPosition, to_jsonable
+
+from .test_connector_support import Script, kinds, metric
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
+LAL, BOS = "KXNBAGAME-26NOV03LALBOS-LAL", "KXNBAGAME-26NOV03LALBOS-BOS"
+TS = 1_793_749_269_000_000_000
+PRIVATE = ("fill", "market_positions")
+
+
+def test_private_channels_not_subscribed_unless_asked() -> None:
+    sc = Script([LAL])
+    channels = [ch for c in sc.commands() for ch in c["params"]["channels"]]
+    assert channels == ["orderbook_delta", "ticker", "trade", "market_lifecycle_v2"]
+    assert sc.s.table.private == {}
+
+
+def test_private_channels_subscribed_globally_when_asked() -> None:
+    sc = Script([LAL, BOS], private=PRIVATE)
+    cmds = sc.commands()
+    assert [c["params"] for c in cmds[2:]] == [{"channels": ["fill"]}, {"channels": ["market_positions"]}]
+    sc.confirm(cmds)
+    assert sc.s.subscribed()
+    live = {d["channel"]: d for d in sc.s.table.describe()}
+    assert live["fill"]["sid"] == sc.sids["fill"][0] and live["fill"]["markets"] == []
+    assert live["market_positions"]["sid"] == sc.sids["market_positions"][0]
+
+
+def test_only_known_private_channels_are_subscribed() -> None:
+    sc = Script([LAL], private=("market_positions", "user_orders"))
+    assert [c["params"]["channels"] for c in sc.commands()][2:] == [["market_positions"]]
+
+
+def test_terminal_error_on_fill_sid_resubscribes_fill_alone() -> None:
+    sc = Script([LAL], private=PRIVATE)
+    sc.boot()
+    fsid = sc.sids["fill"][0]
+    sc.feed({"type": "error", "sid": fsid, "msg": {"code": 17, "msg": "Internal error"}})
+    cmds = sc.commands()
+    assert [c["params"] for c in cmds] == [{"channels": ["fill"]}]
+    sc.confirm(cmds)
+    assert sc.s.table.private["fill"].sid == sc.sids["fill"][1]
+    assert fsid not in sc.s.table.by_sid
+
+
+def replay(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Session]:
+    s = Session(42, recovery=Recovery(), max_markets=500, private=PRIVATE)
+    s.start([LAL, BOS], 0.0)
+    cmds = [json.loads(c) for c in s.table.take_commands()]
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate((FIX / name).read_bytes().splitlines()):
+        s.frames([line], TS + i, 1.0 + i / 100)
+        cmds.extend(json.loads(c) for c in s.table.take_commands())
+        out.extend(to_jsonable(m) for m in s.take())
+    return out, cmds, s
+
+
+def test_private_session_matches_golden() -> None:
+    units_before = metric("kxfeed_ws_bad_frames_total", reason="units")
+    out, cmds, s = replay("ws_session_private.jsonl")
+    golden_path = FIX / "ws_session_private.golden.json"
+    got = json.loads(json.dumps({"bus": out, "commands": cmds}))
+    if os.environ.get("KXFEED_REGEN_GOLDEN"):
+        golden_path.write_text(json.dumps(got, indent=1) + "\n")
+    assert got == json.loads(golden_path.read_text())
+    # Stated plainly as well: the bad fee was refused and counted, nothing else published.
+    assert metric("kxfeed_ws_bad_frames_total", reason="units") - units_before == 1
+    assert [m["kind"] for m in out] == ["fill", "fill", "position", "position"]
+    assert "bad-fee" not in {m.get("trade_id") for m in out}
+    assert s.table.private["fill"].sid == 13 and s.table.private["market_positions"].sid == 14
+
+
+def test_private_messages_are_exact_and_routed_by_ticker() -> None:
+    sc = Script([LAL], private=PRIVATE)
+    sc.boot()
+    fill = json.loads((FIX / "ws_fill_outcome_side.json").read_bytes())
+    pos = json.loads((FIX / "ws_market_position.json").read_bytes())
+    out = sc.feed(fill, pos)
+    assert kinds(out) == ["fill", "position"]
+    f, p = out
+    assert isinstance(f, Fill) and isinstance(p, MarketPosition)
+    assert (f.side, f.yes_price, f.count, f.fee, f.post_position) == ("no", 4300, 1250, 87_500, -3750)
+    assert f.topic() == f"fill.{LAL}"
+    assert (p.position, p.position_cost, p.realized_pnl, p.fees_paid, p.volume) == (
+        10_000,
+        50_000_000,
+        10_000_000,
+        1_000_000,
+        1_500,
+    )
+    assert p.topic() == "position.FED-23DEC-T3.00"
+
+
+def test_config_accepts_private_channels(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[connector]\nprivate_channels = ["fill", "market_positions"]\n')
+    assert load_config(path, environ={}).connector.private_channels == ["fill", "market_positions"]
+    assert load_config(None, environ={}).connector.private_channels == []
+
+
+def test_config_refuses_an_unknown_private_channel_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[connector]\nprivate_channels = ["fill", "user_orders"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert "user_orders" in text and "private_channels" in text

@@ -1,0 +1,95 @@
+"""Support for the connector tests (no tests here): frame builders and a scripted exchange."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from services.connector.recovery import Recovery
+from services.connector.session import Session
+from shared.messages import Message
+
+TS = 1_790_000_000_000_000_000  # ns
+TS_MS = TS // 1_000_000
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def snap(sid: int, seq: int, ticker: str, yes: Any = (), no: Any = ()) -> dict[str, Any]:
+    msg: dict[str, Any] = {"market_ticker": ticker, "market_id": f"id-{ticker}"}
+    if yes:
+        msg["yes_dollars_fp"] = [[p, c] for p, c in yes]
+    if no:
+        msg["no_dollars_fp"] = [[p, c] for p, c in no]
+    return {"type": "orderbook_snapshot", "sid": sid, "seq": seq, "msg": msg}
+
+
+def delta(sid: int, seq: int, ticker: str, price: str, d: str, side: str = "yes") -> dict[str, Any]:
+    return {
+        "type": "orderbook_delta",
+        "sid": sid,
+        "seq": seq,
+        "msg": {
+            "market_ticker": ticker,
+            "market_id": f"id-{ticker}",
+            "price_dollars": price,
+            "delta_fp": d,
+            "side": side,
+            "ts_ms": TS_MS - 5,
+        },
+    }
+
+
+class Script:
+    """Drives a Session like an exchange would: answers its subscribes with sids."""
+
+    def __init__(
+        self, markets: list[str], *, max_markets: int = 100, recovery: Recovery | None = None, **kw: Any
+    ):
+        self.recovery = recovery or Recovery()
+        self.s = Session(7, recovery=self.recovery, max_markets=max_markets, **kw)
+        self.next_sid = 1
+        #: (channel, frozenset(markets)) -> sid for every subscription the script confirmed
+        self.sids: dict[str, list[int]] = {}
+        self.s.start(markets, 0.0)
+
+    def commands(self) -> list[dict[str, Any]]:
+        return [json.loads(c) for c in self.s.table.take_commands()]
+
+    def feed(self, *frames: dict[str, Any] | bytes, now: float = 0.0) -> list[Message]:
+        raws = [f if isinstance(f, bytes) else json.dumps(f).encode() for f in frames]
+        self.s.frames(raws, TS, now)
+        return self.s.take()
+
+    def confirm(self, cmds: list[dict[str, Any]], now: float = 0.0) -> list[Message]:
+        """Answer every subscribe in ``cmds`` with fresh sids (one per channel)."""
+        replies: list[dict[str, Any]] = []
+        for c in cmds:
+            if c["cmd"] == "subscribe":
+                for ch in c["params"]["channels"]:
+                    sid = self.next_sid
+                    self.next_sid += 1
+                    self.sids.setdefault(ch, []).append(sid)
+                    replies.append({"id": c["id"], "type": "subscribed", "msg": {"channel": ch, "sid": sid}})
+            elif c["cmd"] == "unsubscribe":
+                for sid in c["params"]["sids"]:
+                    replies.append({"id": c["id"], "sid": sid, "seq": 1, "type": "unsubscribed"})
+            elif c["cmd"] == "update_subscription":
+                replies.append({"id": c["id"], "sid": c["params"]["sids"][0], "type": "ok", "msg": {}})
+        return self.feed(*replies, now=now)
+
+    def boot(self) -> list[Message]:
+        return self.confirm(self.commands())
+
+    def book_sid(self, ticker: str) -> int:
+        sub = self.s.table.book_sub(ticker)
+        assert sub is not None and sub.sid
+        return sub.sid
+
+
+def kinds(msgs: list[Message]) -> list[str]:
+    return [m.kind for m in msgs]
