@@ -87,9 +87,8 @@ def test_meta_once_per_market_then_only_changes(tmp_path: Path) -> None:
                 assert m.fee_type == series.fee_type
             # The exchange sets an event fee override: the next discovery republishes exactly its markets.
             # (An event the sim's own activity already overrode before the pause would be no change.)
-            event = next(
-                e for e in r.sim.public.events.values() if len(e.d.markets) >= 2 and e.fee_type_override is None
-            )
+            events = r.sim.public.events.values()
+            event = next(e for e in events if len(e.d.markets) >= 2 and e.fee_type_override is None)
             event.fee_type_override = "quadratic_with_maker_fees"
             event.fee_multiplier_override = 0.5
             n = len(metas)
