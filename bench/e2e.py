@@ -48,8 +48,9 @@ import writer as bench_writer  # noqa: E402
 
 from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
 from shared.bus import Subscriber  # noqa: E402
+from shared.log import setup_logging  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
-from tests.conftest import PG_URL  # noqa: E402
+from tests.conftest import PG_URL, free_port  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
 
 MARKETS = 60
@@ -80,6 +81,85 @@ class TobLatency(threading.Thread):
                     self.samples.append(time.time_ns() - m.ts_recv)
         self.sub.close()
         self.ctx.destroy(0)
+
+
+def _floor_proxy(xsub: str, xpub: str) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    front, back = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
+    front.bind(xsub)
+    back.bind(xpub)
+    zmq.proxy(front, back)
+
+
+def _floor_relay(xsub: str, xpub: str) -> None:
+    """The orderbook's place in the path: take a frame from the bus, publish one back."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub, pub = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
+    sub.connect(xpub)
+    sub.setsockopt(zmq.SUBSCRIBE, b"in")
+    pub.connect(xsub)
+    while True:
+        _, payload = sub.recv_multipart()
+        pub.send_multipart([b"out", payload])
+
+
+def _floor_source(xsub: str, rate: float, seconds: float) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.connect(xsub)
+    time.sleep(1.0)  # subscriptions in
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pub.send_multipart([b"in", str(time.time_ns()).encode()])
+        time.sleep(1.0 / rate)
+
+
+class LatencyFloor(threading.Thread):
+    """Raw pyzmq over the same two hops as receive -> tob seen here (source -> proxy -> relay ->
+    proxy -> this thread), at 1,000 frames/s, measured while the system runs: the floor this
+    machine puts under the tob figure at that moment (it adds its own small load)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(daemon=True)
+        p1, p2 = free_port(), free_port()
+        xsub, xpub = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
+        mpx = mp.get_context("spawn")
+        self.procs = [
+            mpx.Process(target=_floor_proxy, args=(xsub, xpub), daemon=True),
+            mpx.Process(target=_floor_relay, args=(xsub, xpub), daemon=True),
+        ]
+        self.source = mpx.Process(target=_floor_source, args=(xsub, 1000.0, seconds), daemon=True)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.connect(xpub)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"out")
+        self.sub.setsockopt(zmq.RCVTIMEO, 2000)
+        self.samples: list[float] = []
+
+    def start(self) -> None:
+        for p in self.procs:
+            p.start()
+        self.source.start()
+        super().start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                _, payload = self.sub.recv_multipart()
+            except zmq.Again:
+                if not self.source.is_alive():
+                    break
+                continue
+            self.samples.append((time.time_ns() - int(payload)) / 1e6)
+
+    def finish(self) -> dict[str, float]:
+        self.source.join(30)
+        self.join(10)
+        for p in self.procs:
+            p.kill()
+        self.sub.close(0)
+        self.ctx.destroy(0)
+        return {"n": len(self.samples), "p50": pct(self.samples, 0.5), "p99": pct(self.samples, 0.99)}
 
 
 def cpu_ticks(pid: int) -> int:
@@ -122,6 +202,30 @@ def bucket_pct(before: list[tuple[float, float]], after: list[tuple[float, float
     return float("inf")
 
 
+OB_LATENCY = "kxfeed_orderbook_latency_seconds"
+
+
+def stored_rows(system: System) -> int:
+    """Rows of the four streamed kinds in the database now (count(*) per table: cheap)."""
+    return sum(system.db_counts().values())
+
+
+def drained(system: System, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
+    """Seconds from now (the simulator just paused) until the last row was committed.
+
+    The pipeline has drained when the row count has not moved for ``quiet_s``; the figure is
+    the time of the last change, so it excludes both that wait and the row-by-row check after.
+    """
+    start = time.monotonic()
+    last, changed = stored_rows(system), start
+    while time.monotonic() - changed < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.1)
+        n = stored_rows(system)
+        if n != last:
+            last, changed = n, time.monotonic()
+    return changed - start
+
+
 def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) -> dict[str, Any]:
     db = pg_db(pg)
     tmp = Path(tempfile.mkdtemp(prefix=f"kxfeed-e2e-{label}-"))
@@ -141,14 +245,21 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         writer0 = histogram(
             system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
         )
-        frames0, t0 = sent_frames(system), time.monotonic()
+        ob0 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
+        floor = LatencyFloor(seconds - 1.5)
+        frames0, rows0, t0 = sent_frames(system), stored_rows(system), time.monotonic()
+        floor.start()
         time.sleep(seconds)
-        frames1, elapsed = sent_frames(system), time.monotonic() - t0
+        frames1, rows1, elapsed = sent_frames(system), stored_rows(system), time.monotonic() - t0
+        floor_ms = floor.finish()
         cpu = {n: (cpu_ticks(p) - cpu0[n]) / TICK_S / elapsed for n, p in pids.items()}
         rss = {n: rss_mb(p) for n, p in pids.items()}
-        paused = time.monotonic()
+        ob1 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
+        system.control("sim", "pause")
+        drain = drained(system)
+        verify0 = time.monotonic()
         result = settle(system, timeout=180.0)
-        drain = time.monotonic() - paused
+        verify = time.monotonic() - verify0
         writer1 = histogram(
             system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
         )
@@ -163,7 +274,9 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
     return {
         "rate": label,
         "msgs_per_s": (frames1 - frames0) / elapsed,
+        "committed_per_s": (rows1 - rows0) / elapsed,
         "drain_s": drain,
+        "verify_s": verify,
         "rows": sum(d["stored"] for d in result.diff.values()),
         "lost": result.lost() + result.tickers_not_stored(),
         "of_which_tickers_without_a_row": result.tickers_not_stored(),
@@ -173,6 +286,8 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         "books_mismatched": len(result.books),
         "restarts": restarts,
         "tob_ms": {"n": len(lat), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "max": max(lat, default=0.0)},
+        "floor_ms": floor_ms,
+        "orderbook_ms": {q: bucket_pct(ob0, ob1, v) * 1000 for q, v in (("p50", 0.5), ("p99", 0.99))},
         "commit_ms": {q: bucket_pct(writer0, writer1, v) * 1000 for q, v in (("p50", 0.5), ("p99", 0.99))},
         "cpu": cpu,
         "rss_mb": rss,
@@ -205,22 +320,33 @@ def main() -> int:
     ap.add_argument("--pg", default=PG_URL)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    setup_logging("INFO")  # the probes' own subscriber logs what it sees go missing, with context
     per_step = frames_per_step(MARKETS)
     runs = []
     for r in args.rates.split(","):
         msgs = 0.0 if r == "max" else float(r)
         runs.append(run_rate(r, msgs, args.seconds, args.pg, per_step))
         x = runs[-1]
+        tob, ob, fl, cm = x["tob_ms"], x["orderbook_ms"], x["floor_ms"], x["commit_ms"]
         print(
-            f"{r:>6} msgs/s target: {x['msgs_per_s']:>9,.0f} msgs/s sustained, {x['rows']:,} rows, lost "
-            f"{x['lost']} (tickers without a row {x['of_which_tickers_without_a_row']}), "
-            f"dup/wrong {x['duplicated_or_wrong']}, "
-            f"books off {x['books_mismatched']}, "
-            f"drained in {x['drain_s']:.1f}s | recv->tob p50 {x['tob_ms']['p50']:.2f} "
-            f"p99 {x['tob_ms']['p99']:.2f} ms "
-            f"(n={x['tob_ms']['n']:,}) | recv->commit p50 <= {x['commit_ms']['p50']:.0f} p99 <= "
-            f"{x['commit_ms']['p99']:.0f} ms",
+            f"{r:>6} msgs/s target: {x['msgs_per_s']:>9,.0f} msgs/s sustained, {x['rows']:,} rows, "
+            f"lost {x['lost']} (tickers without a row {x['of_which_tickers_without_a_row']}), "
+            f"dup/wrong {x['duplicated_or_wrong']}, books off {x['books_mismatched']}",
             flush=True,
+        )
+        print(
+            f"        committed {x['committed_per_s']:,.0f} rows/s during the run; the last row "
+            f"{x['drain_s']:.1f}s after it (then the row-by-row check took {x['verify_s']:.1f}s)"
+        )
+        print(
+            f"        recv->tob seen on the bus p50 {tob['p50']:.2f} p99 {tob['p99']:.2f} ms "
+            f"(n={tob['n']:,}); recv->tob published (orderbook histogram) "
+            f"p50 <= {ob['p50']:.2f} p99 <= {ob['p99']:.2f} ms"
+        )
+        print(
+            f"        reference: raw pyzmq over the same two hops, same moment: p50 {fl['p50']:.2f} "
+            f"p99 {fl['p99']:.2f} ms (n={fl['n']:,}) | recv->commit p50 <= {cm['p50']:.0f} "
+            f"p99 <= {cm['p99']:.0f} ms"
         )
         print(
             "        CPU/RSS: " + ", ".join(f"{n} {x['cpu'][n]:.0%}/{x['rss_mb'][n]:.0f}MB" for n in x["cpu"])

@@ -18,6 +18,7 @@ exit 0; a crash in ``main`` exits 1 (the supervisor restarts it).
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import os
 import signal
@@ -201,6 +202,10 @@ class Actor:
             if self.settings.control:
                 self._tasks.append(asyncio.create_task(self._control()))
             await self.setup()
+            # Everything built so far (imports, config, the setup's tables) lives as long as the
+            # process: parked outside the collector, a full collection no longer walks it, so
+            # its pause in the middle of the hot path is bounded by what the work itself allocates.
+            gc.freeze()
             self._tasks.append(asyncio.create_task(self._heartbeat()))
             # A PUB drops what it sends before its connection is up; give the writer's
             # subscription a moment to arrive so "started" is not lost (bounded: no writer, no wait).
