@@ -48,8 +48,8 @@ import writer as bench_writer  # noqa: E402
 
 from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
 from shared.bus import Subscriber  # noqa: E402
-from shared.log import setup_logging  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
+from shared.log import setup_logging  # noqa: E402
 from tests.conftest import PG_URL, free_port  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
 

@@ -18,8 +18,8 @@ exit 0; a crash in ``main`` exits 1 (the supervisor restarts it).
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import os
 import signal
 import time

@@ -15,401 +15,65 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
+
+from shared.config_sections import (
+    BusConfig,
+    DbConfig,
+    JournalConfig,
+    KalshiConfig,
+    LogConfig,
+    WorkerBase,
+    _Section,
+)
+from shared.config_workers import (
+    ArbConfig,
+    BusWorkerConfig,
+    ConnectorConfig,
+    GapfillConfig,
+    OrderbookConfig,
+    PollerConfig,
+    RestTier,
+    SimConfig,
+    SupervisorChild,
+    SupervisorConfig,
+    WriterConfig,
+)
+
+# The section classes live in config_sections / config_workers; they are re-exported here so
+# ``from shared.config import X`` stays the one import path for every config name.
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "NON_CONFIG_ENV",
+    "ArbConfig",
+    "BusConfig",
+    "BusWorkerConfig",
+    "Config",
+    "ConfigError",
+    "ConnectorConfig",
+    "DbConfig",
+    "GapfillConfig",
+    "JournalConfig",
+    "KalshiConfig",
+    "LogConfig",
+    "OrderbookConfig",
+    "PollerConfig",
+    "RestTier",
+    "SimConfig",
+    "SupervisorChild",
+    "SupervisorConfig",
+    "WorkerBase",
+    "WriterConfig",
+    "apply_env",
+    "load_config",
+    "to_toml_dict",
+]
 
 
 class ConfigError(Exception):
     """A configuration problem, with a message a user can act on."""
-
-
-class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class WorkerBase(_Section, frozen=True, kw_only=True):
-    """Settings every worker has. Each worker section overrides the port defaults."""
-
-    metrics_port: int = 0
-    metrics_host: str = "127.0.0.1"
-    control: str = ""
-    heartbeat_interval_s: float = 1.0
-    drain_deadline_s: float = 5.0
-
-
-class KalshiConfig(_Section, frozen=True, kw_only=True):
-    #: sim: the local exchange simulator; demo / prod: Kalshi's environments.
-    env: Literal["sim", "demo", "prod"] = "sim"
-    #: Override the environment's URLs (empty = derived from ``env``).
-    ws_url: str = ""
-    rest_url: str = ""
-    #: Path of the RSA private key PEM; ``KALSHI_PRIVATE_KEY_PATH`` wins when set.
-    private_key_path: str = ""
-
-
-class BusConfig(_Section, frozen=True, kw_only=True):
-    #: Publishers connect to ``xsub``, subscribers to ``xpub`` (both bound by the bus proxy).
-    xsub: str = "tcp://127.0.0.1:5555"
-    xpub: str = "tcp://127.0.0.1:5556"
-    #: High-water marks (messages). ZeroMQ's default of 1,000 loses bursts.
-    sndhwm: int = 1_000_000
-    rcvhwm: int = 1_000_000
-    proxy_hwm: int = 1_000_000
-    #: Most messages a subscriber hands over per wake-up.
-    max_batch: int = 10_000
-
-
-class LogConfig(_Section, frozen=True, kw_only=True):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json: bool = False
-
-
-class JournalConfig(_Section, frozen=True, kw_only=True):
-    #: One sub-directory per durable publisher.
-    dir: str = "data/journal"
-    segment_bytes: int = 64 * 1024 * 1024
-    segment_age_s: float = 3600.0
-    #: never | segment (fsync on rotation/close) | batch (fsync every append batch)
-    fsync: Literal["never", "segment", "batch"] = "segment"
-    retention_s: float = 7 * 24 * 3600.0
-
-
-class DbConfig(_Section, frozen=True, kw_only=True):
-    #: SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db
-    url: str = "sqlite+aiosqlite:///data/kxfeed.db"
-    #: PostgreSQL only: schema (search_path) holding kxfeed's tables; created when missing.
-    #: Empty = the server's default (public).
-    schema: str = ""
-    #: PostgreSQL only: seconds to wait for a connection before counting the attempt failed.
-    connect_timeout_s: float = 5.0
-    #: SQLite only: how long a statement waits for a lock held by another connection.
-    sqlite_busy_timeout_ms: int = 5000
-    #: SQLite only: NORMAL (WAL: a killed process loses nothing committed; a power cut may
-    #: lose the last transactions, which the journals replay) or FULL.
-    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-
-
-class BusWorkerConfig(WorkerBase, frozen=True, kw_only=True):
-    metrics_port: int = 9101
-    control: str = "tcp://127.0.0.1:5601"
-
-
-class SimConfig(WorkerBase, frozen=True, kw_only=True):
-    """The local Kalshi exchange simulator (``services/exchange_sim``)."""
-
-    metrics_port: int = 9102
-    control: str = "tcp://127.0.0.1:5602"
-    #: One port serves WS (/trade-api/ws/v2), REST (/trade-api/v2) and the Odds API (/v4).
-    host: str = "127.0.0.1"
-    port: int = 8765
-    seed: int = 7
-    #: Markets listed at start (games have 2 markets, soccer 3; non-sports events several).
-    markets: int = 60
-    #: Book-changing steps per second across all markets; 0 = blast (as fast as clients read).
-    rate: float = 20.0
-    #: Fault spec, e.g. "gap:0.01,disconnect:30s,stall:60s:5s" (see ``kxfeed sim --help``).
-    faults: str = ""
-    #: Extra trusted keys, each "KEY_ID=PATH_TO_PUBLIC_PEM"; the dev key in data_dir is always trusted.
-    public_keys: list[str] = []
-    #: Catalog anchor (Unix ms, tickers' dates derive from it); 0 = today 00:00 UTC.
-    start_ms: int = 0
-    #: Server WS ping period (Kalshi: 10 s) and unanswered pings before the sim disconnects.
-    ping_interval_s: float = 10.0
-    missed_pongs: int = 3
-    #: Oldest/newest KALSHI-ACCESS-TIMESTAMP accepted, relative to now.
-    auth_max_skew_s: float = 30.0
-    #: REST must be signed (Kalshi serves market data unsigned; signed is optional).
-    rest_require_auth: bool = False
-    #: REST rate-limit tier: basic | advanced | expert | premier | paragon | prime | prestige.
-    rest_tier: str = "basic"
-    #: Frames queued for one connection before its subscriptions die with error 25.
-    out_buffer_frames: int = 200_000
-    #: Markets one subscription may hold (error 26) and commands/s per subscription (error 27).
-    max_markets_per_sub: int = 50_000
-    sub_cmd_rate: float = 100.0
-    #: A lifecycle action (game ends, pause, new market, ...) every N activity steps on average.
-    lifecycle_every: int = 400
-    #: Planted mispricings (price units, $0.0001): every Nth sports event quotes off the
-    #: sportsbook consensus by ``planted_edge``; every Mth has an in-event complement arbitrage.
-    planted_edge: int = 400
-    planted_edge_every: int = 4
-    planted_arb_every: int = 5
-    #: Ground truth: frames kept per connection (last 64 connections) and deltas in the global log.
-    truth_max_frames: int = 100_000
-    truth_max_events: int = 500_000
-
-
-class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
-    metrics_port: int = 9103
-    control: str = "tcp://127.0.0.1:5603"
-    # Market set. All empty = every open market; otherwise the union of the filters.
-    series: list[str] = []
-    categories: list[str] = []
-    tickers: list[str] = []
-    #: Keep only sports markets (series category "Sports").
-    sports_only: bool = False
-    #: Several connector processes: this one takes tickers with crc32(ticker) % count == index.
-    #: A numeric ``--instance`` sets the index.
-    shard_count: int = 1
-    shard_index: int = 0
-    #: At most this many markets per subscription (sid); more markets -> more sids.
-    max_markets_per_subscription: int = 500
-    #: No frame and no server ping for this long = a dead connection.
-    stale_after_s: float = 30.0
-    #: In-band recovery (get_snapshot) must finish within this, else unsubscribe + subscribe.
-    resync_timeout_s: float = 5.0
-    #: A command without a reply for this long = a broken session (reconnect).
-    command_timeout_s: float = 10.0
-    #: Reconnect backoff: capped exponential with full jitter, reset after a stable period.
-    backoff_initial_s: float = 0.25
-    backoff_max_s: float = 30.0
-    backoff_reset_after_s: float = 60.0
-    #: Wait after a refused handshake (401/403): a bad key must not hammer the exchange.
-    auth_backoff_s: float = 60.0
-    #: Ask Kalshi for NO levels on the YES axis; the bus always carries NO prices either way.
-    use_yes_price: bool = False
-    #: permessage-deflate on the WebSocket (less bandwidth, more CPU).
-    compression: bool = False
-    #: Most frames handled per drain (one publish per drain).
-    max_batch: int = 4096
-    #: Largest WebSocket frame accepted (bytes; 0 = no limit). A bigger one ends the connection.
-    max_frame_bytes: int = 16 * 1024 * 1024
-    open_timeout_s: float = 10.0
-    rest_timeout_s: float = 10.0
-    #: This account's private channels to carry ("fill", "market_positions"). Subscribed only
-    #: with real credentials (KALSHI_KEY_ID): the simulator's dev key has no account.
-    private_channels: list[Literal["fill", "market_positions"]] = []
-
-
-class OrderbookConfig(WorkerBase, frozen=True, kw_only=True):
-    metrics_port: int = 9104
-    control: str = "tcp://127.0.0.1:5604"
-    #: Least seconds between two tob messages of one market (0: every change; 1.0: a 1 s publisher).
-    min_publish_interval: float = 0.0
-    #: Seconds between depth rounds (changed books only; 0 disables depth messages).
-    depth_interval: float = 1.0
-    #: Levels per side in a depth message.
-    depth_levels: int = 10
-    #: An INVALID book still INVALID this long after its snapshot request is asked again,
-    #: of the connector and of the gap filler (REST), with doubling backoff up to the max.
-    resync_timeout_s: float = 2.0
-    resync_max_backoff_s: float = 30.0
-    #: Ready once this long has passed after the start-up snapshot request with no new
-    #: market appearing and every book VALID.
-    ready_quiet_s: float = 0.5
-    #: Movers history: sample interval (the window's resolution) and how far back it goes.
-    movers_sample_s: float = 5.0
-    movers_horizon_s: float = 1800.0
-    #: Default age after which a VALID book without updates is listed by ``scan stale``.
-    stale_after_s: float = 300.0
-    #: Most bus messages handled per round (0: [bus] max_batch). Bounds how many decoded
-    #: snapshots are alive at once (a start-up burst of 5,000 would otherwise fragment memory).
-    max_batch: int = 2000
-
-
-class WriterConfig(WorkerBase, frozen=True, kw_only=True):
-    metrics_port: int = 9105
-    control: str = "tcp://127.0.0.1:5605"
-    #: A batch (one transaction) closes at this many messages or this age, whichever first.
-    batch_rows: int = 5000
-    batch_ms: int = 200
-    #: Batches handed to the database but not yet committed (pipelining depth).
-    max_inflight_batches: int = 2
-    #: While the database fails, buffer at most this many messages; past it, drop what
-    #: the journals can replay and catch up from them once the database is back.
-    max_buffer_rows: int = 200_000
-    #: Retry backoff after a failed write: doubles from initial up to max.
-    retry_initial_s: float = 0.1
-    retry_max_s: float = 5.0
-    #: A write (one batch) that takes longer is abandoned and retried.
-    write_timeout_s: float = 30.0
-    #: How often the journal cursor advances (it lets journal retention prune).
-    cursor_interval_s: float = 2.0
-    #: A journaled message this old that the live path never delivered triggers a replay.
-    tail_grace_s: float = 3.0
-
-
-RestTier = Literal["basic", "advanced", "expert", "premier", "paragon", "prime", "prestige"]
-
-
-class PollerConfig(WorkerBase, frozen=True, kw_only=True):
-    """The REST poller (``services/poller``): discovery, metadata, snapshots, WS fallback."""
-
-    metrics_port: int = 9106
-    control: str = "tcp://127.0.0.1:5606"
-    # Market universe. All empty = every open market; otherwise the union of the filters.
-    series: list[str] = []
-    categories: list[str] = []
-    tickers: list[str] = []
-    #: Add the sports game-winner series (KXNFLGAME, KXNBAGAME, KXMLBGAME, ...) to ``series``.
-    game_winners: bool = False
-    #: Keep only sports markets (series category "Sports").
-    sports_only: bool = False
-    #: Full re-discovery (series, events with their markets, fee overrides) this often.
-    discovery_interval_s: float = 300.0
-    #: Market snapshots (PollSnapshot, source poll) of the universe this often; 0 = none.
-    poll_interval_s: float = 10.0
-    #: Exchange status and schedule (maintenance windows) this often.
-    status_interval_s: float = 60.0
-    #: Poll top of book for the connector's markets while the WebSocket feed is down.
-    fallback: bool = True
-    #: Seconds a market's feed must have been down before the fallback polls it.
-    fallback_after: float = 15.0
-    #: A connector whose heartbeat is older than this is down; 0 = 3 x its heartbeat interval.
-    feed_timeout_s: float = 0.0
-    #: Kalshi rate-limit tier of the key (basic = 20 reads/s) and this worker's share of its
-    #: read budget (the gap filler and the connector's lookups use the same key).
-    rest_tier: RestTier = "basic"
-    rest_budget_share: float = 0.6
-    rest_timeout_s: float = 10.0
-    rest_max_retries: int = 8
-
-
-class GapfillConfig(WorkerBase, frozen=True, kw_only=True):
-    """The gap filler (``services/gapfill``): REST repair of broken books, stored-sequence audit."""
-
-    metrics_port: int = 9107
-    control: str = "tcp://127.0.0.1:5607"
-    #: A gap whose books the connector has not brought back within this many seconds is
-    #: repaired from REST orderbooks (published as resync snapshots, source rest).
-    rest_after: float = 3.0
-    #: A market fetched over REST is not fetched again for a snapshot request within this.
-    refetch_after_s: float = 1.0
-    #: Audit stored sequences (holes per subscription in the database) this often; 0 = never.
-    audit_interval_s: float = 60.0
-    #: The audit covers subscriptions with a snapshot stored within this many seconds.
-    audit_window_s: float = 3600.0
-    rest_tier: RestTier = "basic"
-    rest_budget_share: float = 0.3
-    rest_timeout_s: float = 10.0
-    rest_max_retries: int = 5
-
-
-class ArbConfig(WorkerBase, frozen=True, kw_only=True):
-    """The sports arbitrage detector (``services/arb``)."""
-
-    metrics_port: int = 9108
-    control: str = "tcp://127.0.0.1:5608"
-    #: Game-winner series watched: the sports filter at discovery, subscription and on every message.
-    series: list[str] = msgspec.field(
-        default_factory=lambda: [
-            "KXNFLGAME",
-            "KXNBAGAME",
-            "KXMLBGAME",
-            "KXNHLGAME",
-            "KXNCAAFGAME",
-            "KXNCAAMBGAME",
-            "KXWNBAGAME",
-            "KXEPLGAME",
-            "KXMLSGAME",
-        ]
-    )
-    #: Per-league team tables (``*.toml``: code -> sportsbook name); empty = the project's config/teams.
-    teams_dir: str = ""
-    #: Sportsbook odds: http (The Odds API v4; the simulator serves it in the embedded default),
-    #: file (a JSON file or directory of Odds API responses, for replays), bus (``Odds`` messages
-    #: on ``odds.<sport_key>``), none (complement arbitrage only).
-    odds_source: Literal["http", "file", "bus", "none"] = "http"
-    #: The Odds API base URL; empty = the simulator's /v4 when [kalshi] env is sim, else the public API.
-    #: The key comes only from ``ODDS_API_KEY`` (the simulator accepts any).
-    odds_url: str = ""
-    #: odds_source = file: a JSON file (re-read when it changes) or a directory (one file per poll,
-    #: in name order).
-    odds_path: str = ""
-    #: Seconds between polls; a poll asks once per sport that has Kalshi games being watched
-    #: (mind The Odds API's monthly quota).
-    odds_poll_s: float = 30.0
-    odds_regions: str = "us"
-    #: Bookmaker keys to ask for (empty = every bookmaker of the regions).
-    odds_bookmakers: list[str] = []
-    #: Stop polling while The Odds API says fewer requests than this are left this month.
-    odds_min_remaining: int = 20
-    odds_timeout_s: float = 10.0
-    #: How each book's vig is removed, and how books are combined.
-    devig: Literal["multiplicative", "additive", "power", "shin"] = "multiplicative"
-    consensus: Literal["median", "mean"] = "median"
-    #: Fewest fresh books a fair value needs.
-    min_books: int = 2
-    #: A book whose odds are older than this is ignored.
-    max_odds_age_s: float = 180.0
-    #: A Kalshi book not heard of (tob, depth, bookstate) for this long is not fresh.
-    max_book_age_s: float = 600.0
-    #: Least confidence of a Kalshi game <-> sportsbook event match (below: listed, never guessed).
-    min_confidence: float = 0.9
-    #: Least edge per contract after fees ($0.0001 units) for a sportsbook signal, and per bundle
-    #: for an in-event complement arbitrage.
-    min_edge: int = 100
-    min_complement_edge: int = 1
-    #: Smallest signal (hundredths of a contract).
-    min_size: int = 100
-    #: Size cap: this fraction (ppm) of the Kelly stake on ``bankroll_usd``.
-    kelly_fraction_ppm: int = 250_000
-    bankroll_usd: int = 10_000
-    #: Paper-trading ledger limits (dollars of cost + fees) and the circuit breaker.
-    max_market_exposure_usd: int = 1_000
-    max_sport_exposure_usd: int = 5_000
-    max_daily_exposure_usd: int = 20_000
-    max_signals_per_minute: int = 60
-    breaker_cooldown_s: float = 60.0
-    #: Balance precision fees are rounded to: cent (non-direct members) or centicent (direct members).
-    fee_precision: Literal["cent", "centicent"] = "cent"
-    #: Learn the sports markets over REST at start and this often (metadata also arrives as ``meta.``).
-    discover: bool = True
-    rediscover_s: float = 300.0
-    #: Ask the orderbook worker for the books it holds at start and after a bus drop.
-    seed_books: bool = True
-
-
-class SupervisorChild(_Section, frozen=True, kw_only=True):
-    """One supervised child (a ``[[supervisor.children]]`` table). 0 / empty = the supervisor-wide value."""
-
-    name: str
-    #: Empty = ``kxfeed worker NAME`` with the supervisor's config file and log options.
-    command: list[str] = []
-    #: permanent: always restarted; transient: only after an abnormal exit; temporary: never.
-    restart: Literal["permanent", "transient", "temporary"] = "permanent"
-    #: When the next child may start: this one's heartbeat says ready, its control socket
-    #: answers ``ping``, or as soon as it is spawned. Empty = control for bus, else heartbeat.
-    ready: Literal["", "heartbeat", "control", "spawn"] = ""
-    #: The child publishes ``hb.<name>``, so the watchdog applies to it.
-    heartbeat: bool = True
-    heartbeat_timeout_s: float = 0.0
-    shutdown_timeout_s: float = 0.0
-    ready_timeout_s: float = 0.0
-
-
-class SupervisorConfig(WorkerBase, frozen=True, kw_only=True):
-    metrics_port: int = 9100
-    control: str = "tcp://127.0.0.1:5600"
-    #: Bounds the whole ordered shutdown of the children (each has its own shutdown timeout).
-    drain_deadline_s: float = 120.0
-    #: Which children restart with a failed one: itself, it and those started after it, or all.
-    strategy: Literal["one_for_one", "rest_for_one", "one_for_all"] = "one_for_one"
-    #: More than ``max_restarts`` restarts within ``max_restarts_period_s`` escalates: the
-    #: supervisor stops every child in reverse order and exits non-zero.
-    max_restarts: int = 5
-    max_restarts_period_s: float = 60.0
-    #: Per-child restart delay: initial * multiplier^n, capped, minus up to ``backoff_jitter`` of
-    #: itself at random; n resets when the child had run ``backoff_reset_s`` before failing.
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    backoff_multiplier: float = 2.0
-    backoff_jitter: float = 0.2
-    backoff_reset_s: float = 60.0
-    #: A running child whose last heartbeat is older than this is stopped and restarted.
-    heartbeat_timeout_s: float = 10.0
-    #: SIGTERM, then SIGKILL to the child's process group after this long.
-    shutdown_timeout_s: float = 10.0
-    #: A started child that has not reported ready after this long is restarted.
-    ready_timeout_s: float = 30.0
-    #: Workers to run, in start order (empty = every worker this install has).
-    workers: list[str] = []
-    #: Explicit child specs; when given they are the whole list, in start order.
-    children: list[SupervisorChild] = []
-    #: Where the children's output goes while ``kxfeed up`` shows its live status
-    #: (empty = ``<data_dir>/logs``).
-    log_dir: str = ""
 
 
 class Config(_Section, frozen=True, kw_only=True):

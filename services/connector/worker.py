@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from shared.actor import Actor, UnknownCommand
 from shared.config import ConnectorConfig
 from shared.kalshi.endpoints import resolve
-from shared.kalshi.rest import RestAuthError, RestClient, RestError
+from shared.kalshi.rest import RestClient
 from shared.messages import Control, EventLifecycle, MarketLifecycle, Message
 
 from .backoff import Backoff
@@ -50,7 +50,6 @@ from .metrics import (
     AUTH_FAILURES,
     CONNECTED,
     CONTROL_REQUESTS,
-    DISCOVERY_FAILURES,
     PRIVATE_SKIPPED,
     RECONNECTS,
     SUBSCRIBED_MARKETS,
@@ -59,13 +58,14 @@ from .metrics import (
 )
 from .recovery import Recovery
 from .session import Session
+from .upkeep import MarketUpkeep
 
 #: Re-run discovery on reconnect when the last one is older than this (lifecycle news may be missed).
 REDISCOVER_AFTER_S = 60.0
 _WATCH_INTERVAL_S = 0.1
 
 
-class ConnectorWorker(Actor):
+class ConnectorWorker(MarketUpkeep, Actor):
     name = "connector"
     durable = True
 
@@ -222,35 +222,6 @@ class ConnectorWorker(Actor):
         self._flush(s)
         return asked
 
-    # ---- discovery -------------------------------------------------------------------------
-    async def _discover_until_done(self) -> None:
-        backoff = Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s)
-        while not self.stopping.is_set():
-            if await self._discover_once(initial=True):
-                return
-            await self._sleep(self.cc.auth_backoff_s if self._auth_refused else backoff.delay())
-
-    async def _discover_once(self, *, initial: bool) -> bool:
-        self._auth_refused = False
-        try:
-            added, removed = await self.markets.discover(initial=initial)
-        except (RestError, OSError) as exc:
-            DISCOVERY_FAILURES.inc()
-            self._auth_refused = isinstance(exc, RestAuthError)
-            self.log.warning(
-                "market discovery failed", extra={"ctx": {"error": str(exc), "initial": initial}}
-            )
-            return False
-        msgs: list[Message] = list(self.markets.markets.values())
-        if removed:  # nothing will repair their books now; stop counting them as broken
-            self.recovery.forget(removed, time.monotonic(), time.time_ns(), msgs)
-        self._publish(msgs)
-        self.log.info(
-            "market set discovered",
-            extra={"ctx": {"markets": len(self.markets), "added": len(added), "removed": len(removed)}},
-        )
-        return True
-
     # ---- one connection --------------------------------------------------------------------
     async def _connect_once(self) -> str:
         """Run one connection to its end; returns why it ended (the reconnect reason)."""
@@ -391,7 +362,7 @@ class ConnectorWorker(Actor):
         self.connected_at = None
         CONNECTED.labels(self.worker_id).set(0)
 
-    # ---- control and lifecycle -------------------------------------------------------------
+    # ---- control ---------------------------------------------------------------------------
     async def _control_loop(self) -> None:
         while True:
             for m in await self.ctl.recv():
@@ -402,37 +373,6 @@ class ConnectorWorker(Actor):
                     self._snapshots(m.tickers or None, "control")
                 else:
                     self.log.warning("unknown bus control command", extra={"ctx": {"cmd": m.cmd[:40]}})
-
-    async def _lifecycle_loop(self) -> None:
-        while True:
-            m = await self.lifeq.get()
-            try:
-                change = await self.markets.follow(m)
-            except (RestError, OSError) as exc:
-                self.markets.stale = True
-                self.log.warning(
-                    "could not follow a lifecycle event; the market set will be re-discovered",
-                    extra={"ctx": {"error": str(exc)}},
-                )
-                continue
-            if change is None:
-                continue
-            s = self.session
-            if change.kind == "update":
-                assert change.meta is not None
-                self._publish([change.meta])
-            elif change.kind == "add":
-                assert change.meta is not None
-                self._publish([change.meta])
-                if s is not None:
-                    s.add_markets([change.ticker], time.monotonic())
-            elif s is not None:
-                s.remove_markets([change.ticker], time.monotonic(), time.time_ns())
-            if s is not None:
-                self._flush(s)
-            self.log.info(
-                "market set changed", extra={"ctx": {"change": change.kind, "ticker": change.ticker}}
-            )
 
 
 WORKER = ConnectorWorker

@@ -3,8 +3,8 @@
 Inputs: :meth:`SupervisorCore.tick`, ``spawned`` / ``spawn_failed`` / ``exited`` (processes),
 ``heartbeat`` / ``probe_ok`` (liveness), ``restart`` / ``stop_child`` / ``shutdown`` /
 ``reload`` (operators). Outputs, collected with :meth:`SupervisorCore.take`: actions
-(:class:`Spawn`, :class:`Kill`) for the shell to carry out, and :class:`Event` records to
-log, count and publish. No processes, sockets or clocks here.
+(:class:`~.model.Spawn`, :class:`~.model.Kill`) for the shell to carry out, and
+:class:`~.model.Event` records to log, count and publish. No processes, sockets or clocks here.
 
 Child states: pending (waiting for its start: backoff, or an earlier child not ready yet)
 -> starting (spawned, not ready) -> running (ready) -> stopping (signalled) -> pending
@@ -16,115 +16,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from services.supervisor.policy import (
-    Backoff,
-    Intensity,
-    PolicySettings,
-    RestartType,
-    restart_group,
-    should_restart,
-)
+from services.supervisor.model import Action, Child, ChildSpec, Event, Kill, Spawn, StopSequence, exit_reason
+from services.supervisor.policy import Backoff, Intensity, PolicySettings, restart_group, should_restart
+from services.supervisor.status import status_rows
+from services.supervisor.watchdog import overdue
 
-State = Literal["pending", "starting", "running", "stopping", "down"]
-ReadyMode = Literal["heartbeat", "control", "spawn"]
-ALIVE: frozenset[str] = frozenset({"starting", "running", "stopping"})
+__all__ = ["TRANSPORT", "SupervisorCore"]
+
 #: The child every other child's heartbeats travel through.
 TRANSPORT = "bus"
 #: Stop reasons after which the child comes back without counting as a failure.
 _RESTART_AFTER_STOP = frozenset({"sibling", "manual", "reload"})
 #: Stop reasons that are themselves failures (restart with backoff, count intensity).
 _FAILURE_STOPS = frozenset({"watchdog", "ready_timeout"})
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    name: str
-    command: tuple[str, ...]
-    restart: RestartType = "permanent"
-    ready: ReadyMode = "heartbeat"
-    heartbeat: bool = True
-    heartbeat_timeout_s: float = 10.0
-    shutdown_timeout_s: float = 10.0
-    ready_timeout_s: float = 30.0
-    #: Control endpoint (for ``ready = "control"`` probes).
-    control: str = ""
-    #: Digest of everything else the child's behaviour depends on (its config section...).
-    fingerprint: str = ""
-
-
-@dataclass(frozen=True)
-class Spawn:
-    name: str
-
-
-@dataclass(frozen=True)
-class Kill:
-    name: str
-    sig: Literal["TERM", "KILL"]
-
-
-Action = Spawn | Kill
-
-
-@dataclass(frozen=True)
-class Event:
-    worker: str
-    event: str
-    detail: str = ""
-    pid: int = 0
-    exit_code: int | None = None
-    reason: str = ""
-
-
-@dataclass
-class Child:
-    spec: ChildSpec
-    backoff: Backoff
-    state: State = "pending"
-    pid: int = 0
-    group: int = 0
-    not_before: float = 0.0
-    started_at: float = 0.0
-    ready_at: float | None = None
-    last_hb: float | None = None
-    #: Why it will be stopped (scheduled, maybe not signalled yet); "" = not doomed.
-    doomed: str = ""
-    stop_reason: str = ""
-    stop_deadline: float = 0.0
-    killed: bool = False
-    held: bool = False
-    removed: bool = False
-    restarts: int = 0
-    last_exit: int | None = None
-    counters: dict[str, int] = field(default_factory=dict)
-    rates: dict[str, float] = field(default_factory=dict)
-    sample: tuple[float, dict[str, int]] | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.state in ALIVE
-
-    def last_seen(self) -> float:
-        if self.last_hb is not None:
-            return self.last_hb
-        return self.ready_at if self.ready_at is not None else self.started_at
-
-
-@dataclass
-class _StopSequence:
-    """Children to stop one after another (each waits for the previous one to exit)."""
-
-    names: list[str]
-    reason: str
-
-
-def exit_reason(code: int) -> str:
-    if code < 0:
-        return "killed"
-    return "crash" if code else "exit"
 
 
 class SupervisorCore:
@@ -145,7 +51,7 @@ class SupervisorCore:
         self.exit_code = 0
         self.stop_cause = ""
         self._group = 0
-        self._sequences: list[_StopSequence] = []
+        self._sequences: list[StopSequence] = []
         self._actions: list[Action] = []
         self._events: list[Event] = []
 
@@ -273,7 +179,7 @@ class SupervisorCore:
             c.state = "down"
         elif c.alive and c.state != "stopping":
             c.doomed = "held"
-            self._sequences.append(_StopSequence([name], "held"))
+            self._sequences.append(StopSequence([name], "held"))
         elif c.state == "stopping":
             c.stop_reason = "held"
         self._event(name, "held", "stopped by operator")
@@ -292,7 +198,7 @@ class SupervisorCore:
         # One sequence for everything, so the reverse order holds even for children that
         # were about to be stopped for another reason.
         alive = [n for n in reversed(self.order) if self.children[n].alive]
-        self._sequences = [_StopSequence(alive, reason)]
+        self._sequences = [StopSequence(alive, reason)]
         self._event("supervisor", "shutdown" if code == 0 else "escalated", cause, exit_code=code)
 
     def reload(self, specs: Sequence[ChildSpec], settings: PolicySettings, now: float) -> list[str]:
@@ -341,7 +247,7 @@ class SupervisorCore:
                 c.doomed = "removed"
         stop = [n for n in reversed(self.order) if n in changed or (n in removed and self.children[n].alive)]
         if stop:
-            self._sequences.append(_StopSequence(stop, "reload"))
+            self._sequences.append(StopSequence(stop, "reload"))
         self.order = new_order + [n for n in removed if self.children[n].alive]
         for name in removed:
             if not self.children[name].alive:
@@ -365,7 +271,7 @@ class SupervisorCore:
                 self.shutdown(now, cause="no child left to run")
 
     def _run_sequences(self, now: float) -> None:
-        remaining: list[_StopSequence] = []
+        remaining: list[StopSequence] = []
         for seq in self._sequences:
             waiting = False
             for name in seq.names:
@@ -396,24 +302,11 @@ class SupervisorCore:
             c = self.children[name]
             if c.doomed:
                 continue
-            if c.state == "starting" and now - c.started_at > c.spec.ready_timeout_s:
-                self._event(name, "ready_timeout", f"not ready after {c.spec.ready_timeout_s}s", pid=c.pid)
-                self._terminate(c, "ready_timeout", now)
-                continue
-            if c.state != "running" or not c.spec.heartbeat:
-                continue
-            baseline = c.last_seen()
-            timeout = c.spec.heartbeat_timeout_s
-            if bus is not None and bus is not c and bus.spec.heartbeat:
-                # Every heartbeat travels through the bus: when the bus is silent too, it is the
-                # bus that is stuck (its own watchdog handles it), not this child.
-                if bus.state != "running" or now - bus.last_seen() > timeout / 2:
-                    continue
-                baseline = max(baseline, bus.ready_at or baseline)
-            age = now - baseline
-            if age > timeout:
-                self._event(name, "watchdog", f"no heartbeat for {age:.1f}s (timeout {timeout}s)", pid=c.pid)
-                self._terminate(c, "watchdog", now)
+            verdict = overdue(c, bus, now)
+            if verdict is not None:
+                reason, detail = verdict
+                self._event(name, reason, detail, pid=c.pid)
+                self._terminate(c, reason, now)
 
     def _blocked(self, c: Child) -> bool:
         for name in self.order:
@@ -496,43 +389,8 @@ class SupervisorCore:
         ]
         stop = [n for n in stop if self.children[n].alive]
         if stop:
-            self._sequences.append(_StopSequence(stop, "sibling"))
+            self._sequences.append(StopSequence(stop, "sibling"))
 
     # ---- reporting -------------------------------------------------------------------------
     def status(self, now: float) -> list[dict[str, Any]]:
-        rows = []
-        for name in self.order:
-            c = self.children[name]
-            rows.append(
-                {
-                    "worker": name,
-                    "pid": c.pid or None,
-                    "state": "held" if c.held and c.state == "down" else c.state,
-                    "uptime_s": round(now - c.started_at, 3) if c.alive else None,
-                    "restarts": c.restarts,
-                    "heartbeat_age_s": round(now - c.last_hb, 3)
-                    if c.alive and c.last_hb is not None
-                    else None,
-                    "messages_per_s": message_rate(c.rates),
-                    "restart_in_s": round(max(0.0, c.not_before - now), 3) if c.state == "pending" else None,
-                    "last_exit_code": c.last_exit,
-                    "restart": c.spec.restart,
-                    "counters": dict(c.counters),
-                    "rates": {k: round(v, 3) for k, v in c.rates.items() if v > 0},
-                }
-            )
-        return rows
-
-
-#: Heartbeat counters that count a worker's messages, in order of preference: the first one a
-#: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
-#: accepted, orderbook: deltas_applied; any worker may report plain ``messages``).
-MESSAGE_COUNTERS = ("messages", "frames", "frames_written", "accepted", "deltas_applied")
-
-
-def message_rate(rates: dict[str, float]) -> float | None:
-    """Messages per second from a worker's heartbeat counter rates (None: no such counter)."""
-    for key in MESSAGE_COUNTERS:
-        if key in rates:
-            return round(rates[key], 3)
-    return None
+        return status_rows(self.order, self.children, now)

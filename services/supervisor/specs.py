@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from services import registry
-from services.supervisor.core import ChildSpec, ReadyMode
+from services.supervisor.model import ChildSpec, ReadyMode
 from services.supervisor.policy import PolicySettings
 from shared.config import Config, ConfigError, SupervisorChild, WorkerBase
 

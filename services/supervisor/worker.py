@@ -23,7 +23,8 @@ from typing import IO, Any
 
 from prometheus_client import Counter, Gauge
 
-from services.supervisor.core import Event, Kill, Spawn, SupervisorCore
+from services.supervisor.core import SupervisorCore
+from services.supervisor.model import Event, Kill, Spawn
 from services.supervisor.specs import child_specs, policy_settings
 from shared.actor import Actor, UnknownCommand
 from shared.bus import RecordSink, Subscriber

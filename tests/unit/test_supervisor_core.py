@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.supervisor.core import ChildSpec, Event, Kill, Spawn, SupervisorCore, message_rate
+from services.supervisor.core import SupervisorCore
+from services.supervisor.model import ChildSpec, Event, Kill, Spawn
 from services.supervisor.policy import PolicySettings
+from services.supervisor.status import message_rate
 
 SETTINGS = PolicySettings(
     strategy="one_for_one",

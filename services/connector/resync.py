@@ -1,0 +1,199 @@
+"""Keeping each book in step with Kalshi: per-sid sequence checks, gaps, snapshots awaited.
+
+Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
+(dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
+a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
+for a market without a snapshot, or one that would make a level negative, is a
+gap of that market alone. A subscription whose recovery fails is replaced
+(resubscribed); its markets wait for the new sid's snapshots.
+
+The in-order, VALID delta itself is applied inline in ``Session.frames`` (the hot
+path); only what falls off it comes here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shared.kalshi import parse
+from shared.kalshi.ws import OrderbookDelta, OrderbookSnapshot
+from shared.log import BurstLog
+from shared.messages import Message
+from shared.units import UnitError
+
+from .badframes import FrameFaults
+from .metrics import DISCARDED, DUPLICATES, SEND_AGE, SNAPSHOT_REQUESTS
+from .recovery import Recovery
+from .subscriptions import BOOK, Sub, SubscriptionTable
+
+VALID, AWAITING, NEW = 0, 1, 2
+_DUP = DUPLICATES
+_AWAIT = DISCARDED.labels("awaiting_snapshot")
+
+
+class MiniBook:
+    __slots__ = ("no", "state", "yes")
+
+    def __init__(self) -> None:
+        self.yes: dict[int, int] = {}
+        self.no: dict[int, int] = {}
+        self.state = NEW
+
+
+class BookResync:
+    """Mixed into :class:`~services.connector.session.Session`, whose state it reads."""
+
+    conn: int
+    recovery: Recovery
+    table: SubscriptionTable
+    resync_timeout_s: float
+    yes_price: bool
+    books: dict[str, MiniBook]
+    out: list[Message]
+    faults: FrameFaults
+    _burst: BurstLog
+
+    # ---- book frames off the fast path -----------------------------------------------------
+    def _seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
+        last = sub.last_seq
+        if last is not None and seq != last + 1:
+            if seq <= last:
+                _DUP.inc()
+                return False
+            self._sid_gap(sub, last + 1, seq, now, ts_recv)
+        sub.last_seq = seq
+        return True
+
+    def _delta_slow(
+        self, f: OrderbookDelta, sub: Sub, book: MiniBook | None, now: float, ts_recv: int
+    ) -> None:
+        ticker = f.msg.market_ticker
+        if book is None or ticker not in sub.markets:
+            DISCARDED.labels("unknown_market").inc()
+        elif book.state == AWAITING:
+            _AWAIT.inc()
+        else:  # NEW: a delta before the market's first snapshot
+            self._market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
+
+    def _snapshot(self, f: OrderbookSnapshot, raw: bytes, now: float, ts_recv: int) -> None:
+        sub = self.table.by_sid.get(f.sid)
+        if sub is None:
+            self._stray(f.sid)
+            return
+        if not self._seq_ok(sub, f.seq, now, ts_recv):
+            return
+        if f.sending_ts_ms is not None:
+            SEND_AGE.observe_ms(ts_recv // 1_000_000 - f.sending_ts_ms)
+        ticker = f.msg.market_ticker
+        if ticker not in sub.markets:
+            DISCARDED.labels("unknown_market").inc()
+            return
+        try:
+            snap = parse.snapshot(f, self.conn, ts_recv, yes_price=self.yes_price)
+        except UnitError as exc:
+            # The market stays as it was: waiting ones keep waiting (resync timeout), valid ones
+            # are still valid (a snapshot never changes the delta stream).
+            self.faults.bad("units", raw, exc)
+            return
+        book = self.books.get(ticker)
+        if book is None:
+            book = self.books[ticker] = MiniBook()
+        book.yes = dict(snap.yes)
+        book.no = dict(snap.no)
+        book.state = VALID
+        sub.awaiting.discard(ticker)
+        if not sub.awaiting:
+            sub.deadline = None
+        self.out.append(snap)
+        self.recovery.restored(ticker, self.conn, sub.sid, f.seq, now, ts_recv, self.out)
+
+    def _sid_gap(self, sub: Sub, expected: int, received: int, now: float, ts_recv: int) -> None:
+        tickers = sorted(sub.markets)
+        self._await(sub, tickers, now, self.resync_timeout_s)
+        self.recovery.open_gap(
+            conn=self.conn,
+            sid=sub.sid,
+            expected=expected,
+            received=received,
+            tickers=tickers,
+            reason="seq_gap",
+            method="get_snapshot",
+            now=now,
+            ts_recv=ts_recv,
+            out=self.out,
+        )
+        self._burst.event(
+            f"gap:{sub.sid}",
+            "sequence gap: recovering in band",
+            sid=sub.sid,
+            expected=expected,
+            received=received,
+            markets=len(tickers),
+        )
+        self.request_snapshots(tickers, "gap", now)
+
+    def _market_gap(self, sub: Sub, ticker: str, reason: str, seq: int, now: float, ts_recv: int) -> None:
+        self._await(sub, [ticker], now, self.resync_timeout_s)
+        self.recovery.open_gap(
+            conn=self.conn,
+            sid=sub.sid,
+            expected=seq,
+            received=seq,
+            tickers=[ticker],
+            reason=reason,
+            method="get_snapshot",
+            now=now,
+            ts_recv=ts_recv,
+            out=self.out,
+        )
+        self._burst.event(f"mgap:{reason}", "book break: recovering market", ticker=ticker, reason=reason)
+        self.request_snapshots([ticker], "gap", now)
+
+    def _await(self, sub: Sub, tickers: list[str], now: float, timeout: float, *, mark: bool = True) -> None:
+        """``tickers`` wait for a snapshot on ``sub`` until ``now + timeout``; ``mark`` makes their
+        deltas meanwhile be dropped (after a break) rather than treated as a break (new markets)."""
+        if mark:
+            for t in tickers:
+                book = self.books.get(t)
+                if book is not None:
+                    book.state = AWAITING
+        sub.awaiting.update(tickers)
+        if sub.deadline is None:
+            sub.deadline = now + timeout
+
+    def request_snapshots(self, tickers: Iterable[str] | None, source: str, now: float) -> list[str]:
+        """get_snapshot for these markets (None = every market). Returns those requested."""
+        wanted = self.table.markets() if tickers is None else tickers
+        groups = self.table.snapshot(wanted, now)
+        asked = sorted(t for markets in groups.values() for t in markets)
+        if asked:
+            SNAPSHOT_REQUESTS.labels(source).inc(len(asked))
+        return asked
+
+    def _replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
+        """Resubscribe ``sub``; its book markets are suspect until the new sid's snapshots."""
+        if sub.channel == BOOK:
+            tickers = sorted(sub.markets)
+            if reason.startswith("error_") and ts_recv:
+                self.recovery.open_gap(
+                    conn=self.conn,
+                    sid=sub.sid,
+                    expected=(sub.last_seq or 0) + 1,
+                    received=0,
+                    tickers=tickers,
+                    reason=reason,
+                    method="resubscribe",
+                    now=now,
+                    ts_recv=ts_recv,
+                    out=self.out,
+                )
+            for t in tickers:
+                book = self.books.get(t)
+                if book is not None:
+                    book.state = AWAITING
+            self.recovery.set_method(tickers, "resubscribe")
+        self.table.resubscribe(sub, reason, now, dead=reason.startswith("error_"))
+
+    def _stray(self, sid: int) -> None:
+        DISCARDED.labels("retired_sid" if sid in self.table.retired else "unknown_sid").inc()

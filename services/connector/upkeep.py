@@ -1,0 +1,100 @@
+"""Keeping the connector's market set current: discovery over REST, lifecycle news followed.
+
+Discovery runs at start (until it succeeds) and again on reconnect when the set may
+be stale; between, each market/event lifecycle frame the session hands on may add,
+update or remove one market, and the live session's subscriptions follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from shared.config import ConnectorConfig
+from shared.kalshi.rest import RestAuthError, RestError
+from shared.messages import EventLifecycle, MarketLifecycle, Message
+
+from .backoff import Backoff
+from .marketset import MarketSet
+from .metrics import DISCOVERY_FAILURES
+from .recovery import Recovery
+from .session import Session
+
+
+class MarketUpkeep:
+    """Mixed into :class:`~services.connector.worker.ConnectorWorker`, whose state it reads."""
+
+    cc: ConnectorConfig
+    markets: MarketSet
+    recovery: Recovery
+    session: Session | None
+    lifeq: asyncio.Queue[MarketLifecycle | EventLifecycle]
+    stopping: asyncio.Event
+    log: logging.Logger
+    _auth_refused: bool
+    _sleep: Callable[[float], Awaitable[None]]
+    _publish: Callable[[list[Message]], None]
+    _flush: Callable[[Session], None]
+
+    # ---- discovery -------------------------------------------------------------------------
+    async def _discover_until_done(self) -> None:
+        backoff = Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s)
+        while not self.stopping.is_set():
+            if await self._discover_once(initial=True):
+                return
+            await self._sleep(self.cc.auth_backoff_s if self._auth_refused else backoff.delay())
+
+    async def _discover_once(self, *, initial: bool) -> bool:
+        self._auth_refused = False
+        try:
+            added, removed = await self.markets.discover(initial=initial)
+        except (RestError, OSError) as exc:
+            DISCOVERY_FAILURES.inc()
+            self._auth_refused = isinstance(exc, RestAuthError)
+            self.log.warning(
+                "market discovery failed", extra={"ctx": {"error": str(exc), "initial": initial}}
+            )
+            return False
+        msgs: list[Message] = list(self.markets.markets.values())
+        if removed:  # nothing will repair their books now; stop counting them as broken
+            self.recovery.forget(removed, time.monotonic(), time.time_ns(), msgs)
+        self._publish(msgs)
+        self.log.info(
+            "market set discovered",
+            extra={"ctx": {"markets": len(self.markets), "added": len(added), "removed": len(removed)}},
+        )
+        return True
+
+    # ---- lifecycle news --------------------------------------------------------------------
+    async def _lifecycle_loop(self) -> None:
+        while True:
+            m = await self.lifeq.get()
+            try:
+                change = await self.markets.follow(m)
+            except (RestError, OSError) as exc:
+                self.markets.stale = True
+                self.log.warning(
+                    "could not follow a lifecycle event; the market set will be re-discovered",
+                    extra={"ctx": {"error": str(exc)}},
+                )
+                continue
+            if change is None:
+                continue
+            s = self.session
+            if change.kind == "update":
+                assert change.meta is not None
+                self._publish([change.meta])
+            elif change.kind == "add":
+                assert change.meta is not None
+                self._publish([change.meta])
+                if s is not None:
+                    s.add_markets([change.ticker], time.monotonic())
+            elif s is not None:
+                s.remove_markets([change.ticker], time.monotonic(), time.time_ns())
+            if s is not None:
+                self._flush(s)
+            self.log.info(
+                "market set changed", extra={"ctx": {"change": change.kind, "ticker": change.ticker}}
+            )

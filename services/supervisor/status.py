@@ -1,0 +1,44 @@
+"""The ``status`` report's rows, pure: one plain dict per child, as the control reply sends them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from services.supervisor.model import Child
+
+#: Heartbeat counters that count a worker's messages, in order of preference: the first one a
+#: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
+#: accepted, orderbook: deltas_applied; any worker may report plain ``messages``).
+MESSAGE_COUNTERS = ("messages", "frames", "frames_written", "accepted", "deltas_applied")
+
+
+def message_rate(rates: dict[str, float]) -> float | None:
+    """Messages per second from a worker's heartbeat counter rates (None: no such counter)."""
+    for key in MESSAGE_COUNTERS:
+        if key in rates:
+            return round(rates[key], 3)
+    return None
+
+
+def status_rows(order: Sequence[str], children: Mapping[str, Child], now: float) -> list[dict[str, Any]]:
+    rows = []
+    for name in order:
+        c = children[name]
+        rows.append(
+            {
+                "worker": name,
+                "pid": c.pid or None,
+                "state": "held" if c.held and c.state == "down" else c.state,
+                "uptime_s": round(now - c.started_at, 3) if c.alive else None,
+                "restarts": c.restarts,
+                "heartbeat_age_s": round(now - c.last_hb, 3) if c.alive and c.last_hb is not None else None,
+                "messages_per_s": message_rate(c.rates),
+                "restart_in_s": round(max(0.0, c.not_before - now), 3) if c.state == "pending" else None,
+                "last_exit_code": c.last_exit,
+                "restart": c.spec.restart,
+                "counters": dict(c.counters),
+                "rates": {k: round(v, 3) for k, v in c.rates.items() if v > 0},
+            }
+        )
+    return rows

@@ -1,0 +1,87 @@
+"""Config sections shared by every process: the section base, the worker base, and the
+sections that are not one worker's (exchange, bus endpoints, logging, journal, database).
+
+Split out of ``shared.config`` (which re-exports every name) to keep modules small; the loader
+and the top-level ``Config`` live there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "BusConfig",
+    "DbConfig",
+    "JournalConfig",
+    "KalshiConfig",
+    "LogConfig",
+    "WorkerBase",
+]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class WorkerBase(_Section, frozen=True, kw_only=True):
+    """Settings every worker has. Each worker section overrides the port defaults."""
+
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    control: str = ""
+    heartbeat_interval_s: float = 1.0
+    drain_deadline_s: float = 5.0
+
+
+class KalshiConfig(_Section, frozen=True, kw_only=True):
+    #: sim: the local exchange simulator; demo / prod: Kalshi's environments.
+    env: Literal["sim", "demo", "prod"] = "sim"
+    #: Override the environment's URLs (empty = derived from ``env``).
+    ws_url: str = ""
+    rest_url: str = ""
+    #: Path of the RSA private key PEM; ``KALSHI_PRIVATE_KEY_PATH`` wins when set.
+    private_key_path: str = ""
+
+
+class BusConfig(_Section, frozen=True, kw_only=True):
+    #: Publishers connect to ``xsub``, subscribers to ``xpub`` (both bound by the bus proxy).
+    xsub: str = "tcp://127.0.0.1:5555"
+    xpub: str = "tcp://127.0.0.1:5556"
+    #: High-water marks (messages). ZeroMQ's default of 1,000 loses bursts.
+    sndhwm: int = 1_000_000
+    rcvhwm: int = 1_000_000
+    proxy_hwm: int = 1_000_000
+    #: Most messages a subscriber hands over per wake-up.
+    max_batch: int = 10_000
+
+
+class LogConfig(_Section, frozen=True, kw_only=True):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json: bool = False
+
+
+class JournalConfig(_Section, frozen=True, kw_only=True):
+    #: One sub-directory per durable publisher.
+    dir: str = "data/journal"
+    segment_bytes: int = 64 * 1024 * 1024
+    segment_age_s: float = 3600.0
+    #: never | segment (fsync on rotation/close) | batch (fsync every append batch)
+    fsync: Literal["never", "segment", "batch"] = "segment"
+    retention_s: float = 7 * 24 * 3600.0
+
+
+class DbConfig(_Section, frozen=True, kw_only=True):
+    #: SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db
+    url: str = "sqlite+aiosqlite:///data/kxfeed.db"
+    #: PostgreSQL only: schema (search_path) holding kxfeed's tables; created when missing.
+    #: Empty = the server's default (public).
+    schema: str = ""
+    #: PostgreSQL only: seconds to wait for a connection before counting the attempt failed.
+    connect_timeout_s: float = 5.0
+    #: SQLite only: how long a statement waits for a lock held by another connection.
+    sqlite_busy_timeout_ms: int = 5000
+    #: SQLite only: NORMAL (WAL: a killed process loses nothing committed; a power cut may
+    #: lose the last transactions, which the journals replay) or FULL.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
