@@ -228,11 +228,19 @@ def test_lifecycle_adds_created_and_removes_settled(tmp_path: Path) -> None:
             await st.until(lambda: bool(added_seen & s.table.markets()), 5.0, "added market subscribed")
             assert not (removed_seen & s.table.markets())
             t = sorted(added_seen & set(st.worker.markets.markets))[0]
-            # The exchange agrees: the connection's book subscription holds the added market, not the removed.
+            # The exchange agrees: the connection's book subscription holds the added market, not the
+            # removed. (The update_subscription commands are in flight when the connector's own table
+            # changes: wait for the exchange to have taken them.)
             (conn,) = st.sim.hub.conns.values()
-            on_exchange = set(conn.session.by_channel["orderbook_delta"].markets)
-            assert t in on_exchange and not (removed_seen & on_exchange)
-            assert t in {m.ticker for m in st.tap.of(MarketMeta)}
+
+            def on_exchange() -> set[str]:
+                return set(conn.session.by_channel["orderbook_delta"].markets)
+
+            def exchange_agrees() -> bool:
+                return t in on_exchange() and not (removed_seen & on_exchange())
+
+            await st.until(exchange_agrees, 5.0, "exchange took the change")
+            await st.until(lambda: t in {m.ticker for m in st.tap.of(MarketMeta)}, 5.0, "added's metadata")
             await st.until(lambda: t in st.tap.books, 5.0, "snapshot of the added market")
             await st.settle()
             st.assert_books_match_truth()
