@@ -12,6 +12,7 @@ bench:
 	{ echo "# Benchmark results"; echo; \
 	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%dT%H:%MZ) ($$(nproc) cores)."; \
 	  echo "Each row is one line a script printed: its figure and the reference it compares against."; \
+	  echo "Machine speed when it started (figures move with it): $$($(PYTHON) -c 'import time; t = time.perf_counter(); sum(range(30_000_000)); print(f"sum(range(30M)) in {time.perf_counter() - t:.2f} s")')."; \
 	  echo; echo "| script | result |"; echo "|---|---|"; } > $$tmp; \
 	for b in $(BENCHES); do \
 	  name=$$(basename $$b .py); var=$$(echo $$name | tr a-z A-Z)_ARGS; \

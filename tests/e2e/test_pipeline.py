@@ -20,9 +20,9 @@ import pytest
 from tests.e2e.checks import cli_report, metrics_report
 from tests.e2e.harness import Settled, System, drop_pg_schema, pg_db, settle
 
-#: Seconds of market data per pipeline. The issue asks for 60 s; the suite's time budget (both
-#: pipelines at once, well under 10 minutes for the whole suite) runs a shorter default.
-RUN_S = float(os.environ.get("KXFEED_E2E_RUN_S", "30"))
+#: Seconds of market data per pipeline, as the issue asks (both pipelines run at once, so the
+#: suite pays it once). KXFEED_E2E_RUN_S shortens it for a quick local run.
+RUN_S = float(os.environ.get("KXFEED_E2E_RUN_S", "60"))
 ISSUE_RUN_S = 60.0
 
 
