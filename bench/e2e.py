@@ -83,14 +83,6 @@ class TobLatency(threading.Thread):
         self.ctx.destroy(0)
 
 
-def _floor_proxy(xsub: str, xpub: str) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    front, back = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
-    front.bind(xsub)
-    back.bind(xpub)
-    zmq.proxy(front, back)
-
-
 def _floor_relay(xsub: str, xpub: str) -> None:
     """The orderbook's place in the path: take a frame from the bus, publish one back."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -124,10 +116,10 @@ class LatencyFloor(threading.Thread):
         p1, p2 = free_port(), free_port()
         xsub, xpub = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
         mpx = mp.get_context("spawn")
-        self.procs = [
-            mpx.Process(target=_floor_proxy, args=(xsub, xpub), daemon=True),
-            mpx.Process(target=_floor_relay, args=(xsub, xpub), daemon=True),
-        ]
+        # The bus's own proxy (bench/bus.py runs it the same way), so the hops are the ones measured.
+        stop_r, self.stop_proxy = mpx.Pipe(False)
+        self.proxy = mpx.Process(target=bench_bus._proxy, args=(xsub, xpub, stop_r), daemon=True)
+        self.relay = mpx.Process(target=_floor_relay, args=(xsub, xpub), daemon=True)
         self.source = mpx.Process(target=_floor_source, args=(xsub, 1000.0, seconds), daemon=True)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sub = self.ctx.socket(zmq.SUB)
@@ -137,8 +129,8 @@ class LatencyFloor(threading.Thread):
         self.samples: list[float] = []
 
     def start(self) -> None:
-        for p in self.procs:
-            p.start()
+        self.proxy.start()
+        self.relay.start()
         self.source.start()
         super().start()
 
@@ -155,8 +147,9 @@ class LatencyFloor(threading.Thread):
     def finish(self) -> dict[str, float]:
         self.source.join(30)
         self.join(10)
-        for p in self.procs:
-            p.kill()
+        self.relay.kill()
+        self.stop_proxy.send(True)
+        self.proxy.join(10)
         self.sub.close(0)
         self.ctx.destroy(0)
         return {"n": len(self.samples), "p50": pct(self.samples, 0.5), "p99": pct(self.samples, 0.99)}

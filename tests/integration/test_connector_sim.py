@@ -233,11 +233,9 @@ def test_lifecycle_adds_created_and_removes_settled(tmp_path: Path) -> None:
             # changes: wait for the exchange to have taken them.)
             (conn,) = st.sim.hub.conns.values()
 
-            def on_exchange() -> set[str]:
-                return set(conn.session.by_channel["orderbook_delta"].markets)
-
             def exchange_agrees() -> bool:
-                return t in on_exchange() and not (removed_seen & on_exchange())
+                on_exchange = set(conn.session.by_channel["orderbook_delta"].markets)
+                return t in on_exchange and not (removed_seen & on_exchange)
 
             await st.until(exchange_agrees, 5.0, "exchange took the change")
             await st.until(lambda: t in {m.ticker for m in st.tap.of(MarketMeta)}, 5.0, "added's metadata")
