@@ -4,7 +4,9 @@ Control commands (``kxfeed sim ACTION`` sends them; any control client can):
 
 - ``inject {kind, ...params}``  fault injection (see :mod:`services.exchange_sim.faults`)
 - ``pause`` / ``resume`` / ``step {n}``  market activity
-- ``info``  URLs, seed, market count, paused, steps
+- ``pregenerate {steps}``  blast mode, paused: generate ``steps`` ahead; ``resume`` sends exactly
+  them as fast as the clients read, then pauses (benchmarks measure the pipeline, not the engine)
+- ``info``  URLs, seed, market count, paused, steps, pending (generated ahead, not yet sent)
 - ``book {ticker}`` / ``books {tickers?}``  true books ({"yes": [[price, size]...], "no": ...}, integer units)
 - ``dump {path?}``  final books, statuses and planted mispricings (written to ``path`` when given)
 - ``planted``  the planted edges and complement arbitrages, and the arbitrages in the books now
@@ -72,6 +74,9 @@ class SimWorker(Actor):
         if cmd == "step":
             sim.step(int(args.get("n", 1)))
             return {"steps": sim.hub.steps}
+        if cmd == "pregenerate":
+            pending = await sim.hub.prepare_blast(int(args.get("steps", 0)))
+            return {"steps": sim.hub.steps, "pending": pending}
         if cmd == "info":
             return {
                 "ws_url": sim.ws_url,
@@ -82,6 +87,7 @@ class SimWorker(Actor):
                 "markets": len(sim.public.markets),
                 "paused": sim.paused,
                 "steps": sim.hub.steps,
+                "pending": sim.hub.pending,
             }
         if cmd == "book":
             yes, no = sim.truth.book(str(args["ticker"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -229,5 +230,85 @@ def test_blast_mode_generates_ahead_but_books_still_equal_the_truth() -> None:
             # The engine ran ahead of what was sent; the public state (REST, truth) did not.
             assert sim.engine.step_no >= sim.hub.steps - 2_000
             await c.close()
+
+    run(go())
+
+
+def test_pregenerated_blast_sends_nothing_until_resumed_then_all_of_it_in_order() -> None:
+    async def go() -> None:
+        async with running_sim(markets=10, rate=0.0) as sim:
+            tickers = sim.tickers[:6]
+            c = await BookClient(sim.ws_url).connect()
+            await c.subscribe(["orderbook_delta", "trade"], tickers)
+            await c.next()
+            sim.pause()
+            assert await sim.drained()
+            await c.pump(quiet=0.3)
+            books = {t: sim.truth.book(t) for t in tickers}
+            # Blast may have paused with part of its last chunk unsent: that stays first in line.
+            steps, sent, leftover = sim.hub.steps, sim.truth.sent(1)[:], sim.hub.pending
+
+            pending = await sim.hub.prepare_blast(3_000)
+            assert sim.hub.steps == steps + 3_000
+            assert pending == sim.hub.pending and pending - leftover > 3_000  # ~1.7 emissions a step
+            # Generated ahead, not sent: the truth and the client have not moved.
+            assert await c.pump(quiet=0.3) == 0
+            assert sim.truth.sent(1) == sent
+            assert {t: sim.truth.book(t) for t in tickers} == books
+
+            sim.resume()
+            async with asyncio.timeout(30):  # the prepared run ends paused
+                while not sim.paused:
+                    with contextlib.suppress(TimeoutError):
+                        await c.next(timeout=0.2)
+            assert sim.hub.steps == steps + 3_000 and sim.hub.pending == 0
+            assert await sim.drained()
+            await c.pump(quiet=0.3)
+            assert len(sim.truth.sent(1)) > len(sent)
+            assert c.seq_errors == [] and c.book_errors == []
+            for t in tickers:
+                assert c.books[t] == sim.truth.book(t)
+            await c.close()
+
+    run(go())
+
+
+def test_pregenerate_is_refused_while_running_or_paced() -> None:
+    async def go() -> None:
+        async with running_sim(markets=4, rate=0.0) as sim:
+            with pytest.raises(ValueError, match="pause the simulator first"):
+                await sim.hub.prepare_blast(10)
+            sim.pause()
+            with pytest.raises(ValueError, match="steps >= 1"):
+                await sim.hub.prepare_blast(0)
+        async with running_sim(markets=4, rate=50.0) as sim:
+            sim.pause()
+            with pytest.raises(ValueError, match="blast mode"):
+                await sim.hub.prepare_blast(10)
+            assert sim.hub.pending == 0
+
+    run(go())
+
+
+def test_paced_mode_keeps_the_rate_and_sends_a_tick_of_steps_at_a_time() -> None:
+    # At 5,000 steps/s a step is due every 0.2 ms: the hub runs the ones due each tick
+    # (>= 1 ms) together instead of arming a timer per step.
+    async def go() -> None:
+        async with running_sim(markets=8, rate=5_000.0) as sim:
+            calls = 0
+            real = sim.hub.step
+
+            def counting(n: int = 1) -> None:
+                nonlocal calls
+                calls += 1
+                real(n)
+
+            sim.hub.step = counting  # type: ignore[method-assign]
+            steps0, t0 = sim.hub.steps, time.monotonic()
+            await asyncio.sleep(1.0)
+            steps, elapsed = sim.hub.steps - steps0, time.monotonic() - t0
+            assert 0.5 * 5_000 * elapsed <= steps <= 5_000 * elapsed + 20
+            assert calls <= elapsed / 0.001 + 2  # not one per step (~5,000 here)
+            assert steps / calls >= 3
 
     run(go())

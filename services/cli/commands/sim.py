@@ -12,7 +12,8 @@ Fault SPEC: comma-separated KIND:P (probability per frame/request),
 KIND:EVERYs (every EVERY seconds) or KIND:EVERYs:DURs. Kinds: gap, duplicate,
 disconnect, stall, no_ping, error25, auth401, rate429, rest5xx, malformed.
 
-Actions: inject KIND [key=value ...] | pause | resume | step [N] | info |
+Actions: inject KIND [key=value ...] | pause | resume | step [N] |
+pregenerate STEPS (blast mode, paused: resume sends them at full speed, then pauses) | info |
 book TICKER | dump [PATH] | planted | connections
 
 examples:
@@ -35,7 +36,19 @@ import msgspec
 from services.cli.common import add_config_options, load, subcommand
 from shared.control import ControlError, request
 
-ACTIONS = ("run", "inject", "pause", "resume", "step", "info", "book", "dump", "planted", "connections")
+ACTIONS = (
+    "run",
+    "inject",
+    "pause",
+    "resume",
+    "step",
+    "pregenerate",
+    "info",
+    "book",
+    "dump",
+    "planted",
+    "connections",
+)
 
 
 def register(sub: Any) -> None:
@@ -98,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         return SimWorker(cfg).run()
     try:
         cmd, params = _control_args(args.action, args.rest)
-        result = request(cfg.sim.control, cmd, params, timeout_s=10.0)
+        # Generating ahead takes ~30 us a step: a million steps is half a minute.
+        timeout = 10.0 + params.get("steps", 0) / 10_000 if cmd == "pregenerate" else 10.0
+        result = request(cfg.sim.control, cmd, params, timeout_s=timeout)
     except ValueError as exc:
         print(f"kxfeed sim {args.action}: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +131,10 @@ def _control_args(action: str, rest: list[str]) -> tuple[str, dict[str, Any]]:
         return "inject", {"kind": rest[0], **_params(rest[1:])}
     if action == "step":
         return "step", {"n": int(rest[0]) if rest else 1}
+    if action == "pregenerate":
+        if len(rest) != 1 or not rest[0].isdigit():
+            raise ValueError("pregenerate needs a step count, e.g. 'kxfeed sim pregenerate 100000'")
+        return "pregenerate", {"steps": int(rest[0])}
     if action == "book":
         if len(rest) != 1:
             raise ValueError("book needs one market ticker")
