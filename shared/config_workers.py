@@ -150,6 +150,11 @@ class WriterConfig(WorkerBase, frozen=True, kw_only=True):
     #: A batch (one transaction) closes at this many messages or this age, whichever first.
     batch_rows: int = 5000
     batch_ms: int = 200
+    #: After a read that empties the bus, wait this long before the next (0: wake for every
+    #: message). The writer then wakes ~100 times a second instead of once per message, which
+    #: leaves the cores to the latency-critical path (connector -> orderbook). Adds at most
+    #: this to commit latency; a busy bus (full reads) is never waited on.
+    idle_poll_ms: int = 10
     #: Batches handed to the database but not yet committed (pipelining depth).
     max_inflight_batches: int = 2
     #: While the database fails, buffer at most this many messages; past it, drop what

@@ -124,6 +124,7 @@ class WriterWorker(Actor):
     async def _live(self) -> None:
         batch_s = self.wc.batch_ms / 1000
         rows = self.wc.batch_rows
+        idle_s = self.wc.idle_poll_ms / 1000
         first_at: float | None = None  # when the oldest buffered message arrived
         while not self.stopping.is_set():
             if self.core.replay_reason is not None and self.outage_since is None:
@@ -139,7 +140,8 @@ class WriterWorker(Actor):
             msgs = await self._recv(timeout)
             if msgs:
                 self._count(self.core.offer(msgs))
-                await asyncio.sleep(0)  # let the flusher's replies in
+                # Also lets the flusher's replies in.
+                await asyncio.sleep(idle_s if len(msgs) < self.sub.max_batch else 0)
             if not self.core.buffered:
                 first_at = None
                 continue
