@@ -3,7 +3,10 @@
   .venv/bin/python bench/e2e.py [--seconds 8] [--rates 1000,10000,max] [--pg URL] [--json PATH]
 
 For each rate (simulator messages/s; ``max`` = the simulator's blast mode, as fast as the
-connector reads) a fresh system runs for ``--seconds``; then the simulator pauses, the
+connector reads) a fresh system runs for ``--seconds``. At ``max`` the simulator first generates
+the run (``--seconds`` x 40,000 messages: ``kxfeed sim pregenerate``), then sends it and pauses,
+so the figure is the pipeline's and not the simulator engine's on the same two cores. Then the
+simulator pauses, the
 pipeline drains and every WS delta, snapshot, trade and ticker sent is compared row by row
 with the database (zero loss = none missing, none duplicated; rows the database's primary
 keys collapse count as lost and are shown apart). Per rate it prints:
@@ -50,10 +53,12 @@ from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
 from shared.bus import Subscriber  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
-from tests.conftest import PG_URL, free_port  # noqa: E402
+from tests.conftest import PG_URL, free_port, wait_until  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
 
 MARKETS = 60
+#: The max run's length, in messages the simulator prepares per ``--seconds``.
+PREPARED_MSGS_PER_S = 40_000
 TICK_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -95,11 +100,11 @@ def _floor_relay(xsub: str, xpub: str) -> None:
         pub.send_multipart([b"out", payload])
 
 
-def _floor_source(xsub: str, rate: float, seconds: float) -> None:
+def _floor_source(xsub: str, rate: float, seconds: float, go: Any) -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.connect(xsub)
-    time.sleep(1.0)  # subscriptions in
+    go.wait()  # the measured window starts (subscriptions are in by then)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pub.send_multipart([b"in", str(time.time_ns()).encode()])
@@ -120,7 +125,8 @@ class LatencyFloor(threading.Thread):
         stop_r, self.stop_proxy = mpx.Pipe(False)
         self.proxy = mpx.Process(target=bench_bus._proxy, args=(xsub, xpub, stop_r), daemon=True)
         self.relay = mpx.Process(target=_floor_relay, args=(xsub, xpub), daemon=True)
-        self.source = mpx.Process(target=_floor_source, args=(xsub, 1000.0, seconds), daemon=True)
+        self.go = mpx.Event()
+        self.source = mpx.Process(target=_floor_source, args=(xsub, 1000.0, seconds, self.go), daemon=True)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.connect(xpub)
@@ -129,10 +135,15 @@ class LatencyFloor(threading.Thread):
         self.samples: list[float] = []
 
     def start(self) -> None:
+        """Spawn the processes (before the measured window: starting Python costs a core for a
+        while); :meth:`begin` starts the stream."""
         self.proxy.start()
         self.relay.start()
         self.source.start()
         super().start()
+
+    def begin(self) -> None:
+        self.go.set()
 
     def run(self) -> None:
         while True:
@@ -231,22 +242,39 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
     try:
         system.start()
         time.sleep(2.0)  # initial snapshots in; the run measures the steady stream
+        prepared = 0
+        if not msgs:
+            # Max: the simulator generates the whole run first, then sends it as fast as the
+            # connector reads and pauses, so the cores measured run the pipeline, not the engine.
+            system.control("sim", "pause")
+            drained(system)
+            steps = int(seconds * PREPARED_MSGS_PER_S / per_step)
+            ready = system.control("sim", "pregenerate", timeout_s=60 + steps / 2_000, steps=steps)
+            prepared = ready["pending"]
         tob = TobLatency(system.cfg.bus.xpub)
         tob.start()
         pids = {n: w["pid"] for n, w in system.workers().items()}
-        cpu0 = {n: cpu_ticks(p) for n, p in pids.items()}
         writer0 = histogram(
             system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
         )
         ob0 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
-        floor = LatencyFloor(seconds - 1.5)
-        frames0, rows0, t0 = sent_frames(system), stored_rows(system), time.monotonic()
+        floor = LatencyFloor(seconds)
         floor.start()
-        time.sleep(seconds)
-        frames1, rows1, elapsed = sent_frames(system), stored_rows(system), time.monotonic() - t0
-        floor_ms = floor.finish()
-        cpu = {n: (cpu_ticks(p) - cpu0[n]) / TICK_S / elapsed for n, p in pids.items()}
+        time.sleep(1.5)  # the floor's processes up and subscribed
+        frames0, rows0 = sent_frames(system), stored_rows(system)
+        cpu0, t0 = {n: cpu_ticks(p) for n, p in pids.items()}, time.monotonic()
+        floor.begin()
+        if prepared:
+            system.control("sim", "resume")
+            assert wait_until(lambda: system.control("sim", "info")["paused"], 600, 0.05), "prepared run"
+        else:
+            time.sleep(seconds)
+        # CPU over exactly the measured interval: read before the floor's processes are joined.
+        cpu1, elapsed = {n: cpu_ticks(p) for n, p in pids.items()}, time.monotonic() - t0
+        frames1, rows1 = sent_frames(system), stored_rows(system)
+        cpu = {n: (cpu1[n] - cpu0[n]) / TICK_S / elapsed for n in pids}
         rss = {n: rss_mb(p) for n, p in pids.items()}
+        floor_ms = floor.finish()
         ob1 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
         system.control("sim", "pause")
         drain = drained(system)
@@ -266,6 +294,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
     lat = [s / 1e6 for s in tob.samples]
     return {
         "rate": label,
+        "prepared": prepared,
         "msgs_per_s": (frames1 - frames0) / elapsed,
         "committed_per_s": (rows1 - rows0) / elapsed,
         "drain_s": drain,
@@ -327,6 +356,8 @@ def main() -> int:
             f"dup/wrong {x['duplicated_or_wrong']}, books off {x['books_mismatched']}",
             flush=True,
         )
+        if x["prepared"]:
+            print(f"        (the simulator generated these {x['prepared']:,} messages before the run)")
         print(
             f"        committed {x['committed_per_s']:,.0f} rows/s during the run; the last row "
             f"{x['drain_s']:.1f}s after it (then the row-by-row check took {x['verify_s']:.1f}s)"
