@@ -69,8 +69,10 @@ def scan_segment(path: Path, start: int = 0) -> Iterator[Record]:
     """Yield the valid records of one segment from ``start``; stops at the first torn one."""
     index = int(path.stem)
     with open(path, "rb") as fh:
+        # Only what is past ``start``: a cursor near the end of a 64 MB segment reads little.
+        fh.seek(start)
         data = fh.read()
-    pos = start
+    pos = 0
     size = len(data)
     while pos + _HDR.size <= size:
         length, crc = _HDR.unpack_from(data, pos)
@@ -80,7 +82,7 @@ def scan_segment(path: Path, start: int = 0) -> Iterator[Record]:
         payload = data[pos + _HDR.size : end]
         if zlib.crc32(payload) != crc:
             return
-        yield Record(index, pos, end, payload)
+        yield Record(index, start + pos, start + end, payload)
         pos = end
 
 

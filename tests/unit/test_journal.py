@@ -94,6 +94,16 @@ def test_read_after_a_position_spans_segments(tmp_path: Path) -> None:
     assert _records(tmp_path, Position(recs[-1].segment, recs[-1].end)) == []
 
 
+def test_read_from_inside_a_segment_keeps_positions_absolute(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path)
+    w.append([b"a" * i for i in range(1, 6)])
+    w.close()
+    full = list(journal.read(tmp_path))
+    assert len(full) == 5 and len({r.segment for r in full}) == 1
+    rest = list(journal.read(tmp_path, Position(full[1].segment, full[1].end)))
+    assert rest == full[2:]  # same payloads, same (segment, offset, end): a cursor can resume from any
+
+
 def test_prune_respects_retention_and_every_consumer(tmp_path: Path) -> None:
     w = JournalWriter(tmp_path, segment_bytes=10)
     for i in range(4):
