@@ -1,6 +1,8 @@
 # make bench: run every bench/*.py script (each prints its figures and the reference they
 # compare against) and collect what they print into bench/RESULTS.md, one table row per line.
 # Pass arguments to one script with <NAME>_ARGS, e.g. make bench CHAOS_ARGS="--seconds 60".
+# The table leaves out the workers' own INFO/DEBUG log lines (the console shows them all);
+# warnings and errors stay in it.
 
 PYTHON ?= .venv/bin/python
 BENCHES := $(sort $(wildcard bench/*.py))
@@ -19,7 +21,7 @@ bench:
 	  args=$$(eval echo \$${$$var}); \
 	  echo ">> $(PYTHON) $$b $$args"; printf "| %s | \`%s\` |\n" "$$name" "$(PYTHON) $$b $$args" >> $$tmp; \
 	  $(PYTHON) $$b $$args > $$tmp.out 2>&1; code=$$?; cat $$tmp.out; \
-	  grep -v "^\s*$$" $$tmp.out | sed -e "s/|/\\\\|/g" \
+	  grep -v -E "^\s*$$|^[0-9:.]+ (DEBUG|INFO) " $$tmp.out | sed -e "s/|/\\\\|/g" \
 	    | while IFS= read -r line; do printf "| %s | %s |\n" "$$name" "$$line"; done >> $$tmp; \
 	  if [ $$code -ne 0 ]; then status=1; printf "| %s | **exit status %s** |\n" "$$name" "$$code" >> $$tmp; fi; \
 	done; \

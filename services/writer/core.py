@@ -263,6 +263,16 @@ class WriterCore:
         return behind, max(0.0, (now_ns - min(self._behind_since.values())) / 1e9)
 
 
+def waited_s(msgs: Iterable[Message], now_ns: int, cap_s: float) -> float:
+    """How long the oldest of ``msgs`` has been in kxfeed (from its ``ts_recv``), 0..``cap_s``.
+
+    A batch's age counts from there, not from when the writer saw it: time spent on the bus
+    under load is then inside ``batch_ms`` instead of added to it.
+    """
+    oldest = min((m.ts_recv for m in msgs if m.ts_recv), default=now_ns)
+    return min(max((now_ns - oldest) / 1e9, 0.0), cap_s)
+
+
 def _hours(rows: dict[str, list[Row]], oldest_ns: int, newest_ns: int) -> dict[str, set[int]]:
     """Hours (receive time // 1 h) each table's rows fall in; per row only when the batch
     straddles an hour boundary, which happens once an hour."""

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from services.writer import metrics as m
-from services.writer.core import Batch, OfferResult, StreamKey, WriterCore
+from services.writer.core import Batch, OfferResult, StreamKey, WriterCore, waited_s
 from services.writer.engine import make_engine, redact
 from services.writer.journals import Journals, record_head
 from services.writer.migrate import SchemaTooNew, upgrade
@@ -146,7 +146,7 @@ class WriterWorker(Actor):
                 first_at = None
                 continue
             if first_at is None:
-                first_at = time.monotonic()
+                first_at = time.monotonic() - waited_s(msgs, time.time_ns(), batch_s)
             # Ship every full batch, and the partial one once its oldest message is batch_ms old.
             while self.core.buffered >= rows or (
                 self.core.buffered and time.monotonic() - first_at >= batch_s

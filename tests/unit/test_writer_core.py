@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import force_setattr
 
-from services.writer.core import Batch, WriterCore
+from services.writer.core import Batch, WriterCore, waited_s
 from services.writer.rows import HOUR_NS, MAPPERS
 from shared.messages import Fill, MarketPosition, Message, TopOfBook, Trade
 
@@ -298,3 +298,17 @@ def test_any_delivery_and_crash_pattern_stores_journaled_messages_exactly_once(
     b_ids = [s for s in stored if s.startswith("b-")]
     assert len(b_ids) == len(set(b_ids))
     assert core.committed[("a", 1, "trade")] == 150
+
+
+def test_batch_age_counts_from_the_oldest_receive_time_capped_at_the_batch() -> None:
+    now = 10_000_000_000
+    msgs = trades("c", 3)
+    for m, recv in zip(msgs, (now - 30_000_000, now - 80_000_000, 0), strict=True):
+        force_setattr(m, "ts_recv", recv)  # 0 = not known: ignored
+    assert waited_s(msgs, now, 0.2) == 0.08  # 80 ms on the bus already count toward the 200
+    force_setattr(msgs[0], "ts_recv", now - 5_000_000_000)
+    assert waited_s(msgs, now, 0.2) == 0.2  # a replayed or long-delayed message: due at once
+    force_setattr(msgs[0], "ts_recv", now + 1_000_000)  # another host's clock slightly ahead
+    force_setattr(msgs[1], "ts_recv", now + 2_000_000)
+    assert waited_s(msgs, now, 0.2) == 0.0
+    assert waited_s([], now, 0.2) == 0.0
