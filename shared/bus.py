@@ -35,6 +35,11 @@ DROPPED = Counter(
 BAD_PAYLOADS = Counter("kxfeed_bus_bad_payloads_total", "Bus frames that did not decode (skipped)")
 
 _log = get_logger("bus")
+#: A new subscription reaches each publisher at its own moment, and publishers filter on their
+#: side: a whole-kind subscriber that joins a running stream another subscriber only takes in
+#: part (``tob.KXNFL`` vs ``tob.``) first sees that part, then everything. Seq gaps that soon
+#: after joining are that hand-over, not losses, and re-baseline instead of counting as drops.
+JOIN_SETTLE_S = 1.0
 #: Message class -> kind tag: a dict lookup per received frame instead of a property call.
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
 
@@ -246,8 +251,10 @@ class Subscriber:
         rcvhwm: int = 1_000_000,
         max_batch: int = 10_000,
         on_drop: DropHandler | None = None,
+        join_settle_s: float = JOIN_SETTLE_S,
     ) -> None:
         self.prefixes = list(prefixes)
+        self.join_settle_s = join_settle_s
         self.max_batch = max_batch
         self.on_drop = on_drop
         self.dropped = 0
@@ -260,6 +267,8 @@ class Subscriber:
         self._sock.connect(endpoint)
         self._whole_kinds = self._kinds_taken_whole(self.prefixes)
         self._last: dict[tuple[str, int, str], int] = {}
+        self._settling = dict.fromkeys(self._whole_kinds, time.monotonic() + join_settle_s)
+        self._joined: set[tuple[str, int, str]] = set()
         self._burst = BurstLog(_log)
         self._ready: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -274,7 +283,10 @@ class Subscriber:
     def subscribe(self, prefix: str) -> None:
         self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.prefixes.append(prefix)
+        before = self._whole_kinds
         self._whole_kinds = self._kinds_taken_whole(self.prefixes)
+        for kind in self._whole_kinds - before:
+            self._settling[kind] = time.monotonic() + self.join_settle_s
 
     def _count(self, counts: dict[str, int]) -> None:
         # One counter update per kind per drain, not per frame: it is a lock and a call each.
@@ -299,6 +311,22 @@ class Subscriber:
         )
         if self.on_drop is not None:
             self.on_drop(pub, epoch, kind, first_missing, count)
+
+    def _joining(self, key: tuple[str, int, str], skipped: int) -> bool:
+        """True when a gap is this subscription's hand-over (see :data:`JOIN_SETTLE_S`)."""
+        until = self._settling.get(key[2])
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            del self._settling[key[2]]
+            return False
+        if key not in self._joined:  # once per stream: the hand-over can leave several gaps
+            self._joined.add(key)
+            _log.info(
+                "joined a running stream: seqs sent before the subscription reached the publisher skipped",
+                extra={"ctx": {"publisher": key[0], "kind": key[2], "skipped": skipped}},
+            )
+        return True
 
     def last_seq(self, pub: str, epoch: int, kind: str) -> int | None:
         return self._last.get((pub, epoch, kind))
@@ -355,7 +383,7 @@ class Subscriber:
             last = last_seq.get(key)
             # The first frame seen from a stream sets the baseline: a late joiner missed history,
             # it did not drop it (it catches up by asking: snapshots, journal replay).
-            if last is not None and first.seq > last + 1:
+            if last is not None and first.seq > last + 1 and not self._joining(key, first.seq - last - 1):
                 self._drop(key, last + 1, first.seq - last - 1)
             last_seq[key] = batch[-1].seq
         self._count(counts)

@@ -18,7 +18,7 @@ import zmq
 from shared.bus import Proxy, Publisher, Subscriber
 from shared.config import Config
 from shared.control import ControlError, request
-from shared.messages import KINDS, BookDelta, Trade
+from shared.messages import BATCH_ENCODER, KINDS, BookDelta, Trade
 from tests.conftest import ROOT, free_port, make_config, spawn, wait_until, write_config
 
 
@@ -65,7 +65,8 @@ def test_overflowed_subscriber_reports_exact_drop_count() -> None:
     xsub, xpub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     proxy = Proxy(ctx, xsub, xpub, hwm=50)
     proxy.start()
-    sub = Subscriber(ctx, xpub, ["trade."], rcvhwm=50)
+    # It floods the moment it subscribes: count from the first message (no join hand-over here).
+    sub = Subscriber(ctx, xpub, ["trade."], rcvhwm=50, join_settle_s=0)
     pub = Publisher(ctx, xsub, "flood", sndhwm=50)
     try:
         assert pub.wait_for_subscriber_sync("trade.X", 5)
@@ -89,6 +90,47 @@ def test_overflowed_subscriber_reports_exact_drop_count() -> None:
         pub.close(0)
         sub.close()
         proxy.stop()
+        ctx.destroy(0)
+
+
+def test_gaps_right_after_joining_a_stream_are_its_hand_over_not_drops() -> None:
+    # Publishers filter on their side, so a whole-kind subscriber that joins while another takes
+    # the kind in part ("trade." vs "trade.A") sees only that part until its subscription arrives:
+    # gaps. Here the frames come straight from a socket, with the gaps such a hand-over leaves.
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    raw = ctx.socket(zmq.PUB)
+    raw.bind(endpoint)
+    settle = 0.5
+    sub = Subscriber(ctx, endpoint, ["trade."], join_settle_s=settle)
+    joined = time.monotonic()
+
+    def send(seq: int) -> None:
+        m = Trade(trade_id=str(seq), ticker="A", yes_price=1, no_price=9999, count=1, taker_side="yes")
+        for name, value in (("pub", "p"), ("epoch", 1), ("seq", seq)):
+            msgspec.structs.force_setattr(m, name, value)
+        raw.send_multipart([b"trade.A", BATCH_ENCODER.encode([m])])
+
+    try:
+        got: list[int] = []
+        seq = 1
+        while not got:  # until the connection is up (frames sent before it are not seen)
+            send(seq)
+            got += [m.seq for m in sub.recv_blocking(0.05)]
+            seq += 1
+        for gap in (3, 2, 5):  # the part the newcomer saw before its subscription landed
+            seq += gap
+            send(seq)
+        got += [m.seq for m in sub.recv_blocking(2)]
+        assert len(got) == 4 and time.monotonic() - joined < settle
+        assert sub.dropped == 0
+        time.sleep(settle)
+        send(seq + 3)  # a gap once joined is a loss: seq+1 and seq+2
+        assert [m.seq for m in sub.recv_blocking(2)] == [seq + 3]
+        assert sub.dropped == 2
+    finally:
+        sub.close()
+        raw.close(0)
         ctx.destroy(0)
 
 
