@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -114,9 +116,10 @@ class ExchangeSim:
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        self._tasks.append(asyncio.create_task(self._guard(self.hub.run_activity(), "activity")))
+        self._tasks.append(asyncio.create_task(self._guard(self.hub.run_activity, "activity")))
         for rule in self.plan.periodic():
-            self._tasks.append(asyncio.create_task(self._guard(self._periodic(rule), f"fault-{rule.kind}")))
+            fault = functools.partial(self._periodic, rule)
+            self._tasks.append(asyncio.create_task(self._guard(fault, f"fault-{rule.kind}")))
         self.log.info(
             "exchange simulator listening",
             extra={
@@ -130,9 +133,11 @@ class ExchangeSim:
             },
         )
 
-    async def _guard(self, coro: Any, name: str) -> None:
+    async def _guard(self, run: Callable[[], Awaitable[None]], name: str) -> None:
+        # Takes the function, not a coroutine: a task cancelled before it starts (a stop right
+        # after start) would leave that coroutine never awaited.
         try:
-            await coro
+            await run()
         except asyncio.CancelledError:
             raise
         except Exception:
