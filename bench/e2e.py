@@ -51,11 +51,13 @@ import sim as bench_sim  # noqa: E402
 import writer as bench_writer  # noqa: E402
 
 from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
+from services.writer.engine import make_engine  # noqa: E402
 from shared.bus import Subscriber  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
 from tests.conftest import PG_URL, free_port, wait_until  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
+from tests.e2e.rows import counts_on  # noqa: E402
 
 MARKETS = 60
 #: The max run's length, in messages the simulator prepares per ``--seconds``.
@@ -209,6 +211,7 @@ def bucket_pct(before: list[tuple[float, float]], after: list[tuple[float, float
 
 
 OB_LATENCY = "kxfeed_orderbook_latency_seconds"
+WRITER_LATENCY = "kxfeed_writer_store_latency_seconds"
 
 
 def stored_rows(system: System) -> int:
@@ -221,15 +224,26 @@ def drained(system: System, quiet_s: float = 2.0, limit_s: float = 180.0) -> flo
 
     The pipeline has drained when the row count has not moved for ``quiet_s``; the figure is
     the time of the last change, so it excludes both that wait and the row-by-row check after.
+    One connection polls (not one engine per poll: that loaded the machine being measured).
     """
-    start = time.monotonic()
-    last, changed = stored_rows(system), start
-    while time.monotonic() - changed < quiet_s and time.monotonic() - start < limit_s:
-        time.sleep(0.1)
-        n = stored_rows(system)
-        if n != last:
-            last, changed = n, time.monotonic()
-    return changed - start
+
+    async def poll() -> float:
+        engine = make_engine(system.cfg.db)
+        try:
+            async with engine.connect() as conn:
+                start = time.monotonic()
+                last, changed = sum((await counts_on(conn)).values()), start
+                while time.monotonic() - changed < quiet_s and time.monotonic() - start < limit_s:
+                    await asyncio.sleep(0.1)
+                    await conn.rollback()  # a fresh snapshot for the next count
+                    n = sum((await counts_on(conn)).values())
+                    if n != last:
+                        last, changed = n, time.monotonic()
+                return changed - start
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(poll())
 
 
 def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) -> dict[str, Any]:
@@ -256,9 +270,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         tob = TobLatency(system.cfg.bus.xpub)
         tob.start()
         pids = {n: w["pid"] for n, w in system.workers().items()}
-        writer0 = histogram(
-            system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
-        )
+        writer0 = histogram(system.scrape(system.cfg.writer.metrics_port), WRITER_LATENCY)
         ob0 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
         # The floor is the reference for the tob target, which is set at 1,000 msgs/s. Its three
         # processes at 1 kHz would add their own load to the busier runs, so they run only there.
@@ -285,9 +297,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         system.control("sim", "pause")
         drain = drained(system)
         # The window's messages are all committed now; what the check below stirs up is not theirs.
-        writer1 = histogram(
-            system.scrape(system.cfg.writer.metrics_port), "kxfeed_writer_store_latency_seconds"
-        )
+        writer1 = histogram(system.scrape(system.cfg.writer.metrics_port), WRITER_LATENCY)
         verify0 = time.monotonic()
         result = settle(system, timeout=180.0)
         verify = time.monotonic() - verify0

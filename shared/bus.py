@@ -8,7 +8,8 @@ The publisher stamps ``pub``/``epoch``/``seq`` (per kind), journals durable
 messages before sending them (when given a journal), and groups consecutive
 messages with the same topic into one frame. The subscriber drains every ready
 frame per wake-up, checks per (publisher, epoch, kind) continuity for the kinds
-it takes whole, and counts every gap in ``kxfeed_bus_dropped_total``.
+it takes whole, and counts every gap in ``kxfeed_bus_dropped_total`` (bar those of a new
+subscription's hand-over: :data:`JOIN_SETTLE_S`).
 """
 
 from __future__ import annotations

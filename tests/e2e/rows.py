@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.writer.engine import make_engine
 from shared.config import DbConfig
@@ -148,12 +149,17 @@ async def read_counts(db: DbConfig) -> dict[str, int]:
     engine = make_engine(db)
     try:
         async with engine.connect() as conn:
-            out = {}
-            for table in ("book_deltas", "book_snapshots", "trades", "ticks"):
-                out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-            return out
+            return await counts_on(conn)
     finally:
         await engine.dispose()
+
+
+async def counts_on(conn: AsyncConnection) -> dict[str, int]:
+    """Rows in each streamed table, over an open connection (for callers that poll)."""
+    out = {}
+    for table in ("book_deltas", "book_snapshots", "trades", "ticks"):
+        out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+    return out
 
 
 def awaiting_snapshot(truth: dict[str, Rows], withheld: set[tuple[int, int, int]]) -> set[tuple[Any, ...]]:
