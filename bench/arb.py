@@ -43,7 +43,8 @@ from shared.bus import Publisher, Subscriber
 from shared.config import ArbConfig
 from shared.control import ControlError, request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, Depth, MarketMeta, Message, Signal, TopOfBook
-from tests.conftest import make_config, spawn, wait_until, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import spawn, wait_until
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 BIG = 10**9

@@ -33,10 +33,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import PG_URL  # noqa: E402
 from tests.e2e import chaos  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
 from tests.integration.test_writer_outage import TcpProxy  # noqa: E402
+from tests.support.pg import PG_URL  # noqa: E402
 
 
 def main() -> int:

@@ -40,7 +40,7 @@ from shared.config import Config  # noqa: E402
 from shared.control import ControlError, request  # noqa: E402
 from shared.journal import read  # noqa: E402
 from shared.kalshi.auth import SIM_DEV_KEY_ID, auth_headers, ensure_dev_keypair, load_private_key  # noqa: E402
-from tests.conftest import make_config, write_config  # noqa: E402
+from tests.support.config import make_config, write_config  # noqa: E402
 
 WS_PATH = "/trade-api/ws/v2"
 
@@ -175,7 +175,7 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="kxfeed-bench-connector-"))
-    from tests.conftest import free_port
+    from tests.support.config import free_port
 
     port = free_port()
     cfg = make_config(

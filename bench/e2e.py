@@ -50,14 +50,16 @@ import bus as bench_bus  # noqa: E402
 import sim as bench_sim  # noqa: E402
 import writer as bench_writer  # noqa: E402
 
-from services.exchange_sim.testing import client_key, ws_headers  # noqa: E402
-from services.writer.engine import make_engine  # noqa: E402
 from shared.bus import Subscriber  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
-from tests.conftest import PG_URL, free_port, wait_until  # noqa: E402
+from shared.store.engine import make_engine  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
 from tests.e2e.rows import counts_on  # noqa: E402
+from tests.support.config import free_port  # noqa: E402
+from tests.support.pg import PG_URL  # noqa: E402
+from tests.support.procs import wait_until  # noqa: E402
+from tests.support.sim_client import client_key, ws_headers  # noqa: E402
 
 MARKETS = 60
 #: The max run's length, in messages the simulator prepares per ``--seconds``.

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from services.orderbook.builder import Builder
 from shared.control import ControlError, request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, BookDelta, BookSnapshot, MarketMeta, PriceRange
-from tests.conftest import make_config, spawn, wait_until, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import spawn, wait_until
 
 CENT = [PriceRange(0, 10_000, 100)]
 CHUNK = 5000

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from services.exchange_sim.activity import Engine
 from services.exchange_sim.connection import encode_text_frames
 from services.exchange_sim.server import ExchangeSim
-from services.exchange_sim.testing import client_key, ws_headers
 from shared.config import SimConfig
 from shared.kalshi.auth import SIM_DEV_KEY_ID, private_pem
+from tests.support.sim_client import client_key, ws_headers
 
 
 def _serve_sim(markets: int, pregen: int, pem: bytes, pipe: Connection) -> None:

@@ -37,16 +37,16 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.writer.engine import make_engine  # noqa: E402
-from services.writer.migrate import upgrade  # noqa: E402
 from services.writer.rows import BatchBuilder  # noqa: E402
-from services.writer.schema import APPEND  # noqa: E402
-from services.writer.sql import PG_EPOCH_US, Sql  # noqa: E402
-from services.writer.synth import deltas  # noqa: E402
 from shared.bus import Proxy, Publisher  # noqa: E402
 from shared.config import DbConfig, WriterConfig  # noqa: E402
 from shared.control import request  # noqa: E402
 from shared.journal import JournalWriter  # noqa: E402
+from shared.store.engine import make_engine  # noqa: E402
+from shared.store.migrate import upgrade  # noqa: E402
+from shared.store.schema import APPEND  # noqa: E402
+from shared.store.sql import PG_EPOCH_US, Sql  # noqa: E402
+from tests.support.synth import deltas  # noqa: E402
 
 RAW_BATCH = 10_000
 COLS = APPEND["book_deltas"].columns

@@ -25,6 +25,10 @@ WORKER_MODULES: dict[str, str] = {
 }
 
 
+#: The supervisor is not a worker it starts: ``kxfeed up`` runs it in the foreground.
+SUPERVISOR_MODULE = "services.supervisor.worker"
+
+
 def available() -> list[str]:
     """Workers that exist in this install, in start order."""
     out = []
@@ -46,4 +50,10 @@ def worker_class(name: str) -> type[Actor]:
             f"worker {name!r} is not part of this install yet; available: {', '.join(available())}"
         )
     cls: type[Actor] = importlib.import_module(WORKER_MODULES[name]).WORKER
+    return cls
+
+
+def supervisor_class() -> type[Actor]:
+    """The supervisor (its constructor takes more than a config: see ``kxfeed up``)."""
+    cls: type[Actor] = importlib.import_module(SUPERVISOR_MODULE).WORKER
     return cls

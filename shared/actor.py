@@ -69,6 +69,15 @@ class Actor:
         READY.labels(self.worker_id).set_function(lambda: 1.0 if self.ready else 0.0)
 
     # ---- hooks -----------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, config: Config) -> list[str]:
+        """Problems with ``config`` this worker would fail on at start, one line each (pure).
+
+        The CLI asks before it starts a worker, so a bad setting is answered in the terminal
+        instead of by a crash loop.
+        """
+        return []
+
     async def setup(self) -> None:
         """Open resources. Runs before ``main``."""
 

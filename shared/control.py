@@ -14,6 +14,11 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+#: Heartbeat counters that count a worker's messages, in order of preference: the first one a
+#: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
+#: accepted, orderbook: deltas_applied; any worker may report plain ``messages``).
+MESSAGE_COUNTERS = ("messages", "frames", "frames_written", "accepted", "deltas_applied")
+
 
 class ControlRequest(msgspec.Struct, frozen=True):
     cmd: str

@@ -46,12 +46,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from services.connector.discovery import Catalog as RestCatalog
-from services.connector.discovery import MarketFilter, discover
 from shared.actor import Actor, UnknownCommand
 from shared.bus import RecordSink
 from shared.config import ArbConfig
 from shared.journal import JournalWriter
+from shared.kalshi.discovery import Catalog as RestCatalog
+from shared.kalshi.discovery import MarketFilter, discover
 from shared.kalshi.endpoints import effective_env, resolve
 from shared.kalshi.rest import RestClient, RestError
 from shared.messages import Heartbeat, Message, Odds, to_jsonable

@@ -14,12 +14,12 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from shared.kalshi.discovery import Catalog, MarketFilter, discover, resolve_market
 from shared.kalshi.rest import RestClient, RestNotFound
 from shared.kalshi.rest_models import Market
 from shared.log import get_logger
 from shared.messages import EventLifecycle, MarketLifecycle, MarketMeta
 
-from .discovery import Catalog, MarketFilter, discover, resolve_market
 from .metrics import LIFECYCLE_CHANGES
 
 #: Lifecycle events that end a market's trading / that may start a new one.

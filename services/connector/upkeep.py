@@ -12,11 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from shared.backoff import Backoff
 from shared.config import ConnectorConfig
 from shared.kalshi.rest import RestAuthError, RestError
 from shared.messages import EventLifecycle, MarketLifecycle, Message
 
-from .backoff import Backoff
 from .marketset import MarketSet
 from .metrics import DISCOVERY_FAILURES
 from .recovery import Recovery

@@ -35,15 +35,15 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from shared.actor import Actor, UnknownCommand
+from shared.backoff import Backoff
 from shared.config import ConnectorConfig
+from shared.kalshi.credentials import Credentials, load_credentials
+from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.rest import RestClient
 from shared.messages import Control, EventLifecycle, MarketLifecycle, Message
 
-from .backoff import Backoff
 from .batching import by_market
-from .credentials import Credentials, load_credentials
-from .discovery import MarketFilter
 from .link import AuthRejected, HandshakeFailed, Link, open_link
 from .marketset import MarketSet
 from .metrics import (

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.exchange_sim.faults import FaultError
+from services.exchange_sim.faults import FaultError, parse_spec
 from services.exchange_sim.keyring import trusted_keys
 from services.exchange_sim.server import ExchangeSim
 from shared.actor import Actor, UnknownCommand
+from shared.config import Config
 
 
 def _levels(book: dict[int, int]) -> list[list[int]]:
@@ -33,6 +34,16 @@ def _levels(book: dict[int, int]) -> list[list[int]]:
 
 class SimWorker(Actor):
     name = "sim"
+
+    @classmethod
+    def check_config(cls, config: Config) -> list[str]:
+        if not config.sim.faults:
+            return []
+        try:
+            parse_spec(config.sim.faults)
+        except FaultError as exc:
+            return [f"[sim] faults: {exc}"]
+        return []
 
     async def setup(self) -> None:
         cfg = self.config.sim

@@ -26,18 +26,18 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.poller.client import make_client
-from services.writer.engine import make_engine
 from shared.actor import Actor, UnknownCommand
 from shared.config import GapfillConfig
+from shared.kalshi.client import make_client
 from shared.kalshi.rest import TICKERS_PER_CALL, RestError, RestNotFound
 from shared.kalshi.rest_models import MarketOrderbook
 from shared.log import BurstLog
 from shared.messages import BookSnapshot, BookState, Control, Gap, Message
+from shared.store.audit import audit, database_exists
+from shared.store.engine import make_engine
 from shared.units import UnitError
 
 from . import metrics as M
-from .audit import audit, database_exists
 from .books import rest_snapshot
 from .tracker import GapTracker
 

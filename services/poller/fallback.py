@@ -19,7 +19,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from services.connector.backoff import Backoff
+from shared.backoff import Backoff
 from shared.kalshi.rest import TICKERS_PER_CALL, RestError
 from shared.messages import Message
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.connector.discovery import shard_of
+from shared.kalshi.discovery import shard_of
 from shared.messages import BookState, Heartbeat
 
 

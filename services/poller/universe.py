@@ -18,9 +18,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from services.connector.discovery import LIVE_STATUSES, MarketFilter
 from shared.config import PollerConfig
 from shared.kalshi import parse
+from shared.kalshi.discovery import LIVE_STATUSES, MarketFilter
 from shared.kalshi.rest import TICKERS_PER_CALL, RestClient, RestNotFound
 from shared.kalshi.rest_models import Event, Market, Series
 from shared.log import get_logger

@@ -28,17 +28,17 @@ import datetime as dt
 import time
 from typing import Any
 
-from services.connector.backoff import Backoff
-from services.connector.discovery import LIVE_STATUSES, MarketFilter, candidates
 from shared.actor import Actor, UnknownCommand
+from shared.backoff import Backoff
 from shared.config import PollerConfig
+from shared.kalshi.client import make_client
+from shared.kalshi.discovery import LIVE_STATUSES, MarketFilter, candidates
 from shared.kalshi.rest import RestError
 from shared.log import BurstLog
 from shared.messages import BookState, FeeUpdate, Heartbeat, Message
 from shared.units import UnitError
 
 from . import metrics as M
-from .client import make_client
 from .fallback import Fallback
 from .feed import FeedHealth
 from .polls import Published, poll_snapshot

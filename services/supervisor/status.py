@@ -6,11 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.supervisor.model import Child
-
-#: Heartbeat counters that count a worker's messages, in order of preference: the first one a
-#: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
-#: accepted, orderbook: deltas_applied; any worker may report plain ``messages``).
-MESSAGE_COUNTERS = ("messages", "frames", "frames_written", "accepted", "deltas_applied")
+from shared.control import MESSAGE_COUNTERS
 
 
 def message_rate(rates: dict[str, float]) -> float | None:

@@ -407,3 +407,6 @@ class Supervisor(Actor):
         self.config = cfg
         self.log.info("config reloaded", extra={"ctx": {"changed": ",".join(touched) or "none"}})
         self._apply(now)
+
+
+WORKER = Supervisor

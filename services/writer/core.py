@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from services.writer.rows import HOUR_NS, HOUR_US, UNSTORED_KINDS, BatchBuilder, PollContent, Row
-from services.writer.schema import APPEND
 from shared.messages import KINDS, Message
+from shared.store.schema import APPEND
 
 #: message class -> kind tag (a dict lookup is cheaper than the ``kind`` property per row)
 TAG: dict[type, str] = {cls: tag for tag, cls in KINDS.items()}

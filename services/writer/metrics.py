@@ -6,8 +6,8 @@ import logging
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.writer.batches import WriteResult
 from services.writer.core import Batch, OfferResult
-from services.writer.store import WriteResult
 from shared.log import BurstLog
 
 ROWS = Counter("kxfeed_writer_rows_total", "Rows stored, by table", ["table"])

@@ -1,6 +1,6 @@
 """Message -> database rows (pure): one mapper per durable message kind.
 
-Rows are tuples in the column order of :mod:`services.writer.schema`. Timestamps are
+Rows are tuples in the column order of :mod:`shared.store.schema`. Timestamps are
 integer microseconds since the Unix epoch, the form both stores hand to their driver
 (SQLite stores them as is; the PostgreSQL store gives its connection an integer codec
 for timestamptz): no datetime object is built per row. State tables get *upserts*: a

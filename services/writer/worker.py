@@ -18,16 +18,16 @@ from typing import Any
 import msgspec
 
 from services.writer import metrics as m
+from services.writer.batches import Store, WriteResult, classify, open_store
 from services.writer.core import Batch, OfferResult, StreamKey, WriterCore, waited_s
-from services.writer.engine import make_engine, redact
 from services.writer.journals import Journals, record_head
-from services.writer.migrate import SchemaTooNew, upgrade
 from services.writer.rows import MAPPERS, STORED_KINDS, PollContent
-from services.writer.store import Store, WriteResult, classify, open_store
 from shared.actor import Actor
 from shared.config import WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
+from shared.store.engine import make_engine, redact
+from shared.store.migrate import SchemaTooNew, upgrade
 
 #: Topic prefixes of every kind the writer stores.
 PREFIXES = [f"{kind}." for kind in sorted(STORED_KINDS)]

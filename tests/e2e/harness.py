@@ -27,7 +27,6 @@ from services.orderbook.book import level_hash
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.units import parse_count, parse_price
-from tests.conftest import ROOT, kxfeed_cmd, make_config, wait_until, write_config
 from tests.e2e.rows import (
     Rows,
     awaiting_snapshot,
@@ -37,6 +36,8 @@ from tests.e2e.rows import (
     read_rows,
     snapshot_key_collisions,
 )
+from tests.support.config import make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 YES, NO = 0, 1
 
@@ -303,7 +304,7 @@ class System:
 
 
 def _port() -> int:
-    from tests.conftest import free_port
+    from tests.support.config import free_port
 
     return free_port()
 

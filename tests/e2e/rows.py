@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.writer.engine import make_engine
 from shared.config import DbConfig
+from shared.store.engine import make_engine
 from shared.units import parse_count, parse_price
 
 #: A WS row's identity -> what it says. Deltas/snapshots are keyed by (simulator connection, sid,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.e2e import chaos
 from tests.e2e.harness import System, settle
+from tests.support.procs import wait_until
 
 #: The issue's chaos runs 5 minutes (``bench/chaos.py``); the suite's version is this long.
 CHAOS_S = 14.0

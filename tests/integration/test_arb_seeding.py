@@ -21,7 +21,7 @@ from shared.config import ArbConfig
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.log import BurstLog, get_logger
 from shared.messages import MarketMeta
-from tests.conftest import free_port
+from tests.support.config import free_port
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"

@@ -32,7 +32,8 @@ from shared.bus import Subscriber
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.messages import Signal
-from tests.conftest import free_port, kxfeed_cmd, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import kxfeed_cmd, spawn, wait_until
 
 MIN_EDGE = 300  # $0.03 a contract
 RATE = Fraction(7, 100)

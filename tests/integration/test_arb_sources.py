@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.arb.odds import parse_events
 from services.arb.sources import AUTH_WAIT_S, QUOTA_WAIT_S, OddsApi, OddsFiles
-from services.exchange_sim.testing import running_sim
+from tests.support.sim_client import running_sim
 
 
 def test_odds_api_against_the_simulator() -> None:

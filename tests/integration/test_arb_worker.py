@@ -38,7 +38,8 @@ from shared.messages import (
     Signal,
     TopOfBook,
 )
-from tests.conftest import make_config, spawn, wait_until, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import spawn, wait_until
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"

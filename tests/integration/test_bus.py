@@ -19,7 +19,8 @@ from shared.bus import Proxy, Publisher, Subscriber
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.messages import BATCH_ENCODER, KINDS, BookDelta, Trade
-from tests.conftest import ROOT, free_port, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import ROOT, spawn, wait_until
 
 
 def _bus_up(cfg: Config) -> bool:

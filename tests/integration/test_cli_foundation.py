@@ -11,7 +11,8 @@ import zmq
 
 from shared.bus import Proxy, Publisher
 from shared.messages import KINDS, BookDelta, Trade
-from tests.conftest import ROOT, kxfeed_cmd, make_config, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd
 
 
 def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from services.connector.discovery import Catalog, MarketFilter, discover
 from services.exchange_sim.server import ExchangeSim
 from shared.config import ConnectorConfig, SimConfig
+from shared.kalshi.discovery import Catalog, MarketFilter, discover
 from shared.kalshi.rest import RestClient
 from shared.messages import MarketMeta
 

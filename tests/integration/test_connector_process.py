@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.kalshi.auth import generate_private_key
-from tests.conftest import free_port, kxfeed_cmd, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import kxfeed_cmd, spawn, wait_until
 
 KEY_ID = "0b7f1d2c-3e4a-4b5c-8d6e-7f8091a2b3c4"
 

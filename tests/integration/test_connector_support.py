@@ -25,7 +25,7 @@ from shared.bus import Proxy, Subscriber
 from shared.config import Config, SimConfig
 from shared.kalshi.auth import SIM_DEV_KEY_ID, ensure_dev_keypair, load_public_key
 from shared.messages import BookDelta, BookSnapshot, BookState, Gap, Message
-from tests.conftest import make_config
+from tests.support.config import make_config
 
 
 def metric(name: str, **labels: str) -> float:

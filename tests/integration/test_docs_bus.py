@@ -12,7 +12,8 @@ import zmq
 
 from shared.bus import Proxy, Publisher
 from shared.messages import Trade
-from tests.conftest import ROOT, free_port
+from tests.support.config import free_port
+from tests.support.procs import ROOT
 
 
 def test_docs_subscriber_example_runs(tmp_path: Path) -> None:

@@ -17,17 +17,18 @@ import asyncpg
 import msgspec
 import pytest
 
-from services.gapfill.audit import audit
 from services.gapfill.worker import GapfillWorker
+from services.writer.batches import open_store
 from services.writer.core import WriterCore
-from services.writer.engine import make_engine
-from services.writer.migrate import upgrade
 from services.writer.rows import MAPPERS
-from services.writer.store import open_store
-from services.writer.synth import stamp
 from shared.config import Config, DbConfig
 from shared.messages import BookDelta, BookSnapshot, Gap, Message
-from tests.conftest import kxfeed_cmd, make_config, write_config
+from shared.store.audit import audit
+from shared.store.engine import make_engine
+from shared.store.migrate import upgrade
+from tests.support.config import make_config, write_config
+from tests.support.procs import kxfeed_cmd
+from tests.support.synth import stamp
 
 from .test_poller_support import metric
 

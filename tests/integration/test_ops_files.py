@@ -14,7 +14,7 @@ import yaml
 
 from services import registry
 from shared.config import Config
-from tests.conftest import ROOT
+from tests.support.procs import ROOT
 
 OPS = ROOT / "ops"
 PROMETHEUS = OPS / "prometheus"

@@ -16,8 +16,9 @@ from honcho.environ import parse_procfile
 
 from services import registry
 from shared.control import ControlError, request
-from tests.conftest import ROOT, free_port, make_config, wait_until, write_config
 from tests.integration.test_supervisor_pipeline import committed_streams, journaled_streams
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import ROOT, wait_until
 
 PROCFILE = ROOT / "Procfile"
 RUN_S = 10.0

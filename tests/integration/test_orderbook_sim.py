@@ -15,7 +15,8 @@ import pytest
 
 from shared.config import Config
 from shared.control import ControlError, request
-from tests.conftest import free_port, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import spawn, wait_until
 
 
 def stats(endpoint: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from shared.messages import (
     PriceRange,
     TopOfBook,
 )
-from tests.conftest import ROOT, kxfeed_cmd, make_config, spawn, wait_until, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd, spawn, wait_until
 from tests.unit.test_orderbook_gap import A, B, gap_sample_stream
 
 CENT = [PriceRange(0, 10_000, 100)]

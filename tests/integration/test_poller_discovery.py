@@ -10,16 +10,16 @@ from pathlib import Path
 
 import zmq
 
-from services.connector.discovery import LIVE_STATUSES
-from services.exchange_sim.testing import running_sim
 from services.poller.universe import GAME_WINNER_SERIES, Universe, poller_filter
 from services.poller.worker import PollerWorker
 from shared.bus import Publisher
 from shared.config import PollerConfig
 from shared.control import arequest
+from shared.kalshi.discovery import LIVE_STATUSES
 from shared.kalshi.rest import RestClient, TokenBucket
 from shared.messages import FeeUpdate, MarketMeta, PollSnapshot
 from shared.units import ONE_DOLLAR
+from tests.support.sim_client import running_sim
 
 from .test_poller_support import metric, rig
 

@@ -13,7 +13,8 @@ from typing import Any
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.messages import BATCH_DECODER, MarketMeta, PollSnapshot
-from tests.conftest import free_port, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import spawn, wait_until
 
 
 def stats(endpoint: str) -> dict[str, Any]:

@@ -12,11 +12,11 @@ import msgspec
 import pytest
 
 from services.exchange_sim.server import ExchangeSim
-from services.exchange_sim.testing import running_sim
 from shared.config import PollerConfig
 from shared.kalshi import parse
 from shared.kalshi.rest import RestClient, RestError, TokenBucket
 from shared.kalshi.rest_models import MarketsPage
+from tests.support.sim_client import running_sim
 
 from .test_poller_support import metric
 

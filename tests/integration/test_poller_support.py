@@ -19,8 +19,8 @@ from shared.actor import Actor
 from shared.bus import Proxy
 from shared.config import Config, SimConfig
 from shared.kalshi.auth import SIM_DEV_KEY_ID, ensure_dev_keypair, load_public_key
-from tests.conftest import make_config
 from tests.integration.test_connector_support import Tap, metric
+from tests.support.config import make_config
 
 __all__ = ["Rig", "metric", "rig"]
 

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from services.exchange_sim.testing import BookClient, running_sim
+from tests.support.sim_client import BookClient, running_sim
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi-spec"
 

@@ -14,7 +14,7 @@ import websockets
 from websockets.frames import Frame, Opcode
 
 from services.exchange_sim.faults import FaultError
-from services.exchange_sim.testing import BookClient, running_sim, ws_headers
+from tests.support.sim_client import BookClient, running_sim, ws_headers
 
 
 def run(coro: Any) -> Any:

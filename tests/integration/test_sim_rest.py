@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
-from services.exchange_sim.testing import BookClient, client_key, running_sim
 from shared.kalshi.auth import SIM_DEV_KEY_ID, auth_headers
 from shared.units import ONE_DOLLAR, parse_count, parse_price
+from tests.support.sim_client import BookClient, client_key, running_sim
 
 
 def run(coro: Any) -> Any:

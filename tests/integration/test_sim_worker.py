@@ -9,10 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.exchange_sim.testing import BookClient
 from shared.control import ControlError, request
 from shared.kalshi.auth import load_private_key
-from tests.conftest import ROOT, free_port, kxfeed_cmd, make_config, spawn, wait_until, write_config
+from tests.support.config import free_port, make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd, spawn, wait_until
+from tests.support.sim_client import BookClient
 
 
 def _alive(endpoint: str) -> bool:

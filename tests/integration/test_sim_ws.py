@@ -12,9 +12,9 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from services.exchange_sim.testing import BookClient, client_key, running_sim, ws_headers
 from shared.kalshi.auth import SIM_DEV_KEY_ID, auth_headers, generate_private_key
 from shared.units import format_price, parse_price
+from tests.support.sim_client import BookClient, client_key, running_sim, ws_headers
 
 
 def run(coro: Any) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 
 from services import registry
 from shared.config import load_config
-from tests.conftest import ROOT, kxfeed_cmd, make_config, wait_until, write_config
 from tests.integration.test_supervisor_processes import (
     Up,
     child,
@@ -23,6 +22,8 @@ from tests.integration.test_supervisor_processes import (
     supervised_config,
     up_factory,
 )
+from tests.support.config import make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 

@@ -13,8 +13,8 @@ import pytest
 from services import registry
 from shared.journal import read
 from shared.messages import BATCH_DECODER
-from tests.conftest import free_port, make_config, write_config
 from tests.integration.test_supervisor_processes import Up, alive, up_factory
+from tests.support.config import free_port, make_config, write_config
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 

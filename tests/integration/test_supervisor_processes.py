@@ -29,7 +29,8 @@ from shared.config import Config
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.messages import BATCH_DECODER, WorkerEvent
-from tests.conftest import ROOT, kxfeed_cmd, make_config, wait_until, write_config
+from tests.support.config import make_config, write_config
+from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 HB_INTERVAL_S = 0.2
 # Short enough for fast tests, long enough that a loaded machine (2 cores shared by several

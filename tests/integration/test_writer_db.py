@@ -19,16 +19,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
 from services.cli.main import main as cli_main
+from services.writer.batches import classify, open_store
 from services.writer.core import WriterCore
-from services.writer.engine import make_engine
-from services.writer.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
-from services.writer.schema import metadata, stream_offsets, table_hours
-from services.writer.store import classify, open_store
-from services.writer.synth import expected_tables, mixed, read_tables, stamp
 from shared.config import Config, DbConfig
 from shared.messages import BookDelta, BookSnapshot, Gap, Message, PollSnapshot, Ticker, Trade
-from tests.conftest import kxfeed_cmd, make_config, write_config
+from shared.store.engine import make_engine
+from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
+from shared.store.schema import metadata, stream_offsets, table_hours
+from tests.support.config import make_config, write_config
+from tests.support.procs import kxfeed_cmd
+from tests.support.synth import expected_tables, mixed, read_tables, stamp
 
 T0 = 1_793_750_400_000_000_000  # ns, on an hour boundary
 NOW_US = T0 // 1000 + 10**9

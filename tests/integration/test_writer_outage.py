@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from services.writer.synth import mixed
 from shared.messages import Message
-from tests.conftest import free_port, wait_until
 from tests.integration.test_writer_process import (
     Harness,
     assert_stored_exactly,
@@ -30,6 +28,9 @@ from tests.integration.test_writer_process import (
     kinds_of,
     publish,
 )
+from tests.support.config import free_port
+from tests.support.procs import wait_until
+from tests.support.synth import mixed
 
 __all__ = ["harness_factory"]  # a fixture: imported to be used here
 

@@ -25,16 +25,17 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from services.writer.engine import make_engine
-from services.writer.migrate import upgrade
-from services.writer.synth import expected_tables, mixed, read_tables
 from shared import journal
 from shared.bus import Proxy, Publisher
 from shared.config import Config
 from shared.control import request
 from shared.journal import JournalWriter
 from shared.messages import BookDelta, Message, Trade
-from tests.conftest import make_config, spawn, wait_until, write_config
+from shared.store.engine import make_engine
+from shared.store.migrate import upgrade
+from tests.support.config import make_config, write_config
+from tests.support.procs import spawn, wait_until
+from tests.support.synth import expected_tables, mixed, read_tables
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

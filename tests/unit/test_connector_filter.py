@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from services.connector.discovery import MarketFilter, shard_of
 from shared.config import ConnectorConfig
+from shared.kalshi.discovery import MarketFilter, shard_of
 
 
 def test_no_filter_takes_every_market() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from services.connector.discovery import MarketFilter
 from services.connector.marketset import MarketSet, updated_meta
+from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.rest import RestClient
 from shared.messages import MarketLifecycle, MarketMeta, PriceRange
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.config import ConfigError
 from shared.kalshi.endpoints import effective_env, resolve
-from tests.conftest import make_config
+from tests.support.config import make_config
 
 
 def test_prod_and_demo_use_the_dedicated_hosts(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_unreadable_series_multiplier_is_an_error_not_a_guess() -> None:
 
 
 def test_connector_discovery_keeps_event_overrides() -> None:
-    from services.connector.discovery import event_info
+    from shared.kalshi.discovery import event_info
 
     ev = msgspec.json.decode(
         b'{"event_ticker":"E","series_ticker":"S","fee_type_override":"flat","fee_multiplier_override":0.25}',

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
+from services.cli import bookview as render
 from services.cli.commands.scan import duration
-from services.orderbook import queries, render
+from services.orderbook import queries
 from services.orderbook.builder import Builder
 from shared.messages import Trade
 from tests.unit.test_orderbook_core import T, delta, meta, snap

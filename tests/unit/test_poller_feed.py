@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.connector.discovery import shard_of
 from services.poller.feed import FeedHealth, connector_ids
+from shared.kalshi.discovery import shard_of
 from shared.messages import BookState, Heartbeat
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.supervisor.display import duration, live_screen, table
+from services.cli.screen import duration, live_screen, table
 
 
 def status(**over: Any) -> dict[str, Any]:

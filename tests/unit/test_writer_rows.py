@@ -6,8 +6,6 @@ import msgspec
 import pytest
 
 from services.writer.rows import MAPPERS, STORED_KINDS, UNSTORED_KINDS, BatchBuilder
-from services.writer.schema import APPEND, STATE
-from services.writer.synth import expected_tables, mixed
 from shared.messages import (
     KINDS,
     BookDelta,
@@ -24,6 +22,8 @@ from shared.messages import (
     Trade,
     WorkerEvent,
 )
+from shared.store.schema import APPEND, STATE
+from tests.support.synth import expected_tables, mixed
 
 RECV = 1_793_749_267_412_345_678  # ns
 RECV_US = RECV // 1000

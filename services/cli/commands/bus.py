@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from services.bus.worker import BusWorker
+from services import registry
 from services.cli.common import add_config_options, load, subcommand
 
 
@@ -25,4 +25,4 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return BusWorker(load(args)).run()
+    return registry.worker_class("bus")(load(args)).run()

@@ -30,11 +30,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.common import add_config_options, load, subcommand
-from services.writer import queries
-from services.writer.engine import make_engine, redact
-from services.writer.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 from shared.config import Config
 from shared.messages import JSON_ENCODER
+from shared.store import queries
+from shared.store.engine import make_engine, redact
+from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 
 
 def register(sub: Any) -> None:

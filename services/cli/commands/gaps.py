@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.cli.common import add_config_options, load, subcommand
-from services.gapfill.audit import Audit, audit, database_exists, parse_since
-from services.writer.engine import make_engine, redact
 from shared.config import ConfigError
 from shared.messages import JSON_ENCODER
+from shared.store.audit import Audit, audit, database_exists, parse_since
+from shared.store.engine import make_engine, redact
 
 
 def register(sub: Any) -> None:

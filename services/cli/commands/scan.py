@@ -24,8 +24,8 @@ import argparse
 import sys
 from typing import Any
 
+from services.cli import bookview as render
 from services.cli.common import add_config_options, load, subcommand
-from services.orderbook import render
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 

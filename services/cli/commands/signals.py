@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.commands.db import contracts, dollars, when
 from services.cli.common import add_config_options, load, subcommand
-from services.writer.engine import make_engine, redact
-from services.writer.migrate import current_revision
-from services.writer.schema import signals as table
-from services.writer.types import datetime_to_us
 from shared.bus import Subscriber
 from shared.messages import JSON_ENCODER, Signal, to_jsonable
+from shared.store.engine import make_engine, redact
+from shared.store.migrate import current_revision
+from shared.store.schema import signals as table
+from shared.store.types import datetime_to_us
 
 COLUMNS = ("ts", "strategy", "ticker", "side", "price", "size", "fair_ppm", "edge", "fees", "legs", "detail")
 

@@ -97,18 +97,16 @@ def run(args: argparse.Namespace) -> int:
             except ValueError:
                 print(f"kxfeed sim: --rate must be a number or 'blast', not {args.rate!r}", file=sys.stderr)
                 return 2
-        if overrides.get("faults"):
-            from services.exchange_sim.faults import FaultError, parse_spec
-
-            try:
-                parse_spec(overrides["faults"])
-            except FaultError as exc:
-                print(f"kxfeed sim: {exc}", file=sys.stderr)
-                return 2
         cfg = msgspec.structs.replace(cfg, sim=msgspec.structs.replace(cfg.sim, **overrides))
-        from services.exchange_sim.worker import SimWorker
+        from services import registry
 
-        return SimWorker(cfg).run()
+        sim = registry.worker_class("sim")
+        problems = sim.check_config(cfg)
+        for problem in problems:
+            print(f"kxfeed sim: {problem}", file=sys.stderr)
+        if problems:
+            return 2
+        return sim(cfg).run()
     try:
         cmd, params = _control_args(args.action, args.rest)
         # Generating ahead takes ~30 us a step: a million steps is half a minute.

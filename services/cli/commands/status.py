@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from services.cli.common import add_config_options, load, subcommand
-from services.supervisor.display import event_line, headline, table
+from services.cli.screen import event_line, headline, table
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 

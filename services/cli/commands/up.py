@@ -31,9 +31,9 @@ from typing import IO, Any
 
 import msgspec
 
+from services import registry
 from services.cli.common import add_config_options, subcommand
-from services.supervisor.display import live_screen
-from services.supervisor.worker import Supervisor
+from services.cli.screen import live_screen
 from shared.config import Config, load_config
 from shared.control import ControlError, request
 from shared.log import get_logger, setup_logging
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         views.append(LiveScreen(sys.stdout, str(log_dir)))
     elif args.status_every > 0:
         views.append(StatusLog(args.status_every))
-    sup = Supervisor(
+    supervisor: Any = registry.supervisor_class()  # takes more than a config
+    sup = supervisor(
         cfg,
         config_path=config_path,
         loader=lambda: with_overrides(load_config(config_path), args.workers),

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from services.connector.credentials import CredentialsError, load_credentials
 from shared.kalshi.auth import (
     HEADER_KEY,
     HEADER_SIGNATURE,
@@ -19,7 +18,8 @@ from shared.kalshi.auth import (
     generate_private_key,
     verify,
 )
-from tests.conftest import make_config
+from shared.kalshi.credentials import CredentialsError, load_credentials
+from tests.support.config import make_config
 
 KEY_ID = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c"
 

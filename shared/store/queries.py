@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.writer.schema import (
+from shared.store.schema import (
     APPEND_TABLES,
     STATE_TABLES,
     book_deltas,

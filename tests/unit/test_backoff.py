@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.connector.backoff import Backoff
+from shared.backoff import Backoff
 
 
 def test_ceiling_doubles_to_the_cap() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.supervisor.status import MESSAGE_COUNTERS
+from shared.control import MESSAGE_COUNTERS
 
 COLUMNS = ("WORKER", "PID", "STATE", "UPTIME", "RESTARTS", "HB AGE", "MSG/S", "LAST EXIT")
 

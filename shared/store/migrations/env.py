@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from services.writer.schema import metadata
+from shared.store.schema import metadata
 
 if context.is_offline_mode():
     raise RuntimeError("kxfeed migrations run online only: use `kxfeed db upgrade`")
@@ -16,7 +16,7 @@ if context.is_offline_mode():
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError(
-        "kxfeed migrations need a connection: use `kxfeed db upgrade` (services.writer.migrate)"
+        "kxfeed migrations need a connection: use `kxfeed db upgrade` (shared.store.migrate)"
     )
 
 context.configure(

@@ -20,8 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.writer.rows import BatchBuilder, Row
-from services.writer.schema import APPEND, STATE, metadata
-from services.writer.types import datetime_to_us
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -38,6 +36,8 @@ from shared.messages import (
     Trade,
     WorkerEvent,
 )
+from shared.store.schema import APPEND, STATE, metadata
+from shared.store.types import datetime_to_us
 
 BASE_NS = 1_793_700_000_000_000_000  # 2026-11-03
 

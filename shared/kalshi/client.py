@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Mapping
 
-from services.connector.credentials import load_credentials
 from shared.config import Config
+from shared.kalshi.credentials import load_credentials
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.rest import RestClient, Signer, TokenBucket
 

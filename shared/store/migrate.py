@@ -4,7 +4,7 @@
 (``kxfeed db upgrade``; the writer does it at start) and refuses a database stamped
 with a revision it does not know: that schema is newer than this code.
 
-New revision (developers): ``python -m services.writer.migrate revision "what changed"``
+New revision (developers): ``python -m shared.store.migrate revision "what changed"``
 writes ``migrations/versions/<NNNN>_<slug>.py`` to fill in.
 """
 
@@ -22,8 +22,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.writer.engine import ensure_schema
 from shared.config import DbConfig
+from shared.store.engine import ensure_schema
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Alembic announces its context on every run at INFO; kxfeed logs the outcome itself.
@@ -99,6 +99,6 @@ def _new_revision(message: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "revision":
-        print('usage: python -m services.writer.migrate revision "what changed"', file=sys.stderr)
+        print('usage: python -m shared.store.migrate revision "what changed"', file=sys.stderr)
         sys.exit(2)
     _new_revision(sys.argv[2])

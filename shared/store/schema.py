@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-from services.writer.types import UtcTimestamp
+from shared.store.types import UtcTimestamp
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

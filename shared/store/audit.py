@@ -8,7 +8,7 @@ starts at or before it; an unexplained hole is data lost on the way to the datab
 
 Subscriptions audited: those with a WS snapshot stored within the window, and every
 subscription of the newest connection (it may have started before the window). The
-hole and range queries are the writer's own (:mod:`services.writer.queries`).
+hole and range queries are the writer's own (:mod:`shared.store.queries`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.writer.engine import normalize_url
-from services.writer.queries import Subscription, subscription_holes
-from services.writer.schema import book_snapshots, gaps
 from shared.config import DbConfig
+from shared.store.engine import normalize_url
+from shared.store.queries import Subscription, subscription_holes
+from shared.store.schema import book_snapshots, gaps
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

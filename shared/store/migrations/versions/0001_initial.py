@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from services.writer.types import UtcTimestamp
+from shared.store.types import UtcTimestamp
 
 revision: str = "0001"
 down_revision: str | None = None

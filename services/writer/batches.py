@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.writer.core import Batch, StreamKey
 from services.writer.rows import HOUR_US, PollContent, Row
-from services.writer.schema import APPEND, stream_offsets, ticks
-from services.writer.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, PG_EPOCH_US, UNNEST, Sql, q, stage
+from shared.store.schema import APPEND, stream_offsets, ticks
+from shared.store.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, PG_EPOCH_US, UNNEST, Sql, q, stage
 
 ErrorKind = Literal["transient", "data"]
 

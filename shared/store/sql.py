@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column
 
-from services.writer.schema import APPEND, STATE, metadata
-from services.writer.types import UtcTimestamp
+from shared.store.schema import APPEND, STATE, metadata
+from shared.store.types import UtcTimestamp
 
 
 def q(name: str) -> str:
