@@ -11,30 +11,27 @@ staging path), so it stores the same rows for less than half the server's work.
 State tables are upserted with ``executemany``; stream_offsets only ever moves forward,
 so a batch written twice (its commit reply was lost) is harmless.
 
-Errors are *transient* (connection, server, lock: retry the batch) or *data* (a value
-the database refuses: SQLSTATE classes 22/23, an int that does not fit). A batch that
-keeps failing on data is written row by row (``isolate``) and the refused rows are
-reported, so one bad message cannot stall the stream.
+Errors are *transient*, *data* or *bug* (:mod:`services.writer.errors` decides). A
+batch that keeps failing on data is written row by row (``isolate``) and the refused rows
+are reported, so one bad message cannot stall the stream; a bug is raised as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.writer.core import Batch, StreamKey
+from services.writer.errors import classify
 from services.writer.rows import HOUR_US, PollContent, Row
 from shared.store.schema import APPEND, stream_offsets, ticks
 from shared.store.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, PG_EPOCH_US, UNNEST, Sql, q, stage
-
-ErrorKind = Literal["transient", "data"]
 
 
 class Rejected(NamedTuple):
@@ -48,17 +45,6 @@ class WriteResult:
     inserted: dict[str, int] = field(default_factory=dict)
     candidates: dict[str, int] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
-
-
-def classify(exc: BaseException) -> ErrorKind:
-    if isinstance(exc, OverflowError | UnicodeError | sqlite3.IntegrityError | sqlite3.DataError):
-        return "data"
-    if isinstance(exc, asyncpg.exceptions.DataError):  # a value asyncpg cannot encode
-        return "data"
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str) and state[:2] in ("22", "23"):
-        return "data"
-    return "transient"
 
 
 def _count(status: str) -> int:

@@ -18,11 +18,14 @@ from typing import Any
 import msgspec
 
 from services.writer import metrics as m
-from services.writer.batches import Store, WriteResult, classify, open_store
+from services.writer.batches import Store, WriteResult, open_store
 from services.writer.core import Batch, OfferResult, StreamKey, WriterCore, waited_s
+from services.writer.errors import classify
 from services.writer.journals import Journals, record_head
+from services.writer.outage import Outage
 from services.writer.rows import MAPPERS, STORED_KINDS, PollContent
 from shared.actor import Actor
+from shared.backoff import Backoff
 from shared.config import WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
@@ -64,8 +67,9 @@ class WriterWorker(Actor):
         self._changed = asyncio.Event()
         self._main_done = asyncio.Event()
         self._cursor_lock = asyncio.Lock()
-        self.outage_since: float | None = None
-        self._outage_mark = 0.0
+        self.outage = Outage(self.log)
+        #: A background loop's bug: the main loop raises it, so the worker fails and restarts.
+        self._bug: BaseException | None = None
         self.counters = {
             "accepted": 0,
             "rows": 0,
@@ -75,7 +79,6 @@ class WriterWorker(Actor):
             "lost": 0,
             "shed": 0,
         }
-        m.DB_UP.set(1)
         self._tasks.append(asyncio.create_task(self._flusher()))
         self._tasks.append(asyncio.create_task(self._cursor_loop()))
         self._tasks.append(asyncio.create_task(self._gauge_loop()))
@@ -83,6 +86,7 @@ class WriterWorker(Actor):
     async def _open_database(self) -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
         """Upgrade the schema and load the committed state, retrying while the database is down."""
         attempt = 0
+        backoff = self._backoff()
         while True:
             try:
                 before, head = await upgrade(self.engine, self.config.db)
@@ -91,7 +95,7 @@ class WriterWorker(Actor):
             except SchemaTooNew:
                 raise
             except Exception as exc:
-                if classify(exc) == "data" or self.stopping.is_set():
+                if classify(exc) != "transient" or self.stopping.is_set():
                     raise
                 m.RETRIES.labels("connect").inc()
                 self.burst.event(
@@ -100,7 +104,7 @@ class WriterWorker(Actor):
                     error=repr(exc)[:300],
                     attempt=attempt + 1,
                 )
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(backoff.delay())
                 attempt += 1
                 continue
             self.log.info(
@@ -109,8 +113,8 @@ class WriterWorker(Actor):
             )
             return state
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.wc.retry_max_s, self.wc.retry_initial_s * 2 ** min(attempt, 30)))
+    def _backoff(self) -> Backoff:
+        return Backoff(self.wc.retry_initial_s, max(self.wc.retry_max_s, self.wc.retry_initial_s))
 
     # ---- main loop ---------------------------------------------------------------------------
     async def main(self) -> None:
@@ -127,10 +131,11 @@ class WriterWorker(Actor):
         idle_s = self.wc.idle_poll_ms / 1000
         first_at: float | None = None  # when the oldest buffered message arrived
         while not self.stopping.is_set():
-            if self.core.replay_reason is not None and self.outage_since is None:
+            self._raise_bug()
+            if self.core.replay_reason is not None and not self.outage.failing:
                 await self._replay(self.core.replay_reason)
                 continue
-            stalled = self.outage_since is not None and self.queue.full()
+            stalled = self.outage.failing and self.queue.full()
             if first_at is None or stalled:
                 timeout = batch_s
             elif self.core.buffered >= rows:
@@ -170,12 +175,13 @@ class WriterWorker(Actor):
         """Hand the next batch to the flusher, waiting for room. During an outage ``live`` and
         ``replay`` give up (the buffer absorbs, then sheds); ``drain`` keeps waiting."""
         while self.queue.full():
-            if mode != "drain" and self.outage_since is not None:
+            if mode != "drain" and self.outage.failing:
                 return False
             if mode != "drain" and self.stopping.is_set():
                 return False
             self._changed.clear()
             await self._changed.wait()
+            self._raise_bug()
         batch = self.core.take(self.wc.batch_rows)
         if batch is None:
             return False
@@ -253,18 +259,38 @@ class WriterWorker(Actor):
         )
 
     # ---- flusher -----------------------------------------------------------------------------
+    def _raise_bug(self) -> None:
+        if self._bug is not None:
+            raise self._bug
+
+    def _fail(self, exc: BaseException, what: str, **ctx: Any) -> None:
+        """A bug in a background loop: log it with its context and fail the worker. Nothing of
+        the failed work is committed, so the restarted writer replays it from the journals."""
+        self.log.error(
+            f"{what} failed on a bug (not an outage): the writer stops and replays after its restart",
+            exc_info=exc,
+            extra={"ctx": {"error": repr(exc)[:300], **ctx}},
+        )
+        if self._bug is None:
+            self._bug = exc
+        self._changed.set()
+
     async def _flusher(self) -> None:
         while True:
             batch = await self.queue.get()
             self._changed.set()
             try:
                 await self._write(batch)
+            except Exception as exc:
+                self._fail(exc, "batch write", rows=batch.row_count(), streams=len(batch.offsets))
+                raise
             finally:
                 self.queue.task_done()
                 self._changed.set()
 
     async def _write(self, batch: Batch) -> None:
         attempt = 0
+        backoff = self._backoff()
         data_failures = 0
         while True:
             started = time.perf_counter()
@@ -275,10 +301,13 @@ class WriterWorker(Actor):
                 )
             except Exception as exc:
                 kind = "timeout" if isinstance(exc, TimeoutError) else classify(exc)
+                if kind == "bug":
+                    raise
                 if kind == "data":
                     data_failures += 1
                 else:
-                    self._outage_tick()
+                    if self.outage.tick():
+                        self._changed.set()
                 m.RETRIES.labels(kind).inc()
                 self.counters["retries"] += 1
                 self.burst.event(
@@ -290,10 +319,10 @@ class WriterWorker(Actor):
                     isolate=isolate,
                 )
                 await self.store.reset()
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(backoff.delay())
                 attempt += 1
                 continue
-            self._outage_end()
+            self.outage.end()
             self.core.commit(batch)
             self._committed(batch, res, time.perf_counter() - started)
             self._set_gauges()
@@ -301,26 +330,6 @@ class WriterWorker(Actor):
 
     def _committed(self, batch: Batch, res: WriteResult, seconds: float) -> None:
         m.count_batch(batch, res, seconds, time.time_ns(), self.counters, self.burst)
-
-    def _outage_tick(self) -> None:
-        now = time.monotonic()
-        if self.outage_since is None:
-            self.outage_since = self._outage_mark = now
-            m.DB_UP.set(0)
-            self.log.warning("database failing: keeping position, retrying with backoff")
-            self._changed.set()
-        else:
-            m.OUTAGE_SECONDS.inc(now - self._outage_mark)
-            self._outage_mark = now
-
-    def _outage_end(self) -> None:
-        if self.outage_since is None:
-            return
-        now = time.monotonic()
-        m.OUTAGE_SECONDS.inc(now - self._outage_mark)
-        self.log.info("database back", extra={"ctx": {"outage_s": round(now - self.outage_since, 3)}})
-        self.outage_since = None
-        m.DB_UP.set(1)
 
     # ---- gauges --------------------------------------------------------------------------------
     def _set_gauges(self) -> None:
@@ -340,7 +349,11 @@ class WriterWorker(Actor):
     async def _cursor_loop(self) -> None:
         while True:
             await asyncio.sleep(self.wc.cursor_interval_s)
-            await self._advance_cursor()
+            try:
+                await self._advance_cursor()
+            except Exception as exc:
+                self._fail(exc, "journal cursor update")
+                raise
 
     async def _advance_cursor(self) -> None:
         async with self._cursor_lock:
@@ -353,7 +366,7 @@ class WriterWorker(Actor):
                     time.time_ns(),
                     int(self.wc.tail_grace_s * 1e9),
                 )
-            except Exception as exc:
+            except OSError as exc:  # a full or failing disk: the next round tries again
                 m.CURSOR_ERRORS.inc()
                 self.burst.event("cursor", "journal cursor update failed", error=repr(exc)[:300])
                 return
@@ -363,7 +376,9 @@ class WriterWorker(Actor):
     # ---- lifecycle -------------------------------------------------------------------------
     async def drain(self) -> None:
         await self._main_done.wait()
-        if self.outage_since is None:
+        if self._bug is not None:
+            return  # the flusher is gone: what it had not committed is replayed after the restart
+        if not self.outage.failing:
             # Producers stop first: whatever of theirs the live path missed is in the journals.
             await self._replay("drain", final=True)
         while self.core.buffered and await self._submit("drain"):
@@ -386,7 +401,8 @@ class WriterWorker(Actor):
             "buffered": self.core.buffered,
             "lag_messages": lag_messages,
             "lag_ms": int(lag_s * 1000),
-            "db_up": int(self.outage_since is None),
+            "db_up": int(not self.outage.failing),
+            "outages": self.outage.count,
         }
 
     async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:

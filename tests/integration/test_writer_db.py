@@ -19,8 +19,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
 from services.cli.main import main as cli_main
-from services.writer.batches import classify, open_store
+from services.writer.batches import open_store
 from services.writer.core import WriterCore
+from services.writer.errors import classify
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
 from shared.config import Config, DbConfig
 from shared.messages import BookDelta, BookSnapshot, Gap, Message, PollSnapshot, Ticker, Trade

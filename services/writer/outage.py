@@ -1,0 +1,50 @@
+"""The database outage the writer is in, if any: since when, for how long, how many so far.
+
+An outage starts with the first write that fails on a transient error
+(:mod:`services.writer.errors`) and ends with the next write that succeeds. While it lasts
+the writer keeps its position and retries with backoff; ``kxfeed_writer_db_up`` is 0 and
+``kxfeed status`` shows ``db_up=0`` and the ``outages`` count in the writer's counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from services.writer import metrics as m
+
+
+class Outage:
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.since: float | None = None  # monotonic start of the current outage
+        self.count = 0
+        self._mark = 0.0
+        m.DB_UP.set(1)
+
+    @property
+    def failing(self) -> bool:
+        return self.since is not None
+
+    def tick(self) -> bool:
+        """A write failed on a transient error; True when this starts an outage."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = self._mark = now
+            self.count += 1
+            m.DB_UP.set(0)
+            self.log.warning("database failing: keeping position, retrying with backoff")
+            return True
+        m.OUTAGE_SECONDS.inc(now - self._mark)
+        self._mark = now
+        return False
+
+    def end(self) -> None:
+        """A write succeeded."""
+        if self.since is None:
+            return
+        now = time.monotonic()
+        m.OUTAGE_SECONDS.inc(now - self._mark)
+        self.log.info("database back", extra={"ctx": {"outage_s": round(now - self.since, 3)}})
+        self.since = None
+        m.DB_UP.set(1)
