@@ -7,7 +7,7 @@ and the top-level ``Config`` live there.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -65,11 +65,15 @@ class LogConfig(_Section, frozen=True, kw_only=True):
 class JournalConfig(_Section, frozen=True, kw_only=True):
     #: One sub-directory per durable publisher.
     dir: str = "data/journal"
-    segment_bytes: int = 64 * 1024 * 1024
-    segment_age_s: float = 3600.0
+    segment_bytes: Annotated[int, msgspec.Meta(ge=1, le=2**40)] = 64 * 1024 * 1024
+    segment_age_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
     #: never | segment (fsync on rotation/close) | batch (fsync every append batch)
     fsync: Literal["never", "segment", "batch"] = "segment"
-    retention_s: float = 7 * 24 * 3600.0
+    #: A segment is deleted when it is older than this AND every consumer (the writer) has
+    #: committed past it; the process that writes the journal prunes it.
+    retention_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600.0
+    #: How often a journal's owner looks for segments to prune (also at its start).
+    prune_interval_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
 
 
 class DbConfig(_Section, frozen=True, kw_only=True):

@@ -12,12 +12,20 @@ append, so a killed process loses nothing it already published; ``fsync``
 decides what survives a machine crash.
 
 Consumers record how far they have durably processed in ``consumers/<name>``
-(segment and offset); retention deletes a closed segment only when it is older
-than the retention AND every consumer is past it.
+(:mod:`shared.journal_cursor`: fsynced, checksummed, recovered when torn); retention
+deletes a closed segment only when it is older than ``[journal] retention_s`` AND every
+consumer is past it. The journal's owner (the process that appends) runs retention: at
+open and then every ``prune_interval_s`` while it appends.
+
+A failed append (disk full, I/O error) does not stop the publisher: the frame is still
+published (the books and the writer's live path get it), the journal has a gap there,
+counted and logged once per failure streak; appends resume when the disk does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 import time
@@ -26,10 +34,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from shared.config import Config
+from shared.journal_cursor import (
+    CursorRead,
+    Position,
+    load_cursor,
+    min_consumer_segment,
+    read_cursor,
+    write_cursor,
+)
 from shared.log import get_logger
+
+__all__ = [
+    "CursorRead",
+    "JournalWriter",
+    "Position",
+    "Record",
+    "list_segments",
+    "load_cursor",
+    "min_consumer_segment",
+    "open_journal",
+    "read",
+    "read_cursor",
+    "scan_segment",
+    "segment_path",
+    "write_cursor",
+]
 
 _HDR = struct.Struct("<II")
 SUFFIX = ".seg"
@@ -37,15 +69,19 @@ SUFFIX = ".seg"
 TORN = Counter("kxfeed_journal_torn_tails_total", "Torn records cut from a journal tail on open")
 APPENDED = Counter("kxfeed_journal_records_total", "Records appended to the journal")
 PRUNED = Counter("kxfeed_journal_segments_pruned_total", "Journal segments deleted by retention")
+PRUNE_ERRORS = Counter("kxfeed_journal_prune_errors_total", "Retention runs that failed on the file system")
+WRITE_FAILURES = Counter(
+    "kxfeed_journal_write_failures_total", "Journal appends that failed (disk full or failing)"
+)
+UNJOURNALED = Counter(
+    "kxfeed_journal_unjournaled_records_total",
+    "Records (bus frames) published without being journaled because the append failed",
+)
+WRITE_FAILING = Gauge("kxfeed_journal_write_failing", "1 while the last journal append failed")
 
 _log = get_logger("journal")
 
 FsyncPolicy = Literal["never", "segment", "batch"]
-
-
-class Position(NamedTuple):
-    segment: int
-    offset: int
 
 
 class Record(NamedTuple):
@@ -94,6 +130,14 @@ def valid_length(path: Path) -> int:
 
 
 class JournalWriter:
+    """The owner's handle on its journal: appends, rotation, and retention of its own segments.
+
+    Retention runs here, in the process that writes the journal (at open, then at most every
+    ``prune_every_s`` as records are appended), so it works however the workers are run
+    (``kxfeed up``, honcho, systemd). Only this process knows which segment is open, and it
+    reads the consumers' cursors from disk: a stale read only keeps more.
+    """
+
     def __init__(
         self,
         directory: str | Path,
@@ -101,12 +145,16 @@ class JournalWriter:
         segment_bytes: int = 64 * 1024 * 1024,
         segment_age_s: float = 3600.0,
         fsync: FsyncPolicy = "segment",
+        retention_s: float | None = None,
+        prune_every_s: float = 60.0,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.segment_age_s = segment_age_s
         self.fsync = fsync
+        self.retention_s = retention_s
+        self.prune_every_s = prune_every_s
         segments = list_segments(self.directory)
         if segments:
             self._repair(segment_path(self.directory, segments[-1]))
@@ -114,7 +162,11 @@ class JournalWriter:
         self._fd = -1
         self._size = 0
         self._opened = 0.0
+        #: Records published without being journaled in the current failure streak.
+        self._gap: int | None = None
+        self._next_prune = 0.0
         self._open_segment()
+        self._maybe_prune(time.monotonic())
 
     def _repair(self, path: Path) -> None:
         good = valid_length(path)
@@ -142,31 +194,87 @@ class JournalWriter:
         self._open_segment()
 
     def _close_fd(self) -> None:
-        if self._fd >= 0:
-            if self.fsync != "never":
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            try:
+                if self.fsync != "never":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def append(self, records: list[bytes]) -> None:
-        """Append records with one write; rotate first when the segment is full or old."""
-        if self._size and (
-            self._size >= self.segment_bytes or time.monotonic() - self._opened >= self.segment_age_s
-        ):
-            self._rotate()
+        """Append records with one write; rotate first when the segment is full or old.
+
+        Never raises for the disk (full, failing, gone): the caller publishes the records
+        anyway, so the live path and the books go on. The records are then not in the
+        journal: counted (``kxfeed_journal_write_failures_total``, ``..._unjournaled_records_total``),
+        logged once per failure streak, and a later append tries again. A partly written
+        batch is cut off, so what is appended after the disk recovers stays readable.
+        """
+        now = time.monotonic()
         parts: list[bytes] = []
         for rec in records:
             parts.append(_HDR.pack(len(rec), zlib.crc32(rec)))
             parts.append(rec)
         buf = b"".join(parts)
-        view = memoryview(buf)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            full = self._size >= self.segment_bytes or now - self._opened >= self.segment_age_s
+            # After a segment failed mid-write (fd < 0) the records go to a clean one.
+            if self._fd < 0 or (self._size and full):
+                self._rotate()
+            self._write(buf)
+        except OSError as exc:
+            self._failed(exc, len(records))
+            return
         self._size += len(buf)
-        if self.fsync == "batch":
-            os.fsync(self._fd)
         APPENDED.inc(len(records))
+        if self._gap is not None:
+            _log.warning(
+                "journal: writing again after a failure; records published meanwhile are not journaled",
+                extra={"ctx": {"dir": str(self.directory), "unjournaled_records": self._gap}},
+            )
+            self._gap = None
+            WRITE_FAILING.set(0)
+        if now >= self._next_prune:
+            self._maybe_prune(now)
+
+    def _write(self, buf: bytes) -> None:
+        view = memoryview(buf)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync == "batch":
+                os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                # Cannot even cut it: leave this segment with its torn tail (the next open
+                # cuts it) and write the next records into a fresh one.
+                with contextlib.suppress(OSError):  # the fd is closed either way
+                    os.close(self._fd)
+                self._fd = -1
+            raise
+
+    def _failed(self, exc: OSError, records: int) -> None:
+        WRITE_FAILURES.inc()
+        UNJOURNALED.inc(records)
+        WRITE_FAILING.set(1)
+        if self._gap is None:
+            self._gap = 0
+            _log.error(
+                "journal: append failed; publishing without the journal until it recovers",
+                extra={
+                    "ctx": {
+                        "dir": str(self.directory),
+                        "segment": self.index,
+                        "errno": errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                        "error": str(exc),
+                    }
+                },
+            )
+        self._gap += records
 
     def position(self) -> Position:
         """Where the next record will be written."""
@@ -174,6 +282,19 @@ class JournalWriter:
 
     def close(self) -> None:
         self._close_fd()
+
+    def _maybe_prune(self, now: float) -> None:
+        if self.retention_s is None:
+            return
+        self._next_prune = now + self.prune_every_s
+        try:
+            self.prune(self.retention_s)
+        except OSError as exc:
+            PRUNE_ERRORS.inc()
+            _log.warning(
+                "journal: retention failed; trying again later",
+                extra={"ctx": {"dir": str(self.directory), "error": str(exc)}},
+            )
 
     def prune(self, retention_s: float, now: float | None = None) -> list[int]:
         """Delete closed segments older than ``retention_s`` that every consumer has passed."""
@@ -200,7 +321,12 @@ def open_journal(config: Config, worker_id: str) -> JournalWriter:
     """The journal of durable publisher ``worker_id``, as ``[journal]`` configures it."""
     j = config.journal
     return JournalWriter(
-        Path(j.dir) / worker_id, segment_bytes=j.segment_bytes, segment_age_s=j.segment_age_s, fsync=j.fsync
+        Path(j.dir) / worker_id,
+        segment_bytes=j.segment_bytes,
+        segment_age_s=j.segment_age_s,
+        fsync=j.fsync,
+        retention_s=j.retention_s,
+        prune_every_s=j.prune_interval_s,
     )
 
 
@@ -212,35 +338,3 @@ def read(directory: str | Path, after: Position | None = None) -> Iterator[Recor
             continue
         start = after.offset if after is not None and index == after.segment else 0
         yield from scan_segment(segment_path(directory, index), start)
-
-
-def _consumer_dir(directory: Path) -> Path:
-    return directory / "consumers"
-
-
-def write_cursor(directory: str | Path, consumer: str, pos: Position) -> None:
-    """Record (atomically) that ``consumer`` has durably processed everything before ``pos``."""
-    cdir = _consumer_dir(Path(directory))
-    cdir.mkdir(parents=True, exist_ok=True)
-    tmp = cdir / f".{consumer}.tmp"
-    tmp.write_text(f"{pos.segment} {pos.offset}\n")
-    os.replace(tmp, cdir / consumer)
-
-
-def read_cursor(directory: str | Path, consumer: str) -> Position | None:
-    path = _consumer_dir(Path(directory)) / consumer
-    try:
-        seg, off = path.read_text().split()
-    except FileNotFoundError:
-        return None
-    return Position(int(seg), int(off))
-
-
-def min_consumer_segment(directory: Path) -> int | None:
-    """The oldest segment some consumer still needs (None when no consumer is registered)."""
-    cdir = _consumer_dir(directory)
-    if not cdir.is_dir():
-        return None
-    segments = [read_cursor(directory, p.name) for p in cdir.iterdir() if not p.name.startswith(".")]
-    known = [pos.segment for pos in segments if pos is not None]
-    return min(known) if known else None

@@ -43,13 +43,12 @@ import asyncio
 import os
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from shared.actor import Actor, UnknownCommand
 from shared.bus import RecordSink
 from shared.config import ArbConfig
-from shared.journal import JournalWriter
+from shared.journal import open_journal
 from shared.kalshi.discovery import Catalog as RestCatalog
 from shared.kalshi.discovery import MarketFilter, discover
 from shared.kalshi.endpoints import effective_env, resolve
@@ -71,13 +70,8 @@ class ArbWorker(Actor):
     name = "arb"
 
     def journal(self) -> RecordSink | None:
-        j = self.config.journal
-        return JournalWriter(
-            Path(j.dir) / self.worker_id,
-            segment_bytes=j.segment_bytes,
-            segment_age_s=j.segment_age_s,
-            fsync=j.fsync,
-        )
+        # Always journaled (signals are primary data), pruned by retention like every journal.
+        return open_journal(self.config, self.worker_id)
 
     async def setup(self) -> None:
         cfg = self.config.arb

@@ -95,7 +95,7 @@ class Journals:
         missed = False
         bad = 0
         for _, directory in self.publishers():
-            old = journal.read_cursor(directory, self.consumer)
+            old, state = journal.load_cursor(directory, self.consumer)
             new = old
             if new is None:
                 segments = journal.list_segments(directory)
@@ -124,7 +124,7 @@ class Journals:
                 if head.last_seq > accepted.get(head.key, 0) and now_ns - head.ts_recv > grace_ns:
                     missed = True
                 break
-            if new != old:
+            if new != old or state == "recovered":  # a torn cursor is rewritten at once
                 journal.write_cursor(directory, self.consumer, new)
                 moved += 1
         return CursorReport(moved, missed, bad)
