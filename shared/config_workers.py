@@ -167,6 +167,8 @@ class WriterConfig(WorkerBase, frozen=True, kw_only=True):
     write_timeout_s: float = 30.0
     #: How often the journal cursor advances (it lets journal retention prune).
     cursor_interval_s: float = 2.0
+    #: How often the disk use of the data and journal directories is measured (gauges).
+    disk_interval_s: float = 15.0
     #: A journaled message this old that the live path never delivered triggers a replay.
     tail_grace_s: float = 3.0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.writer.batches import WriteResult
 from services.writer.core import Batch, OfferResult
+from services.writer.disk import disk_use
 from shared.log import BurstLog
 
 ROWS = Counter("kxfeed_writer_rows_total", "Rows stored, by table", ["table"])
@@ -67,6 +69,15 @@ BAD_RECORDS = Counter(
     "kxfeed_writer_bad_journal_records_total", "Journal records that did not decode (skipped)"
 )
 CURSOR_ERRORS = Counter("kxfeed_writer_cursor_errors_total", "Failed journal cursor updates")
+DATA_DIR_BYTES = Gauge(
+    "kxfeed_data_dir_bytes", "Bytes allocated to files under the data / journal directory", ["dir"]
+)
+DATA_DIR_FREE = Gauge(
+    "kxfeed_data_dir_free_bytes", "Bytes still free on the file system of the data / journal dir", ["dir"]
+)
+DATA_DIR_SIZE = Gauge(
+    "kxfeed_data_dir_size_bytes", "Size of the file system of the data / journal directory", ["dir"]
+)
 
 
 def count_offer(
@@ -129,3 +140,18 @@ def count_batch(
         REJECTED_ROWS.labels(r.table).inc()
         burst.event(f"rejected/{r.table}", "row refused by the database, skipped", row=r.key, error=r.error)
     counters["batches"] += 1
+
+
+def measure_disk(dirs: dict[str, Path], log: logging.Logger) -> None:
+    """Set the disk gauges of each directory (blocking: run in a thread)."""
+    for label, path in dirs.items():
+        try:
+            use = disk_use(path)
+        except OSError as exc:  # the gauges keep their last value; the next round tries again
+            log.warning("disk use not measured", extra={"ctx": {"dir": str(path), "error": str(exc)}})
+            continue
+        if use is None:
+            continue
+        DATA_DIR_BYTES.labels(label).set(use.used)
+        DATA_DIR_FREE.labels(label).set(use.free)
+        DATA_DIR_SIZE.labels(label).set(use.size)

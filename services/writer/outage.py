@@ -8,10 +8,22 @@ the writer keeps its position and retries with backoff; ``kxfeed_writer_db_up`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from services.writer import metrics as m
+from services.writer.batches import Store
+from services.writer.core import StreamKey
+from services.writer.errors import classify
+from services.writer.rows import PollContent
+from shared.backoff import Backoff
+from shared.config import DbConfig
+from shared.log import BurstLog
+from shared.store.engine import redact
+from shared.store.migrate import SchemaTooNew, upgrade
 
 
 class Outage:
@@ -48,3 +60,41 @@ class Outage:
         self.log.info("database back", extra={"ctx": {"outage_s": round(now - self.since, 3)}})
         self.since = None
         m.DB_UP.set(1)
+
+
+async def open_database(
+    engine: AsyncEngine,
+    store: Store,
+    db: DbConfig,
+    backoff: Backoff,
+    burst: BurstLog,
+    log: logging.Logger,
+    stopping: asyncio.Event,
+) -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
+    """Upgrade the schema and load the committed state, retrying while the database is down
+    (only while it is *down*: a schema too new, bad data or a bug fails the start)."""
+    attempt = 0
+    while True:
+        try:
+            before, head = await upgrade(engine, db)
+            state = await store.load_state()
+            await store.warm()
+        except SchemaTooNew:
+            raise
+        except Exception as exc:
+            if classify(exc) != "transient" or stopping.is_set():
+                raise
+            m.RETRIES.labels("connect").inc()
+            burst.event(
+                "open-db",
+                "database unavailable at start; retrying",
+                error=repr(exc)[:300],
+                attempt=attempt + 1,
+            )
+            await asyncio.sleep(backoff.delay())
+            attempt += 1
+            continue
+        log.info(
+            "database ready", extra={"ctx": {"url": redact(db.url), "schema_from": before, "schema": head}}
+        )
+        return state

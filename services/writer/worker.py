@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from services.writer import metrics as m
 from services.writer.batches import Store, WriteResult, open_store
-from services.writer.core import Batch, OfferResult, StreamKey, WriterCore, waited_s
+from services.writer.core import Batch, OfferResult, WriterCore, waited_s
 from services.writer.errors import classify
 from services.writer.journals import Journals, record_head
-from services.writer.outage import Outage
-from services.writer.rows import MAPPERS, STORED_KINDS, PollContent
+from services.writer.outage import Outage, open_database
+from services.writer.rows import MAPPERS, STORED_KINDS
 from shared.actor import Actor
 from shared.backoff import Backoff
 from shared.config import WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
-from shared.store.engine import make_engine, redact
-from shared.store.migrate import SchemaTooNew, upgrade
+from shared.store.engine import make_engine
 
 #: Topic prefixes of every kind the writer stores.
 PREFIXES = [f"{kind}." for kind in sorted(STORED_KINDS)]
@@ -47,7 +47,9 @@ class WriterWorker(Actor):
         self.burst = BurstLog(self.log)
         self.engine = make_engine(self.config.db)
         self.store: Store = open_store(self.engine)
-        offsets, polls = await self._open_database()
+        offsets, polls = await open_database(
+            self.engine, self.store, self.config.db, self._backoff(), self.burst, self.log, self.stopping
+        )
         self.journals = Journals(self.config.journal.dir, self.worker_id)
         self.core = WriterCore(
             offsets,
@@ -82,36 +84,6 @@ class WriterWorker(Actor):
         self._tasks.append(asyncio.create_task(self._flusher()))
         self._tasks.append(asyncio.create_task(self._cursor_loop()))
         self._tasks.append(asyncio.create_task(self._gauge_loop()))
-
-    async def _open_database(self) -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
-        """Upgrade the schema and load the committed state, retrying while the database is down."""
-        attempt = 0
-        backoff = self._backoff()
-        while True:
-            try:
-                before, head = await upgrade(self.engine, self.config.db)
-                state = await self.store.load_state()
-                await self.store.warm()
-            except SchemaTooNew:
-                raise
-            except Exception as exc:
-                if classify(exc) != "transient" or self.stopping.is_set():
-                    raise
-                m.RETRIES.labels("connect").inc()
-                self.burst.event(
-                    "open-db",
-                    "database unavailable at start; retrying",
-                    error=repr(exc)[:300],
-                    attempt=attempt + 1,
-                )
-                await asyncio.sleep(backoff.delay())
-                attempt += 1
-                continue
-            self.log.info(
-                "database ready",
-                extra={"ctx": {"url": redact(self.config.db.url), "schema_from": before, "schema": head}},
-            )
-            return state
 
     def _backoff(self) -> Backoff:
         return Backoff(self.wc.retry_initial_s, max(self.wc.retry_max_s, self.wc.retry_initial_s))
@@ -341,8 +313,13 @@ class WriterWorker(Actor):
         m.BUFFERED.set(self.core.buffered)
 
     async def _gauge_loop(self) -> None:
+        disk = {"data": Path(self.config.data_dir), "journal": Path(self.config.journal.dir)}
+        next_disk = 0.0
         while True:
             self._set_gauges()
+            if time.monotonic() >= next_disk:
+                next_disk = time.monotonic() + self.wc.disk_interval_s
+                await asyncio.to_thread(m.measure_disk, disk, self.log)
             await asyncio.sleep(1.0)
 
     # ---- journal cursor ----------------------------------------------------------------------
