@@ -103,7 +103,6 @@ class Supervisor(Actor):
         self._reload_requested = False
         self._journal: JournalWriter | None = None
         self._hb_sub: Subscriber | None = None
-        self._listener: asyncio.Task[None] | None = None
         self._known: set[str] = set()
         self._next_prune = 0.0
 
@@ -116,8 +115,8 @@ class Supervisor(Actor):
     async def setup(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         self._hb_sub = self.subscriber(["hb."])
-        self._listener = asyncio.create_task(self._listen())
-        self._tasks.append(self._listener)
+        # Without heartbeats the watchdog would kill every child: a listener that dies fails us.
+        self.spawn(self._listen(), name="heartbeats")
         self.log.info(
             "supervising",
             extra={"ctx": {"children": ",".join(self.core.order), "strategy": self.core.settings.strategy}},
@@ -176,17 +175,18 @@ class Supervisor(Actor):
 
     async def serve(self) -> int:
         try:
-            code = await super().serve()
+            return await super().serve()
         finally:
             if self._journal is not None:
                 self._journal.close()
+
+    def exit_status(self, code: int) -> int:
+        # The supervisor's own failure first; else what the children's fate decided (an
+        # escalation, a config error): logged as "stopped exit_code=..." and returned alike.
         return code or self.core.exit_code
 
     # ---- the loop --------------------------------------------------------------------------
     def _step(self) -> None:
-        if self._listener is not None and self._listener.done() and not self._listener.cancelled():
-            # Without heartbeats the watchdog would kill every child: fail loudly instead.
-            raise RuntimeError(f"heartbeat listener died: {self._listener.exception()!r}")
         now = time.monotonic()
         if self._reload_requested:
             self._reload_requested = False
@@ -197,8 +197,7 @@ class Supervisor(Actor):
         for name in self.core.needs_probe():
             if name not in self._probing:
                 self._probing.add(name)
-                self._tasks.append(asyncio.create_task(self._probe(name)))
-        self._tasks = [t for t in self._tasks if not t.done()]
+                self.spawn(self._probe(name), name=f"probe-{name}")
         self.ready = not self.core.shutting_down and all(
             c.state == "running" for c in self.core.children.values() if not c.held
         )

@@ -76,9 +76,9 @@ class WriterWorker(Actor):
             "shed": 0,
         }
         m.DB_UP.set(1)
-        self._tasks.append(asyncio.create_task(self._flusher()))
-        self._tasks.append(asyncio.create_task(self._cursor_loop()))
-        self._tasks.append(asyncio.create_task(self._gauge_loop()))
+        self.spawn(self._flusher(), name="flusher")
+        self.spawn(self._cursor_loop(), name="cursor")
+        self.spawn(self._gauge_loop(), name="gauges")
 
     async def _open_database(self) -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
         """Upgrade the schema and load the committed state, retrying while the database is down."""
