@@ -45,6 +45,7 @@ from shared.config_workers import (
 # The section classes live in config_sections / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
 __all__ = [
+    "CONFIG_EXIT",
     "DEFAULT_CONFIG_PATH",
     "EXIT_NOTE_ENV",
     "EX_CONFIG",
@@ -85,6 +86,8 @@ class ConfigError(Exception):
 
 #: The exit status of a worker that stopped on a :class:`ConfigError` (sysexits.h EX_CONFIG).
 EX_CONFIG = 78
+#: The exit status of a kxfeed command (``kxfeed up`` included) stopped by a configuration error.
+CONFIG_EXIT = 2
 #: A file the supervisor names for each child: a worker exiting :data:`EX_CONFIG` writes its
 #: one-line message there, so the terminal shows the cause without reading the child's log.
 EXIT_NOTE_ENV = "KXFEED_EXIT_NOTE"

@@ -136,6 +136,7 @@ def test_alerts_cover_the_issue_list() -> None:
         "restarts": "kxfeed_worker_restarts_total",
         "book invalid too long": "kxfeed_orderbook_books",
         "worker down": "kxfeed_worker_up",
+        "worker parked": "kxfeed_worker_parked",
         "writer lag": "kxfeed_writer_lag_seconds",
         "gaps open": "kxfeed_gapfill_open_gaps",
         "gap recovery duration": "kxfeed_gapfill_recovery_seconds_bucket",

@@ -375,7 +375,7 @@ def test_sigterm_stops_children_in_reverse_order(tmp_path: Path, up_factory: Any
 
 
 def test_metric_names_match_the_contract() -> None:
-    from services.supervisor import worker
+    from services.supervisor import reporting as worker
 
     names = {m._name for m in (worker.WORKER_UP, worker.WORKER_UPTIME, worker.WORKER_EXIT)}
     names.add(worker.WORKER_RESTARTS._name + "_total")

@@ -78,7 +78,7 @@ class Probe(Actor):
         try:
             await asyncio.Event().wait()
         finally:
-            raise ValueError("broke while unwinding")  # noqa: B012 - the case under test
+            raise ValueError("broke while unwinding")
 
 
 def run(actor: Actor) -> int:
@@ -145,7 +145,9 @@ def test_an_error_while_unwinding_at_stop_is_logged_not_suppressed(
     assert failed.exc_info is not None and "broke while unwinding" in str(failed.exc_info[1])
 
 
-def test_a_teardown_error_is_logged_and_fails_the_exit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_teardown_error_is_logged_and_fails_the_exit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     actor = Probe(quiet_config(tmp_path), teardown_error=True, stop_soon=True)
     assert run(actor) == 1
     (failed,) = [r for r in records(caplog) if r.levelno == logging.ERROR]
