@@ -98,6 +98,7 @@ class Actor:
         self.pub: Publisher | None = None
         #: The background tasks; its first failure (or main's, setup's...) decides the exit code.
         self.tasks = Supervised(self.worker_id, self._fail)
+        self._set_up = False
         self._metrics_server: Any = None
         UPTIME.labels(self.worker_id).set_function(lambda: time.monotonic() - self._started_mono)
         READY.labels(self.worker_id).set_function(lambda: 1.0 if self.ready else 0.0)
@@ -294,6 +295,7 @@ class Actor:
             if self.settings.control:
                 self.spawn(self._control(), name="control")
             await self._unless_failed(self.setup())
+            self._set_up = True
             # Everything built so far (imports, config, the setup's tables) lives as long as the
             # process: parked outside the collector, a full collection no longer walks it, so
             # its pause in the middle of the hot path is bounded by what the work itself allocates.
@@ -331,7 +333,14 @@ class Actor:
             try:
                 await self.teardown()
             except Exception as exc:
-                self._failed_with("teardown failed", exc)
+                if self._set_up:
+                    self._failed_with("teardown failed", exc)
+                else:
+                    # Best effort after a failed setup (which was logged and decides the exit):
+                    # what setup never opened cannot be closed, and needs no traceback.
+                    self.log.warning(
+                        "teardown after a failed setup did not finish", extra={"ctx": {"error": repr(exc)}}
+                    )
             code = self.exit_status(_exit_code(self.tasks.failure))
             self.event("stopped", exit_code=code)
             self.pub.close()

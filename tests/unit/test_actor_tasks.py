@@ -175,3 +175,16 @@ def test_supervised_keeps_the_first_failure_and_reports_every_one() -> None:
     assert str(group.failure) == "boom 1"
     assert seen == ["background task t:one failed: boom 1", "background task t:two failed: boom 2"]
     assert len(group) == 0
+
+
+def test_teardown_after_a_failed_setup_is_best_effort_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    actor = Probe(quiet_config(tmp_path), setup_error=ConfigError("bad"), teardown_error=True)
+    assert run(actor) == EX_CONFIG, "the setup's failure decides the exit"
+    logged = [r for r in records(caplog) if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in logged] == [
+        "config error: bad",
+        "teardown after a failed setup did not finish",
+    ]
+    assert all(r.exc_info is None for r in logged)
