@@ -328,6 +328,7 @@ def test_crash_at_start_beyond_intensity_escalates_and_exits_nonzero(tmp_path: P
     cfg, path = supervised_config(
         tmp_path,
         lambda c: [{"name": "bus"}, child("crashy", "crash", c, order)],
+        on_intensity="exit",
         max_restarts=3,
         backoff_initial_s=0.1,
         backoff_max_s=0.2,
