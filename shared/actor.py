@@ -11,19 +11,26 @@ A worker subclasses :class:`Actor`, sets ``name``, and fills in the hooks:
   for a command it does not know and ``ValueError`` for a bad request (both are
   answered as errors; anything else is also logged as a worker failure).
 
+:meth:`Actor.spawn` is the one way to start a background loop: the tasks form one
+supervised group, and one that raises fails the worker like a crash in ``main``.
+
 :meth:`Actor.run` is the process entry point: uvloop, SIGTERM/SIGINT -> drain ->
-exit 0; a crash in ``main`` exits 1 (the supervisor restarts it).
+exit 0; a crash in ``main``, a spawned task, ``setup`` or ``teardown`` logs its traceback
+and exits 1 (the supervisor restarts it, the writer replays); a
+:class:`~shared.config.ConfigError` logs its one line and exits ``EX_CONFIG`` (78), which
+the supervisor does not restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
+import logging
 import os
 import signal
 import time
-from typing import Any, ClassVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 import uvloop
@@ -32,18 +39,44 @@ import zmq.asyncio
 from prometheus_client import Gauge, start_http_server
 
 from shared.bus import Publisher, RecordSink, Subscriber
-from shared.config import Config, WorkerBase
+from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.journal import open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
+from shared.tasks import Supervised, finish
 
 UPTIME = Gauge("kxfeed_uptime_seconds", "Seconds since this worker process started", ["worker"])
 READY = Gauge("kxfeed_ready", "1 when this worker reports ready", ["worker"])
 
 
+T = TypeVar("T")
+
+
 class UnknownCommand(Exception):
     pass
+
+
+class _BackgroundFailed(Exception):
+    """A spawned task failed while the lifecycle waited for something else (already logged)."""
+
+
+def _exit_code(failure: BaseException | None) -> int:
+    if failure is None:
+        return 0
+    return EX_CONFIG if isinstance(failure, ConfigError) else 1
+
+
+def write_exit_note(message: str, log: logging.Logger) -> None:
+    """Leave ``message`` where the supervisor looks for it (``$KXFEED_EXIT_NOTE``), if it asked."""
+    path = os.environ.get(EXIT_NOTE_ENV, "")
+    if not path:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(message[:2000] + "\n")
+    except OSError as exc:
+        log.warning("cannot write the exit note", extra={"ctx": {"path": path, "error": exc.strerror}})
 
 
 class Actor:
@@ -63,7 +96,9 @@ class Actor:
         self.stopping = asyncio.Event()
         self.zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.pub: Publisher | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        #: The background tasks; its first failure (or main's, setup's...) decides the exit code.
+        self.tasks = Supervised(self.worker_id, self._fail)
+        self._set_up = False
         self._metrics_server: Any = None
         UPTIME.labels(self.worker_id).set_function(lambda: time.monotonic() - self._started_mono)
         READY.labels(self.worker_id).set_function(lambda: 1.0 if self.ready else 0.0)
@@ -190,8 +225,58 @@ class Actor:
                 self.settings.metrics_port, self.settings.metrics_host
             )
 
+    # ---- supervised tasks ------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of this worker's background tasks: the one way to start a loop.
+
+        A task that raises fails the whole worker (its traceback logged at once, exit 1 or
+        EX_CONFIG), so a loop never dies while the worker keeps heart-beating "ready". A task
+        that returns is simply done. Every task left is cancelled and awaited at exit.
+        """
+        return self.tasks.spawn(coro, name=name)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Log a failure once, with its traceback (a config error: its one line)."""
+        if isinstance(exc, ConfigError):
+            self._config_error(exc)
+        else:
+            self.log.error(what, exc_info=exc, extra={"ctx": {"error": repr(exc)}})
+
+    def _failed_with(self, what: str, exc: BaseException) -> None:
+        """A failure outside the task group (main, setup, teardown): logged and kept alike."""
+        self.tasks.report(what, exc)
+
+    def _config_error(self, exc: ConfigError) -> None:
+        # One line and no traceback: the message says what to do. The supervisor shows it.
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        self.log.error(f"config error: {message}", extra={"ctx": {"exit_code": EX_CONFIG}})
+        write_exit_note(f"{self.worker_id}: {message}", self.log)
+
+    async def _unless_failed(self, aw: Coroutine[Any, Any, T]) -> T:
+        """Await ``aw``, or stop waiting as soon as a background task has failed."""
+        work = asyncio.create_task(aw)
+        failed = asyncio.create_task(self.tasks.failed.wait())
+        try:
+            await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})
+        if work.cancelled():
+            raise _BackgroundFailed from self.tasks.failure
+        return work.result()
+
+    def exit_status(self, code: int) -> int:
+        """The process's exit status given the lifecycle's ``code``; subclasses may refine it."""
+        return code
+
     async def serve(self) -> int:
-        """Run the whole lifecycle; returns the process exit code."""
+        """Run the whole lifecycle; returns the process exit code.
+
+        0 after a requested stop; 1 when ``main``, a spawned task, ``setup``, ``drain`` or
+        ``teardown`` raised; :data:`~shared.config.EX_CONFIG` when that was a ConfigError.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -205,30 +290,31 @@ class Actor:
             sndhwm=bus.sndhwm,
             journal=self.journal(),
         )
-        code = 0
         main_task: asyncio.Task[None] | None = None
         try:
             if self.settings.control:
-                self._tasks.append(asyncio.create_task(self._control()))
-            await self.setup()
+                self.spawn(self._control(), name="control")
+            await self._unless_failed(self.setup())
+            self._set_up = True
             # Everything built so far (imports, config, the setup's tables) lives as long as the
             # process: parked outside the collector, a full collection no longer walks it, so
             # its pause in the middle of the hot path is bounded by what the work itself allocates.
             gc.freeze()
-            self._tasks.append(asyncio.create_task(self._heartbeat()))
+            self.spawn(self._heartbeat(), name="heartbeat")
             # A PUB drops what it sends before its connection is up; give the writer's
             # subscription a moment to arrive so "started" is not lost (bounded: no writer, no wait).
-            await self.pub.wait_for_subscriber(f"wevent.{self.worker_id}", timeout=1.0)
+            await self._unless_failed(self.pub.wait_for_subscriber(f"wevent.{self.worker_id}", timeout=1.0))
             self.event("started")
             self.log.info("started", extra={"ctx": {"pid": os.getpid()}})
-            main_task = asyncio.create_task(self.main())
+            main_task = asyncio.create_task(self.main(), name=f"{self.worker_id}:main")
             stop_task = asyncio.create_task(self.stopping.wait())
-            done, _ = await asyncio.wait({main_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            failed_task = asyncio.create_task(self.tasks.failed.wait())
+            await asyncio.wait({main_task, stop_task, failed_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
-            if main_task in done and main_task.exception() is not None:
-                exc = main_task.exception()
-                self.log.error("worker crashed", exc_info=exc, extra={"ctx": {"error": repr(exc)}})
-                code = 1
+            failed_task.cancel()
+            crash = main_task.exception() if main_task.done() and not main_task.cancelled() else None
+            if crash is not None:
+                self._failed_with("worker crashed", crash)
             self.stopping.set()
             try:
                 await asyncio.wait_for(self.drain(), self.settings.drain_deadline_s)
@@ -236,27 +322,36 @@ class Actor:
                 self.log.warning(
                     "drain deadline passed", extra={"ctx": {"deadline_s": self.settings.drain_deadline_s}}
                 )
+        except _BackgroundFailed:
+            pass  # logged when the task failed
         except Exception as exc:
-            self.log.error("worker failed", exc_info=exc, extra={"ctx": {"error": repr(exc)}})
-            code = 1
+            self._failed_with("worker failed", exc)
         finally:
-            for task in [*self._tasks, *([main_task] if main_task else [])]:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
             if main_task is not None and not main_task.done():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await main_task
-            with contextlib.suppress(Exception):
+                await finish(main_task, "main", self._failed_with)
+            await self.tasks.close()
+            try:
                 await self.teardown()
+            except Exception as exc:
+                if self._set_up:
+                    self._failed_with("teardown failed", exc)
+                else:
+                    # Best effort after a failed setup (which was logged and decides the exit):
+                    # what setup never opened cannot be closed, and needs no traceback.
+                    self.log.warning(
+                        "teardown after a failed setup did not finish", extra={"ctx": {"error": repr(exc)}}
+                    )
+            code = self.exit_status(_exit_code(self.tasks.failure))
             self.event("stopped", exit_code=code)
             self.pub.close()
             # The journal outlives teardown (the "stopped" event above is journaled too).
             close_journal = getattr(self.pub.journal, "close", None)
             if close_journal is not None:
-                with contextlib.suppress(OSError):
+                try:
                     close_journal()
+                except OSError as exc:
+                    self.log.error("journal close failed", extra={"ctx": {"error": repr(exc)}})
+                    code = code or 1
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
             # Sockets a worker forgot to close must not hang the exit.

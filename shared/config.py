@@ -45,7 +45,10 @@ from shared.config_workers import (
 # The section classes live in config_sections / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
 __all__ = [
+    "CONFIG_EXIT",
     "DEFAULT_CONFIG_PATH",
+    "EXIT_NOTE_ENV",
+    "EX_CONFIG",
     "NON_CONFIG_ENV",
     "ArbConfig",
     "BusConfig",
@@ -73,7 +76,21 @@ __all__ = [
 
 
 class ConfigError(Exception):
-    """A configuration problem, with a message a user can act on."""
+    """A configuration problem, with a message a user can act on.
+
+    Bad settings, missing credentials, an unsafe key file, a missing data directory: a
+    restart cannot fix any of them, so a worker that meets one exits :data:`EX_CONFIG`
+    and the supervisor stops with its message instead of restarting it in a loop.
+    """
+
+
+#: The exit status of a worker that stopped on a :class:`ConfigError` (sysexits.h EX_CONFIG).
+EX_CONFIG = 78
+#: The exit status of a kxfeed command (``kxfeed up`` included) stopped by a configuration error.
+CONFIG_EXIT = 2
+#: A file the supervisor names for each child: a worker exiting :data:`EX_CONFIG` writes its
+#: one-line message there, so the terminal shows the cause without reading the child's log.
+EXIT_NOTE_ENV = "KXFEED_EXIT_NOTE"
 
 
 class Config(_Section, frozen=True, kw_only=True):
@@ -105,7 +122,7 @@ class Config(_Section, frozen=True, kw_only=True):
 _WORKER_SECTIONS = {"bus": "busproxy"}
 
 #: Environment variables with the KXFEED_ prefix that are not config overrides.
-NON_CONFIG_ENV = frozenset({"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_TEST_PG_URL"})
+NON_CONFIG_ENV = frozenset({"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_TEST_PG_URL", EXIT_NOTE_ENV})
 
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".
 _SECRET_KEYS = {"key_id", "api_key", "private_key", "secret", "password"}

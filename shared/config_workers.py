@@ -329,10 +329,18 @@ class SupervisorConfig(WorkerBase, frozen=True, kw_only=True):
     drain_deadline_s: float = 120.0
     #: Which children restart with a failed one: itself, it and those started after it, or all.
     strategy: Literal["one_for_one", "rest_for_one", "one_for_all"] = "one_for_one"
-    #: More than ``max_restarts`` restarts within ``max_restarts_period_s`` escalates: the
-    #: supervisor stops every child in reverse order and exits non-zero.
+    #: The restart intensity, counted per worker: more than ``max_restarts`` restarts of one
+    #: worker within ``max_restarts_period_s`` is what ``on_intensity`` decides about.
     max_restarts: int = 5
     max_restarts_period_s: float = 60.0
+    #: "park": that worker is parked - restarted after the park backoff below while every
+    #: other worker keeps running, shown as parked, counted (kxfeed_supervisor_parked_total)
+    #: and alerted; it is unparked after running ``max_restarts_period_s`` without failing.
+    #: "exit": the supervisor stops every child in reverse order and exits 1.
+    on_intensity: Literal["park", "exit"] = "park"
+    #: A parked worker's restart delay: initial * 2^n, capped, minus up to ``backoff_jitter``.
+    park_backoff_initial_s: float = 30.0
+    park_backoff_max_s: float = 600.0
     #: Per-child restart delay: initial * multiplier^n, capped, minus up to ``backoff_jitter`` of
     #: itself at random; n resets when the child had run ``backoff_reset_s`` before failing.
     backoff_initial_s: float = 0.5

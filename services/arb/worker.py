@@ -144,12 +144,12 @@ class ArbWorker(Actor):
         )
 
     async def main(self) -> None:
-        tasks = [self._ticker(), self._odds_loop()]
+        self.spawn(self._ticker(), name="ticker")
+        self.spawn(self._odds_loop(), name="odds")
         if self.cfg.discover:
-            tasks.append(self._discovery())
+            self.spawn(self._discovery(), name="discovery")
         if self.cfg.seed_books:
-            tasks.append(self._seeder())
-        self._tasks.extend(asyncio.create_task(t) for t in tasks)
+            self.spawn(self._seeder(), name="seeder")
         while not self.stopping.is_set():
             msgs = await self.sub.recv()
             t_in = time.time_ns()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from services.cli import commands
-from shared.config import ConfigError
+from shared.config import CONFIG_EXIT, ConfigError
 
 EPILOG = """examples:
   kxfeed up                                # simulator + whole pipeline + SQLite (embedded default)
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"kxfeed: config error: {exc}", file=sys.stderr)
-        return 2
+        return CONFIG_EXIT
     except KeyboardInterrupt:
         return 130
     return code

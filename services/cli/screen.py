@@ -37,8 +37,13 @@ def _rate(value: float | None) -> str:
 
 def _state(row: dict[str, Any]) -> str:
     state = str(row["state"])
+    if state == "parked":
+        # Over its restart intensity: it waits out the long park backoff.
+        return f"parked {row['restart_in_s']:.0f}s" if row.get("restart_in_s") else "parked"
     if state == "pending" and row.get("restart_in_s"):
         return f"backoff {row['restart_in_s']:.1f}s"
+    if row.get("parked"):
+        return f"{state} (parked)"
     return state
 
 
@@ -78,10 +83,11 @@ def headline(status: dict[str, Any]) -> str:
     workers = status["workers"]
     running = sum(1 for w in workers if w["state"] == "running")
     state = "shutting down" if sup["shutting_down"] else "running"
+    parked = sup.get("parked") or []
     return (
         f"kxfeed supervisor pid {sup['pid']} {state} · {running}/{len(workers)} workers ready · "
         f"{sup['strategy']} · restarts {sup['restarts_in_window']}/{sup['max_restarts']} "
-        f"per {sup['period_s']:g}s"
+        f"per {sup['period_s']:g}s per worker" + (f" · PARKED: {', '.join(parked)}" if parked else "")
     )
 
 

@@ -42,6 +42,7 @@ from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.rest import RestClient
 from shared.messages import Control, EventLifecycle, MarketLifecycle, Message
+from shared.tasks import finish
 
 from .batching import by_market
 from .link import AuthRejected, HandshakeFailed, Link, open_link
@@ -114,8 +115,8 @@ class ConnectorWorker(MarketUpkeep, Actor):
         )
 
     async def main(self) -> None:
-        self._tasks.append(asyncio.create_task(self._control_loop()))
-        self._tasks.append(asyncio.create_task(self._lifecycle_loop()))
+        self.spawn(self._control_loop(), name="control-loop")
+        self.spawn(self._lifecycle_loop(), name="lifecycle")
         await self._discover_until_done()
         while not self.stopping.is_set():
             reason = await self._connect_once()
@@ -279,18 +280,22 @@ class ConnectorWorker(MarketUpkeep, Actor):
             asyncio.create_task(self._stop_watch()),
         ]
         reason = "crashed"
+        first: asyncio.Task[str] | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            reason = next(iter(done)).result()
+            first = next(iter(done))
+            reason = first.result()  # an exception here is the worker's crash, logged by the Actor
         finally:
             for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+                if t is not first:
+                    await finish(t, f"connection {conn} task {t.get_name()}", self._connection_task_failed)
             if reason == "stopping":
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.wait_for(link.close(), 2.0)
+                except Exception as exc:  # the TCP abort below ends it anyway
+                    self.log.warning(
+                        "close handshake failed", extra={"ctx": {"conn": conn, "error": repr(exc)}}
+                    )
             link.transport.abort()
             ts = time.time_ns()
             session.close(ts)
@@ -298,6 +303,10 @@ class ConnectorWorker(MarketUpkeep, Actor):
             self.session = None
             self.link = None
         return reason
+
+    def _connection_task_failed(self, what: str, exc: BaseException) -> None:
+        # A second task of a connection failing while the first one's outcome ends it.
+        self.log.error(what, exc_info=exc, extra={"ctx": {"error": repr(exc)}})
 
     async def _reader(self, link: Link, s: Session) -> str:
         max_batch = self.cc.max_batch

@@ -10,12 +10,12 @@ they interleave with data exactly as on the wire.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from services.exchange_sim import metrics
 from services.exchange_sim.session import Session
+from shared.tasks import Supervised
 
 if TYPE_CHECKING:
     from services.exchange_sim.hub import Hub
@@ -68,10 +68,18 @@ class Conn:
         self.dups: dict[int, int] = {}
         self.armed = False
         self.frames_written = 0
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks = Supervised(f"sim-conn-{conn_id}", self._crashed)
 
     def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._pinger())]
+        self.tasks.spawn(self._writer(), name="writer")
+        self.tasks.spawn(self._pinger(), name="pinger")
+
+    def _crashed(self, what: str, exc: BaseException) -> None:
+        # A bug in one connection's loop ends that connection (the client reconnects), loudly.
+        self.hub.log.error(
+            "connection task crashed", exc_info=exc, extra={"ctx": {"conn": self.id, "task": what}}
+        )
+        self.close(1011, b"simulator error", reason="crashed")
 
     # ---- outbound ---------------------------------------------------------------------------
     def push(self, frames: list[bytes]) -> None:
@@ -156,12 +164,7 @@ class Conn:
         self.hub.disconnect(self, reason)
 
     def cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        for t in self.tasks:
-            if t is not current:
-                t.cancel()
+        self.tasks.cancel()
 
     async def wait_tasks(self) -> None:
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await self.tasks.close()

@@ -10,10 +10,7 @@ await sim.stop()
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +27,7 @@ from services.exchange_sim.truth import Truth
 from services.exchange_sim.ws import SIM_KEY, WS_PATH, ws_handler
 from shared.config import SimConfig
 from shared.log import BurstLog, get_logger
+from shared.tasks import Supervised
 
 
 class Faults:
@@ -51,9 +49,16 @@ class Faults:
 
 
 class ExchangeSim:
-    def __init__(self, cfg: SimConfig, keys: dict[str, RSAPublicKey] | None = None) -> None:
+    """``tasks``: the group its background loops run in (the sim worker passes its own, so a
+    crashed loop fails the worker); alone (tests, benchmarks) it keeps a group of its own,
+    whose :attr:`~shared.tasks.Supervised.failure` says whether a loop crashed."""
+
+    def __init__(
+        self, cfg: SimConfig, keys: dict[str, RSAPublicKey] | None = None, tasks: Supervised | None = None
+    ) -> None:
         self.cfg = cfg
         self.log = get_logger("sim")
+        self.tasks = tasks or Supervised("sim", self._crashed)
         self.burst = BurstLog(self.log)
         self.engine = Engine(
             cfg.seed,
@@ -79,7 +84,6 @@ class ExchangeSim:
         self.odds_requests = 0
         self.port = cfg.port
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
 
     # ---- addresses --------------------------------------------------------------------------
     @property
@@ -116,10 +120,9 @@ class ExchangeSim:
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        self._tasks.append(asyncio.create_task(self._guard(self.hub.run_activity, "activity")))
+        self.tasks.spawn(self.hub.run_activity(), name="activity")
         for rule in self.plan.periodic():
-            fault = functools.partial(self._periodic, rule)
-            self._tasks.append(asyncio.create_task(self._guard(fault, f"fault-{rule.kind}")))
+            self.tasks.spawn(self._periodic(rule), name=f"fault-{rule.kind}")
         self.log.info(
             "exchange simulator listening",
             extra={
@@ -133,16 +136,8 @@ class ExchangeSim:
             },
         )
 
-    async def _guard(self, run: Callable[[], Awaitable[None]], name: str) -> None:
-        # Takes the function, not a coroutine: a task cancelled before it starts (a stop right
-        # after start) would leave that coroutine never awaited.
-        try:
-            await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.log.exception("simulator task crashed", extra={"ctx": {"task": name}})
-            raise
+    def _crashed(self, what: str, exc: BaseException) -> None:
+        self.log.error("simulator task crashed", exc_info=exc, extra={"ctx": {"task": what}})
 
     async def _periodic(self, rule: Rule) -> None:
         while True:
@@ -154,12 +149,8 @@ class ExchangeSim:
                 self.burst.event(f"periodic-{rule.kind}", "periodic fault not applied", error=str(exc))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        # The worker's group is closed before its teardown calls this; our own group is closed here.
+        await self.tasks.close()
         for conn in list(self.hub.conns.values()):
             conn.close(1001, b"simulator stopping", reason="shutdown")
         if self._runner is not None:

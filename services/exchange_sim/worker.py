@@ -48,7 +48,7 @@ class SimWorker(Actor):
     async def setup(self) -> None:
         cfg = self.config.sim
         keys = trusted_keys(self.config.data_dir, list(cfg.public_keys))
-        self.sim = ExchangeSim(cfg, keys)
+        self.sim = ExchangeSim(cfg, keys, tasks=self.tasks)
         await self.sim.start()
         self.ready = True
 

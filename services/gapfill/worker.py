@@ -73,9 +73,9 @@ class GapfillWorker(Actor):
         self.ready = True
 
     async def main(self) -> None:
-        self._tasks.append(asyncio.create_task(self._bus_loop()))
+        self.spawn(self._bus_loop(), name="bus")
         if self.gc.audit_interval_s > 0:
-            self._tasks.append(asyncio.create_task(self._audit_loop()))
+            self.spawn(self._audit_loop(), name="audit")
         await self._repair_loop()
 
     async def teardown(self) -> None:

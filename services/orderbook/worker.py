@@ -91,15 +91,8 @@ class OrderbookWorker(Actor):
         BOOKS.labels("invalid").set_function(lambda: float(len(self.builder.invalid)))
 
     async def main(self) -> None:
-        tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._timer())]
-        try:
-            # Either one failing is the worker failing (exit 1, the supervisor restarts it).
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
+        self.spawn(self._timer(), name="timer")
+        await self._consume()
 
     async def _consume(self) -> None:
         while not self.stopping.is_set():

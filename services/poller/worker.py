@@ -106,10 +106,10 @@ class PollerWorker(Actor):
         # Ready = running; discovery is the work, not a precondition: a Kalshi REST outage at
         # start must not make the supervisor restart the poller over and over.
         self.ready = True
-        self._tasks.append(asyncio.create_task(self._bus_loop()))
-        self._tasks.append(asyncio.create_task(self._status_loop()))
+        self.spawn(self._bus_loop(), name="bus")
+        self.spawn(self._status_loop(), name="status")
         # Runs with the fallback off too: it also watches the feeds (outage metrics).
-        self._tasks.append(asyncio.create_task(self.fallback.run()))
+        self.spawn(self.fallback.run(), name="fallback")
         await self._universe_loop()
 
     async def teardown(self) -> None:

@@ -10,6 +10,10 @@ Child states: pending (waiting for its start: backoff, or an earlier child not r
 -> starting (spawned, not ready) -> running (ready) -> stopping (signalled) -> pending
 again, or down (not restarted: temporary, transient after a clean exit, stopped by the
 operator, or shutting down).
+
+Restart intensity is per child; one over it is parked or ends the service
+(:mod:`~.parking`). A child that exits ``EX_CONFIG`` (a configuration error) is never
+restarted: the supervisor stops everything and exits 2 with the child's own message.
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from services.supervisor.model import Action, Child, ChildSpec, Event, Kill, Spawn, StopSequence, exit_reason
-from services.supervisor.policy import Backoff, Intensity, PolicySettings, restart_group, should_restart
+from services.supervisor.gate import may_start
+from services.supervisor.model import Action, Child, ChildSpec, Event, Kill, Spawn, StopSequence
+from services.supervisor.model import describe_exit as describe
+from services.supervisor.model import exit_reason as reason_of
+from services.supervisor.parking import decide, new_child, stable_for, unpark
+from services.supervisor.policy import PolicySettings, restart_group
 from services.supervisor.status import status_rows
 from services.supervisor.watchdog import overdue
+from shared.config import CONFIG_EXIT
 
-__all__ = ["TRANSPORT", "SupervisorCore"]
+__all__ = ["CONFIG_EXIT", "TRANSPORT", "SupervisorCore"]
 
 #: The child every other child's heartbeats travel through.
 TRANSPORT = "bus"
@@ -42,11 +51,10 @@ class SupervisorCore:
     ) -> None:
         self.settings = settings
         self.rng = rng or random.Random()
-        self.intensity = Intensity(settings.max_restarts, settings.period_s)
         self.order: list[str] = [s.name for s in specs]
         if len(set(self.order)) != len(self.order):
             raise ValueError(f"duplicate child names in {self.order}")
-        self.children: dict[str, Child] = {s.name: Child(s, Backoff.from_settings(settings)) for s in specs}
+        self.children: dict[str, Child] = {s.name: new_child(s, self.settings, self.rng) for s in specs}
         self.shutting_down = False
         self.exit_code = 0
         self.stop_cause = ""
@@ -92,7 +100,11 @@ class SupervisorCore:
         self._event(name, "spawn_failed", error, reason="spawn_error")
         self._failure(c, "spawn_error", abnormal=True, now=now)
 
-    def exited(self, name: str, code: int, now: float) -> None:
+    def exited(self, name: str, code: int, now: float, note: str = "") -> None:
+        """Child ``name`` exited with return code ``code`` (negative: that signal).
+
+        ``note`` is the child's own last word (its exit note), shown for a config error.
+        """
         c = self.child(name)
         if not c.alive:
             return
@@ -101,12 +113,18 @@ class SupervisorCore:
         c.doomed = c.stop_reason = ""
         c.ready_at = None
         c.rates, c.sample = {}, None
-        reason = stop_reason if was_stopping else exit_reason(code)
-        self._event(
-            name, "exited", f"after {now - c.started_at:.1f}s", pid=pid, exit_code=code, reason=reason
-        )
+        reason = stop_reason if was_stopping else reason_of(code)
+        detail = f"{describe(code)} after {now - c.started_at:.1f}s"
+        self._event(name, "exited", detail, pid=pid, exit_code=code, reason=reason)
         if self.shutting_down or c.removed or (was_stopping and stop_reason == "held"):
             c.state = "down"
+            return
+        if reason_of(code) == "config":
+            # A restart cannot fix a bad setting or a missing key: say so and stop, not loop.
+            c.state = "down"
+            cause = note or f"{name}: {describe(code)}; see its log"
+            self._event(name, "config_error", cause, exit_code=code, reason="config")
+            self.shutdown(now, code=CONFIG_EXIT, cause=cause)
             return
         if (was_stopping and stop_reason in _RESTART_AFTER_STOP) or doomed:
             # Stopped on purpose to come back (its restart was counted when it was scheduled).
@@ -147,6 +165,13 @@ class SupervisorCore:
         c.ready_at = now
         self._event(c.spec.name, "ready", f"in {now - c.started_at:.2f}s", pid=c.pid)
 
+    def _unpark_stable(self, now: float) -> None:
+        for name in self.order:
+            ran = stable_for(self.children[name], now, self.settings.period_s)
+            if ran is not None:
+                unpark(self.children[name])
+                self._event(name, "unparked", f"ran {ran:.1f}s without failing")
+
     def needs_probe(self) -> list[str]:
         return [
             n for n in self.order if (c := self.children[n]).state == "starting" and c.spec.ready == "control"
@@ -159,6 +184,10 @@ class SupervisorCore:
         if self.shutting_down:
             raise RuntimeError("shutting down")
         c.held = False
+        if c.parked:
+            # The operator asks for it now: a fresh start with a fresh budget.
+            unpark(c)
+            self._event(name, "unparked", "restarted by operator")
         if c.state == "pending":
             c.not_before = now
             self._count_restart(c, "manual", 0.0)
@@ -209,7 +238,6 @@ class SupervisorCore:
         if self.shutting_down:
             return []
         self.settings = settings
-        self.intensity.max_restarts, self.intensity.period_s = settings.max_restarts, settings.period_s
         new_order = [s.name for s in specs]
         if len(set(new_order)) != len(new_order):
             raise ValueError(f"duplicate child names in {new_order}")
@@ -219,13 +247,12 @@ class SupervisorCore:
         for spec in specs:
             c = self.children.get(spec.name)
             if c is None or c.removed:
-                self.children[spec.name] = Child(
-                    spec, Backoff.from_settings(settings), group=group, not_before=now
-                )
+                self.children[spec.name] = new_child(spec, settings, self.rng, group=group, not_before=now)
                 touched.append(spec.name)
                 self._event(spec.name, "added", "config reload")
                 continue
             c.backoff.retune(settings)
+            c.intensity.max_restarts, c.intensity.period_s = settings.max_restarts, settings.period_s
             if c.spec != spec:
                 c.spec = spec
                 touched.append(spec.name)
@@ -264,6 +291,7 @@ class SupervisorCore:
                 self._actions.append(Kill(name, "KILL"))
                 self._event(name, "killed", f"no exit {c.spec.shutdown_timeout_s}s after SIGTERM", pid=c.pid)
         if not self.shutting_down:
+            self._unpark_stable(now)
             self._watchdog(now)
             self._start_eligible(now)
             self._forget_removed()
@@ -308,24 +336,10 @@ class SupervisorCore:
                 self._event(name, reason, detail, pid=c.pid)
                 self._terminate(c, reason, now)
 
-    def _blocked(self, c: Child) -> bool:
-        for name in self.order:
-            other = self.children[name]
-            if other is c:
-                break
-            if other.state == "starting":
-                return True  # readiness gate: one child comes up at a time, in order
-            if other.group == c.group and other.state == "pending":
-                return True
-        return any(
-            other.group == c.group and (other.doomed or other.state == "stopping")
-            for other in self.children.values()
-        )
-
     def _start_eligible(self, now: float) -> None:
         for name in self.order:
             c = self.children[name]
-            if c.state == "pending" and not c.removed and now >= c.not_before and not self._blocked(c):
+            if may_start(self.order, self.children, c, now):
                 c.state = "starting"
                 c.started_at = now
                 c.pid = 0
@@ -347,22 +361,17 @@ class SupervisorCore:
         self._event(c.spec.name, "restart", f"in {delay:.2f}s", reason=reason)
 
     def _failure(self, c: Child, reason: str, *, abnormal: bool, now: float) -> None:
-        name = c.spec.name
-        if not should_restart(c.spec.restart, abnormal):
+        d = decide(c, reason, abnormal=abnormal, now=now, settings=self.settings, rng=self.rng)
+        if d.action == "down":
             c.state = "down"
-            self._event(name, "not_restarted", f"{c.spec.restart} child, {reason}", reason=reason)
-            return
-        if not self.intensity.allow(now):
+            self._event(c.spec.name, "not_restarted", d.detail, reason=reason)
+        elif d.action == "exit":
             c.state = "down"
-            s = self.settings
-            self.shutdown(
-                now,
-                code=1,
-                cause=f"{name} failed ({reason}): more than {s.max_restarts} restarts in {s.period_s}s",
-            )
-            return
-        delay = c.backoff.next_delay(now - c.started_at, self.rng.random())
-        self._restart_group(c, reason, delay, now)
+            self.shutdown(now, code=1, cause=d.detail)
+        else:
+            if d.action == "park":
+                self._event(c.spec.name, "parked", d.detail, reason=reason)
+            self._restart_group(c, reason, d.delay, now)
 
     def _restart_group(self, c: Child, reason: str, delay: float, now: float) -> None:
         group = self._new_group()

@@ -6,10 +6,13 @@ decisions here (those are :mod:`services.supervisor.core`'s).
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.supervisor.policy import Backoff, RestartType
+import shared.backoff
+from services.supervisor.policy import Backoff, Intensity, RestartType
+from shared.config import EX_CONFIG
 
 State = Literal["pending", "starting", "running", "stopping", "down"]
 ReadyMode = Literal["heartbeat", "control", "spawn"]
@@ -60,6 +63,10 @@ class Event:
 class Child:
     spec: ChildSpec
     backoff: Backoff
+    #: This child's own restart budget (restarts in the last period).
+    intensity: Intensity
+    #: The pacing while parked.
+    park: shared.backoff.Backoff
     state: State = "pending"
     pid: int = 0
     group: int = 0
@@ -75,6 +82,9 @@ class Child:
     held: bool = False
     removed: bool = False
     restarts: int = 0
+    #: Over its restart intensity: restarted with ``park`` while the others keep running.
+    parked: bool = False
+    parked_times: int = 0
     last_exit: int | None = None
     counters: dict[str, int] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
@@ -101,4 +111,18 @@ class StopSequence:
 def exit_reason(code: int) -> str:
     if code < 0:
         return "killed"
+    if code == EX_CONFIG:
+        return "config"
     return "crash" if code else "exit"
+
+
+def describe_exit(code: int) -> str:
+    """What the process's return code says, as the operator would: a signal by its name."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == EX_CONFIG:
+        return f"exit status {code} (configuration error)"
+    return f"exit status {code}"

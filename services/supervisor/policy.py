@@ -6,13 +6,17 @@ and a random number, so every decision is reproducible in tests.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import shared.backoff
+
 Strategy = Literal["one_for_one", "rest_for_one", "one_for_all"]
 RestartType = Literal["permanent", "transient", "temporary"]
+OnIntensity = Literal["park", "exit"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class PolicySettings:
     backoff_multiplier: float = 2.0
     backoff_jitter: float = 0.2
     backoff_reset_s: float = 60.0
+    on_intensity: OnIntensity = "park"
+    park_backoff_initial_s: float = 30.0
+    park_backoff_max_s: float = 600.0
 
 
 def should_restart(restart: RestartType, abnormal: bool) -> bool:
@@ -89,8 +96,18 @@ class Backoff:
         return base * (1.0 - self.jitter * rand)
 
 
+def park_backoff(s: PolicySettings, rng: random.Random) -> shared.backoff.Backoff:
+    """A parked child's restart pacing: long, capped, and the jitter only shortens it a little."""
+    return shared.backoff.Backoff(
+        s.park_backoff_initial_s, s.park_backoff_max_s, rng=rng, jitter=min(max(s.backoff_jitter, 0.0), 1.0)
+    )
+
+
 class Intensity:
-    """At most ``max_restarts`` restarts in any ``period_s`` window (OTP's intensity/period)."""
+    """At most ``max_restarts`` restarts in any ``period_s`` window (OTP's intensity/period).
+
+    The supervisor keeps one per child: one flapping child must not use up the others' budget.
+    """
 
     def __init__(self, max_restarts: int, period_s: float) -> None:
         self.max_restarts = max_restarts
@@ -112,3 +129,6 @@ class Intensity:
     def used(self, now: float) -> int:
         self._expire(now)
         return len(self._times)
+
+    def clear(self) -> None:
+        self._times.clear()

@@ -21,7 +21,20 @@ from shared.config import Config, ConfigError, SupervisorChild, WorkerBase
 
 
 def policy_settings(cfg: Config) -> PolicySettings:
+    """The restart policy of ``[supervisor]``; raises ConfigError on values it cannot run with."""
     s = cfg.supervisor
+    if s.max_restarts < 0 or not 0 < s.max_restarts_period_s < 1e9:
+        raise ConfigError(
+            f"[supervisor] max_restarts ({s.max_restarts}) must be >= 0 and max_restarts_period_s "
+            f"({s.max_restarts_period_s}) a positive number of seconds"
+        )
+    if not 0 < s.park_backoff_initial_s <= s.park_backoff_max_s < 1e9:
+        raise ConfigError(
+            f"[supervisor] park backoff needs 0 < park_backoff_initial_s ({s.park_backoff_initial_s}) "
+            f"<= park_backoff_max_s ({s.park_backoff_max_s})"
+        )
+    if not 0.0 <= s.backoff_jitter <= 1.0:
+        raise ConfigError(f"[supervisor] backoff_jitter ({s.backoff_jitter}) must be within 0..1")
     return PolicySettings(
         strategy=s.strategy,
         max_restarts=s.max_restarts,
@@ -31,6 +44,9 @@ def policy_settings(cfg: Config) -> PolicySettings:
         backoff_multiplier=s.backoff_multiplier,
         backoff_jitter=s.backoff_jitter,
         backoff_reset_s=s.backoff_reset_s,
+        on_intensity=s.on_intensity,
+        park_backoff_initial_s=s.park_backoff_initial_s,
+        park_backoff_max_s=s.park_backoff_max_s,
     )
 
 

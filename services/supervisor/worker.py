@@ -16,49 +16,28 @@ import os
 import signal
 import subprocess
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from prometheus_client import Counter, Gauge
-
 from services.supervisor.core import SupervisorCore
-from services.supervisor.model import Event, Kill, Spawn
+from services.supervisor.model import Kill, Spawn
+from services.supervisor.notes import ExitNotes
+from services.supervisor.reporting import Reporter
 from services.supervisor.specs import child_specs, policy_settings
+from services.supervisor.status import restarts_in_window
 from shared.actor import Actor, UnknownCommand
 from shared.bus import RecordSink, Subscriber
-from shared.config import Config, ConfigError, load_config
+from shared.config import EX_CONFIG, Config, ConfigError, load_config
 from shared.control import ControlError, arequest
 from shared.journal import JournalWriter, open_journal
 from shared.messages import Heartbeat, WorkerEvent
-
-WORKER_UP = Gauge("kxfeed_worker_up", "1 while the supervised worker runs and has reported ready", ["worker"])
-WORKER_RESTARTS = Counter(
-    "kxfeed_worker_restarts_total", "Restarts of a supervised worker, by reason", ["worker", "reason"]
-)
-WORKER_UPTIME = Gauge(
-    "kxfeed_worker_uptime_seconds", "Seconds since the supervised worker was started", ["worker"]
-)
-WORKER_EXIT = Gauge(
-    "kxfeed_worker_last_exit_code",
-    "Exit code of the worker's last exit (negative: killed by that signal)",
-    ["worker"],
-)
-WORKER_HB_AGE = Gauge(
-    "kxfeed_worker_heartbeat_age_seconds", "Seconds since the supervised worker's last heartbeat", ["worker"]
-)
-ESCALATIONS = Counter(
-    "kxfeed_supervisor_escalations_total",
-    "Times the restart intensity was exceeded and the supervisor gave up",
-)
 
 #: Seconds between two looks at the children (exits, deadlines, watchdog).
 TICK_S = 0.05
 #: Seconds between two journal retention passes.
 PRUNE_EVERY_S = 3600.0
 PROBE_TIMEOUT_S = 0.5
-_WARN_EVENTS = frozenset({"watchdog", "ready_timeout", "killed", "spawn_failed", "not_restarted"})
 
 StatusView = Callable[[dict[str, Any]], None]
 
@@ -95,7 +74,7 @@ class Supervisor(Actor):
         self.child_log_dir = child_log_dir
         self.core = SupervisorCore(child_specs(config, config_path, self.child_args), policy_settings(config))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        self.report = Reporter(self.log, self.worker_id, self._publish)
         self.views = list(views)
         self.view_interval_s = view_interval_s
         self._last_view = 0.0
@@ -103,9 +82,9 @@ class Supervisor(Actor):
         self._reload_requested = False
         self._journal: JournalWriter | None = None
         self._hb_sub: Subscriber | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._known: set[str] = set()
         self._next_prune = 0.0
+        #: Where each child leaves its exit note (``$KXFEED_EXIT_NOTE``), made in setup.
+        self._notes: ExitNotes | None = None
 
     # ---- Actor hooks -----------------------------------------------------------------------
     def journal(self) -> RecordSink | None:
@@ -115,9 +94,10 @@ class Supervisor(Actor):
 
     async def setup(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+        self._notes = ExitNotes(self.log)
         self._hb_sub = self.subscriber(["hb."])
-        self._listener = asyncio.create_task(self._listen())
-        self._tasks.append(self._listener)
+        # Without heartbeats the watchdog would kill every child: a listener that dies fails us.
+        self.spawn(self._listen(), name="heartbeats")
         self.log.info(
             "supervising",
             extra={"ctx": {"children": ",".join(self.core.order), "strategy": self.core.settings.strategy}},
@@ -147,6 +127,8 @@ class Supervisor(Actor):
                 proc.wait(2.0)
         if self._hb_sub is not None:
             self._hb_sub.close()
+        if self._notes is not None:
+            self._notes.close()
         self._show(force=True)
 
     def stats(self) -> dict[str, int]:
@@ -176,17 +158,18 @@ class Supervisor(Actor):
 
     async def serve(self) -> int:
         try:
-            code = await super().serve()
+            return await super().serve()
         finally:
             if self._journal is not None:
                 self._journal.close()
+
+    def exit_status(self, code: int) -> int:
+        # The supervisor's own failure first; else what the children's fate decided (an
+        # escalation, a config error): logged as "stopped exit_code=..." and returned alike.
         return code or self.core.exit_code
 
     # ---- the loop --------------------------------------------------------------------------
     def _step(self) -> None:
-        if self._listener is not None and self._listener.done() and not self._listener.cancelled():
-            # Without heartbeats the watchdog would kill every child: fail loudly instead.
-            raise RuntimeError(f"heartbeat listener died: {self._listener.exception()!r}")
         now = time.monotonic()
         if self._reload_requested:
             self._reload_requested = False
@@ -197,8 +180,7 @@ class Supervisor(Actor):
         for name in self.core.needs_probe():
             if name not in self._probing:
                 self._probing.add(name)
-                self._tasks.append(asyncio.create_task(self._probe(name)))
-        self._tasks = [t for t in self._tasks if not t.done()]
+                self.spawn(self._probe(name), name=f"probe-{name}")
         self.ready = not self.core.shutting_down and all(
             c.state == "running" for c in self.core.children.values() if not c.held
         )
@@ -213,10 +195,10 @@ class Supervisor(Actor):
         while True:
             actions, events = self.core.take()
             if not actions and not events:
-                self._sync_metrics(now)
+                self.report.sync(self.core.children, now)
                 return
             for e in events:
-                self._record(e)
+                self.report.record(e)
             for a in actions:
                 if isinstance(a, Spawn):
                     self._spawn(a.name, now)
@@ -226,6 +208,7 @@ class Supervisor(Actor):
     def _spawn(self, name: str, now: float) -> None:
         spec = self.core.children[name].spec
         out: IO[bytes] | None = None
+        env = {**os.environ, **(self._notes.env_for(name) if self._notes is not None else {})}
         try:
             if self.child_log_dir is not None:
                 self.child_log_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +219,7 @@ class Supervisor(Actor):
                 stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
                 start_new_session=True,
+                env=env,
             )
         except OSError as exc:
             self.core.spawn_failed(name, f"{spec.command[0]}: {exc.strerror or exc}", now)
@@ -265,7 +249,8 @@ class Supervisor(Actor):
             code = proc.poll()
             if code is not None:
                 del self.procs[name]
-                self.core.exited(name, code, now)
+                note = self._notes.read(name) if self._notes is not None and code == EX_CONFIG else ""
+                self.core.exited(name, code, now, note)
         self._apply(now)
 
     async def _probe(self, name: str) -> None:
@@ -301,59 +286,9 @@ class Supervisor(Actor):
             self._apply(now)
 
     # ---- events, metrics, views ------------------------------------------------------------
-    def _record(self, e: Event) -> None:
-        ctx: dict[str, Any] = {"worker": e.worker}
-        if e.pid:
-            ctx["pid"] = e.pid
-        if e.exit_code is not None:
-            ctx["exit_code"] = e.exit_code
-        if e.reason:
-            ctx["reason"] = e.reason
-        if e.detail:
-            ctx["detail"] = e.detail
-        if e.event == "escalated":
-            ESCALATIONS.inc()
-            self.log.error("restart intensity exceeded: stopping everything", extra={"ctx": ctx})
-        elif e.event == "exited" and e.reason in ("crash", "killed", "exit"):
-            self.log.warning("child exited", extra={"ctx": ctx})
-        elif e.event in _WARN_EVENTS:
-            self.log.warning(f"child {e.event}", extra={"ctx": ctx})
-        elif e.worker == self.worker_id:
-            self.log.info(e.event, extra={"ctx": ctx})
-        else:
-            self.log.info(f"child {e.event}", extra={"ctx": ctx})
-        if e.event == "restart":
-            WORKER_RESTARTS.labels(e.worker, e.reason).inc()
-        if e.event == "exited" and e.exit_code is not None:
-            WORKER_EXIT.labels(e.worker).set(e.exit_code)
-        self.recent.append(
-            {"ts": time.time(), **{k: v for k, v in ctx.items() if k != "pid"}, "event": e.event}
-        )
+    def _publish(self, event: WorkerEvent) -> None:
         if self.pub is not None:
-            detail = f"{e.reason}: {e.detail}" if e.reason and e.detail else e.reason or e.detail
-            self.pub.publish(
-                WorkerEvent(
-                    worker=e.worker,
-                    event=e.event,
-                    pid=e.pid,
-                    exit_code=e.exit_code,
-                    detail=detail,
-                    ts_recv=time.time_ns(),
-                )
-            )
-
-    def _sync_metrics(self, now: float) -> None:
-        names = set(self.core.children)
-        for gone in self._known - names:
-            for gauge in (WORKER_UP, WORKER_UPTIME, WORKER_HB_AGE, WORKER_EXIT):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(gone)
-        self._known = names
-        for name, c in self.core.children.items():
-            WORKER_UP.labels(name).set(1 if c.state == "running" else 0)
-            WORKER_UPTIME.labels(name).set(now - c.started_at if c.alive else 0)
-            if c.alive and c.last_hb is not None:
-                WORKER_HB_AGE.labels(name).set(now - c.last_hb)
+            self.pub.publish(event)
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -363,15 +298,17 @@ class Supervisor(Actor):
                 "pid": os.getpid(),
                 "uptime_s": round(self.uptime_ms() / 1000, 3),
                 "strategy": s.strategy,
-                "restarts_in_window": self.core.intensity.used(now),
+                "restarts_in_window": restarts_in_window(self.core.children, now),
                 "max_restarts": s.max_restarts,
                 "period_s": s.period_s,
+                "on_intensity": s.on_intensity,
+                "parked": [n for n in self.core.order if self.core.children[n].parked],
                 "shutting_down": self.core.shutting_down,
                 "stop_cause": self.core.stop_cause,
                 "config": self.config_path or "",
             },
             "workers": self.core.status(now),
-            "events": list(self.recent),
+            "events": list(self.report.recent),
         }
 
     def _show(self, force: bool = False) -> None:

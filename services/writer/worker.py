@@ -81,9 +81,9 @@ class WriterWorker(Actor):
             "lost": 0,
             "shed": 0,
         }
-        self._tasks.append(asyncio.create_task(self._flusher()))
-        self._tasks.append(asyncio.create_task(self._cursor_loop()))
-        self._tasks.append(asyncio.create_task(self._gauge_loop()))
+        self.spawn(self._flusher(), name="flusher")
+        self.spawn(self._cursor_loop(), name="cursor")
+        self.spawn(self._gauge_loop(), name="gauges")
 
     def _backoff(self) -> Backoff:
         return Backoff(self.wc.retry_initial_s, max(self.wc.retry_max_s, self.wc.retry_initial_s))

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from shared.config import ConfigError
+
 #: Key id the exchange simulator always trusts, paired with the dev key in ``data_dir``.
 SIM_DEV_KEY_ID = "kxfeed-sim-dev"
 DEV_KEY_FILE = "sim-dev-key.pem"
@@ -34,8 +36,11 @@ HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 
-class KeyFileError(Exception):
-    """A private/public key that cannot be used; the message says how to fix it."""
+class KeyFileError(ConfigError):
+    """A private/public key that cannot be used; the message says how to fix it.
+
+    A configuration error: restarting cannot fix a key file, so the worker exits EX_CONFIG.
+    """
 
 
 def _message(ts_ms: int, method: str, path: str) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from shared.config import EX_CONFIG
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.kalshi.auth import generate_private_key
@@ -74,8 +75,8 @@ def test_key_file_readable_by_others_is_refused_at_start(tmp_path: Path) -> None
     )
     _, err = proc.communicate(timeout=30)
     text = err.decode()
-    assert proc.returncode == 1
-    assert f"chmod 600 {key_path}" in text
+    assert proc.returncode == EX_CONFIG, "a config error, not a crash: the supervisor will not loop on it"
+    assert f"chmod 600 {key_path}" in text and "Traceback" not in text
     assert KEY_ID not in text and "BEGIN PRIVATE KEY" not in text
 
 
@@ -90,5 +91,6 @@ def test_demo_without_credentials_says_what_to_set(tmp_path: Path) -> None:
         capture_output=True,
         timeout=30,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == EX_CONFIG
     assert "KALSHI_KEY_ID" in proc.stderr.decode() and "KALSHI_PRIVATE_KEY_PATH" in proc.stderr.decode()
+    assert "Traceback" not in proc.stderr.decode()

@@ -136,6 +136,7 @@ def test_alerts_cover_the_issue_list() -> None:
         "restarts": "kxfeed_worker_restarts_total",
         "book invalid too long": "kxfeed_orderbook_books",
         "worker down": "kxfeed_worker_up",
+        "worker parked": "kxfeed_worker_parked",
         "writer lag": "kxfeed_writer_lag_seconds",
         "gaps open": "kxfeed_gapfill_open_gaps",
         "gap recovery duration": "kxfeed_gapfill_recovery_seconds_bucket",
@@ -252,6 +253,9 @@ def test_systemd_units_are_hardened_and_restart_on_failure() -> None:
             "EnvironmentFile=-/etc/kxfeed/kxfeed.env",
         ):
             assert re.search(rf"^{re.escape(line)}$", text, re.M), f"{unit.name}: missing {line}"
+    # A configuration error is not restarted in a loop (workers exit 78, kxfeed up exits 2).
+    for unit, code in (("kxfeed-bus.service", 78), ("kxfeed-worker@.service", 78), ("kxfeed.service", 2)):
+        assert re.search(rf"^RestartPreventExitStatus={code}$", (SYSTEMD / unit).read_text(), re.M), unit
     target = (SYSTEMD / "kxfeed.target").read_text()
     assert "kxfeed-bus.service" in target and "kxfeed-worker@" in target
     assert "KALSHI_KEY_ID=" in (SYSTEMD / "kxfeed.env.example").read_text()

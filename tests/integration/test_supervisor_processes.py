@@ -328,6 +328,7 @@ def test_crash_at_start_beyond_intensity_escalates_and_exits_nonzero(tmp_path: P
     cfg, path = supervised_config(
         tmp_path,
         lambda c: [{"name": "bus"}, child("crashy", "crash", c, order)],
+        on_intensity="exit",
         max_restarts=3,
         backoff_initial_s=0.1,
         backoff_max_s=0.2,
@@ -375,7 +376,7 @@ def test_sigterm_stops_children_in_reverse_order(tmp_path: Path, up_factory: Any
 
 
 def test_metric_names_match_the_contract() -> None:
-    from services.supervisor import worker
+    from services.supervisor import reporting as worker
 
     names = {m._name for m in (worker.WORKER_UP, worker.WORKER_UPTIME, worker.WORKER_EXIT)}
     names.add(worker.WORKER_RESTARTS._name + "_total")

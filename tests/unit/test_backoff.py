@@ -53,3 +53,14 @@ def test_bad_parameters_refused() -> None:
         Backoff(0.0, 1.0)
     with pytest.raises(ValueError):
         Backoff(2.0, 1.0)
+
+
+def test_partial_jitter_keeps_a_floor_under_every_delay() -> None:
+    b = Backoff(1.0, 8.0, rng=random.Random(5), jitter=0.25)
+    for _ in range(50):
+        ceiling = b.ceiling()
+        assert 0.75 * ceiling <= b.delay() <= ceiling
+    b.reset()
+    assert b.attempt == 0 and b.ceiling() == 1.0
+    with pytest.raises(ValueError):
+        Backoff(1.0, 2.0, jitter=1.5)

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from services.supervisor.core import SupervisorCore
-from services.supervisor.model import ChildSpec, Event, Kill, Spawn
+from services.supervisor.model import ChildSpec, Event, Kill, Spawn, describe_exit
 from services.supervisor.policy import PolicySettings
-from services.supervisor.status import message_rate
+from services.supervisor.status import message_rate, restarts_in_window
+from shared.config import EX_CONFIG
 
 SETTINGS = PolicySettings(
     strategy="one_for_one",
@@ -23,7 +24,10 @@ SETTINGS = PolicySettings(
     backoff_multiplier=2.0,
     backoff_jitter=0.0,
     backoff_reset_s=30.0,
+    park_backoff_initial_s=20.0,
+    park_backoff_max_s=80.0,
 )
+EXIT = replace(SETTINGS, on_intensity="exit")
 
 
 def spec(name: str, **kw: Any) -> ChildSpec:
@@ -94,8 +98,8 @@ class Harness:
         self.core.heartbeat(name, True, counters, self.now)
         self.apply()
 
-    def exit(self, name: str, code: int) -> None:
-        self.core.exited(name, code, self.now)
+    def exit(self, name: str, code: int, note: str = "") -> None:
+        self.core.exited(name, code, self.now, note)
         self.apply()
         self.tick()
 
@@ -182,7 +186,7 @@ def test_rest_for_one_stops_later_children_in_reverse_then_restarts_in_order() -
     assert h.spawns[-1] == "connector"
     assert h.spawns.count("bus") == 1
     assert len(h.named("restart")) == 3
-    assert h.core.intensity.used(h.now) == 1, "one failure, one unit of intensity"
+    assert restarts_in_window(h.core.children, h.now) == 1, "one failure, one unit of intensity"
 
 
 def test_one_for_all_restarts_everyone() -> None:
@@ -203,7 +207,7 @@ def test_one_for_all_restarts_everyone() -> None:
 
 
 def test_intensity_exceeded_escalates_and_stops_the_rest_in_reverse() -> None:
-    h = Harness()
+    h = Harness(settings=EXIT)
     h.start_all()
     for _ in range(3):
         h.exit("connector", 1)
@@ -222,7 +226,7 @@ def test_intensity_exceeded_escalates_and_stops_the_rest_in_reverse() -> None:
 
 
 def test_crash_at_start_burns_through_backoff_not_microseconds() -> None:
-    h = Harness(specs=[spec("bus"), spec("crashy", ready="spawn", heartbeat=False)])
+    h = Harness(specs=[spec("bus"), spec("crashy", ready="spawn", heartbeat=False)], settings=EXIT)
     h.tick()
     h.ready("bus")
     times = []
@@ -322,7 +326,7 @@ def test_operator_stop_and_restart() -> None:
     h.core.restart("orderbook", h.now)
     h.tick()
     assert h.state("orderbook") == "starting"
-    assert h.core.intensity.used(h.now) == 0, "operator restarts do not count"
+    assert restarts_in_window(h.core.children, h.now) == 0, "operator restarts do not count"
     h.ready("orderbook")
     h.core.restart("writer", h.now)
     h.tick()
@@ -383,3 +387,111 @@ def test_spawn_failure_counts_as_a_failure() -> None:
     h.apply()
     assert h.state("x") == "pending"
     assert h.named("restart")[0].reason == "spawn_error"
+
+
+# ---- per-worker intensity, parking, config errors ----------------------------------------------
+def crash_until_parked(h: Harness, name: str) -> None:
+    for _ in range(SETTINGS.max_restarts):
+        h.exit(name, 1)
+        h.advance(10.0)
+        assert h.state(name) == "running" or h.state(name) == "starting"
+        if h.state(name) == "starting":
+            h.ready(name)
+    h.exit(name, 1)
+
+
+def test_a_flapping_worker_is_parked_while_the_others_keep_running() -> None:
+    h = Harness()
+    h.start_all()
+    crash_until_parked(h, "orderbook")
+    assert not h.core.shutting_down and h.core.exit_code == 0
+    (parked,) = h.named("parked")
+    assert parked.worker == "orderbook" and "more than 3 restarts in 60s" in parked.detail
+    c = h.core.children["orderbook"]
+    assert c.parked and c.parked_times == 1
+    row = next(r for r in h.core.status(h.now) if r["worker"] == "orderbook")
+    assert row["state"] == "parked" and row["parked"] is True
+    # The park backoff (20 s, minus at most 0% jitter here) holds it back; the rest runs on.
+    delay = c.not_before - h.now
+    assert 20.0 * (1 - SETTINGS.backoff_jitter) <= delay <= 20.0
+    h.advance(delay - 0.5)
+    assert h.state("orderbook") == "pending"
+    assert all(h.state(n) == "running" for n in ("bus", "writer", "connector"))
+    h.advance(1.0)
+    assert h.state("orderbook") == "starting", "back after its backoff"
+    h.ready("orderbook")
+    # Still parked: the next failure waits the doubled park backoff, not the short one.
+    h.exit("orderbook", 1)
+    assert 40.0 * (1 - SETTINGS.backoff_jitter) <= c.not_before - h.now <= 40.0
+    assert len(h.named("parked")) == 1, "parked once, however many restarts follow"
+
+
+def test_a_parked_worker_that_runs_a_whole_period_is_unparked() -> None:
+    h = Harness()
+    h.start_all()
+    crash_until_parked(h, "connector")
+    h.advance(h.core.children["connector"].not_before - h.now)
+    h.ready("connector")
+    h.advance(SETTINGS.period_s + 1.0)
+    (unparked,) = h.named("unparked")
+    assert unparked.worker == "connector"
+    c = h.core.children["connector"]
+    assert not c.parked and c.park.attempt == 0 and c.intensity.used(h.now) == 0
+    h.exit("connector", 1)
+    assert c.not_before - h.now <= SETTINGS.backoff_initial_s, "the short backoff again"
+
+
+def test_intensity_is_counted_per_worker() -> None:
+    h = Harness()
+    h.start_all()
+    for name in ("writer", "orderbook", "connector"):  # 3 failures each: each within its budget
+        for _ in range(SETTINGS.max_restarts):
+            h.exit(name, 1)
+            h.advance(10.0)
+            if h.state(name) == "starting":
+                h.ready(name)
+    assert not h.named("parked") and not h.core.shutting_down
+    assert restarts_in_window(h.core.children, h.now) == SETTINGS.max_restarts
+
+
+def test_an_operator_restart_unparks() -> None:
+    h = Harness()
+    h.start_all()
+    crash_until_parked(h, "writer")
+    h.core.restart("writer", h.now)
+    h.apply()
+    h.tick()
+    assert h.state("writer") == "starting" and not h.core.children["writer"].parked
+    assert h.named("unparked")[0].detail == "restarted by operator"
+
+
+def test_a_config_error_stops_everything_with_the_workers_own_message() -> None:
+    h = Harness()
+    h.start_all()
+    h.exit("connector", EX_CONFIG, "connector: env=demo needs a Kalshi API key")
+    assert h.core.shutting_down and h.core.exit_code == 2
+    assert h.core.stop_cause == "connector: env=demo needs a Kalshi API key"
+    assert h.state("connector") == "down"
+    assert not h.named("restart"), "a config error is not restarted"
+    (exited,) = h.named("exited")
+    assert exited.reason == "config" and exited.detail.startswith("exit status 78 (configuration error)")
+    for name in ("orderbook", "writer", "bus"):
+        assert h.signals[-1] == (name, "TERM")
+        h.exit(name, 0)
+    assert h.core.done
+
+
+def test_a_config_error_without_a_note_still_names_the_worker() -> None:
+    h = Harness()
+    h.start_all()
+    h.exit("writer", EX_CONFIG)
+    assert h.core.exit_code == 2 and h.core.stop_cause.startswith("writer: exit status 78")
+
+
+def test_exit_details_name_the_signal() -> None:
+    h = Harness()
+    h.start_all()
+    h.exit("orderbook", -9)
+    (exited,) = h.named("exited")
+    assert exited.exit_code == -9 and exited.detail.startswith("killed by SIGKILL after")
+    assert describe_exit(3) == "exit status 3" and describe_exit(-15) == "killed by SIGTERM"

@@ -99,3 +99,16 @@ def test_live_screen_shows_counters_events_and_fits_the_width() -> None:
     assert "connector exited (killed) code=-9" in text
     assert "data/logs" in lines[-1]
     assert all(len(line) <= 60 for line in lines if not line.startswith(("WORKER", "bus", "connector")))
+
+
+def test_a_parked_worker_is_shown_parked_in_the_table_and_the_headline() -> None:
+    s = status()
+    s["supervisor"]["parked"] = ["connector"]
+    s["workers"][1].update(state="parked", parked=True, restart_in_s=27.4)
+    lines = live_screen(s, width=200)
+    assert lines[0].endswith("· PARKED: connector")
+    (row,) = [line for line in table(s) if line.startswith("connector")]
+    assert "parked 27s" in row
+    s["workers"][1].update(state="running", pid=101, restart_in_s=None)
+    (row,) = [line for line in table(s) if line.startswith("connector")]
+    assert "running (parked)" in row, "back, but still on probation"

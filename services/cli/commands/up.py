@@ -10,7 +10,10 @@ restarted by the watchdog. SIGTERM or Ctrl-C stops them in reverse order
 the workers whose settings changed. In a terminal it shows a live status
 refreshed in place (the workers' logs go to <data_dir>/logs/); otherwise, or
 with --log-json, it logs lines. Exits non-zero when restarts exceed the
-intensity, so systemd or the user sees it.
+intensity with [supervisor] on_intensity = "exit" (the default, "park", parks the
+flapping worker and keeps the rest running). A worker that cannot start with this
+configuration (bad setting, missing credentials, unsafe key file) is not restarted:
+its one-line message is printed and kxfeed up exits 2.
 
 examples:
   kxfeed up                                   # simulator + pipeline + SQLite
@@ -34,7 +37,7 @@ import msgspec
 from services import registry
 from services.cli.common import add_config_options, subcommand
 from services.cli.screen import live_screen
-from shared.config import Config, load_config
+from shared.config import CONFIG_EXIT, Config, load_config
 from shared.control import ControlError, request
 from shared.log import get_logger, setup_logging
 
@@ -165,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if log_stream is not None:
             log_stream.close()
-    if code and live:
+    if code == CONFIG_EXIT:
+        # The worker's own message, live screen or not: the fix is in the config, not the logs.
+        print(f"kxfeed up: {sup.core.stop_cause}", file=sys.stderr)
+    elif code and live:
         print(f"kxfeed up: exited {code}: {sup.core.stop_cause} (see {log_dir}/)", file=sys.stderr)
     return code

@@ -4,7 +4,8 @@
 
 The worker connects to the bus named in the config, serves /metrics on its
 port and answers its control socket (ping, stats, stop). SIGTERM or Ctrl-C
-drains and exits 0.
+drains and exits 0; a crash exits 1 (its traceback in the log); a configuration
+error (bad setting, missing credentials, unsafe key file) exits 78 with one line.
 
 example:
   kxfeed worker orderbook --config config/default.toml --log-json
@@ -18,6 +19,9 @@ from typing import Any
 
 from services import registry
 from services.cli.common import add_config_options, load, subcommand
+from shared.actor import write_exit_note
+from shared.config import EX_CONFIG, ConfigError
+from shared.log import get_logger
 
 
 def register(sub: Any) -> None:
@@ -29,10 +33,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load(args)
     try:
+        cfg = load(args)
         cls = registry.worker_class(args.name)
+        worker = cls(cfg, instance=args.instance)
     except KeyError as exc:
         print(f"kxfeed worker: {exc.args[0]}", file=sys.stderr)
         return 2
-    return cls(cfg, instance=args.instance).run()
+    except ConfigError as exc:
+        # Before the worker runs; the same exit a ConfigError in its setup gives, so a
+        # supervisor stops with this message instead of restarting the worker in a loop.
+        message = " ".join(str(exc).split())
+        print(f"kxfeed worker {args.name}: config error: {message}", file=sys.stderr)
+        write_exit_note(f"{args.name}: {message}", get_logger(args.name))
+        return EX_CONFIG
+    return worker.run()
