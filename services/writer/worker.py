@@ -235,12 +235,12 @@ class WriterWorker(Actor):
         if self._bug is not None:
             raise self._bug
 
-    def _fail(self, exc: BaseException, what: str, **ctx: Any) -> None:
+    def _note_bug(self, exc: BaseException, what: str, **ctx: Any) -> None:
         """A bug in a background loop: log it with its context and fail the worker. Nothing of
         the failed work is committed, so the restarted writer replays it from the journals."""
+        # No traceback here: the Actor logs it once when the raising task fails the worker.
         self.log.error(
             f"{what} failed on a bug (not an outage): the writer stops and replays after its restart",
-            exc_info=exc,
             extra={"ctx": {"error": repr(exc)[:300], **ctx}},
         )
         if self._bug is None:
@@ -254,7 +254,7 @@ class WriterWorker(Actor):
             try:
                 await self._write(batch)
             except Exception as exc:
-                self._fail(exc, "batch write", rows=batch.row_count(), streams=len(batch.offsets))
+                self._note_bug(exc, "batch write", rows=batch.row_count(), streams=len(batch.offsets))
                 raise
             finally:
                 self.queue.task_done()
@@ -329,7 +329,7 @@ class WriterWorker(Actor):
             try:
                 await self._advance_cursor()
             except Exception as exc:
-                self._fail(exc, "journal cursor update")
+                self._note_bug(exc, "journal cursor update")
                 raise
 
     async def _advance_cursor(self) -> None:
