@@ -1,10 +1,14 @@
-"""Frames the connector cannot use: counted by reason, sampled into the log, never fatal."""
+"""Frames the connector cannot use: counted by reason, sampled into the log, never fatal.
+
+Reasons: ``json`` (not JSON, or nested deeper than the decoder goes), ``schema`` (a known
+type misshapen), ``range`` (a number the bus or the database cannot hold), ``units`` (a
+decimal finer than its unit, a book price outside (0, 1), ...).
+"""
 
 from __future__ import annotations
 
-import msgspec
-
-from shared.kalshi.ws import KNOWN_TYPES, frame_type
+from shared.kalshi.parse import RangeError
+from shared.kalshi.ws import KNOWN_TYPES, Envelope, decode_failure, frame_envelope
 from shared.log import BurstLog, get_logger
 
 from .metrics import BAD_FRAMES, UNKNOWN_TYPES
@@ -21,14 +25,17 @@ class FrameFaults:
         self.unknown_types = unknown_types
         self._burst = BurstLog(_log)
 
-    def undecodable(self, raw: bytes, exc: Exception) -> None:
-        """A frame the typed decoder refused: not JSON, an unknown type, or a known type misshapen."""
-        if not isinstance(exc, msgspec.ValidationError):
+    def undecodable(self, raw: bytes, exc: Exception) -> Envelope | None:
+        """A frame the typed decoder refused: not JSON (or nested past the decoder's depth), an
+        unknown type, a number out of range, or a known type misshapen. Returns what can be
+        read of a known type's frame (its sid and seq may still matter), else None."""
+        reason = decode_failure(exc)
+        if reason == "json":
             self.bad("json", raw, exc)
-            return
-        env = frame_type(raw)
-        if env is not None and env[0] and env[0] not in KNOWN_TYPES:
-            kind = env[0]
+            return None
+        env = frame_envelope(raw)
+        if env is not None and env.type and env.type not in KNOWN_TYPES:
+            kind = env.type
             if kind not in self.unknown_types:
                 if len(self.unknown_types) < MAX_UNKNOWN_LABELS:
                     self.unknown_types.add(kind)
@@ -38,8 +45,13 @@ class FrameFaults:
                 else:
                     kind = "other"
             UNKNOWN_TYPES.labels(kind).inc()
-            return
-        self.bad("schema", raw, exc)
+            return None
+        self.bad(reason, raw, exc)
+        return env
+
+    def unusable(self, raw: bytes, exc: Exception) -> None:
+        """A decoded frame whose values parse could not use: units, or a number out of range."""
+        self.bad("range" if isinstance(exc, RangeError) else "units", raw, exc)
 
     def bad(self, reason: str, raw: bytes, exc: Exception) -> None:
         BAD_FRAMES.labels(reason).inc()

@@ -24,8 +24,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import msgspec
-
 from shared.kalshi import parse
 from shared.kalshi.ws import (
     FRAME_DECODER,
@@ -48,6 +46,8 @@ from shared.kalshi.ws import (
 )
 from shared.log import BurstLog, get_logger
 from shared.messages import (
+    DECODE_ERRORS,
+    INT64_MAX,
     EventLifecycle,
     MarketLifecycle,
     Message,
@@ -59,10 +59,10 @@ from .metrics import (
     COMMAND_ERRORS,
     DECODE,
     DISCARDED,
-    DUPLICATES,
     GAPS,
     MESSAGE_AGE,
     MESSAGES,
+    REANCHORED,
     SEND_AGE,
 )
 from .recovery import Recovery
@@ -70,7 +70,6 @@ from .resync import VALID, BookResync, MiniBook
 from .subscriptions import BOOK, Pending, SubscriptionTable
 
 _MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
-_DUP = DUPLICATES
 _log = get_logger("connector.session")
 
 
@@ -140,8 +139,10 @@ class Session(BookResync):
         for raw in raws:
             try:
                 f: Any = decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                self.faults.undecodable(raw, exc)
+            except DECODE_ERRORS as exc:
+                env = self.faults.undecodable(raw, exc)
+                if env is not None:
+                    self._bad_frame(env, now, ts_recv)
                 continue
             t = type(f)
             counts[t] = counts.get(t, 0) + 1
@@ -152,11 +153,8 @@ class Session(BookResync):
                     continue
                 seq = f.seq
                 last = sub.last_seq
-                if last is not None and seq != last + 1:
-                    if seq <= last:
-                        _DUP.inc()
-                        continue
-                    self._sid_gap(sub, last + 1, seq, now, ts_recv)
+                if last is not None and seq != last + 1 and not self._seq_slow(sub, last, seq, now, ts_recv):
+                    continue
                 sub.last_seq = seq
                 m = f.msg
                 if m.ts_ms is not None:
@@ -170,13 +168,13 @@ class Session(BookResync):
                 try:
                     d = to_delta(f, conn, ts_recv, yes_price=yes_price)
                 except UnitError as exc:
-                    self.faults.bad("units", raw, exc)
+                    self.faults.unusable(raw, exc)
                     self._market_gap(sub, m.market_ticker, "bad_delta", seq, now, ts_recv)
                     continue
                 levels = book.yes if d.side == "yes" else book.no
                 new = levels.get(d.price, 0) + d.delta
-                if new < 0:
-                    self._market_gap(sub, m.market_ticker, "negative_level", seq, now, ts_recv)
+                if new < 0 or new > INT64_MAX:
+                    self._level_break(raw, sub, m.market_ticker, new, seq, now, ts_recv)
                     continue
                 if new:
                     levels[d.price] = new
@@ -220,7 +218,7 @@ class Session(BookResync):
                 self._reply(f, now, ts_recv)
                 return
         except UnitError as exc:
-            self.faults.bad("units", raw, exc)
+            self.faults.unusable(raw, exc)
             return
         ts = msg.ts_exch
         if ts is not None and t is not MarketLifecycleFrame:
@@ -228,16 +226,22 @@ class Session(BookResync):
         self.out.append(msg)
 
     def _lifecycle_seq(self, f: Any) -> None:
+        """Lifecycle frames are published whatever their seq; a gap asks for re-discovery.
+        A jump far ahead re-anchors like a book sid's (see BookResync._seq_slow)."""
         sub = self.table.lifecycle
         if f.seq is None or sub is None or f.sid != sub.sid:
             return
-        last = sub.last_seq
-        if last is not None and f.seq > last + 1:
+        seq, last = f.seq, sub.last_seq
+        if last is None or seq == last + 1:
+            sub.last_seq = seq
+        elif seq > last:
             GAPS.labels("lifecycle_seq").inc()
             self.lifecycle_gap = True
             self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
-        if last is None or f.seq > last:
-            sub.last_seq = f.seq
+            sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
+        elif sub.jump_at == last and seq > sub.jump_from:
+            REANCHORED.inc()
+            sub.jump_at, sub.last_seq = None, seq
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
         t = type(f)

@@ -9,6 +9,11 @@ rounded. Times become Unix milliseconds.
 levels on the YES axis, pass ``yes_price=True`` and the NO prices are turned back
 into NO prices (``1 - p``), so on the bus a NO level is always a NO bid.
 
+Every integer a parser returns fits the bus schema and a BIGINT column (int64): a value
+outside raises :class:`RangeError` (a UnitError, counted as reason ``range``), so nothing
+out of range reaches a bus encoder or the database. Integers the wire carries as JSON
+numbers are bounded by the wire schema itself (:mod:`shared.kalshi.ws`).
+
 Parsing a decimal string is the costliest step of the hot path, and the same
 strings recur endlessly (a book has a few hundred price levels), so the
 parsers are memoised in bounded dictionaries.
@@ -17,10 +22,11 @@ parsers are memoised in bounded dictionaries.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
 
 from shared.kalshi import rest_models, ws
 from shared.messages import (
+    INT64_MAX,
+    INT64_MIN,
     BookDelta,
     BookSnapshot,
     EventLifecycle,
@@ -34,7 +40,54 @@ from shared.messages import (
     Ticker,
     Trade,
 )
-from shared.units import MONEY_SCALE, ONE_DOLLAR, UnitError, parse_count, parse_money, parse_price
+from shared.units import (
+    COUNT_PLACES,
+    MONEY_PLACES,
+    MONEY_SCALE,
+    ONE_DOLLAR,
+    PRICE_PLACES,
+    UnitError,
+    parse_fixed,
+)
+
+
+class RangeError(UnitError):
+    """A well-formed number that the bus and the database cannot hold (outside int64)."""
+
+
+#: Longest decimal string read: int64 has 19 digits; the slack covers a sign, a point, the
+#: unit's places and trailing zeros. Longer is refused before any big-int arithmetic.
+_MAX_DECIMAL_LEN = 48
+
+
+def fixed(text: str, places: int, *, signed: bool = False) -> int:
+    """The one decimal parser of the wire: :func:`shared.units.parse_fixed`, bounded to int64."""
+    if isinstance(text, str) and len(text) > _MAX_DECIMAL_LEN:
+        raise RangeError(f"decimal of {len(text)} characters: {text[:24]!r}...")
+    value = parse_fixed(text, places, signed=signed)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RangeError(f"{text!r} is outside int64 in units of 1e-{places}")
+    return value
+
+
+def parse_price(text: str) -> int:
+    return fixed(text, PRICE_PLACES)
+
+
+def parse_count(text: str, *, signed: bool = False) -> int:
+    return fixed(text, COUNT_PLACES, signed=signed)
+
+
+def parse_money(text: str, *, signed: bool = True) -> int:
+    return fixed(text, MONEY_PLACES, signed=signed)
+
+
+def in_range(value: int, what: str) -> int:
+    """``value`` if it fits int64, else RangeError (for values derived by arithmetic)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RangeError(f"{what} {value} is outside int64")
+    return value
+
 
 _CACHE_LIMIT = 200_000
 _prices: dict[str, int] = {}
@@ -109,28 +162,30 @@ def rfc3339_ms(text: str | None) -> int | None:
         return None
     try:
         when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UnitError(f"not an RFC3339 time: {text!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return (when - _EPOCH) // _MS
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return (when - _EPOCH) // _MS
+    except (ValueError, OverflowError):
+        raise UnitError(f"not an RFC3339 time: {text[:60]!r}") from None
 
 
 def fee_multiplier_ppm(raw: bytes | str | None) -> int | None:
-    """A JSON number (``1``, ``0.5``, ``"0.5"``) -> parts per million; None for null/absent."""
+    """A JSON number (``1``, ``0.5``, ``"0.5"``) -> parts per million; None for null/absent.
+
+    Read as a plain decimal (no exponent, no NaN/Infinity), exactly like a price: a float or a
+    Decimal would accept forms whose arithmetic overflows or rounds."""
     if raw is None:
         return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    text = text.strip().strip('"')
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise UnitError("fee multiplier is not text") from None
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
     if text in ("", "null"):
         return None
-    try:
-        value = Decimal(text) * MONEY_SCALE
-    except InvalidOperation:
-        raise UnitError(f"fee multiplier {text!r} is not a number") from None
-    if value != value.to_integral_value() or value < 0:
-        raise UnitError(f"fee multiplier {text!r} is not a whole number of ppm")
-    return int(value)
+    return fixed(text, MONEY_PLACES)
 
 
 def price_ranges(ranges: list[ws.PriceRangeWire] | None) -> list[PriceRange]:
