@@ -15,6 +15,9 @@ from .metrics import BAD_FRAMES, UNKNOWN_TYPES
 
 #: Distinct unknown type names that get their own metric label (the rest count as "other").
 MAX_UNKNOWN_LABELS = 50
+#: Distinct retired or unknown error codes logged (each once per process; the rest are counted).
+MAX_LOGGED_CODES = 50
+_logged_codes: set[int] = set()
 
 _log = get_logger("connector.frames")
 
@@ -48,6 +51,18 @@ class FrameFaults:
             return None
         self.bad(reason, raw, exc)
         return env
+
+    @staticmethod
+    def odd_code(code: int, kind: str, ctx: dict[str, object]) -> None:
+        """A retired or unknown error code: logged the first time this process sees it."""
+        if code in _logged_codes or len(_logged_codes) >= MAX_LOGGED_CODES:
+            return
+        _logged_codes.add(code)
+        _log.warning(
+            f"error code {'Kalshi retired' if kind == 'retired' else 'Kalshi does not define'}: "
+            "counted, not acted on",
+            extra={"ctx": {**ctx, "code": code}},
+        )
 
     def unusable(self, raw: bytes, exc: Exception) -> None:
         """A decoded frame whose values parse could not use: units, or a number out of range."""

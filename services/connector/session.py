@@ -10,7 +10,8 @@ a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
 for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
 for a market without a snapshot, or one that would make a level negative, is a
 gap of that market alone. Recovery that does not finish within the resync
-timeout, and terminal errors (10, 17, 25), replace the subscription.
+timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
+unknown error codes are counted and logged once, never terminal.
 That bookkeeping, everything off the in-order delta's fast path, is
 :class:`~services.connector.resync.BookResync`, mixed in here.
 
@@ -27,7 +28,6 @@ from typing import Any
 from shared.kalshi import parse
 from shared.kalshi.ws import (
     FRAME_DECODER,
-    TERMINAL_ERRORS,
     TYPE_NAMES,
     Error,
     EventFeeUpdateFrame,
@@ -43,6 +43,7 @@ from shared.kalshi.ws import (
     TickerFrame,
     TradeFrame,
     Unsubscribed,
+    error_class,
 )
 from shared.log import BurstLog, get_logger
 from shared.messages import (
@@ -264,16 +265,31 @@ class Session(BookResync):
             DISCARDED.labels(TYPE_NAMES[t]).inc()
 
     def _error(self, f: Error, now: float, ts_recv: int) -> None:
+        """By Kalshi's current table: 10 and 25 end the subscription (resubscribe now); a refused
+        command is handled by its kind; retired (6, 16, 17) and unknown codes are counted and
+        logged once, and never end anything by themselves."""
         code = f.msg.code
-        COMMAND_ERRORS.labels(str(code)).inc()
+        kind = error_class(code)
+        # A label per code Kalshi defines; a hostile stream of codes cannot grow the label set.
+        COMMAND_ERRORS.labels(str(code) if kind != "unknown" else "unknown").inc()
         p = self.table.pop(f.id) if f.id else None
-        ctx: dict[str, Any] = {"code": code, "error": f.msg.msg, "id": f.id, "ticker": f.msg.market_ticker}
+        sid = f.sid if f.sid is not None else f.msg.sid
+        ctx: dict[str, Any] = {
+            "code": code,
+            "error": f.msg.msg[:200],
+            "id": f.id,
+            "ticker": f.msg.market_ticker,
+            "sid": sid,
+        }
+        if kind in ("retired", "unknown"):
+            self.faults.odd_code(code, kind, ctx)
+        self._error_seq(f)
         if p is not None:
             self._command_failed(p, f, now)
-            self._burst.event(f"err:{p.kind}:{code}", "command refused", kind=p.kind, **ctx)
+            self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
             return
-        sid = f.sid if f.sid is not None else f.msg.sid
-        if code in TERMINAL_ERRORS:
+        del ctx["sid"]
+        if kind == "terminal":
             subs = [self.table.by_sid[sid]] if sid in self.table.by_sid else []
             if sid is None:
                 subs = self.table.live_subs()  # a terminal error naming no sid: trust none
@@ -281,7 +297,16 @@ class Session(BookResync):
             for sub in subs:
                 self._replace(sub, f"error_{code}", now, ts_recv)
         else:
-            self._burst.event(f"err:{code}", "error from Kalshi", sid=sid, **ctx)
+            self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
+
+    def _error_seq(self, f: Error) -> None:
+        """An error on a book sid may take the next number of its sequence: then the frame after
+        it is in order, not a gap. One repeating the last seq takes nothing."""
+        if f.sid is None or f.seq is None:
+            return
+        sub = self.table.by_sid.get(f.sid)
+        if sub is not None and sub.channel == BOOK and sub.last_seq is not None and f.seq == sub.last_seq + 1:
+            sub.last_seq = f.seq
 
     def _command_failed(self, p: Pending, f: Error, now: float) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker

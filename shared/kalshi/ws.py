@@ -44,6 +44,16 @@ RETIRED_ERRORS = frozenset({6, 16, 17})
 KNOWN_ERRORS = frozenset(range(1, 29)) - RETIRED_ERRORS
 
 
+def error_class(code: int) -> str:
+    """``terminal`` (resubscribe now), ``known`` (the command failed), ``retired`` or ``unknown``
+    (counted and logged once, never acted on as terminal)."""
+    if code in TERMINAL_ERRORS:
+        return "terminal"
+    if code in KNOWN_ERRORS:
+        return "known"
+    return "retired" if code in RETIRED_ERRORS else "unknown"
+
+
 class _Frame(msgspec.Struct, tag_field="type", frozen=True):
     pass
 
@@ -90,17 +100,21 @@ class ErrorMsg(msgspec.Struct, frozen=True):
     code: Int64
     msg: str = ""
     market_ticker: str | None = None
+    #: Replaced by ``market_tickers`` in the newer spec; still read from older servers.
     market_id: str | None = None
+    market_tickers: list[str] | None = None
     #: Not in Kalshi's schema; read when a server names the subscription inside ``msg``.
     sid: Sid | None = None
 
 
 class Error(_Frame, frozen=True, tag="error"):
-    """A failed command (``id`` set) or a terminal error on a live subscription (``sid``)."""
+    """A failed command (``id`` set) or an error on a live subscription (``sid``, and then
+    possibly the ``seq`` it takes in that sid's sequence)."""
 
     msg: ErrorMsg
     id: Sid = 0
     sid: Sid | None = None
+    seq: Seq | None = None
 
 
 # ---- order book (seq-checked) ---------------------------------------------------------------
