@@ -18,6 +18,8 @@ MAX_UNKNOWN_LABELS = 50
 #: Distinct retired or unknown error codes logged (each once per process; the rest are counted).
 MAX_LOGGED_CODES = 50
 _logged_codes: set[int] = set()
+#: Label children resolved once: a hostile stream makes this a hot path.
+_BAD = {r: BAD_FRAMES.labels(r) for r in ("json", "schema", "range", "units")}
 
 _log = get_logger("connector.frames")
 
@@ -69,7 +71,7 @@ class FrameFaults:
         self.bad("range" if isinstance(exc, RangeError) else "units", raw, exc)
 
     def bad(self, reason: str, raw: bytes, exc: Exception) -> None:
-        BAD_FRAMES.labels(reason).inc()
+        (_BAD.get(reason) or BAD_FRAMES.labels(reason)).inc()
         sample = bytes(raw[:200]).decode(errors="replace")
         self._burst.event(
             f"bad:{reason}", "bad frame skipped", reason=reason, error=str(exc)[:200], sample=sample
