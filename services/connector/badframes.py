@@ -7,8 +7,9 @@ decimal finer than its unit, a book price outside (0, 1), ...).
 
 from __future__ import annotations
 
-from shared.kalshi.parse import RangeError
-from shared.kalshi.ws import KNOWN_TYPES, Envelope, decode_failure, frame_envelope
+from shared.kalshi.envelope import Envelope, decode_failure, frame_envelope
+from shared.kalshi.numbers import RangeError
+from shared.kalshi.ws import KNOWN_TYPES
 from shared.log import BurstLog, get_logger
 
 from .metrics import BAD_FRAMES, UNKNOWN_TYPES

@@ -2,7 +2,9 @@
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
+such a gap too, and when the frames after it carry the sid's old sequence, they
+re-anchor it there (counted) instead of being read as duplicates. A market waiting
 for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
 for a market without a snapshot, or one that would make a level negative, is a
 gap of that market alone. A subscription whose recovery fails is replaced
@@ -17,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared.kalshi import parse
-from shared.kalshi.parse import RangeError
-from shared.kalshi.ws import TYPE_NAMES, Envelope, OrderbookDelta, OrderbookSnapshot
+from shared.kalshi.envelope import Envelope
+from shared.kalshi.numbers import RangeError
+from shared.kalshi.ws import TYPE_NAMES, OrderbookDelta, OrderbookSnapshot
 from shared.log import BurstLog
 from shared.messages import Message
 from shared.units import UnitError

@@ -6,7 +6,9 @@ socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
+such a gap too, and when the frames after it carry the sid's old sequence, they
+re-anchor it there (counted) instead of being read as duplicates. A market waiting
 for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
 for a market without a snapshot, or one that would make a level negative, is a
 gap of that market alone. Recovery that does not finish within the resync

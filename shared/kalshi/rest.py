@@ -32,6 +32,7 @@ import aiohttp
 import msgspec
 from prometheus_client import Counter
 
+from shared.kalshi.envelope import decode_failure
 from shared.kalshi.rest_models import (
     Event,
     EventResponse,
@@ -52,7 +53,6 @@ from shared.kalshi.rest_models import (
     Trade,
     TradesPage,
 )
-from shared.kalshi.ws import decode_failure
 from shared.log import BurstLog, get_logger
 from shared.messages import DECODE_ERRORS
 

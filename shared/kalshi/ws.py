@@ -3,8 +3,8 @@
 Server frames are JSON objects tagged by ``type``; :data:`FRAME_DECODER` decodes
 any known frame into its Struct in one pass. Unknown fields are ignored (Kalshi
 adds fields without notice). A frame whose ``type`` is not one of ours fails the
-union decode; :func:`frame_type` then tells an unknown type from a malformed
-frame, so the two can be counted apart.
+union decode; :func:`~shared.kalshi.envelope.frame_type` then tells an unknown type from a malformed
+frame, so the two can be counted apart (:mod:`shared.kalshi.envelope`).
 
 Prices and counts stay the wire's decimal strings here; :mod:`shared.kalshi.parse`
 turns them into exact integers. Field names are Kalshi's, including deprecated
@@ -17,18 +17,18 @@ rejects some combinations (``market_ticker`` with ``market_tickers``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple, TypeVar
+from typing import Annotated, Literal
 
 import msgspec
 
-from shared.messages import DECODE_ERRORS, INT64_MAX, INT64_MIN, Int64
+from shared.messages import INT64_MAX, INT64_MIN, Int64
 
 Side = Literal["yes", "no"]
 Level = tuple[str, str]  # (price_dollars, count_fp)
 
 # Every integer on the wire is bounded where it is decoded, by what kxfeed derives from it:
 # a value the bus or a BIGINT cannot hold fails the decode as a ValidationError that
-# :func:`is_range_error` recognises, so no OverflowError can surface later at bus encode.
+# shared.kalshi.envelope.is_range_error recognises, so no OverflowError can surface later at bus encode.
 #: A sid, a command id.
 Sid = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 #: A per-sid seq: ``seq + 1`` (the next expected) must still fit.
@@ -371,84 +371,6 @@ FRAME_DECODER: msgspec.json.Decoder[ServerFrame] = msgspec.json.Decoder(ServerFr
 #: ``type`` tag of each frame Struct, and every tag :data:`FRAME_DECODER` knows.
 TYPE_NAMES: dict[type, str] = {t: t.__struct_config__.tag for t in FRAME_TYPES}  # type: ignore[misc]
 KNOWN_TYPES = frozenset(TYPE_NAMES.values())
-
-
-_NULL = msgspec.Raw(b"null")
-
-
-class _Envelope(msgspec.Struct):
-    # Raw: each field is read on its own, so one misshapen field cannot hide the others.
-    type: msgspec.Raw = _NULL
-    sid: msgspec.Raw = _NULL
-    seq: msgspec.Raw = _NULL
-    msg: msgspec.Raw = _NULL
-
-
-class _TickerOf(msgspec.Struct):
-    market_ticker: msgspec.Raw = _NULL
-
-
-class Envelope(NamedTuple):
-    """What can still be read of a frame the typed decode refused (None: absent or unusable)."""
-
-    type: str
-    sid: int | None
-    seq: int | None
-    ticker: str | None
-
-
-_ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
-_TICKER_DECODER = msgspec.json.Decoder(_TickerOf)
-_STR = msgspec.json.Decoder(str)
-_SID = msgspec.json.Decoder(Sid)
-_SEQ = msgspec.json.Decoder(Seq)
-
-
-_T = TypeVar("_T")
-
-
-def _read(decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw) -> _T | None:
-    try:
-        return decoder.decode(raw)
-    except DECODE_ERRORS:
-        return None
-
-
-def frame_envelope(raw: bytes | str) -> Envelope | None:
-    """Type, sid, seq and ``msg.market_ticker`` of a frame that failed the typed decode (each
-    None when absent, mistyped or out of range), or None if it is not a JSON object with a
-    string ``type``. Total: never raises."""
-    try:
-        env = _ENVELOPE_DECODER.decode(raw)
-    except DECODE_ERRORS:
-        return None
-    kind = _read(_STR, env.type)
-    if kind is None:
-        return None
-    inner = _read(_TICKER_DECODER, env.msg)
-    ticker = _read(_STR, inner.market_ticker) if inner is not None else None
-    return Envelope(kind, _read(_SID, env.sid), _read(_SEQ, env.seq), ticker)
-
-
-def frame_type(raw: bytes | str) -> tuple[str, int | None, int | None] | None:
-    """``(type, sid, seq)`` of :func:`frame_envelope`."""
-    env = frame_envelope(raw)
-    return None if env is None else (env.type, env.sid, env.seq)
-
-
-_RANGE_MESSAGES = ("Expected `int` >=", "Expected `int` <=")
-
-
-def is_range_error(exc: Exception) -> bool:
-    """A ValidationError raised by a numeric bound (``Expected `int` <= ...``), not by a type."""
-    return isinstance(exc, msgspec.ValidationError) and str(exc).startswith(_RANGE_MESSAGES)
-
-
-def decode_failure(exc: Exception) -> str:
-    """The bad-frame reason of an exception from :data:`FRAME_DECODER`: json | range | schema."""
-    if is_range_error(exc):
-        return "range"
-    return "schema" if isinstance(exc, msgspec.ValidationError) else "json"
 
 
 # ---- client commands --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.kalshi import parse, ws
+from shared.kalshi import envelope, parse, ws
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, INT64_MAX, BookDelta, Message
 
 from .test_connector_support import TS_MS, Script, delta, kinds, metric, snap
@@ -185,7 +185,7 @@ def test_wire_bounds_follow_what_kxfeed_derives() -> None:
         try:
             ws.FRAME_DECODER.decode(json.dumps(raw))
         except Exception as exc:
-            return ws.decode_failure(exc)
+            return envelope.decode_failure(exc)
         return "ok"
 
     d = delta(1, INT64_MAX - 1, A, "0.4", "1")

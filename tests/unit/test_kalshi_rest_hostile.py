@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from shared.kalshi import parse
-from shared.kalshi.parse import RangeError
+from shared.kalshi.numbers import RangeError
 from shared.kalshi.rest import RestError
 from shared.kalshi.rest_models import Market, Orderbook, Series
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, INT64_MAX
