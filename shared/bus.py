@@ -20,13 +20,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-import msgspec
 import zmq
 from msgspec.structs import force_setattr
 from prometheus_client import Counter
 
 from shared.log import BurstLog, get_logger
-from shared.messages import BATCH_DECODER, BATCH_ENCODER, KINDS, Message
+from shared.messages import BATCH_DECODER, BATCH_ENCODER, DECODE_ERRORS, KINDS, Message
 
 PUBLISHED = Counter("kxfeed_bus_published_total", "Messages published to the bus", ["kind"])
 RECEIVED = Counter("kxfeed_bus_received_total", "Messages received from the bus", ["kind"])
@@ -364,7 +363,7 @@ class Subscriber:
                 continue
             try:
                 batch = decode(part.buffer)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except DECODE_ERRORS as exc:
                 self._bad(str(exc), topic=topic.bytes[:80].decode(errors="replace"))
                 continue
             if not batch:

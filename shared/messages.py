@@ -20,9 +20,20 @@ NO-side book prices are always NO prices (the connector normalises Kalshi's
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+
+#: What a BIGINT column and a signed msgpack int hold. Every integer of the bus schema is
+#: bounded by it, so a decoder refuses (ValidationError, counted) what the database could not
+#: store, and producers range-check before they build a message (shared.kalshi.parse).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+#: Everything a total decode of a payload may raise: malformed bytes, a schema or range
+#: violation, and nesting deeper than the decoder recurses (``Any`` fields, skipped fields).
+DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 Side = Literal["yes", "no"]
 Source = Literal["ws", "rest", "poll", "sim"]
@@ -30,10 +41,10 @@ Source = Literal["ws", "rest", "poll", "sim"]
 
 class _Header(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True, omit_defaults=False):
     pub: str = ""
-    epoch: int = 0
-    seq: int = 0
-    ts_exch: int | None = None
-    ts_recv: int = 0
+    epoch: Int64 = 0
+    seq: Int64 = 0
+    ts_exch: Int64 | None = None
+    ts_recv: Int64 = 0
 
     #: Topic suffix field: topic = "<kind>.<value of this field>".
     topic_field: ClassVar[str] = "ticker"
@@ -51,12 +62,12 @@ class _Header(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=Tr
 class PriceRange(msgspec.Struct, frozen=True, array_like=True):
     """A band of the price ladder: prices ``start..end`` step ``step`` (price units)."""
 
-    start: int
-    end: int
-    step: int
+    start: Int64
+    end: Int64
+    step: Int64
 
 
-Level = tuple[int, int]  # (price, size)
+Level = tuple[Int64, Int64]  # (price, size)
 
 
 class BookSnapshot(_Header, frozen=True, tag="snap"):
@@ -65,9 +76,9 @@ class BookSnapshot(_Header, frozen=True, tag="snap"):
 
     ticker: str
     market_id: str
-    conn: int
-    sid: int
-    xseq: int
+    conn: Int64
+    sid: Int64
+    xseq: Int64
     yes: list[Level]
     no: list[Level]
     source: Source = "ws"
@@ -76,12 +87,12 @@ class BookSnapshot(_Header, frozen=True, tag="snap"):
 class BookDelta(_Header, frozen=True, tag="delta"):
     ticker: str
     market_id: str
-    conn: int
-    sid: int
-    xseq: int
+    conn: Int64
+    sid: Int64
+    xseq: Int64
     side: Side
-    price: int
-    delta: int
+    price: Int64
+    delta: Int64
 
 
 class BookState(_Header, frozen=True, tag="bookstate"):
@@ -90,33 +101,33 @@ class BookState(_Header, frozen=True, tag="bookstate"):
     ticker: str
     valid: bool
     reason: str = ""
-    conn: int = 0
-    sid: int = 0
-    xseq: int = 0
+    conn: Int64 = 0
+    sid: Int64 = 0
+    xseq: Int64 = 0
     durable: ClassVar[bool] = False
 
 
 class Ticker(_Header, frozen=True, tag="ticker"):
     ticker: str
     market_id: str
-    price: int | None
-    yes_bid: int
-    yes_ask: int
-    yes_bid_size: int
-    yes_ask_size: int
-    last_trade_size: int
-    volume: int
-    open_interest: int
-    dollar_volume: int
-    dollar_open_interest: int
+    price: Int64 | None
+    yes_bid: Int64
+    yes_ask: Int64
+    yes_bid_size: Int64
+    yes_ask_size: Int64
+    last_trade_size: Int64
+    volume: Int64
+    open_interest: Int64
+    dollar_volume: Int64
+    dollar_open_interest: Int64
 
 
 class Trade(_Header, frozen=True, tag="trade"):
     trade_id: str
     ticker: str
-    yes_price: int
-    no_price: int
-    count: int
+    yes_price: Int64
+    no_price: Int64
+    count: Int64
     taker_side: Side
     is_block_trade: bool = False
 
@@ -131,11 +142,11 @@ class Fill(_Header, frozen=True, tag="fill"):
     ticker: str
     is_taker: bool
     side: Side
-    yes_price: int
-    count: int
-    fee: int
+    yes_price: Int64
+    count: Int64
+    fee: Int64
     action: str = ""
-    post_position: int = 0
+    post_position: Int64 = 0
     client_order_id: str | None = None
 
 
@@ -144,11 +155,11 @@ class MarketPosition(_Header, frozen=True, tag="position"):
     ``position`` signed hundredths (negative = NO); money fields in micro-dollars."""
 
     ticker: str
-    position: int
-    position_cost: int
-    realized_pnl: int
-    fees_paid: int
-    volume: int
+    position: Int64
+    position_cost: Int64
+    realized_pnl: Int64
+    fees_paid: Int64
+    volume: Int64
 
 
 class MarketLifecycle(_Header, frozen=True, tag="lifecycle"):
@@ -157,12 +168,12 @@ class MarketLifecycle(_Header, frozen=True, tag="lifecycle"):
     ticker: str
     event_type: str
     event_ticker: str | None = None
-    open_ms: int | None = None
-    close_ms: int | None = None
+    open_ms: Int64 | None = None
+    close_ms: Int64 | None = None
     result: str | None = None
-    determination_ms: int | None = None
-    settlement_value: int | None = None
-    settled_ms: int | None = None
+    determination_ms: Int64 | None = None
+    settlement_value: Int64 | None = None
+    settled_ms: Int64 | None = None
     is_deactivated: bool | None = None
     price_ranges: list[PriceRange] | None = None
     title: str | None = None
@@ -176,7 +187,7 @@ class EventLifecycle(_Header, frozen=True, tag="evlifecycle"):
     title: str
     subtitle: str = ""
     collateral_return_type: str = ""
-    strike_ms: int | None = None
+    strike_ms: Int64 | None = None
     strike_period: str | None = None
     topic_field: ClassVar[str] = "event_ticker"
 
@@ -186,7 +197,7 @@ class FeeUpdate(_Header, frozen=True, tag="fee"):
 
     event_ticker: str
     fee_type_override: str | None
-    fee_multiplier_ppm_override: int | None
+    fee_multiplier_ppm_override: Int64 | None
     topic_field: ClassVar[str] = "event_ticker"
 
 
@@ -200,12 +211,12 @@ class MarketMeta(_Header, frozen=True, tag="meta"):
     status: str
     market_type: str = "binary"
     category: str = ""
-    open_ms: int | None = None
-    close_ms: int | None = None
-    expiration_ms: int | None = None
+    open_ms: Int64 | None = None
+    close_ms: Int64 | None = None
+    expiration_ms: Int64 | None = None
     price_ranges: list[PriceRange] = []
     fee_type: str = ""
-    fee_multiplier_ppm: int = 1_000_000
+    fee_multiplier_ppm: Int64 = 1_000_000
     result: str = ""
 
 
@@ -214,13 +225,13 @@ class PollSnapshot(_Header, frozen=True, tag="poll"):
 
     ticker: str
     status: str
-    yes_bid: int | None
-    yes_ask: int | None
-    yes_bid_size: int
-    yes_ask_size: int
-    last_price: int | None
-    volume: int
-    open_interest: int
+    yes_bid: Int64 | None
+    yes_ask: Int64 | None
+    yes_bid_size: Int64
+    yes_ask_size: Int64
+    last_price: Int64 | None
+    volume: Int64
+    open_interest: Int64
     fallback: bool = False
 
 
@@ -231,16 +242,16 @@ class Gap(_Header, frozen=True, tag="gap"):
     expected) and status "recovered" closes it.
     """
 
-    conn: int
-    sid: int
-    expected: int
-    received: int
+    conn: Int64
+    sid: Int64
+    expected: Int64
+    received: Int64
     tickers: list[str]
     reason: str
     status: Literal["open", "recovered"] = "open"
     method: str = ""
-    detected_ms: int = 0
-    recovered_ms: int | None = None
+    detected_ms: Int64 = 0
+    recovered_ms: Int64 | None = None
 
     def topic(self) -> str:
         suffix = self.tickers[0] if len(self.tickers) == 1 else f"sid-{self.conn}-{self.sid}"
@@ -252,16 +263,16 @@ class TopOfBook(_Header, frozen=True, tag="tob"):
     it and ``spread`` are None when either side is empty."""
 
     ticker: str
-    xseq: int
+    xseq: Int64
     valid: bool
-    yes_bid: int | None
-    yes_bid_size: int
-    yes_ask: int | None
-    yes_ask_size: int
-    no_bid: int | None
-    no_ask: int | None
-    mid_x2: int | None
-    spread: int | None
+    yes_bid: Int64 | None
+    yes_bid_size: Int64
+    yes_ask: Int64 | None
+    yes_ask_size: Int64
+    no_bid: Int64 | None
+    no_ask: Int64 | None
+    mid_x2: Int64 | None
+    spread: Int64 | None
     durable: ClassVar[bool] = False
 
 
@@ -269,7 +280,7 @@ class Depth(_Header, frozen=True, tag="depth"):
     """Top N levels per side, best first."""
 
     ticker: str
-    xseq: int
+    xseq: Int64
     valid: bool
     yes: list[Level]
     no: list[Level]
@@ -282,11 +293,11 @@ class Signal(_Header, frozen=True, tag="signal"):
     ticker: str
     strategy: str
     side: Side
-    price: int
-    size: int
-    fair_ppm: int
-    edge: int
-    fees: int
+    price: Int64
+    size: Int64
+    fair_ppm: Int64
+    edge: Int64
+    fees: Int64
     legs: list[str] = []
     detail: str = ""
 
@@ -295,14 +306,14 @@ class OddsPrice(msgspec.Struct, frozen=True, array_like=True):
     """One outcome's price at one sportsbook: American odds (+150, -120; |odds| >= 100)."""
 
     name: str
-    american: int
+    american: Int64
 
 
 class BookOdds(msgspec.Struct, frozen=True, array_like=True):
     """One sportsbook's head-to-head (moneyline) line for an event, as of ``updated_ms``."""
 
     book: str
-    updated_ms: int
+    updated_ms: Int64
     prices: list[OddsPrice]
 
 
@@ -313,7 +324,7 @@ class Odds(_Header, frozen=True, tag="odds"):
 
     event_id: str
     sport_key: str
-    commence_ms: int
+    commence_ms: Int64
     home_team: str
     away_team: str
     books: list[BookOdds]
@@ -323,10 +334,10 @@ class Odds(_Header, frozen=True, tag="odds"):
 
 class Heartbeat(_Header, frozen=True, tag="hb"):
     worker: str
-    pid: int
-    uptime_ms: int
+    pid: Int64
+    uptime_ms: Int64
     ready: bool
-    counters: dict[str, int] = {}
+    counters: dict[str, Int64] = {}
     topic_field: ClassVar[str] = "worker"
     durable: ClassVar[bool] = False
 
@@ -336,8 +347,8 @@ class WorkerEvent(_Header, frozen=True, tag="wevent"):
 
     worker: str
     event: str
-    pid: int = 0
-    exit_code: int | None = None
+    pid: Int64 = 0
+    exit_code: Int64 | None = None
     detail: str = ""
     topic_field: ClassVar[str] = "worker"
 

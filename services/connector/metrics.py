@@ -31,6 +31,10 @@ UNKNOWN_TYPES = Counter("kxfeed_ws_unknown_types_total", "Frames of a message ty
 DUPLICATES = Counter(
     "kxfeed_ws_duplicates_total", "Order-book frames with seq <= the last seen on their sid (dropped)"
 )
+REANCHORED = Counter(
+    "kxfeed_ws_seq_reanchored_total",
+    "Sequences resumed below a seq that had jumped ahead (the jump was a gap, not the new sequence)",
+)
 GAPS = Counter("kxfeed_ws_gaps_total", "Sequence gaps and other book breaks, by reason", ["reason"])
 DISCARDED = Counter("kxfeed_ws_discarded_total", "Frames deliberately not published, by reason", ["reason"])
 RESUBSCRIBES = Counter("kxfeed_ws_resubscribes_total", "Subscriptions made again, by reason", ["reason"])

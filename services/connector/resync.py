@@ -2,7 +2,9 @@
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
+such a gap too, and when the frames after it carry the sid's old sequence, they
+re-anchor it there (counted) instead of being read as duplicates. A market waiting
 for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
 for a market without a snapshot, or one that would make a level negative, is a
 gap of that market alone. A subscription whose recovery fails is replaced
@@ -17,17 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared.kalshi import parse
-from shared.kalshi.ws import OrderbookDelta, OrderbookSnapshot
+from shared.kalshi.envelope import Envelope
+from shared.kalshi.numbers import RangeError
+from shared.kalshi.ws import TYPE_NAMES, OrderbookDelta, OrderbookSnapshot
 from shared.log import BurstLog
 from shared.messages import Message
 from shared.units import UnitError
 
 from .badframes import FrameFaults
-from .metrics import DISCARDED, DUPLICATES, SEND_AGE, SNAPSHOT_REQUESTS
+from .metrics import DISCARDED, DUPLICATES, REANCHORED, SEND_AGE, SNAPSHOT_REQUESTS
 from .recovery import Recovery
 from .subscriptions import BOOK, Sub, SubscriptionTable
 
 VALID, AWAITING, NEW = 0, 1, 2
+_DELTA = TYPE_NAMES[OrderbookDelta]
+_SNAPSHOT = TYPE_NAMES[OrderbookSnapshot]
 _DUP = DUPLICATES
 _AWAIT = DISCARDED.labels("awaiting_snapshot")
 
@@ -57,13 +63,37 @@ class BookResync:
     # ---- book frames off the fast path -----------------------------------------------------
     def _seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
         last = sub.last_seq
-        if last is not None and seq != last + 1:
-            if seq <= last:
-                _DUP.inc()
-                return False
-            self._sid_gap(sub, last + 1, seq, now, ts_recv)
+        if last is not None and seq != last + 1 and not self._seq_slow(sub, last, seq, now, ts_recv):
+            return False
         sub.last_seq = seq
         return True
+
+    def _seq_slow(self, sub: Sub, last: int, seq: int, now: float, ts_recv: int) -> bool:
+        """``seq`` is not ``last + 1``: a gap (True, recovery started), a duplicate (False), or
+        the sequence resuming after a jump that was itself the odd frame (True).
+
+        A jump far ahead (a seq of 10^18 amid seqs near 1,000) is a gap like any other, and
+        recovered in band at once. The frames after it carry the sid's real sequence: while
+        nothing has followed the jump in order, a seq between the one before the jump and the
+        jump re-anchors the sid there instead of being read as a duplicate. (A late duplicate
+        after a real gap re-anchors too; the worst that costs is a second get_snapshot.)"""
+        if seq > last:
+            self._sid_gap(sub, last + 1, seq, now, ts_recv)
+            sub.jump_at, sub.jump_from = seq, last
+            return True
+        if sub.jump_at == last and seq > sub.jump_from:
+            sub.jump_at = None
+            REANCHORED.inc()
+            self._burst.event(
+                f"reanchor:{sub.sid}",
+                "sequence resumed below a jump: the jump was the odd frame",
+                sid=sub.sid,
+                jump=last,
+                seq=seq,
+            )
+            return True
+        _DUP.inc()
+        return False
 
     def _delta_slow(
         self, f: OrderbookDelta, sub: Sub, book: MiniBook | None, now: float, ts_recv: int
@@ -75,6 +105,34 @@ class BookResync:
             _AWAIT.inc()
         else:  # NEW: a delta before the market's first snapshot
             self._market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
+
+    def _bad_frame(self, env: Envelope, now: float, ts_recv: int) -> None:
+        """A book frame that failed its decode (already counted) still holds its place in the
+        sid's sequence: a delta whose market is known is a gap of that market, as any bad delta;
+        one whose market is unreadable is left unsequenced, so the next frame opens a gap of the
+        whole sid. A snapshot's market stays as it was (as for a snapshot with bad units)."""
+        if env.type not in (_DELTA, _SNAPSHOT) or env.sid is None or env.seq is None:
+            return
+        sub = self.table.by_sid.get(env.sid)
+        if sub is None or sub.channel != BOOK or (env.type == _DELTA and env.ticker is None):
+            return
+        if not self._seq_ok(sub, env.seq, now, ts_recv) or env.type != _DELTA:
+            return
+        ticker = env.ticker
+        book = self.books.get(ticker) if ticker is not None else None
+        if ticker is not None and book is not None and book.state == VALID and ticker in sub.markets:
+            self._market_gap(sub, ticker, "bad_delta", env.seq, now, ts_recv)
+
+    def _level_break(
+        self, raw: bytes, sub: Sub, ticker: str, new: int, seq: int, now: float, ts_recv: int
+    ) -> None:
+        """A delta that would take a level below zero, or past what int64 holds: the book is
+        not Kalshi's any more."""
+        if new < 0:
+            self._market_gap(sub, ticker, "negative_level", seq, now, ts_recv)
+            return
+        self.faults.unusable(raw, RangeError(f"level size {new} is outside int64"))
+        self._market_gap(sub, ticker, "bad_delta", seq, now, ts_recv)
 
     def _snapshot(self, f: OrderbookSnapshot, raw: bytes, now: float, ts_recv: int) -> None:
         sub = self.table.by_sid.get(f.sid)
@@ -94,7 +152,7 @@ class BookResync:
         except UnitError as exc:
             # The market stays as it was: waiting ones keep waiting (resync timeout), valid ones
             # are still valid (a snapshot never changes the delta stream).
-            self.faults.bad("units", raw, exc)
+            self.faults.unusable(raw, exc)
             return
         book = self.books.get(ticker)
         if book is None:

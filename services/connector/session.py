@@ -6,11 +6,14 @@ socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A market waiting
+a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
+such a gap too, and when the frames after it carry the sid's old sequence, they
+re-anchor it there (counted) instead of being read as duplicates. A market waiting
 for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
 for a market without a snapshot, or one that would make a level negative, is a
 gap of that market alone. Recovery that does not finish within the resync
-timeout, and terminal errors (10, 17, 25), replace the subscription.
+timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
+unknown error codes are counted and logged once, never terminal.
 That bookkeeping, everything off the in-order delta's fast path, is
 :class:`~services.connector.resync.BookResync`, mixed in here.
 
@@ -24,12 +27,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import msgspec
-
 from shared.kalshi import parse
 from shared.kalshi.ws import (
     FRAME_DECODER,
-    TERMINAL_ERRORS,
     TYPE_NAMES,
     Error,
     EventFeeUpdateFrame,
@@ -45,9 +45,12 @@ from shared.kalshi.ws import (
     TickerFrame,
     TradeFrame,
     Unsubscribed,
+    error_class,
 )
 from shared.log import BurstLog, get_logger
 from shared.messages import (
+    DECODE_ERRORS,
+    INT64_MAX,
     EventLifecycle,
     MarketLifecycle,
     Message,
@@ -59,10 +62,10 @@ from .metrics import (
     COMMAND_ERRORS,
     DECODE,
     DISCARDED,
-    DUPLICATES,
     GAPS,
     MESSAGE_AGE,
     MESSAGES,
+    REANCHORED,
     SEND_AGE,
 )
 from .recovery import Recovery
@@ -70,7 +73,6 @@ from .resync import VALID, BookResync, MiniBook
 from .subscriptions import BOOK, Pending, SubscriptionTable
 
 _MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
-_DUP = DUPLICATES
 _log = get_logger("connector.session")
 
 
@@ -140,8 +142,10 @@ class Session(BookResync):
         for raw in raws:
             try:
                 f: Any = decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                self.faults.undecodable(raw, exc)
+            except DECODE_ERRORS as exc:
+                env = self.faults.undecodable(raw, exc)
+                if env is not None:
+                    self._bad_frame(env, now, ts_recv)
                 continue
             t = type(f)
             counts[t] = counts.get(t, 0) + 1
@@ -152,11 +156,8 @@ class Session(BookResync):
                     continue
                 seq = f.seq
                 last = sub.last_seq
-                if last is not None and seq != last + 1:
-                    if seq <= last:
-                        _DUP.inc()
-                        continue
-                    self._sid_gap(sub, last + 1, seq, now, ts_recv)
+                if last is not None and seq != last + 1 and not self._seq_slow(sub, last, seq, now, ts_recv):
+                    continue
                 sub.last_seq = seq
                 m = f.msg
                 if m.ts_ms is not None:
@@ -170,13 +171,13 @@ class Session(BookResync):
                 try:
                     d = to_delta(f, conn, ts_recv, yes_price=yes_price)
                 except UnitError as exc:
-                    self.faults.bad("units", raw, exc)
+                    self.faults.unusable(raw, exc)
                     self._market_gap(sub, m.market_ticker, "bad_delta", seq, now, ts_recv)
                     continue
                 levels = book.yes if d.side == "yes" else book.no
                 new = levels.get(d.price, 0) + d.delta
-                if new < 0:
-                    self._market_gap(sub, m.market_ticker, "negative_level", seq, now, ts_recv)
+                if new < 0 or new > INT64_MAX:
+                    self._level_break(raw, sub, m.market_ticker, new, seq, now, ts_recv)
                     continue
                 if new:
                     levels[d.price] = new
@@ -220,7 +221,7 @@ class Session(BookResync):
                 self._reply(f, now, ts_recv)
                 return
         except UnitError as exc:
-            self.faults.bad("units", raw, exc)
+            self.faults.unusable(raw, exc)
             return
         ts = msg.ts_exch
         if ts is not None and t is not MarketLifecycleFrame:
@@ -228,16 +229,22 @@ class Session(BookResync):
         self.out.append(msg)
 
     def _lifecycle_seq(self, f: Any) -> None:
+        """Lifecycle frames are published whatever their seq; a gap asks for re-discovery.
+        A jump far ahead re-anchors like a book sid's (see BookResync._seq_slow)."""
         sub = self.table.lifecycle
         if f.seq is None or sub is None or f.sid != sub.sid:
             return
-        last = sub.last_seq
-        if last is not None and f.seq > last + 1:
+        seq, last = f.seq, sub.last_seq
+        if last is None or seq == last + 1:
+            sub.last_seq = seq
+        elif seq > last:
             GAPS.labels("lifecycle_seq").inc()
             self.lifecycle_gap = True
             self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
-        if last is None or f.seq > last:
-            sub.last_seq = f.seq
+            sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
+        elif sub.jump_at == last and seq > sub.jump_from:
+            REANCHORED.inc()
+            sub.jump_at, sub.last_seq = None, seq
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
         t = type(f)
@@ -260,16 +267,31 @@ class Session(BookResync):
             DISCARDED.labels(TYPE_NAMES[t]).inc()
 
     def _error(self, f: Error, now: float, ts_recv: int) -> None:
+        """By Kalshi's current table: 10 and 25 end the subscription (resubscribe now); a refused
+        command is handled by its kind; retired (6, 16, 17) and unknown codes are counted and
+        logged once, and never end anything by themselves."""
         code = f.msg.code
-        COMMAND_ERRORS.labels(str(code)).inc()
+        kind = error_class(code)
+        # A label per code Kalshi defines; a hostile stream of codes cannot grow the label set.
+        COMMAND_ERRORS.labels(str(code) if kind != "unknown" else "unknown").inc()
         p = self.table.pop(f.id) if f.id else None
-        ctx: dict[str, Any] = {"code": code, "error": f.msg.msg, "id": f.id, "ticker": f.msg.market_ticker}
+        sid = f.sid if f.sid is not None else f.msg.sid
+        ctx: dict[str, Any] = {
+            "code": code,
+            "error": f.msg.msg[:200],
+            "id": f.id,
+            "ticker": f.msg.market_ticker,
+            "sid": sid,
+        }
+        if kind in ("retired", "unknown"):
+            self.faults.odd_code(code, kind, ctx)
+        self._error_seq(f)
         if p is not None:
             self._command_failed(p, f, now)
-            self._burst.event(f"err:{p.kind}:{code}", "command refused", kind=p.kind, **ctx)
+            self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
             return
-        sid = f.sid if f.sid is not None else f.msg.sid
-        if code in TERMINAL_ERRORS:
+        del ctx["sid"]
+        if kind == "terminal":
             subs = [self.table.by_sid[sid]] if sid in self.table.by_sid else []
             if sid is None:
                 subs = self.table.live_subs()  # a terminal error naming no sid: trust none
@@ -277,7 +299,16 @@ class Session(BookResync):
             for sub in subs:
                 self._replace(sub, f"error_{code}", now, ts_recv)
         else:
-            self._burst.event(f"err:{code}", "error from Kalshi", sid=sid, **ctx)
+            self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
+
+    def _error_seq(self, f: Error) -> None:
+        """An error on a book sid may take the next number of its sequence: then the frame after
+        it is in order, not a gap. One repeating the last seq takes nothing."""
+        if f.sid is None or f.seq is None:
+            return
+        sub = self.table.by_sid.get(f.sid)
+        if sub is not None and sub.channel == BOOK and sub.last_seq is not None and f.seq == sub.last_seq + 1:
+            sub.last_seq = f.seq
 
     def _command_failed(self, p: Pending, f: Error, now: float) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker

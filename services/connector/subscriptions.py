@@ -46,7 +46,17 @@ def _is_global(channel: str) -> bool:
 class Sub:
     """One subscription; ``sid`` is 0 until Kalshi confirms it."""
 
-    __slots__ = ("awaiting", "channel", "deadline", "last_seq", "markets", "shard", "sid")
+    __slots__ = (
+        "awaiting",
+        "channel",
+        "deadline",
+        "jump_at",
+        "jump_from",
+        "last_seq",
+        "markets",
+        "shard",
+        "sid",
+    )
 
     def __init__(self, channel: str, shard: int, markets: Iterable[str] = ()) -> None:
         self.channel = channel
@@ -54,6 +64,10 @@ class Sub:
         self.markets: set[str] = set(markets)
         self.sid = 0
         self.last_seq: int | None = None
+        #: The last gap: the seq that jumped ahead and the last seq before it. Until a frame
+        #: follows the jump in order, the jump itself may be the odd one out (see resync).
+        self.jump_at: int | None = None
+        self.jump_from = 0
         #: Book markets waiting for a snapshot on this sid, and when that wait is over.
         self.awaiting: set[str] = set()
         self.deadline: float | None = None

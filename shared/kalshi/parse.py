@@ -9,17 +9,31 @@ rounded. Times become Unix milliseconds.
 levels on the YES axis, pass ``yes_price=True`` and the NO prices are turned back
 into NO prices (``1 - p``), so on the bus a NO level is always a NO bid.
 
-Parsing a decimal string is the costliest step of the hot path, and the same
-strings recur endlessly (a book has a few hundred price levels), so the
-parsers are memoised in bounded dictionaries.
+Every integer a parser returns fits the bus schema and a BIGINT column (int64): the
+numbers go through :mod:`shared.kalshi.numbers` (a value outside raises its
+:class:`~shared.kalshi.numbers.RangeError`, counted as reason ``range``), and integers the
+wire carries as JSON numbers are bounded by the wire schema itself (:mod:`shared.kalshi.ws`).
+So nothing out of range reaches a bus encoder or the database.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal, InvalidOperation
-
 from shared.kalshi import rest_models, ws
+from shared.kalshi.numbers import (
+    RangeError,
+    book_price,
+    count,
+    fee_multiplier_ppm,
+    fixed,
+    optional_price,
+    parse_count,
+    parse_money,
+    parse_price,
+    price,
+    rfc3339_ms,
+    seconds_to_ms,
+    signed_count,
+)
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -34,103 +48,37 @@ from shared.messages import (
     Ticker,
     Trade,
 )
-from shared.units import MONEY_SCALE, ONE_DOLLAR, UnitError, parse_count, parse_money, parse_price
+from shared.units import MONEY_SCALE, ONE_DOLLAR, UnitError
 
-_CACHE_LIMIT = 200_000
-_prices: dict[str, int] = {}
-_counts: dict[str, int] = {}
-_signed: dict[str, int] = {}
-_any_prices: dict[str, int] = {}
-
-
-def _remember(cache: dict[str, int], text: str, value: int) -> None:
-    # Bounded: a long run sees unbounded distinct strings; clearing is cheaper than an LRU.
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[text] = value
-
-
-def book_price(text: str) -> int:
-    """A bid price strictly between $0 and $1 (memoised)."""
-    value = _prices.get(text)
-    if value is None:
-        value = parse_price(text)
-        if not 0 < value < ONE_DOLLAR:
-            raise UnitError(f"book price {text!r} outside (0, 1)")
-        _remember(_prices, text, value)
-    return value
-
-
-def count(text: str) -> int:
-    """A non-negative count in hundredths (memoised)."""
-    value = _counts.get(text)
-    if value is None:
-        value = parse_count(text)
-        _remember(_counts, text, value)
-    return value
-
-
-def signed_count(text: str) -> int:
-    """A signed count change in hundredths (memoised)."""
-    value = _signed.get(text)
-    if value is None:
-        value = parse_count(text, signed=True)
-        _remember(_signed, text, value)
-    return value
-
-
-def price(text: str) -> int:
-    """Any price in $0.0001 (memoised; ticker/trade prices may be 0 or 1)."""
-    value = _any_prices.get(text)
-    if value is None:
-        value = parse_price(text)
-        _remember(_any_prices, text, value)
-    return value
-
-
-def optional_price(text: str | None) -> int | None:
-    """A price that may be empty ("" or absent means none, e.g. no trade yet)."""
-    if not text:
-        return None
-    return price(text)
-
-
-def seconds_to_ms(ts: int | None) -> int | None:
-    return None if ts is None else ts * 1000
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MS = dt.timedelta(milliseconds=1)
-
-
-def rfc3339_ms(text: str | None) -> int | None:
-    """``"2026-11-03T23:41:07Z"`` -> Unix ms, exactly (no float detour); None for ""/None."""
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UnitError(f"not an RFC3339 time: {text!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return (when - _EPOCH) // _MS
-
-
-def fee_multiplier_ppm(raw: bytes | str | None) -> int | None:
-    """A JSON number (``1``, ``0.5``, ``"0.5"``) -> parts per million; None for null/absent."""
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    text = text.strip().strip('"')
-    if text in ("", "null"):
-        return None
-    try:
-        value = Decimal(text) * MONEY_SCALE
-    except InvalidOperation:
-        raise UnitError(f"fee multiplier {text!r} is not a number") from None
-    if value != value.to_integral_value() or value < 0:
-        raise UnitError(f"fee multiplier {text!r} is not a whole number of ppm")
-    return int(value)
+#: Re-exported: callers parse REST and wire numbers through this module.
+__all__ = [
+    "RangeError",
+    "book_price",
+    "count",
+    "delta",
+    "event_lifecycle",
+    "fee_multiplier_ppm",
+    "fee_terms",
+    "fee_update",
+    "fill",
+    "fixed",
+    "levels",
+    "lifecycle",
+    "market_meta",
+    "market_position",
+    "optional_price",
+    "parse_count",
+    "parse_money",
+    "parse_price",
+    "price",
+    "price_ranges",
+    "rfc3339_ms",
+    "seconds_to_ms",
+    "signed_count",
+    "snapshot",
+    "ticker",
+    "trade",
+]
 
 
 def price_ranges(ranges: list[ws.PriceRangeWire] | None) -> list[PriceRange]:

@@ -32,6 +32,7 @@ import aiohttp
 import msgspec
 from prometheus_client import Counter
 
+from shared.kalshi.envelope import decode_failure
 from shared.kalshi.rest_models import (
     Event,
     EventResponse,
@@ -53,6 +54,7 @@ from shared.kalshi.rest_models import (
     TradesPage,
 )
 from shared.log import BurstLog, get_logger
+from shared.messages import DECODE_ERRORS
 
 REQUESTS = Counter(
     "kxfeed_rest_requests_total", "Kalshi REST requests by endpoint and HTTP status", ["endpoint", "status"]
@@ -60,6 +62,12 @@ REQUESTS = Counter(
 RETRIES = Counter(
     "kxfeed_rest_retries_total",
     "Kalshi REST requests retried, by endpoint and reason",
+    ["endpoint", "reason"],
+)
+
+BAD_RESPONSES = Counter(
+    "kxfeed_rest_bad_responses_total",
+    "Kalshi REST 200 responses refused by the schema, by endpoint and reason (json, schema, range)",
     ["endpoint", "reason"],
 )
 
@@ -256,8 +264,13 @@ class RestClient:
             if status == 200:
                 try:
                     return decoder.decode(body)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise RestError(endpoint, status, f"unexpected response body: {exc}") from None
+                except DECODE_ERRORS as exc:
+                    # Total: whatever the body, the caller gets a RestError it already handles.
+                    why = decode_failure(exc)
+                    BAD_RESPONSES.labels(endpoint, why).inc()
+                    raise RestError(
+                        endpoint, status, f"unexpected response body ({why}): {str(exc)[:200]}"
+                    ) from None
             if status in (401, 403):
                 raise RestAuthError(
                     endpoint,

@@ -3,8 +3,8 @@
 Server frames are JSON objects tagged by ``type``; :data:`FRAME_DECODER` decodes
 any known frame into its Struct in one pass. Unknown fields are ignored (Kalshi
 adds fields without notice). A frame whose ``type`` is not one of ours fails the
-union decode; :func:`frame_type` then tells an unknown type from a malformed
-frame, so the two can be counted apart.
+union decode; :func:`~shared.kalshi.envelope.frame_type` then tells an unknown type from a malformed
+frame, so the two can be counted apart (:mod:`shared.kalshi.envelope`).
 
 Prices and counts stay the wire's decimal strings here; :mod:`shared.kalshi.parse`
 turns them into exact integers. Field names are Kalshi's, including deprecated
@@ -17,15 +17,41 @@ rejects some combinations (``market_ticker`` with ``market_tickers``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from shared.messages import INT64_MAX, INT64_MIN, Int64
 
 Side = Literal["yes", "no"]
 Level = tuple[str, str]  # (price_dollars, count_fp)
 
+# Every integer on the wire is bounded where it is decoded, by what kxfeed derives from it:
+# a value the bus or a BIGINT cannot hold fails the decode as a ValidationError that
+# shared.kalshi.envelope.is_range_error recognises, so no OverflowError can surface later at bus encode.
+#: A sid, a command id.
+Sid = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+#: A per-sid seq: ``seq + 1`` (the next expected) must still fit.
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX - 1)]
+#: Unix seconds: kxfeed stores them as ms, so ``ts * 1000`` must fit.
+Seconds = Annotated[int, msgspec.Meta(ge=INT64_MIN // 1000 + 1, le=INT64_MAX // 1000)]
+
 #: Error codes after which the subscription is dead and must be made again.
-TERMINAL_ERRORS = frozenset({10, 17, 25})
+TERMINAL_ERRORS = frozenset({10, 25})
+#: Codes Kalshi retired ("not emitted, number reserved"): counted apart, never acted on.
+RETIRED_ERRORS = frozenset({6, 16, 17})
+#: Every code Kalshi's current spec defines (terminal ones included, retired ones not).
+KNOWN_ERRORS = frozenset(range(1, 29)) - RETIRED_ERRORS
+
+
+def error_class(code: int) -> str:
+    """``terminal`` (resubscribe now), ``known`` (the command failed), ``retired`` or ``unknown``
+    (counted and logged once, never acted on as terminal)."""
+    if code in TERMINAL_ERRORS:
+        return "terminal"
+    if code in KNOWN_ERRORS:
+        return "known"
+    return "retired" if code in RETIRED_ERRORS else "unknown"
 
 
 class _Frame(msgspec.Struct, tag_field="type", frozen=True):
@@ -37,23 +63,23 @@ class _Frame(msgspec.Struct, tag_field="type", frozen=True):
 
 class SubscribedMsg(msgspec.Struct, frozen=True):
     channel: str
-    sid: int
+    sid: Sid
 
 
 class Subscribed(_Frame, frozen=True, tag="subscribed"):
     msg: SubscribedMsg
-    id: int = 0
+    id: Sid = 0
 
 
 class Unsubscribed(_Frame, frozen=True, tag="unsubscribed"):
-    sid: int
-    id: int = 0
-    seq: int | None = None
+    sid: Sid
+    id: Sid = 0
+    seq: Seq | None = None
 
 
 class SubscriptionInfo(msgspec.Struct, frozen=True):
     channel: str
-    sid: int
+    sid: Sid
 
 
 class OkMsg(msgspec.Struct, frozen=True):
@@ -64,27 +90,31 @@ class OkMsg(msgspec.Struct, frozen=True):
 class Ok(_Frame, frozen=True, tag="ok"):
     """Reply to update_subscription (``msg`` an object) or list_subscriptions (``msg`` a list)."""
 
-    id: int = 0
-    sid: int | None = None
-    seq: int | None = None
+    id: Sid = 0
+    sid: Sid | None = None
+    seq: Seq | None = None
     msg: list[SubscriptionInfo] | OkMsg | None = None
 
 
 class ErrorMsg(msgspec.Struct, frozen=True):
-    code: int
+    code: Int64
     msg: str = ""
     market_ticker: str | None = None
+    #: Replaced by ``market_tickers`` in the newer spec; still read from older servers.
     market_id: str | None = None
+    market_tickers: list[str] | None = None
     #: Not in Kalshi's schema; read when a server names the subscription inside ``msg``.
-    sid: int | None = None
+    sid: Sid | None = None
 
 
 class Error(_Frame, frozen=True, tag="error"):
-    """A failed command (``id`` set) or a terminal error on a live subscription (``sid``)."""
+    """A failed command (``id`` set) or an error on a live subscription (``sid``, and then
+    possibly the ``seq`` it takes in that sid's sequence)."""
 
     msg: ErrorMsg
-    id: int = 0
-    sid: int | None = None
+    id: Sid = 0
+    sid: Sid | None = None
+    seq: Seq | None = None
 
 
 # ---- order book (seq-checked) ---------------------------------------------------------------
@@ -99,10 +129,10 @@ class SnapshotMsg(msgspec.Struct, frozen=True):
 
 
 class OrderbookSnapshot(_Frame, frozen=True, tag="orderbook_snapshot"):
-    sid: int
-    seq: int
+    sid: Sid
+    seq: Seq
     msg: SnapshotMsg
-    sending_ts_ms: int | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class DeltaMsg(msgspec.Struct, frozen=True):
@@ -111,16 +141,16 @@ class DeltaMsg(msgspec.Struct, frozen=True):
     delta_fp: str
     side: Side
     market_id: str = ""
-    ts_ms: int | None = None
+    ts_ms: Int64 | None = None
     client_order_id: str | None = None
-    subaccount: int | None = None
+    subaccount: Int64 | None = None
 
 
 class OrderbookDelta(_Frame, frozen=True, tag="orderbook_delta"):
-    sid: int
-    seq: int
+    sid: Sid
+    seq: Seq
     msg: DeltaMsg
-    sending_ts_ms: int | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 # ---- ticker / trade --------------------------------------------------------------------------
@@ -138,16 +168,16 @@ class TickerMsg(msgspec.Struct, frozen=True):
     last_trade_size_fp: str = "0.00"
     volume_fp: str = "0.00"
     open_interest_fp: str = "0.00"
-    dollar_volume: int = 0
-    dollar_open_interest: int = 0
-    ts: int | None = None
-    ts_ms: int | None = None
+    dollar_volume: Int64 = 0
+    dollar_open_interest: Int64 = 0
+    ts: Seconds | None = None
+    ts_ms: Int64 | None = None
 
 
 class TickerFrame(_Frame, frozen=True, tag="ticker"):
-    sid: int
+    sid: Sid
     msg: TickerMsg
-    sending_ts_ms: int | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class TradeMsg(msgspec.Struct, frozen=True):
@@ -160,15 +190,15 @@ class TradeMsg(msgspec.Struct, frozen=True):
     taker_side: Side | None = None
     taker_book_side: Literal["bid", "ask"] | None = None
     is_block_trade: bool = False
-    ts: int | None = None
-    ts_ms: int | None = None
+    ts: Seconds | None = None
+    ts_ms: Int64 | None = None
 
 
 class TradeFrame(_Frame, frozen=True, tag="trade"):
-    sid: int
+    sid: Sid
     msg: TradeMsg
-    seq: int | None = None
-    sending_ts_ms: int | None = None
+    seq: Seq | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 # ---- lifecycle -------------------------------------------------------------------------------
@@ -189,20 +219,20 @@ class AdditionalMetadata(msgspec.Struct, frozen=True):
     rules_secondary: str = ""
     can_close_early: bool | None = None
     event_ticker: str = ""
-    expected_expiration_ts: int | None = None
+    expected_expiration_ts: Seconds | None = None
     strike_type: str | None = None
 
 
 class LifecycleMsg(msgspec.Struct, frozen=True):
     market_ticker: str
     event_type: str
-    exchange_index: int | None = None
-    open_ts: int | None = None
-    close_ts: int | None = None
+    exchange_index: Int64 | None = None
+    open_ts: Seconds | None = None
+    close_ts: Seconds | None = None
     result: str | None = None
-    determination_ts: int | None = None
+    determination_ts: Seconds | None = None
     settlement_value: str | None = None
-    settled_ts: int | None = None
+    settled_ts: Seconds | None = None
     is_deactivated: bool | None = None
     price_level_structure: str | None = None
     price_ranges: list[PriceRangeWire] | None = None
@@ -212,17 +242,17 @@ class LifecycleMsg(msgspec.Struct, frozen=True):
 
 
 class MarketLifecycleFrame(_Frame, frozen=True, tag="market_lifecycle_v2"):
-    sid: int
+    sid: Sid
     msg: LifecycleMsg
-    seq: int | None = None
-    sending_ts_ms: int | None = None
+    seq: Seq | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class MultivariateLifecycleFrame(_Frame, frozen=True, tag="multivariate_market_lifecycle"):
-    sid: int
+    sid: Sid
     msg: LifecycleMsg
-    seq: int | None = None
-    sending_ts_ms: int | None = None
+    seq: Seq | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class EventLifecycleMsg(msgspec.Struct, frozen=True):
@@ -231,16 +261,16 @@ class EventLifecycleMsg(msgspec.Struct, frozen=True):
     title: str = ""
     subtitle: str = ""
     collateral_return_type: str = ""
-    exchange_index: int | None = None
-    strike_date: int | None = None
+    exchange_index: Int64 | None = None
+    strike_date: Seconds | None = None
     strike_period: str | None = None
 
 
 class EventLifecycleFrame(_Frame, frozen=True, tag="event_lifecycle"):
-    sid: int
+    sid: Sid
     msg: EventLifecycleMsg
-    seq: int | None = None
-    sending_ts_ms: int | None = None
+    seq: Seq | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class FeeUpdateMsg(msgspec.Struct, frozen=True):
@@ -251,10 +281,10 @@ class FeeUpdateMsg(msgspec.Struct, frozen=True):
 
 
 class EventFeeUpdateFrame(_Frame, frozen=True, tag="event_fee_update"):
-    sid: int
+    sid: Sid
     msg: FeeUpdateMsg
-    seq: int | None = None
-    sending_ts_ms: int | None = None
+    seq: Seq | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 # ---- private channels (this account's fills and positions) ------------------------------------
@@ -276,14 +306,14 @@ class FillMsg(msgspec.Struct, frozen=True):
     action: str = ""
     post_position_fp: str = "0.00"
     client_order_id: str | None = None
-    ts: int | None = None
-    ts_ms: int | None = None
+    ts: Seconds | None = None
+    ts_ms: Int64 | None = None
 
 
 class FillFrame(_Frame, frozen=True, tag="fill"):
-    sid: int
+    sid: Sid
     msg: FillMsg
-    sending_ts_ms: int | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 class MarketPositionMsg(msgspec.Struct, frozen=True):
@@ -296,9 +326,9 @@ class MarketPositionMsg(msgspec.Struct, frozen=True):
 
 
 class MarketPositionFrame(_Frame, frozen=True, tag="market_position"):
-    sid: int
+    sid: Sid
     msg: MarketPositionMsg
-    sending_ts_ms: int | None = None
+    sending_ts_ms: Int64 | None = None
 
 
 #: Every server frame Struct, in decode-union order.
@@ -343,31 +373,6 @@ TYPE_NAMES: dict[type, str] = {t: t.__struct_config__.tag for t in FRAME_TYPES} 
 KNOWN_TYPES = frozenset(TYPE_NAMES.values())
 
 
-class _Envelope(msgspec.Struct):
-    type: object = None
-    sid: object = None
-    seq: object = None
-
-
-_ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
-
-
-def _int(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def frame_type(raw: bytes | str) -> tuple[str, int | None, int | None] | None:
-    """``(type, sid, seq)`` of a frame that failed the typed decode (sid/seq None when absent
-    or not integers), or None if it is not a JSON object with a string ``type``."""
-    try:
-        env = _ENVELOPE_DECODER.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    if not isinstance(env.type, str):
-        return None
-    return env.type, _int(env.sid), _int(env.seq)
-
-
 # ---- client commands --------------------------------------------------------------------------
 
 
@@ -393,7 +398,7 @@ class UpdateParams(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Command(msgspec.Struct, frozen=True, omit_defaults=True):
-    id: int
+    id: Sid
     cmd: Literal["subscribe", "unsubscribe", "update_subscription", "list_subscriptions"]
     params: SubscribeParams | UnsubscribeParams | UpdateParams | None = None
 

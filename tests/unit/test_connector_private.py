@@ -55,7 +55,7 @@ def test_terminal_error_on_fill_sid_resubscribes_fill_alone() -> None:
     sc = Script([LAL], private=PRIVATE)
     sc.boot()
     fsid = sc.sids["fill"][0]
-    sc.feed({"type": "error", "sid": fsid, "msg": {"code": 17, "msg": "Internal error"}})
+    sc.feed({"type": "error", "sid": fsid, "msg": {"code": 10, "msg": "Channel error"}})
     cmds = sc.commands()
     assert [c["params"] for c in cmds] == [{"channels": ["fill"]}]
     sc.confirm(cmds)

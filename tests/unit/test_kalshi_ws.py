@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shared.kalshi import ws
+from shared.kalshi import envelope, ws
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
 
@@ -109,20 +109,20 @@ def test_unknown_fields_are_ignored() -> None:
 def test_unknown_type_versus_malformed() -> None:
     with pytest.raises(msgspec.ValidationError):
         ws.FRAME_DECODER.decode(load("ws_unknown_type.json"))
-    assert ws.frame_type(load("ws_unknown_type.json")) == ("rfq_created", 15, None)
-    assert ws.frame_type(b"{not json") is None
-    assert ws.frame_type(b"[1, 2]") is None
-    assert ws.frame_type(b'{"type": 5}') is None
-    assert ws.frame_type(b'{"type":"x","sid":"7"}') == ("x", None, None)
+    assert envelope.frame_type(load("ws_unknown_type.json")) == ("rfq_created", 15, None)
+    assert envelope.frame_type(b"{not json") is None
+    assert envelope.frame_type(b"[1, 2]") is None
+    assert envelope.frame_type(b'{"type": 5}') is None
+    assert envelope.frame_type(b'{"type":"x","sid":"7"}') == ("x", None, None)
     # Known type, wrong shape: still a known type (the caller counts it as a schema error).
     bad = b'{"type":"orderbook_delta","sid":1,"seq":"x","msg":{}}'
     with pytest.raises(msgspec.ValidationError):
         ws.FRAME_DECODER.decode(bad)
-    assert ws.frame_type(bad) == ("orderbook_delta", 1, None)  # seq not an int: reported as absent
+    assert envelope.frame_type(bad) == ("orderbook_delta", 1, None)  # seq not an int: reported as absent
     bad2 = b'{"type":"orderbook_delta","sid":1,"seq":2,"msg":{"market_ticker":"A"}}'
     with pytest.raises(msgspec.ValidationError):
         ws.FRAME_DECODER.decode(bad2)
-    assert ws.frame_type(bad2) == ("orderbook_delta", 1, 2)
+    assert envelope.frame_type(bad2) == ("orderbook_delta", 1, 2)
 
 
 def test_side_must_be_yes_or_no() -> None:
