@@ -34,6 +34,10 @@ DROPPED = Counter(
     "kxfeed_bus_dropped_total", "Messages lost between a publisher and this subscriber", ["kind", "publisher"]
 )
 BAD_PAYLOADS = Counter("kxfeed_bus_bad_payloads_total", "Bus frames that did not decode (skipped)")
+#: Default ``ZMQ_MAXMSGSIZE`` of bus sockets (``[bus] max_msg_bytes``): a peer that sends a bigger
+#: message is disconnected by ZeroMQ before it is allocated, so one huge publish cannot double
+#: the memory of every subscriber. 60x the largest possible order-book snapshot.
+MAX_MSG_BYTES = 16 * 1024 * 1024
 
 _log = get_logger("bus")
 #: A new subscription reaches each publisher at its own moment, and publishers filter on their
@@ -52,7 +56,11 @@ class RecordSink(Protocol):
 
 
 def bind_proxy(
-    ctx: zmq.Context[zmq.Socket[bytes]], xsub: str, xpub: str, hwm: int
+    ctx: zmq.Context[zmq.Socket[bytes]],
+    xsub: str,
+    xpub: str,
+    hwm: int,
+    max_msg_bytes: int = MAX_MSG_BYTES,
 ) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
     front = ctx.socket(zmq.XSUB)
     back = ctx.socket(zmq.XPUB)
@@ -60,6 +68,8 @@ def bind_proxy(
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
         sock.setsockopt(zmq.LINGER, 0)
+        # XSUB: what publishers send; XPUB: subscription frames from subscribers.
+        sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
     front.bind(xsub)
     back.bind(xpub)
     return front, back
@@ -68,9 +78,16 @@ def bind_proxy(
 class Proxy:
     """XSUB/XPUB forwarder running ``zmq.proxy_steerable`` in a thread (it releases the GIL)."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], xsub: str, xpub: str, hwm: int) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        xsub: str,
+        xpub: str,
+        hwm: int,
+        max_msg_bytes: int = MAX_MSG_BYTES,
+    ) -> None:
         self._ctx = ctx
-        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm)
+        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm, max_msg_bytes)
         self._ctl_addr = f"inproc://kxfeed-proxy-ctl-{id(self)}"
         self._ctl = ctx.socket(zmq.PAIR)
         self._ctl.bind(self._ctl_addr)
@@ -88,6 +105,11 @@ class Proxy:
             self.error = exc
         finally:
             peer.close(0)
+
+    def sockets(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+        """(XSUB, XPUB), for setting up socket monitors: before :meth:`start` only (after it,
+        the proxy thread owns them)."""
+        return self._front, self._back
 
     def start(self) -> None:
         self._thread.start()
@@ -120,6 +142,7 @@ class Publisher:
         epoch: int | None = None,
         sndhwm: int = 1_000_000,
         journal: RecordSink | None = None,
+        max_msg_bytes: int = MAX_MSG_BYTES,
     ) -> None:
         self.pub_id = pub_id
         self.epoch = time.time_ns() if epoch is None else epoch
@@ -128,6 +151,8 @@ class Publisher:
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
+        # What it receives are subscription frames from the proxy; none is anywhere near this.
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
         self._sock.connect(endpoint)
         self._subs: set[bytes] = set()
         self._counters: dict[str, Counter] = {}
@@ -253,6 +278,7 @@ class Subscriber:
         max_batch: int = 10_000,
         on_drop: DropHandler | None = None,
         join_settle_s: float = JOIN_SETTLE_S,
+        max_msg_bytes: int = MAX_MSG_BYTES,
     ) -> None:
         self.prefixes = list(prefixes)
         self.join_settle_s = join_settle_s
@@ -263,6 +289,9 @@ class Subscriber:
         self._sock = ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
+        # An oversized frame from the proxy disconnects us (zmq reconnects at once); the message
+        # is lost and the seq check counts it as a drop, which makes the writer replay it.
+        self._sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
         self._sock.connect(endpoint)
