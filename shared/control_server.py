@@ -26,6 +26,7 @@ delivered: the peer left or does not read).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -192,7 +193,11 @@ def _peer(frame: zmq.Frame) -> str:
 
 
 class ControlServer:
-    """Binds ``endpoint`` (ROUTER) and answers requests one at a time until cancelled."""
+    """Binds ``endpoint`` (ROUTER) and answers requests one at a time until cancelled.
+
+    ``endpoint`` may name port ``*`` (``tcp://127.0.0.1:*``): :attr:`bound` is set to the
+    endpoint actually bound once it is, so a caller never picks a port for someone else to bind.
+    """
 
     def __init__(
         self,
@@ -206,6 +211,8 @@ class ControlServer:
         self.dispatcher = dispatcher
         self.max_msg_bytes = max_msg_bytes
         self._ctx = ctx or zmq.asyncio.Context.instance()
+        self.bound = ""
+        self.listening = asyncio.Event()
 
     async def run(self) -> None:
         sock = self._ctx.socket(zmq.ROUTER)
@@ -216,6 +223,8 @@ class ControlServer:
         watch = PeerWatch(sock, "control")
         try:
             sock.bind(self.endpoint)
+            self.bound = str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+            self.listening.set()
             poller = zmq.asyncio.Poller()
             poller.register(sock, zmq.POLLIN)
             poller.register(watch.monitor, zmq.POLLIN)
