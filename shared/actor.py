@@ -107,7 +107,6 @@ class Actor:
     # ---- helpers ---------------------------------------------------------------------------
     def subscriber(self, prefixes: list[str], **kw: Any) -> Subscriber:
         bus = self.config.bus
-        kw.setdefault("max_msg_bytes", bus.max_msg_bytes)
         return Subscriber(self.zctx, bus.xpub, prefixes, rcvhwm=bus.rcvhwm, max_batch=bus.max_batch, **kw)
 
     def uptime_ms(self) -> int:

@@ -34,10 +34,20 @@ DROPPED = Counter(
     "kxfeed_bus_dropped_total", "Messages lost between a publisher and this subscriber", ["kind", "publisher"]
 )
 BAD_PAYLOADS = Counter("kxfeed_bus_bad_payloads_total", "Bus frames that did not decode (skipped)")
-#: Default ``ZMQ_MAXMSGSIZE`` of bus sockets (``[bus] max_msg_bytes``): a peer that sends a bigger
-#: message is disconnected by ZeroMQ before it is allocated, so one huge publish cannot double
-#: the memory of every subscriber. 60x the largest possible order-book snapshot.
+#: Default ``ZMQ_MAXMSGSIZE`` of the proxy's XSUB (``[bus] max_msg_bytes``): a peer that sends a
+#: bigger message is disconnected by ZeroMQ on the message's size header, before anything is
+#: allocated, so one huge publish never reaches (and never doubles the memory of) a subscriber.
+#: 60x the largest possible order-book snapshot (259 KB). Only the proxy's bound sockets carry
+#: it: a *connecting* socket (Publisher, Subscriber) that refuses a message treats it as a
+#: protocol error and never reconnects (libzmq 4.3), which would leave a subscriber deaf for good.
+#: The proxy is every message's one way in, so its limit covers every subscriber.
 MAX_MSG_BYTES = 16 * 1024 * 1024
+#: ``ZMQ_MAXMSGSIZE`` of the proxy's XPUB, whose only input is subscription frames (one byte and a
+#: topic prefix; topics are ``<kind>.<ticker>``, well under 200 bytes). Not a bus message limit:
+#: libzmq's XSUB keeps the subscriptions it forwards in a recursive trie as deep as the prefix is
+#: long, and one 256 KiB subscription overflowed the proxy thread's stack when its subscriber left
+#: (a segfault of the bus worker, libzmq 4.3.5). 4 KiB keeps that trie shallow.
+SUBSCRIPTION_MAX_BYTES = 4096
 
 _log = get_logger("bus")
 #: A new subscription reaches each publisher at its own moment, and publishers filter on their
@@ -68,8 +78,9 @@ def bind_proxy(
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
         sock.setsockopt(zmq.LINGER, 0)
-        # XSUB: what publishers send; XPUB: subscription frames from subscribers.
-        sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
+    # What publishers send; and what subscribers send (subscriptions only).
+    front.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
+    back.setsockopt(zmq.MAXMSGSIZE, min(max_msg_bytes, SUBSCRIPTION_MAX_BYTES))
     front.bind(xsub)
     back.bind(xpub)
     return front, back
@@ -142,7 +153,6 @@ class Publisher:
         epoch: int | None = None,
         sndhwm: int = 1_000_000,
         journal: RecordSink | None = None,
-        max_msg_bytes: int = MAX_MSG_BYTES,
     ) -> None:
         self.pub_id = pub_id
         self.epoch = time.time_ns() if epoch is None else epoch
@@ -151,8 +161,6 @@ class Publisher:
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
-        # What it receives are subscription frames from the proxy; none is anywhere near this.
-        self._sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
         self._sock.connect(endpoint)
         self._subs: set[bytes] = set()
         self._counters: dict[str, Counter] = {}
@@ -278,7 +286,6 @@ class Subscriber:
         max_batch: int = 10_000,
         on_drop: DropHandler | None = None,
         join_settle_s: float = JOIN_SETTLE_S,
-        max_msg_bytes: int = MAX_MSG_BYTES,
     ) -> None:
         self.prefixes = list(prefixes)
         self.join_settle_s = join_settle_s
@@ -289,9 +296,7 @@ class Subscriber:
         self._sock = ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
-        # An oversized frame from the proxy disconnects us (zmq reconnects at once); the message
-        # is lost and the seq check counts it as a drop, which makes the writer replay it.
-        self._sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
+        # No ZMQ_MAXMSGSIZE here (see MAX_MSG_BYTES): the proxy refuses oversized messages.
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
         self._sock.connect(endpoint)
