@@ -228,29 +228,36 @@ class ControlServer:
             poller = zmq.asyncio.Poller()
             poller.register(sock, zmq.POLLIN)
             poller.register(watch.monitor, zmq.POLLIN)
+            more = False
             while True:
-                await poller.poll()
-                await self._serve_ready(sock)
+                if more:
+                    await asyncio.sleep(0)  # a flood: let the worker's other tasks run between batches
+                else:
+                    await poller.poll()
+                more = await self._serve_ready(sock)
                 watch.poll()
         finally:
             self.dispatcher.flush()
             watch.close()
             sock.close(0)
 
-    async def _serve_ready(self, sock: zmq.asyncio.Socket) -> None:
+    async def _serve_ready(self, sock: zmq.asyncio.Socket) -> bool:
+        """Handle what is ready, up to a batch; True when the batch ran out first."""
         for _ in range(_BATCH):
             try:
                 frames: list[zmq.Frame] = await sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+            except zmq.Again:  # nothing (more) ready: also what a spurious wake-up looks like
+                return False
             await self._handle(sock, frames)
+        return True
 
     async def _handle(self, sock: zmq.asyncio.Socket, frames: list[zmq.Frame]) -> None:
         d = self.dispatcher
         peer = _peer(frames[-1])
         # ROUTER prepends the peer's routing id; a REQ peer then sends an empty delimiter.
         if len(frames) < 3 or frames[1].bytes != b"":
-            d.refuse("envelope", b"".join(f.bytes for f in frames[1:]), peer, frames=len(frames) - 1)
+            first = frames[1].bytes if len(frames) > 1 else b""
+            d.refuse("envelope", first, peer, frames=len(frames) - 1)
             return
         route = frames[0].bytes
         if len(frames) > 3:
