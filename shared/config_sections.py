@@ -59,10 +59,10 @@ class BusConfig(_Section, frozen=True, kw_only=True):
     proxy_hwm: int = 1_000_000
     #: Most messages a subscriber hands over per wake-up.
     max_batch: int = 10_000
-    #: Largest bus message (bytes) the proxy accepts (``ZMQ_MAXMSGSIZE`` on its XSUB and XPUB,
-    #: the one way in to every subscriber): a peer sending more is disconnected by ZeroMQ before
-    #: the message is allocated. The largest real message is an order-book snapshot: 259 KB for
-    #: a full $0.0001 ladder on both sides (docs/bus.md has the figures).
+    #: Largest bus message (bytes) the proxy accepts (``ZMQ_MAXMSGSIZE`` on its XSUB, the one way
+    #: in to every subscriber; its XPUB takes subscriptions only, up to 4 KiB): a peer sending
+    #: more is disconnected by ZeroMQ before the message is allocated. The largest real message
+    #: is an order-book snapshot: 259 KB for a full $0.0001 ladder on both sides (docs/bus.md).
     max_msg_bytes: MsgSize = 16 * 1024 * 1024
 
 
