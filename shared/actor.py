@@ -8,8 +8,10 @@ A worker subclasses :class:`Actor`, sets ``name``, and fills in the hooks:
 - ``teardown()``  close resources;
 - ``stats()``     key counters, sent in every heartbeat and by ``stats``;
 - ``on_control(cmd, args)`` worker-specific control commands; raise ``UnknownCommand``
-  for a command it does not know and ``ValueError`` for a bad request (both are
-  answered as errors; anything else is also logged as a worker failure).
+  for a command it does not know and ``ValueError`` for a bad request; ``args["x"]`` on a
+  missing argument, and ``KeyError``/``TypeError``, are the caller's mistake too (all
+  answered as errors; anything else is also logged as a worker failure with its traceback).
+  See :mod:`shared.control_server`.
 
 :meth:`Actor.spawn` is the one way to start a background loop: the tasks form one
 supervised group, and one that raises fails the worker like a crash in ``main``.
@@ -32,15 +34,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 
-import msgspec
 import uvloop
 import zmq
-import zmq.asyncio
 from prometheus_client import Gauge, start_http_server
 
 from shared.bus import Publisher, RecordSink, Subscriber
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
-from shared.control import ENCODER, REQUEST_DECODER, ControlReply
+from shared.control_server import Args, UnknownCommand, serve_control
 from shared.journal import open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
@@ -49,12 +49,9 @@ from shared.tasks import Supervised, finish
 UPTIME = Gauge("kxfeed_uptime_seconds", "Seconds since this worker process started", ["worker"])
 READY = Gauge("kxfeed_ready", "1 when this worker reports ready", ["worker"])
 
+__all__ = ["READY", "UPTIME", "Actor", "UnknownCommand"]
 
 T = TypeVar("T")
-
-
-class UnknownCommand(Exception):
-    pass
 
 
 class _BackgroundFailed(Exception):
@@ -183,41 +180,28 @@ class Actor:
             await asyncio.sleep(interval)
 
     async def _control(self) -> None:
-        ctx = zmq.asyncio.Context.instance()
-        sock = ctx.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.settings.control)
-        try:
-            while True:
-                raw = await sock.recv()
-                reply = await self._dispatch(raw)
-                await sock.send(ENCODER.encode(reply))
-        finally:
-            sock.close(0)
+        await serve_control(
+            self.settings.control,
+            self.worker_id,
+            self._dispatch,
+            self.log,
+            max_msg_bytes=self.config.control.max_msg_bytes,
+        )
 
-    async def _dispatch(self, raw: bytes) -> ControlReply:
-        try:
-            req = REQUEST_DECODER.decode(raw)
-        except msgspec.DecodeError as exc:
-            return ControlReply(ok=False, error=f"bad request: {exc}")
-        try:
-            if req.cmd == "ping":
-                return ControlReply(ok=True, result={"worker": self.worker_id, "pid": os.getpid()})
-            if req.cmd == "stats":
-                return ControlReply(
-                    ok=True, result={"ready": self.ready, "uptime_ms": self.uptime_ms(), **self.stats()}
-                )
-            if req.cmd == "stop":
-                self.request_stop()
-                return ControlReply(ok=True, result="stopping")
-            return ControlReply(ok=True, result=await self.on_control(req.cmd, req.args))
-        except UnknownCommand:
-            return ControlReply(ok=False, error=f"unknown command {req.cmd!r} for {self.worker_id}")
-        except ValueError as exc:  # the caller's mistake (bad argument, unknown ticker), not ours
-            return ControlReply(ok=False, error=str(exc))
-        except Exception as exc:  # a bad query must not kill the worker
-            self.log.warning("control command failed", extra={"ctx": {"cmd": req.cmd, "error": repr(exc)}})
-            return ControlReply(ok=False, error=f"{type(exc).__name__}: {exc}")
+    async def _dispatch(self, cmd: str, args: Args) -> Any:
+        """The commands every worker answers, then the worker's own (``on_control``).
+
+        Errors are the dispatcher's (:mod:`shared.control_server`): ``UnknownCommand``,
+        ``ValueError``/``KeyError``/``TypeError`` are the caller's, anything else a failure.
+        """
+        if cmd == "ping":
+            return {"worker": self.worker_id, "pid": os.getpid()}
+        if cmd == "stats":
+            return {"ready": self.ready, "uptime_ms": self.uptime_ms(), **self.stats()}
+        if cmd == "stop":
+            self.request_stop()
+            return "stopping"
+        return await self.on_control(cmd, args)
 
     def _start_metrics(self) -> None:
         if self.settings.metrics_port > 0:

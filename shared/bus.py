@@ -33,6 +33,20 @@ DROPPED = Counter(
     "kxfeed_bus_dropped_total", "Messages lost between a publisher and this subscriber", ["kind", "publisher"]
 )
 BAD_PAYLOADS = Counter("kxfeed_bus_bad_payloads_total", "Bus frames that did not decode (skipped)")
+#: Default ``ZMQ_MAXMSGSIZE`` of the proxy's XSUB (``[bus] max_msg_bytes``): a peer that sends a
+#: bigger message is disconnected by ZeroMQ on the message's size header, before anything is
+#: allocated, so one huge publish never reaches (and never doubles the memory of) a subscriber.
+#: 60x the largest possible order-book snapshot (259 KB). Only the proxy's bound sockets carry
+#: it: a *connecting* socket (Publisher, Subscriber) that refuses a message treats it as a
+#: protocol error and never reconnects (libzmq 4.3), which would leave a subscriber deaf for good.
+#: The proxy is every message's one way in, so its limit covers every subscriber.
+MAX_MSG_BYTES = 16 * 1024 * 1024
+#: ``ZMQ_MAXMSGSIZE`` of the proxy's XPUB, whose only input is subscription frames (one byte and a
+#: topic prefix; topics are ``<kind>.<ticker>``, well under 200 bytes). Not a bus message limit:
+#: libzmq's XSUB keeps the subscriptions it forwards in a recursive trie as deep as the prefix is
+#: long, and one 256 KiB subscription overflowed the proxy thread's stack when its subscriber left
+#: (a segfault of the bus worker, libzmq 4.3.5). 4 KiB keeps that trie shallow.
+SUBSCRIPTION_MAX_BYTES = 4096
 
 _log = get_logger("bus")
 #: A new subscription reaches each publisher at its own moment, and publishers filter on their
@@ -51,7 +65,11 @@ class RecordSink(Protocol):
 
 
 def bind_proxy(
-    ctx: zmq.Context[zmq.Socket[bytes]], xsub: str, xpub: str, hwm: int
+    ctx: zmq.Context[zmq.Socket[bytes]],
+    xsub: str,
+    xpub: str,
+    hwm: int,
+    max_msg_bytes: int = MAX_MSG_BYTES,
 ) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
     front = ctx.socket(zmq.XSUB)
     back = ctx.socket(zmq.XPUB)
@@ -59,6 +77,9 @@ def bind_proxy(
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
         sock.setsockopt(zmq.LINGER, 0)
+    # What publishers send; and what subscribers send (subscriptions only).
+    front.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
+    back.setsockopt(zmq.MAXMSGSIZE, min(max_msg_bytes, SUBSCRIPTION_MAX_BYTES))
     front.bind(xsub)
     back.bind(xpub)
     return front, back
@@ -67,9 +88,16 @@ def bind_proxy(
 class Proxy:
     """XSUB/XPUB forwarder running ``zmq.proxy_steerable`` in a thread (it releases the GIL)."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], xsub: str, xpub: str, hwm: int) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        xsub: str,
+        xpub: str,
+        hwm: int,
+        max_msg_bytes: int = MAX_MSG_BYTES,
+    ) -> None:
         self._ctx = ctx
-        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm)
+        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm, max_msg_bytes)
         self._ctl_addr = f"inproc://kxfeed-proxy-ctl-{id(self)}"
         self._ctl = ctx.socket(zmq.PAIR)
         self._ctl.bind(self._ctl_addr)
@@ -87,6 +115,11 @@ class Proxy:
             self.error = exc
         finally:
             peer.close(0)
+
+    def sockets(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+        """(XSUB, XPUB), for setting up socket monitors: before :meth:`start` only (after it,
+        the proxy thread owns them)."""
+        return self._front, self._back
 
     def start(self) -> None:
         self._thread.start()
@@ -262,6 +295,7 @@ class Subscriber:
         self._sock = ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
+        # No ZMQ_MAXMSGSIZE here (see MAX_MSG_BYTES): the proxy refuses oversized messages.
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
         self._sock.connect(endpoint)

@@ -21,6 +21,7 @@ import msgspec
 
 from shared.config_sections import (
     BusConfig,
+    ControlConfig,
     DbConfig,
     JournalConfig,
     KalshiConfig,
@@ -56,6 +57,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectorConfig",
+    "ControlConfig",
     "DbConfig",
     "GapfillConfig",
     "JournalConfig",
@@ -97,6 +99,7 @@ class Config(_Section, frozen=True, kw_only=True):
     data_dir: str = "data"
     kalshi: KalshiConfig = KalshiConfig()
     bus: BusConfig = BusConfig()
+    control: ControlConfig = ControlConfig()
     log: LogConfig = LogConfig()
     journal: JournalConfig = JournalConfig()
     db: DbConfig = DbConfig()

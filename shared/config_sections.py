@@ -11,8 +11,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
+#: A ZeroMQ message size limit (``ZMQ_MAXMSGSIZE``): at least 64 KiB, at most 2 GiB.
+MsgSize = Annotated[int, msgspec.Meta(ge=64 * 1024, le=2**31)]
+
 __all__ = [
     "BusConfig",
+    "ControlConfig",
     "DbConfig",
     "JournalConfig",
     "KalshiConfig",
@@ -55,6 +59,19 @@ class BusConfig(_Section, frozen=True, kw_only=True):
     proxy_hwm: int = 1_000_000
     #: Most messages a subscriber hands over per wake-up.
     max_batch: int = 10_000
+    #: Largest bus message (bytes) the proxy accepts (``ZMQ_MAXMSGSIZE`` on its XSUB, the one way
+    #: in to every subscriber; its XPUB takes subscriptions only, up to 4 KiB): a peer sending
+    #: more is disconnected by ZeroMQ before the message is allocated. The largest real message
+    #: is an order-book snapshot: 259 KB for a full $0.0001 ladder on both sides (docs/bus.md).
+    max_msg_bytes: MsgSize = 16 * 1024 * 1024
+
+
+class ControlConfig(_Section, frozen=True, kw_only=True):
+    """Every control socket (each worker's ``control`` endpoint and the supervisor's)."""
+
+    #: Largest control request (bytes) accepted (``ZMQ_MAXMSGSIZE``): a request is a command
+    #: and a few arguments, well under a kilobyte; replies are not limited.
+    max_msg_bytes: MsgSize = 1024 * 1024
 
 
 class LogConfig(_Section, frozen=True, kw_only=True):

@@ -2,13 +2,14 @@
 
 Request: ``{"cmd": "<name>", "args": {...}}``. Reply: ``{"ok": true, "result": ...}``
 or ``{"ok": false, "error": "<message>"}``. Every worker answers ``ping``,
-``stats`` and ``stop``; workers add their own commands.
+``stats`` and ``stop``; workers add their own commands. The server side is
+:mod:`shared.control_server` (what it answers to malformed requests, and what it counts).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import zmq
@@ -20,8 +21,8 @@ import zmq.asyncio
 MESSAGE_COUNTERS = ("messages", "frames", "frames_written", "accepted", "deltas_applied")
 
 
-class ControlRequest(msgspec.Struct, frozen=True):
-    cmd: str
+class ControlRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cmd: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     args: dict[str, Any] = {}
 
 

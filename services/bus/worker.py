@@ -1,6 +1,8 @@
 """The bus worker: runs the XSUB/XPUB proxy every other worker connects to.
 
-CLI: ``kxfeed bus`` (same as ``kxfeed worker bus``). Endpoints from ``[bus]``.
+CLI: ``kxfeed bus`` (same as ``kxfeed worker bus``). Endpoints from ``[bus]``. Both proxy
+sockets refuse messages over ``[bus] max_msg_bytes``; a socket monitor on each counts the peers
+ZeroMQ refuses or drops (``kxfeed_zmq_peer_events_total{socket="bus_xsub"|"bus_xpub"}``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import asyncio
 
 from shared.actor import Actor
 from shared.bus import Proxy
+from shared.zmq_watch import PeerWatch
 
 
 class BusWorker(Actor):
@@ -16,19 +19,29 @@ class BusWorker(Actor):
 
     async def setup(self) -> None:
         bus = self.config.bus
-        self.proxy = Proxy(self.zctx, bus.xsub, bus.xpub, bus.proxy_hwm)
+        self.proxy = Proxy(self.zctx, bus.xsub, bus.xpub, bus.proxy_hwm, bus.max_msg_bytes)
+        front, back = self.proxy.sockets()
+        # Monitors are attached before the proxy thread takes the sockets over.
+        self.watches = [PeerWatch(front, "bus_xsub"), PeerWatch(back, "bus_xpub")]
         self.proxy.start()
         self.ready = True
-        self.log.info("proxy up", extra={"ctx": {"xsub": bus.xsub, "xpub": bus.xpub}})
+        self.log.info(
+            "proxy up",
+            extra={"ctx": {"xsub": bus.xsub, "xpub": bus.xpub, "max_msg_bytes": bus.max_msg_bytes}},
+        )
 
     async def main(self) -> None:
         while not self.stopping.is_set():
             if not self.proxy.alive():
                 raise RuntimeError(f"bus proxy thread died: {self.proxy.error!r}")
+            for watch in self.watches:
+                watch.poll()
             await asyncio.sleep(0.2)
 
     async def teardown(self) -> None:
         self.proxy.stop()
+        for watch in self.watches:
+            watch.close()
 
 
 WORKER = BusWorker
