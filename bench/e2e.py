@@ -54,7 +54,8 @@ from shared.bus import Subscriber  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
 from shared.store.engine import make_engine  # noqa: E402
-from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
+from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames  # noqa: E402
+from tests.e2e.proof import settle  # noqa: E402
 from tests.e2e.rows import counts_on  # noqa: E402
 from tests.support.config import free_port  # noqa: E402
 from tests.support.pg import PG_URL  # noqa: E402
@@ -319,7 +320,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         "drain_s": drain,
         "verify_s": verify,
         "rows": sum(d["stored"] for d in result.diff.values()),
-        "lost": result.lost() + result.tickers_not_stored(),
+        "lost": result.lost(),
         "of_which_tickers_without_a_row": result.tickers_not_stored(),
         "truth_truncated": result.info["truncated"],
         "by_kind": result.summary(),

@@ -13,6 +13,7 @@ Control commands (``kxfeed sim ACTION`` sends them; any control client can):
 - ``connections``  open WS connections with their subscriptions
 - ``sent {conn, tail}`` / ``gaps {conn}``  frames sent to a connection / seqs withheld from it;
   ``sent {conn, start, count}`` pages through all of them from the first
+- ``sent_times {conn}``  when each write to a connection left: [[first frame index, wall ns], ...]
 - ``sent_conns``  every connection the ground truth remembers (open or closed): frames kept,
   frames that fell off the log, seqs withheld (end-to-end tests compare all of them)
 """
@@ -124,6 +125,8 @@ class SimWorker(Actor):
             else:
                 frames = frames[-int(args.get("tail", 100)) :]
             return [f.decode("utf-8", "replace") for f in frames]
+        if cmd == "sent_times":
+            return sim.truth.sent_times(int(args["conn"]))
         if cmd == "gaps":
             return sim.truth.gaps(int(args["conn"]))
         if cmd == "sent_conns":

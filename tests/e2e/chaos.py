@@ -42,8 +42,9 @@ class Outcome:
     disconnects: int = 0
     seq_skips: int = 0
     pg_outage_s: float = 0.0
-    #: Simulator connections open when the connector was killed (their in-flight tail is gone).
-    lossy_conns: set[int] = field(default_factory=set)
+    #: Simulator connections open when the connector was killed (their in-flight tail is gone)
+    #: -> wall-clock ns just before that kill (the simulator stamps its sends on the same clock).
+    killed_conns: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     timeline: list[tuple[float, str]] = field(default_factory=list)
 
@@ -56,7 +57,7 @@ def run(system: System, plan: Plan, proxy: TcpProxy | None = None) -> Outcome:
     skip_seconds = set(rng.sample(range(int(plan.seconds)), k=min(plan.min_skips, int(plan.seconds))))
     outage_over = plan.pg_outage is None
     cut = False
-    second = 0
+    second = owed = 0
     while (elapsed := time.monotonic() - start) < plan.seconds:
         if elapsed >= next_kill:
             next_kill += plan.kill_every_s
@@ -66,9 +67,13 @@ def run(system: System, plan: Plan, proxy: TcpProxy | None = None) -> Outcome:
             if _sim(system, out, "inject", kind="disconnect"):
                 out.disconnects += 1
         if elapsed >= second:
-            skip = second in skip_seconds or rng.random() < plan.skip_per_second
+            owed += second in skip_seconds
+            skip = owed > 0 or rng.random() < plan.skip_per_second
+            # A skip finds no connection while the connector restarts: the planned ones are owed
+            # until one takes (min_skips is a promise the test relies on).
             if skip and _sim(system, out, "inject", kind="gap", count=1):
                 out.seq_skips += 1
+                owed = max(0, owed - 1)
             second += 1
         if not outage_over and proxy is not None and plan.pg_outage is not None:
             at, length = plan.pg_outage
@@ -101,14 +106,18 @@ def _kill(system: System, name: str, out: Outcome) -> None:
     if worker.get("state") != "running" or not isinstance(pid, int) or pid <= 0:
         out.errors.append(f"{name} not running at its kill: {worker}")
         return
+    conns: set[int] = set()
     if name == "connector":
         with contextlib.suppress(ControlError):
-            out.lossy_conns |= {int(c["conn"]) for c in system.control("sim", "connections")}
+            conns = system.open_conns()
+    at = time.time_ns()
     os.kill(pid, signal.SIGKILL)
     if name == "connector":
         # A connection the killed process was just opening shows up now (its replacement takes
         # a second to start, so nothing here is the new process's).
         with contextlib.suppress(ControlError):
-            out.lossy_conns |= {int(c["conn"]) for c in system.control("sim", "connections")}
+            conns |= system.open_conns()
+        for c in conns:
+            out.killed_conns.setdefault(c, at)
     out.kills[name] += 1
     out.timeline.append((round(time.monotonic(), 2), name))
