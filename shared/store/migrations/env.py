@@ -15,9 +15,7 @@ if context.is_offline_mode():
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError(
-        "kxfeed migrations need a connection: use `kxfeed db upgrade` (shared.store.migrate)"
-    )
+    raise RuntimeError("kxfeed migrations need a connection: use `kxfeed db upgrade` (shared.store.migrate)")
 
 context.configure(
     connection=connection,
