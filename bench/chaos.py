@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e import chaos  # noqa: E402
 from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames  # noqa: E402
 from tests.e2e.proof import Bounds, settle  # noqa: E402
-from tests.integration.test_writer_outage import TcpProxy  # noqa: E402
 from tests.support.pg import PG_URL  # noqa: E402
+from tests.support.tcpproxy import TcpProxy  # noqa: E402
 
 
 def main() -> int:
@@ -89,7 +89,7 @@ def main() -> int:
         code = system.stop(120)
     finally:
         system.kill()
-        proxy.cut()
+        proxy.close()
         drop_pg_schema(args.pg, db["schema"])
     gave_up = gave_up or any("intensity exceeded" in str(r.get("msg")) for r in system.log_records())
     sent = sum(d["sent"] for d in result.diff.values())

@@ -31,6 +31,7 @@ import zmq
 import zmq.asyncio
 from prometheus_client import Gauge, start_http_server
 
+from shared import ports
 from shared.bus import Publisher, RecordSink, Subscriber
 from shared.config import Config, WorkerBase
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
@@ -185,10 +186,15 @@ class Actor:
             return ControlReply(ok=False, error=f"{type(exc).__name__}: {exc}")
 
     def _start_metrics(self) -> None:
-        if self.settings.metrics_port > 0:
-            self._metrics_server, _ = start_http_server(
-                self.settings.metrics_port, self.settings.metrics_host
-            )
+        # metrics_port: > 0 that port; 0 any free port, reported in the data dir
+        # (shared/ports.py); < 0 no /metrics at all.
+        port = self.settings.metrics_port
+        if port >= 0:
+            self._metrics_server, _ = start_http_server(port, self.settings.metrics_host)
+            if port == 0:
+                bound = int(self._metrics_server.server_port)
+                ports.report(self.config.data_dir, self.worker_id, "metrics", bound)
+                self.log.info("serving /metrics", extra={"ctx": {"port": bound}})
 
     async def serve(self) -> int:
         """Run the whole lifecycle; returns the process exit code."""

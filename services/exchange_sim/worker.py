@@ -25,6 +25,7 @@ from typing import Any
 from services.exchange_sim.faults import FaultError, parse_spec
 from services.exchange_sim.keyring import trusted_keys
 from services.exchange_sim.server import ExchangeSim
+from shared import ports
 from shared.actor import Actor, UnknownCommand
 from shared.config import Config
 
@@ -51,12 +52,16 @@ class SimWorker(Actor):
         keys = trusted_keys(self.config.data_dir, list(cfg.public_keys))
         self.sim = ExchangeSim(cfg, keys)
         await self.sim.start()
+        if cfg.port == 0:  # any free port: the clients read the one bound from the data dir
+            ports.report(self.config.data_dir, "sim", "http", self.sim.port)
         self.ready = True
 
     async def teardown(self) -> None:
         sim = getattr(self, "sim", None)
         if sim is not None:
             await sim.stop()
+            if self.config.sim.port == 0:
+                ports.withdraw(self.config.data_dir, "sim", "http")
 
     def stats(self) -> dict[str, int]:
         sim = getattr(self, "sim", None)

@@ -12,11 +12,12 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.control import ControlError
 from tests.e2e.harness import System
-from tests.integration.test_writer_outage import TcpProxy
+from tests.support.tcpproxy import TcpProxy
 
 #: The simulator is the exchange and holds the ground truth: it is never killed.
 VICTIMS = ("bus", "writer", "orderbook", "arb", "gapfill", "poller", "connector")
@@ -31,6 +32,8 @@ class Plan:
     skip_per_second: float = 0.01
     #: At least this many seq skips even when the dice say none (short runs must see one).
     min_skips: int = 0
+    #: Also one seq skip every this many seconds (0: none; the soak's fixed schedule).
+    skip_every_s: float = 0.0
     #: (start, duration) of the PostgreSQL outage, seconds into the run; needs a proxy.
     pg_outage: tuple[float, float] | None = None
     seed: int = 1
@@ -49,7 +52,14 @@ class Outcome:
     timeline: list[tuple[float, str]] = field(default_factory=list)
 
 
-def run(system: System, plan: Plan, proxy: TcpProxy | None = None) -> Outcome:
+def run(
+    system: System,
+    plan: Plan,
+    proxy: TcpProxy | None = None,
+    on_tick: Callable[[float], None] | None = None,
+) -> Outcome:
+    """Run ``plan`` against ``system``; ``on_tick(elapsed_s)`` is called every turn of the loop
+    (about 20 times a second: a caller samples there, e.g. bench/soak.py)."""
     rng = random.Random(plan.seed)
     out = Outcome()
     start = time.monotonic()
@@ -68,6 +78,7 @@ def run(system: System, plan: Plan, proxy: TcpProxy | None = None) -> Outcome:
                 out.disconnects += 1
         if elapsed >= second:
             owed += second in skip_seconds
+            owed += bool(plan.skip_every_s) and second > 0 and second % plan.skip_every_s < 1
             skip = owed > 0 or rng.random() < plan.skip_per_second
             # A skip finds no connection while the connector restarts: the planned ones are owed
             # until one takes (min_skips is a promise the test relies on).
@@ -84,6 +95,8 @@ def run(system: System, plan: Plan, proxy: TcpProxy | None = None) -> Outcome:
                 proxy.restore()
                 out.pg_outage_s = length
                 outage_over = True
+        if on_tick is not None:
+            on_tick(elapsed)
         time.sleep(0.05)
     if cut and not outage_over and proxy is not None:
         proxy.restore()

@@ -27,7 +27,7 @@ from shared.config import Config
 from shared.control import ControlError, request
 from shared.units import parse_count, parse_price
 from tests.e2e.rows import Rows, Via, parse_levels, read_counts, read_rows, ticker_value
-from tests.support.config import make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 YES, NO = 0, 1
@@ -53,8 +53,9 @@ def frames_per_step(markets: int) -> float:
 
 
 def sent_frames(system: System) -> int:
-    """Frames the simulator has sent so far, over every connection."""
-    return sum(c["frames"] for c in system.control("sim", "sent_conns").values())
+    """Frames the simulator has sent so far, over every connection it remembers (those its
+    truth kept and those that fell off its bounded log)."""
+    return sum(c["frames"] + c["truncated"] for c in system.control("sim", "sent_conns").values())
 
 
 def pg_db(url: str) -> dict[str, Any]:
@@ -82,7 +83,7 @@ class System:
     def __init__(self, tmp: Path, *, db: dict[str, Any] | None = None, **sections: dict[str, Any]) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
-        sim = {"port": _port(), "rate": 100.0, "markets": 20, "lifecycle_every": 0, **sections.pop("sim", {})}
+        sim = {"rate": 100.0, "markets": 20, "lifecycle_every": 0, **sections.pop("sim", {})}
         sup = {**SUPERVISOR, **sections.pop("supervisor", {})}
         extra: dict[str, Any] = {"sim": sim, "supervisor": sup, **sections}
         if db is not None:
@@ -174,11 +175,11 @@ class System:
         return request(getattr(self.cfg, section).control, cmd, args, timeout_s=timeout_s)
 
     def metrics_ports(self) -> dict[str, int]:
-        out = {"supervisor": self.cfg.supervisor.metrics_port}
-        for name in registry.available():
-            section = getattr(self.cfg, {"bus": "busproxy"}.get(name, name))
-            out[name] = section.metrics_port
-        return out
+        """Each worker's /metrics port as it reported it now (port 0: a restart gets a new one)."""
+        return {name: self.metrics_port(name) for name in ("supervisor", *registry.available())}
+
+    def metrics_port(self, worker: str) -> int:
+        return reported_port(self.cfg, worker)
 
     def scrape(self, port: int) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -294,9 +295,3 @@ class System:
             elif got["hash"] != want:
                 bad[ticker] = f"hash {got['hash']} != truth {want}"
         return bad
-
-
-def _port() -> int:
-    from tests.support.config import free_port
-
-    return free_port()

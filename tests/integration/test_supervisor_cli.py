@@ -148,11 +148,12 @@ def test_live_status_in_a_terminal(tmp_path: Path) -> None:
 
 
 def test_up_says_so_when_its_metrics_port_is_taken(tmp_path: Path) -> None:
-    _, path = supervised_config(tmp_path, lambda c: [{"name": "bus"}])
-    cfg = load_config(path, environ={})
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", cfg.supervisor.metrics_port))
+        taken.bind(("127.0.0.1", 0))  # held by this test for as long as kxfeed up tries it
         taken.listen()
+        port = taken.getsockname()[1]
+        _, path = supervised_config(tmp_path, lambda c: [{"name": "bus"}], metrics_port=port)
+        assert load_config(path, environ={}).supervisor.metrics_port == port
         out = _run("up", "--config", str(path), "--log-json")
     assert out.returncode == 1 and "cannot serve /metrics" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr

@@ -29,7 +29,7 @@ from shared.config import Config
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.messages import BATCH_DECODER, WorkerEvent
-from tests.support.config import make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 HB_INTERVAL_S = 0.2
@@ -182,7 +182,7 @@ class Up:
         return out
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.cfg.supervisor.metrics_port}/metrics"
+        url = f"http://127.0.0.1:{reported_port(self.cfg, 'supervisor')}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text: str = resp.read().decode()
         return text
