@@ -124,7 +124,11 @@ def test_live_status_in_a_terminal(tmp_path: Path) -> None:
         deadline = time.monotonic() + 40
 
         def seen_enough() -> bool:
-            return screen.count(b"\x1b[J") >= 3 and b"running" in screen.rsplit(b"\x1b[J", 1)[-1]
+            # The bus itself running (not just any row): a SIGTERM while it still imports (a
+            # loaded machine) ends it before it logs anything, and its log below is empty.
+            last = screen.rsplit(b"\x1b[J", 1)[-1].decode(errors="replace")
+            bus_running = any(r.split()[:1] == ["bus"] and " running " in f" {r} " for r in last.splitlines())
+            return screen.count(b"\x1b[J") >= 3 and bus_running
 
         while time.monotonic() < deadline and not seen_enough():
             if select.select([master], [], [], 0.2)[0]:
