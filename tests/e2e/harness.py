@@ -98,7 +98,7 @@ class System:
         self.stored_recv: tuple[dict[tuple[int, int, int], int], set[tuple[str, int]]] = ({}, set())
 
     # lifecycle
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:  # a deadline: 8 workers start in turn
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             kxfeed_cmd("up", "--config", str(self.path), "--log-json"),
