@@ -26,3 +26,21 @@ bench:
 	  if [ $$code -ne 0 ]; then status=1; printf "| %s | **exit status %s** |\n" "$$name" "$$code" >> $$tmp; fi; \
 	done; \
 	chmod 644 $$tmp; mv $$tmp $(RESULTS); rm -f $$tmp.out; echo "wrote $(RESULTS)"; exit $$status
+
+# make check-repeat: the README's test command (its second ```sh block, the one .ci/run runs)
+# REPEAT times in a row (default 5) in one clean clone of HEAD, stopping at the first failure.
+# Proves the suite is not flaky on this machine; commit first (the clone takes HEAD).
+REPEAT ?= 5
+
+.PHONY: check-repeat
+check-repeat:
+	@cmd=$$(awk '/^```sh$$/{n++; next} /^```$$/{next} n==2{print; exit}' README.md); \
+	test -n "$$cmd" || { echo "no test command in README.md"; exit 2; }; \
+	dir=$$(mktemp -d)/kxfeed; git clone -q . $$dir && cd $$dir || exit 2; \
+	echo "clean clone of $$(git rev-parse --short HEAD) in $$dir"; \
+	for i in $$(seq 1 $(REPEAT)); do \
+	  echo ">> run $$i/$(REPEAT): $$cmd"; start=$$(date +%s); \
+	  if ! sh -c "$$cmd"; then echo "check-repeat: run $$i of $(REPEAT) FAILED (clone kept in $$dir)"; exit 1; fi; \
+	  echo ">> run $$i passed in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	echo "check-repeat: $(REPEAT) of $(REPEAT) runs passed"; rm -rf $$dir

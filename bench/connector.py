@@ -175,12 +175,9 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="kxfeed-bench-connector-"))
-    from tests.support.config import free_port
-
-    port = free_port()
     cfg = make_config(
         tmp,
-        sim={"port": port, "rate": 0.0, "markets": args.markets, "lifecycle_every": 1_000_000_000},
+        sim={"rate": 0.0, "markets": args.markets, "lifecycle_every": 1_000_000_000},
         journal={"dir": str(tmp / "journal"), "fsync": args.fsync},
         log={"level": "WARNING"},
     )
@@ -191,13 +188,9 @@ def main() -> int:
     try:
         wait_ready(cfg.busproxy.control, "bus")
         wait_ready(cfg.sim.control, "sim")
-        info = request(cfg.sim.control, "info")
-        ws_url = (
-            info["ws_url"]
-            if isinstance(info, dict) and "ws_url" in info
-            else f"ws://127.0.0.1:{port}{WS_PATH}"
-        )
-        rest = f"http://127.0.0.1:{port}/trade-api/v2/markets?status=open&limit=1000"
+        info = request(cfg.sim.control, "info")  # the simulator bound port 0: its URLs say which
+        ws_url = info["ws_url"]
+        rest = f"{info['rest_url']}/markets?status=open&limit=1000"
         import urllib.request
 
         with urllib.request.urlopen(rest) as resp:

@@ -54,9 +54,9 @@ from shared.bus import Subscriber  # noqa: E402
 from shared.kalshi.auth import private_pem  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
 from shared.store.engine import make_engine  # noqa: E402
-from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames, settle  # noqa: E402
+from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames  # noqa: E402
+from tests.e2e.proof import settle  # noqa: E402
 from tests.e2e.rows import counts_on  # noqa: E402
-from tests.support.config import free_port  # noqa: E402
 from tests.support.pg import PG_URL  # noqa: E402
 from tests.support.procs import wait_until  # noqa: E402
 from tests.support.sim_client import client_key, ws_headers  # noqa: E402
@@ -124,8 +124,9 @@ class LatencyFloor(threading.Thread):
 
     def __init__(self, seconds: float) -> None:
         super().__init__(daemon=True)
-        p1, p2 = free_port(), free_port()
-        xsub, xpub = f"tcp://127.0.0.1:{p1}", f"tcp://127.0.0.1:{p2}"
+        # ipc:// like the measured system's bus (tests/support/config.py: no port picked then bound)
+        d = tempfile.mkdtemp(prefix="kxfloor-")
+        xsub, xpub = f"ipc://{d}/xsub", f"ipc://{d}/xpub"
         mpx = mp.get_context("spawn")
         # The bus's own proxy (bench/bus.py runs it the same way), so the hops are the ones measured.
         stop_r, self.stop_proxy = mpx.Pipe(False)
@@ -272,8 +273,8 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         tob = TobLatency(system.cfg.bus.xpub)
         tob.start()
         pids = {n: w["pid"] for n, w in system.workers().items()}
-        writer0 = histogram(system.scrape(system.cfg.writer.metrics_port), WRITER_LATENCY)
-        ob0 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
+        writer0 = histogram(system.scrape(system.metrics_port("writer")), WRITER_LATENCY)
+        ob0 = histogram(system.scrape(system.metrics_port("orderbook")), OB_LATENCY)
         # The floor is the reference for the tob target, which is set at 1,000 msgs/s. Its three
         # processes at 1 kHz would add their own load to the busier runs, so they run only there.
         floor = LatencyFloor(seconds) if 0 < msgs <= FLOOR_UP_TO else None
@@ -295,11 +296,11 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         cpu = {n: (cpu1[n] - cpu0[n]) / TICK_S / elapsed for n in pids}
         rss = {n: rss_mb(p) for n, p in pids.items()}
         floor_ms = floor.finish() if floor is not None else None
-        ob1 = histogram(system.scrape(system.cfg.orderbook.metrics_port), OB_LATENCY)
+        ob1 = histogram(system.scrape(system.metrics_port("orderbook")), OB_LATENCY)
         system.control("sim", "pause")
         drain = drained(system)
         # The window's messages are all committed now; what the check below stirs up is not theirs.
-        writer1 = histogram(system.scrape(system.cfg.writer.metrics_port), WRITER_LATENCY)
+        writer1 = histogram(system.scrape(system.metrics_port("writer")), WRITER_LATENCY)
         verify0 = time.monotonic()
         result = settle(system, timeout=180.0)
         verify = time.monotonic() - verify0
@@ -319,7 +320,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
         "drain_s": drain,
         "verify_s": verify,
         "rows": sum(d["stored"] for d in result.diff.values()),
-        "lost": result.lost() + result.tickers_not_stored(),
+        "lost": result.lost(),
         "of_which_tickers_without_a_row": result.tickers_not_stored(),
         "truth_truncated": result.info["truncated"],
         "by_kind": result.summary(),

@@ -38,6 +38,7 @@ import uvloop
 import zmq
 from prometheus_client import Gauge, start_http_server
 
+from shared import ports
 from shared.bus import Publisher, RecordSink, Subscriber
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
 from shared.control_server import Args, UnknownCommand, serve_control
@@ -204,10 +205,15 @@ class Actor:
         return await self.on_control(cmd, args)
 
     def _start_metrics(self) -> None:
-        if self.settings.metrics_port > 0:
-            self._metrics_server, _ = start_http_server(
-                self.settings.metrics_port, self.settings.metrics_host
-            )
+        # metrics_port: > 0 that port; 0 any free port, reported in the data dir
+        # (shared/ports.py); < 0 no /metrics at all.
+        port = self.settings.metrics_port
+        if port >= 0:
+            self._metrics_server, _ = start_http_server(port, self.settings.metrics_host)
+            if port == 0:
+                bound = int(self._metrics_server.server_port)
+                ports.report(self.config.data_dir, self.worker_id, "metrics", bound)
+                self.log.info("serving /metrics", extra={"ctx": {"port": bound}})
 
     # ---- supervised tasks ------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:

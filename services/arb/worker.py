@@ -51,7 +51,7 @@ from shared.config import ArbConfig
 from shared.journal import open_journal
 from shared.kalshi.discovery import Catalog as RestCatalog
 from shared.kalshi.discovery import MarketFilter, discover
-from shared.kalshi.endpoints import effective_env, resolve
+from shared.kalshi.endpoints import effective_env, resolve, sim_port
 from shared.kalshi.rest import RestClient, RestError
 from shared.messages import Heartbeat, Message, Odds, to_jsonable
 
@@ -131,7 +131,7 @@ class ArbWorker(Actor):
             )
             return
         host = "127.0.0.1" if self.config.sim.host in ("", "0.0.0.0") else self.config.sim.host
-        url = cfg.odds_url or (f"http://{host}:{self.config.sim.port}/v4" if sim else PUBLIC_ODDS_API)
+        url = cfg.odds_url or (f"http://{host}:{sim_port(self.config)}/v4" if sim else PUBLIC_ODDS_API)
         sports = sorted({lg.sport_key for lg in self.leagues.values()})
         self.odds_api = OddsApi(
             url,

@@ -108,7 +108,7 @@ class Conn:
                 transport.write(encode_text_frames(batch))
                 self.frames_written += len(batch)
                 metrics.FRAMES_SENT.inc(len(batch))
-                self.hub.truth.sent_frames(self.id, batch)
+                self.hub.truth.sent_frames(self.id, batch, time.time_ns())
                 self.hub.room.set()
                 if transport.get_write_buffer_size() > _HIGH_WATER:
                     await self.protocol._drain_helper()  # aiohttp's flow control: waits while paused

@@ -9,6 +9,7 @@ deltas); what falls off is counted, never silently mistaken for the whole.
 
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ class Truth:
         self.max_events = max_events
         self._sent: dict[int, list[bytes]] = {}
         self._sent_overflow: dict[int, int] = {}
+        # conn -> ([index of a batch's first frame], [its send time, wall-clock ns]): one entry a
+        # batch, not a frame, so the cost stays off the hot path. Proofs bound what a killed
+        # client can have lost by when each frame left the exchange.
+        self._sent_at: dict[int, tuple[list[int], list[int]]] = {}
         self._withheld: dict[int, list[tuple[int, int]]] = {}
         # conn -> sid -> delta-log position at which seq (index seq - 1) was produced.
         self._seq_at: dict[int, dict[int, list[int]]] = {}
@@ -71,12 +76,18 @@ class Truth:
         if len(marks) < self.max_frames:
             marks.append(self.position())
 
-    def sent_frames(self, conn_id: int, batch: list[bytes]) -> None:
+    def sent_frames(self, conn_id: int, batch: list[bytes], at_ns: int) -> None:
+        """Record one write of ``batch`` to ``conn_id`` at ``at_ns`` (wall-clock ns)."""
         log = self._sent.get(conn_id)
         if log is None:
             log = self._sent[conn_id] = []
+            self._sent_at[conn_id] = ([], [])
             self._prune()
         room = self.max_frames - len(log)
+        if room > 0 and batch:
+            starts, times = self._sent_at[conn_id]
+            starts.append(len(log))
+            times.append(at_ns)
         if room >= len(batch):
             log.extend(batch)
         else:
@@ -91,6 +102,7 @@ class Truth:
             self._sent_overflow[old] = self._sent_overflow.get(old, 0) + dropped
             self._seq_at.pop(old, None)
             self._withheld.pop(old, None)
+            self._sent_at.pop(old, None)
 
     def withheld(self, conn_id: int, sid: int, seq: int) -> None:
         self._withheld.setdefault(conn_id, []).append((sid, seq))
@@ -107,6 +119,20 @@ class Truth:
     def sent(self, conn_id: int) -> list[bytes]:
         """Every frame written to connection ``conn_id``, in order (up to ``max_frames``)."""
         return list(self._sent.get(conn_id, []))
+
+    def sent_times(self, conn_id: int) -> list[tuple[int, int]]:
+        """(index of the first frame of a write, wall-clock ns of that write), in order: frame i
+        of :meth:`sent` left at the time of the last entry whose index is <= i."""
+        starts, times = self._sent_at.get(conn_id, ([], []))
+        return list(zip(starts, times, strict=True))
+
+    def sent_at(self, conn_id: int, index: int) -> int:
+        """Wall-clock ns at which frame ``index`` of :meth:`sent` was written to the socket."""
+        starts, times = self._sent_at.get(conn_id, ([], []))
+        i = bisect.bisect_right(starts, index) - 1
+        if i < 0 or index >= len(self._sent.get(conn_id, ())):
+            raise KeyError(f"no frame {index} on connection {conn_id}")
+        return times[i]
 
     def sent_truncated(self, conn_id: int) -> int:
         return self._sent_overflow.get(conn_id, 0)

@@ -13,6 +13,7 @@ Control commands (``kxfeed sim ACTION`` sends them; any control client can):
 - ``connections``  open WS connections with their subscriptions
 - ``sent {conn, tail}`` / ``gaps {conn}``  frames sent to a connection / seqs withheld from it;
   ``sent {conn, start, count}`` pages through all of them from the first
+- ``sent_times {conn}``  when each write to a connection left: [[first frame index, wall ns], ...]
 - ``sent_conns``  every connection the ground truth remembers (open or closed): frames kept,
   frames that fell off the log, seqs withheld (end-to-end tests compare all of them)
 """
@@ -24,6 +25,7 @@ from typing import Any
 from services.exchange_sim.faults import FaultError, parse_spec
 from services.exchange_sim.keyring import trusted_keys
 from services.exchange_sim.server import ExchangeSim
+from shared import ports
 from shared.actor import Actor, UnknownCommand
 from shared.config import Config
 
@@ -50,12 +52,16 @@ class SimWorker(Actor):
         keys = trusted_keys(self.config.data_dir, list(cfg.public_keys))
         self.sim = ExchangeSim(cfg, keys, tasks=self.tasks)
         await self.sim.start()
+        if cfg.port == 0:  # any free port: the clients read the one bound from the data dir
+            ports.report(self.config.data_dir, "sim", "http", self.sim.port)
         self.ready = True
 
     async def teardown(self) -> None:
         sim = getattr(self, "sim", None)
         if sim is not None:
             await sim.stop()
+            if self.config.sim.port == 0:
+                ports.withdraw(self.config.data_dir, "sim", "http")
 
     def stats(self) -> dict[str, int]:
         sim = getattr(self, "sim", None)
@@ -124,6 +130,8 @@ class SimWorker(Actor):
             else:
                 frames = frames[-int(args.get("tail", 100)) :]
             return [f.decode("utf-8", "replace") for f in frames]
+        if cmd == "sent_times":
+            return sim.truth.sent_times(int(args["conn"]))
         if cmd == "gaps":
             return sim.truth.gaps(int(args["conn"]))
         if cmd == "sent_conns":

@@ -17,7 +17,6 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,8 @@ from services.orderbook.book import level_hash
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.units import parse_count, parse_price
-from tests.e2e.rows import (
-    Rows,
-    awaiting_snapshot,
-    compare,
-    parse_levels,
-    read_counts,
-    read_rows,
-    snapshot_key_collisions,
-)
-from tests.support.config import make_config, write_config
+from tests.e2e.rows import Rows, Via, parse_levels, read_counts, read_rows, ticker_value
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 YES, NO = 0, 1
@@ -62,8 +53,9 @@ def frames_per_step(markets: int) -> float:
 
 
 def sent_frames(system: System) -> int:
-    """Frames the simulator has sent so far, over every connection."""
-    return sum(c["frames"] for c in system.control("sim", "sent_conns").values())
+    """Frames the simulator has sent so far, over every connection it remembers (those its
+    truth kept and those that fell off its bounded log)."""
+    return sum(c["frames"] + c["truncated"] for c in system.control("sim", "sent_conns").values())
 
 
 def pg_db(url: str) -> dict[str, Any]:
@@ -91,7 +83,7 @@ class System:
     def __init__(self, tmp: Path, *, db: dict[str, Any] | None = None, **sections: dict[str, Any]) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
-        sim = {"port": _port(), "rate": 100.0, "markets": 20, "lifecycle_every": 0, **sections.pop("sim", {})}
+        sim = {"rate": 100.0, "markets": 20, "lifecycle_every": 0, **sections.pop("sim", {})}
         sup = {**SUPERVISOR, **sections.pop("supervisor", {})}
         extra: dict[str, Any] = {"sim": sim, "supervisor": sup, **sections}
         if db is not None:
@@ -102,13 +94,11 @@ class System:
         self.proc: subprocess.Popen[bytes] | None = None
         #: (simulator connection, sid, seq) the simulator withheld (seq skips), from the truth.
         self.withheld: set[tuple[int, int, int]] = set()
-        #: Tickers sharing one (market, ms) with the first one sent: the other values.
-        self.ticker_alts: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}
         #: From the last :meth:`db_rows`: (sim conn, sid, xseq) -> recv, and snapshots' (ticker, recv).
         self.stored_recv: tuple[dict[tuple[int, int, int], int], set[tuple[str, int]]] = ({}, set())
 
     # lifecycle
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:  # a deadline: 8 workers start in turn
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             kxfeed_cmd("up", "--config", str(self.path), "--log-json"),
@@ -185,11 +175,11 @@ class System:
         return request(getattr(self.cfg, section).control, cmd, args, timeout_s=timeout_s)
 
     def metrics_ports(self) -> dict[str, int]:
-        out = {"supervisor": self.cfg.supervisor.metrics_port}
-        for name in registry.available():
-            section = getattr(self.cfg, {"bus": "busproxy"}.get(name, name))
-            out[name] = section.metrics_port
-        return out
+        """Each worker's /metrics port as it reported it now (port 0: a restart gets a new one)."""
+        return {name: self.metrics_port(name) for name in ("supervisor", *registry.available())}
+
+    def metrics_port(self, worker: str) -> int:
+        return reported_port(self.cfg, worker)
 
     def scrape(self, port: int) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -206,13 +196,15 @@ class System:
         )
 
     # ---- ground truth vs. stored rows vs. live books -----------------------------------------
-    def truth_rows(self) -> tuple[dict[str, Rows], Counter[str], dict[str, dict[tuple[Any, ...], set[int]]]]:
+    def truth_rows(self) -> tuple[dict[str, Rows], Counter[str], Via]:
         """Every WS data frame the simulator sent, keyed as the database keys it (deltas and
-        snapshots by the simulator's connection id), and the connections each row went out on."""
+        snapshots by the simulator's connection id), and for each row the connections it went
+        out on with the wall-clock ns it left at (the simulator's own send time)."""
         conns = self.control("sim", "sent_conns")
         rows: dict[str, Rows] = {"delta": {}, "snapshot": {}, "trade": {}, "ticker": {}}
-        via: dict[str, dict[tuple[Any, ...], set[int]]] = {k: {} for k in rows}
+        via: Via = {k: {} for k in rows}
         info: Counter[str] = Counter()
+        ticks_seen: Counter[tuple[Any, ...]] = Counter()
         for conn in sorted(conns, key=int):
             c = int(conn)
             meta = conns[conn]
@@ -222,7 +214,11 @@ class System:
             if meta["withheld"]:
                 for sid, seq in self.control("sim", "gaps", conn=c):
                     self.withheld.add((c, int(sid), int(seq)))
-            for raw in self._sent(c, meta["frames"]):
+            writes = [(int(i), int(ns)) for i, ns in self.control("sim", "sent_times", conn=c)]
+            w = 0
+            for index, raw in enumerate(self._sent(c, meta["frames"])):
+                while w + 1 < len(writes) and writes[w + 1][0] <= index:
+                    w += 1
                 f = json.loads(raw)
                 kind = f.get("type")
                 m = f.get("msg") or {}
@@ -250,20 +246,21 @@ class System:
                     )
                     table = "trade"
                 elif kind == "ticker":
-                    key = (m["market_ticker"], m["ts_ms"])
-                    value, table = (parse_price(m["price_dollars"]), parse_count(m["volume_fp"])), "ticker"
+                    # One row per message: several of one market can share a millisecond.
+                    value, table = ticker_value(m), "ticker"
+                    ident = (m["market_ticker"], m["ts_ms"], value)
+                    key = (*ident, ticks_seen[ident])
+                    ticks_seen[ident] += 1
                 else:
                     continue
                 info[kind] += 1
-                seen = rows[table].get(key)
-                if seen is None:
-                    rows[table][key] = value
-                elif table == "ticker" and seen != value:
-                    # Several tickers of one market in one millisecond: the rows are compared per
-                    # key (any of them), the count of rows proves each was stored.
-                    self.ticker_alts.setdefault(key, set()).add(value)
-                via[table].setdefault(key, set()).add(c)
+                rows[table].setdefault(key, value)
+                via[table].setdefault(key, {})[c] = writes[w][1] if writes else 0
         return rows, info, via
+
+    def open_conns(self) -> set[int]:
+        """Simulator connections open now."""
+        return {int(c["conn"]) for c in self.control("sim", "connections")}
 
     def _sent(self, conn: int, total: int, page: int = 50_000) -> Iterator[str]:
         for start in range(0, total, page):
@@ -272,11 +269,8 @@ class System:
     def db_rows(self, truth: dict[str, Rows]) -> dict[str, Rows]:
         """The same rows as stored (WS rows only: REST snapshots and polled ticks are not the feed),
         each stored connection renamed to the simulator connection whose frames it holds."""
-        rows, recv_at, snap_recv, ws_ticks = asyncio.run(read_rows(self.cfg.db, truth))
+        rows, recv_at, snap_recv = asyncio.run(read_rows(self.cfg.db, truth))
         self.stored_recv = (recv_at, snap_recv)
-        # Several tickers of one market can share a millisecond: rows are compared per key,
-        # and this count proves each of them was stored.
-        self.stored_ws_ticks = ws_ticks
         return rows
 
     def db_counts(self) -> dict[str, int]:
@@ -301,85 +295,3 @@ class System:
             elif got["hash"] != want:
                 bad[ticker] = f"hash {got['hash']} != truth {want}"
         return bad
-
-
-def _port() -> int:
-    from tests.support.config import free_port
-
-    return free_port()
-
-
-@dataclass
-class Settled:
-    """The outcome of :func:`settle`: the comparison, and the counts behind it."""
-
-    diff: dict[str, dict[str, Any]]
-    books: dict[str, str]
-    info: Counter[str] = field(default_factory=Counter)
-
-    def snapshot_collisions(self) -> int:
-        """Of the lost WS snapshots, those that shared a receive time with a stored one."""
-        return len(self.diff["snapshot"].get("same_batch_key_collision", []))
-
-    def recovering(self) -> int:
-        return len(self.diff["delta"].get("recovering", []))
-
-    def in_flight(self) -> int:
-        return sum(len(d.get("in_flight", [])) for d in self.diff.values())
-
-    def tickers_not_stored(self) -> int:
-        """Ticker messages sent but without a row (two in one ms used to share one)."""
-        return max(self.info["ticker"] - self.info["ticker_rows_stored"], 0)
-
-    def lost(self) -> int:
-        return sum(len(d["missing"]) for d in self.diff.values())
-
-    def duplicated_or_foreign(self) -> int:
-        return sum(len(d["extra"]) + len(d["differ"]) for d in self.diff.values())
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            kind: {k: (v if isinstance(v, int) else len(v)) for k, v in d.items()}
-            for kind, d in self.diff.items()
-        } | {"books_mismatched": len(self.books), "sim": dict(self.info)}
-
-
-def settle(
-    system: System, timeout: float = 30.0, *, lossy_conns: set[int] | frozenset[int] = frozenset()
-) -> Settled:
-    """Pause the simulator, wait for the pipeline to drain, and compare everything with the truth.
-
-    ``lossy_conns``: simulator connections open when the connector was SIGKILLed; what was in
-    flight inside the killed process is gone (Kalshi does not replay), counted apart as ``in_flight``.
-    """
-    system.control("sim", "pause")
-    last: list[Settled] = []
-
-    def done() -> bool:
-        truth, info, via = system.truth_rows()
-        diff = compare(truth, system.db_rows(truth))
-        awaiting = awaiting_snapshot(truth, system.withheld)
-        recovering = [k for k in diff["delta"]["missing"] if k in awaiting]
-        diff["delta"]["missing"] = [k for k in diff["delta"]["missing"] if k not in awaiting]
-        diff["delta"]["recovering"] = recovering
-        # Snapshots of one market received in one read share a receive time; a key that merged
-        # them (the writer's old (ticker, recv)) loses one. Still lost: reported, not excused.
-        diff["snapshot"]["same_batch_key_collision"] = snapshot_key_collisions(
-            truth, diff["snapshot"]["missing"], system.stored_recv
-        )
-        # Of tickers sharing a (ticker, ms) key the row read back may be any one of them.
-        kept_other = [d for d in diff["ticker"]["differ"] if d[2] in system.ticker_alts.get(d[0], ())]
-        diff["ticker"]["differ"] = [d for d in diff["ticker"]["differ"] if d not in kept_other]
-        diff["ticker"]["same_ms_kept_later"] = kept_other
-        for kind, d in diff.items():
-            killed = [k for k in d["missing"] if via[kind][k] <= lossy_conns]
-            if killed:
-                d["missing"] = [k for k in d["missing"] if not via[kind][k] <= lossy_conns]
-            d["in_flight"] = killed
-        info["ticker_rows_stored"] = system.stored_ws_ticks
-        s = Settled(diff, system.book_mismatches(), info)
-        last[:] = [s]
-        return s.lost() == 0 and not s.books
-
-    wait_until(done, timeout, interval=1.0)
-    return last[0]

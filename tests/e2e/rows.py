@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.config import DbConfig
 from shared.store.engine import make_engine
-from shared.units import parse_count, parse_price
+from shared.units import ONE_DOLLAR, parse_count, parse_price
 
 #: A WS row's identity -> what it says. Deltas/snapshots are keyed by (simulator connection, sid,
-#: seq); trades by id; tickers by (ticker, ts ms).
+#: seq); trades by id; tickers by (ticker, ts ms, what it says, its occurrence among equals).
 Rows = dict[tuple[Any, ...], tuple[Any, ...]]
+#: kind -> row key -> {simulator connection: wall-clock ns the row left on it}.
+Via = dict[str, dict[tuple[Any, ...], dict[int, int]]]
 
 
 def compare(truth: dict[str, Rows], stored: dict[str, Rows]) -> dict[str, dict[str, Any]]:
@@ -36,13 +39,30 @@ def compare(truth: dict[str, Rows], stored: dict[str, Rows]) -> dict[str, dict[s
     return out
 
 
+def ticker_value(m: dict[str, Any]) -> tuple[Any, ...]:
+    """What a WS ticker message says, as the writer stores it in ``ticks`` (an empty side reads
+    bid 0 / ask $1, like the connector's parse)."""
+
+    def price(field: str, empty: int | None) -> int | None:
+        raw = m.get(field)
+        return empty if raw in (None, "") else parse_price(str(raw))
+
+    return (
+        price("price_dollars", None),
+        price("yes_bid_dollars", 0),
+        price("yes_ask_dollars", ONE_DOLLAR),
+        parse_count(m["volume_fp"]),
+        parse_count(m["open_interest_fp"]),
+    )
+
+
 def parse_levels(levels: list[list[str]]) -> tuple[tuple[int, int], ...]:
     return tuple(sorted((parse_price(p), parse_count(c)) for p, c in levels))
 
 
 async def read_rows(
     db: DbConfig, truth: dict[str, Rows]
-) -> tuple[dict[str, Rows], dict[tuple[int, int, int], int], set[tuple[str, int]], int]:
+) -> tuple[dict[str, Rows], dict[tuple[int, int, int], int], set[tuple[str, int]]]:
     engine = make_engine(db)
     try:
         async with engine.connect() as conn:
@@ -61,7 +81,10 @@ async def read_rows(
             ).all()
             ticks = (
                 await conn.execute(
-                    text("SELECT ticker, ts, last_price, volume FROM ticks WHERE source = 'ws'")
+                    text(
+                        "SELECT ticker, ts, last_price, yes_bid, yes_ask, volume, open_interest FROM ticks "
+                        "WHERE source = 'ws' ORDER BY epoch, seq"
+                    )
                 )
             ).all()
     finally:
@@ -92,9 +115,14 @@ async def read_rows(
                 recv_at[(sim, sid, xseq)] = recv[(c, sid, xseq)]
     for tid, ticker, yes_price, count, taker in trades:
         out["trade"][(tid,)] = (ticker, int(yes_price), int(count), taker)
-    for ticker, ts, last_price, volume in ticks:
-        out["ticker"][(ticker, _ms(ts))] = (int(last_price), int(volume))
-    return out, recv_at, snap_recv, len(ticks)
+    # In receive order (the connector's epoch, then its seq), as the truth numbers equal messages.
+    seen: Counter[tuple[Any, ...]] = Counter()
+    for ticker, ts, *fields in ticks:
+        value = tuple(None if v is None else int(v) for v in fields)
+        ident = (ticker, _ms(ts), value)
+        out["ticker"][(*ident, seen[ident])] = value
+        seen[ident] += 1
+    return out, recv_at, snap_recv
 
 
 def snapshot_key_collisions(
@@ -159,21 +187,4 @@ async def counts_on(conn: AsyncConnection) -> dict[str, int]:
     out = {}
     for table in ("book_deltas", "book_snapshots", "trades", "ticks"):
         out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-    return out
-
-
-def awaiting_snapshot(truth: dict[str, Rows], withheld: set[tuple[int, int, int]]) -> set[tuple[Any, ...]]:
-    """Deltas the connector drops by design after a seq skip: from the skip on, every market of
-    that subscription waits for its new snapshot, and its deltas until then are superseded by it
-    (services/connector/session.py). Keyed like the truth's deltas."""
-    out: set[tuple[Any, ...]] = set()
-    for c, sid, gap in withheld:
-        next_snap: dict[str, int] = {}
-        for (sc, ssid, seq), (ticker, *_) in truth["snapshot"].items():
-            if sc == c and ssid == sid and seq > gap and seq < next_snap.get(ticker, 1 << 62):
-                next_snap[ticker] = seq
-        for key, (ticker, *_) in truth["delta"].items():
-            dc, dsid, seq = key
-            if dc == c and dsid == sid and gap < seq < next_snap.get(ticker, 1 << 62):
-                out.add(key)
     return out

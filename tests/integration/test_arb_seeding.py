@@ -6,6 +6,7 @@ answer leaves every book to ask for next round."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from shared.config import ArbConfig
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.log import BurstLog, get_logger
 from shared.messages import MarketMeta
-from tests.support.config import free_port
+from tests.support.config import ipc_endpoint
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"
@@ -68,11 +69,11 @@ def seeds(result: str) -> float:
     return REGISTRY.get_sample_value("kxfeed_arb_book_seeds_total", {"result": result}) or 0.0
 
 
-def test_seeding_asks_only_for_books_the_orderbook_holds() -> None:
+def test_seeding_asks_only_for_books_the_orderbook_holds(tmp_path: Path) -> None:
     det = Detector(msgspec.convert({"min_books": 1}, ArbConfig), load_leagues())
     det.handle([meta(SAC, "Sacramento Kings"), meta(MEM, "Memphis Grizzlies")], 0, 0)
     emitted: list[list[Candidate]] = []
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = ipc_endpoint(tmp_path, "orderbook")
     seeder = Seeder(endpoint, det, emitted.append, BurstLog(get_logger("test.seeding")))
     clock = lambda: 1_000_000_000  # noqa: E731 - fixed ns: the core takes now, never reads a clock
 

@@ -32,7 +32,7 @@ from shared.bus import Subscriber
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.messages import Signal
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import kxfeed_cmd, spawn, wait_until
 
 MIN_EDGE = 300  # $0.03 a contract
@@ -177,7 +177,6 @@ class Stack:
         self.cfg: Config = make_config(
             tmp,
             sim={
-                "port": free_port(),
                 "markets": 40,
                 "rate": 60.0,
                 "lifecycle_every": 0,
@@ -204,7 +203,8 @@ class Stack:
         self.start("bus")
         self.start("sim")
         assert wait_until(lambda: stats(self.cfg.sim.control).get("ready"), 30), "sim not ready"
-        self.odds = OddsRecorder(f"http://127.0.0.1:{self.cfg.sim.port}/v4/sports/upcoming/odds?apiKey=test")
+        self.sim_port = reported_port(self.cfg, "sim", "http")
+        self.odds = OddsRecorder(f"http://127.0.0.1:{self.sim_port}/v4/sports/upcoming/odds?apiKey=test")
         self.zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.signals = Subscriber(self.zctx, self.cfg.bus.xpub, ["signal."])
         for name in ("writer", "orderbook", "arb", "connector"):
@@ -238,8 +238,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @pytest.mark.slow
 def test_planted_edges_found_with_the_right_size_and_fair_markets_get_nothing(stack: Stack) -> None:
     cfg = stack.cfg
-    rest = f"http://127.0.0.1:{cfg.sim.port}/trade-api/v2"
-    odds_url = f"http://127.0.0.1:{cfg.sim.port}/v4/sports/upcoming/odds?apiKey=test"
+    rest = f"http://127.0.0.1:{stack.sim_port}/trade-api/v2"
+    odds_url = f"http://127.0.0.1:{stack.sim_port}/v4/sports/upcoming/odds?apiKey=test"
     markets = [
         m
         for m in get_json(f"{rest}/markets?limit=1000")["markets"]

@@ -13,7 +13,7 @@ from shared.config import EX_CONFIG
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.kalshi.auth import generate_private_key
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 from tests.support.procs import kxfeed_cmd, spawn, wait_until
 
 KEY_ID = "0b7f1d2c-3e4a-4b5c-8d6e-7f8091a2b3c4"
@@ -27,7 +27,7 @@ def stats(endpoint: str) -> dict[str, int]:
 
 
 def test_runs_against_the_sim_and_stops_cleanly(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, sim={"port": free_port(), "markets": 8, "rate": 100.0})
+    cfg = make_config(tmp_path, sim={"markets": 8, "rate": 100.0})
     path = write_config(cfg, tmp_path / "kxfeed.toml")
     procs = [spawn("worker", name, "--config", str(path)) for name in ("bus", "sim")]
     try:

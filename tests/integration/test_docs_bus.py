@@ -12,7 +12,7 @@ import zmq
 
 from shared.bus import Proxy, Publisher
 from shared.messages import Trade
-from tests.support.config import free_port
+from tests.support.config import ipc_endpoint
 from tests.support.procs import ROOT
 
 
@@ -24,7 +24,7 @@ def test_docs_subscriber_example_runs(tmp_path: Path) -> None:
     script.write_text(code.group(1))
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    xsub, xpub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    xsub, xpub = ipc_endpoint(tmp_path, "xsub"), ipc_endpoint(tmp_path, "xpub")
     proxy = Proxy(ctx, xsub, xpub, 10_000)
     proxy.start()
     pub = Publisher(ctx, xsub, "docs")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -206,13 +207,18 @@ def test_kxfeed_gaps_without_a_database_creates_none(tmp_path: Path) -> None:
 
 
 def test_gap_filler_audit_sets_the_metrics(tmp_path: Path) -> None:
-    cfg: Config = make_config(tmp_path, gapfill={"audit_interval_s": 0.1})
+    # No exchange here: the REST URL names a port bound by this test and never listening (a
+    # call is refused; nobody else can take the port while the test holds it).
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    cfg: Config = make_config(tmp_path, gapfill={"audit_interval_s": 0.1}, sim={"port": port})
     asyncio.run(store(cfg.db, history(time.time_ns())))
 
     async def go() -> None:
         w = GapfillWorker(cfg)
         task = asyncio.create_task(w.serve())
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while w.stats().get("audits", 0) < 1:
             assert time.monotonic() < deadline and not task.done(), w.stats()
             await asyncio.sleep(0.05)
@@ -226,4 +232,7 @@ def test_gap_filler_audit_sets_the_metrics(tmp_path: Path) -> None:
         assert metric("kxfeed_gapfill_stored_missing_seqs") == 5
         assert metric("kxfeed_gapfill_audits_total", result="ok") >= 1
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:
+        dead.close()

@@ -17,7 +17,7 @@ from honcho.environ import parse_procfile
 from services import registry
 from shared.control import ControlError, request
 from tests.integration.test_supervisor_pipeline import committed_streams, journaled_streams
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 from tests.support.procs import ROOT, wait_until
 
 PROCFILE = ROOT / "Procfile"
@@ -39,7 +39,7 @@ def test_honcho_start_runs_the_pipeline_against_the_sim(tmp_path: Path) -> None:
         pytest.skip(f"workers not installed yet: {missing}")
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent))
     assert honcho, "honcho is a dev dependency of the project"
-    cfg = make_config(tmp_path, sim={"port": free_port(), "rate": 200.0, "markets": 20})
+    cfg = make_config(tmp_path, sim={"rate": 200.0, "markets": 20})
     path = write_config(cfg, tmp_path / "kx.toml")
     env = {
         **os.environ,

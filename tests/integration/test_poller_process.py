@@ -13,7 +13,7 @@ from typing import Any
 from shared.control import ControlError, request
 from shared.journal import read
 from shared.messages import BATCH_DECODER, MarketMeta, PollSnapshot
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 from tests.support.procs import spawn, wait_until
 
 
@@ -45,9 +45,7 @@ def db_count(db: Path, sql: str) -> int:
 
 
 def test_poller_journal_is_stored_by_a_writer_started_later(tmp_path: Path) -> None:
-    cfg = make_config(
-        tmp_path, sim={"port": free_port(), "markets": 20, "rate": 50.0}, poller={"poll_interval_s": 0.5}
-    )
+    cfg = make_config(tmp_path, sim={"markets": 20, "rate": 50.0}, poller={"poll_interval_s": 0.5})
     path = write_config(cfg, tmp_path / "kxfeed.toml")
     procs = [spawn("worker", name, "--config", str(path)) for name in ("bus", "sim")]
     try:

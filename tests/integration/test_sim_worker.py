@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.control import ControlError, request
 from shared.kalshi.auth import load_private_key
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, spawn, wait_until
 from tests.support.sim_client import BookClient
 
@@ -25,17 +25,17 @@ def _alive(endpoint: str) -> bool:
 
 
 def test_kxfeed_sim_runs_serves_signed_clients_and_obeys_control(tmp_path: Path) -> None:
-    port = free_port()
     cfg = make_config(tmp_path)
     conf = write_config(cfg, tmp_path / "kxfeed.toml")
     proc = spawn(
-        "sim", "--config", str(conf), "--seed", "5", "--markets", "10", "--rate", "100", "--port", str(port),
+        "sim", "--config", str(conf), "--seed", "5", "--markets", "10", "--rate", "100", "--port", "0",
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "sim.log").open("wb"),
     )  # fmt: skip
     try:
         assert wait_until(lambda: _alive(cfg.sim.control), timeout=20), (tmp_path / "sim.log").read_text()
         assert wait_until(lambda: request(cfg.sim.control, "stats")["ready"], timeout=10)
         info = request(cfg.sim.control, "info")
+        port = reported_port(cfg, "sim", "http")  # --port 0: any free port, reported
         assert info["ws_url"] == f"ws://127.0.0.1:{port}/trade-api/ws/v2"
         assert info["seed"] == 5 and info["markets"] >= 10 and info["rate"] == 100.0
         # The worker created the dev key pair; a client signing with it is let in.
@@ -105,7 +105,7 @@ def test_kxfeed_sim_rejects_a_bad_fault_spec(tmp_path: Path) -> None:
 
 
 def test_worker_sim_under_the_generic_runner(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, sim={"port": free_port(), "markets": 6, "rate": 5.0})
+    cfg = make_config(tmp_path, sim={"markets": 6, "rate": 5.0})
     conf = write_config(cfg, tmp_path / "kxfeed.toml")
     proc = spawn("worker", "sim", "--config", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

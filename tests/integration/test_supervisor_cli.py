@@ -124,7 +124,11 @@ def test_live_status_in_a_terminal(tmp_path: Path) -> None:
         deadline = time.monotonic() + 40
 
         def seen_enough() -> bool:
-            return screen.count(b"\x1b[J") >= 3 and b"running" in screen.rsplit(b"\x1b[J", 1)[-1]
+            # The bus itself running (not just any row): a SIGTERM while it still imports (a
+            # loaded machine) ends it before it logs anything, and its log below is empty.
+            last = screen.rsplit(b"\x1b[J", 1)[-1].decode(errors="replace")
+            bus_running = any(r.split()[:1] == ["bus"] and " running " in f" {r} " for r in last.splitlines())
+            return screen.count(b"\x1b[J") >= 3 and bus_running
 
         while time.monotonic() < deadline and not seen_enough():
             if select.select([master], [], [], 0.2)[0]:
@@ -148,11 +152,12 @@ def test_live_status_in_a_terminal(tmp_path: Path) -> None:
 
 
 def test_up_says_so_when_its_metrics_port_is_taken(tmp_path: Path) -> None:
-    _, path = supervised_config(tmp_path, lambda c: [{"name": "bus"}])
-    cfg = load_config(path, environ={})
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", cfg.supervisor.metrics_port))
+        taken.bind(("127.0.0.1", 0))  # held by this test for as long as kxfeed up tries it
         taken.listen()
+        port = taken.getsockname()[1]
+        _, path = supervised_config(tmp_path, lambda c: [{"name": "bus"}], metrics_port=port)
+        assert load_config(path, environ={}).supervisor.metrics_port == port
         out = _run("up", "--config", str(path), "--log-json")
     assert out.returncode == 1 and "cannot serve /metrics" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr

@@ -14,7 +14,7 @@ from services import registry
 from shared.journal import read
 from shared.messages import BATCH_DECODER
 from tests.integration.test_supervisor_processes import Up, alive, up_factory
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 
@@ -41,7 +41,7 @@ def test_up_runs_every_installed_worker_and_stops_in_reverse(tmp_path: Path, up_
     cfg = make_config(
         tmp_path,
         supervisor={"shutdown_timeout_s": 15.0, "ready_timeout_s": 60.0},
-        sim={"port": free_port(), "rate": 200.0, "markets": 20},
+        sim={"rate": 200.0, "markets": 20},
     )
     path = write_config(cfg, tmp_path / "kx.toml")
     up: Up = up_factory(cfg, path)

@@ -7,10 +7,7 @@ refused); SQLite is locked by another connection (BEGIN EXCLUSIVE)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,78 +25,13 @@ from tests.integration.test_writer_process import (
     kinds_of,
     publish,
 )
-from tests.support.config import free_port
 from tests.support.procs import wait_until
 from tests.support.synth import mixed
+from tests.support.tcpproxy import TcpProxy
 
 __all__ = ["harness_factory"]  # a fixture: imported to be used here
 
 OUTAGE_S = 5.0
-
-
-class TcpProxy:
-    """127.0.0.1:<port> -> upstream, byte for byte; ``cut()`` resets every connection and
-    refuses new ones until ``restore()``."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self._conns: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        s.settimeout(0.1)
-        self._listener = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.settimeout(None)
-                # without it Nagle + delayed ACKs add ~40 ms to every round trip
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
 
 
 @pytest.fixture
@@ -108,7 +40,7 @@ def pg_proxy(pg_url: str) -> Iterator[tuple[TcpProxy, str]]:
     url = make_url(pg_url)
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
     yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
-    proxy.cut()
+    proxy.close()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from shared.journal import JournalWriter
 from shared.messages import BookDelta, Message, Trade
 from shared.store.engine import make_engine
 from shared.store.migrate import upgrade
-from tests.support.config import make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import spawn, wait_until
 from tests.support.synth import expected_tables, mixed, read_tables
 
@@ -137,7 +137,7 @@ class Harness:
 
     def metric(self, name: str, **labels: str) -> float:
         """A sample from the writer's /metrics (0 when absent)."""
-        url = f"http://127.0.0.1:{self.cfg.writer.metrics_port}/metrics"
+        url = f"http://127.0.0.1:{reported_port(self.cfg, 'writer')}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             body = resp.read().decode()
         for family in text_string_to_metric_families(body):

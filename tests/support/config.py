@@ -1,45 +1,50 @@
-"""Test configs whose every port and path is private to one test; TOML writing for child processes."""
+"""Test configs whose every port and path is private to one test; TOML writing for child processes.
+
+No port is ever picked and bound later (someone can take it in between): bus and control
+sockets are ipc:// endpoints in the test's directory, every /metrics and the simulator bind
+port 0 and report the port they got in the data dir (:func:`reported_port`)."""
 
 from __future__ import annotations
 
-import random
-import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from shared import ports
 from shared.config import Config
+from tests.support.procs import wait_until
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+def ipc_dir(tmp: Path) -> Path:
+    """Where a test's ipc:// sockets live: its own directory, or a short one under /tmp when that
+    path would not fit a Unix socket address (108 bytes with the name)."""
+    d = tmp / "ipc"
+    if len(str(d)) > 80:
+        d = Path(tempfile.mkdtemp(prefix="kxipc-"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
-_EPHEMERAL = _ephemeral_range()
-_rng = random.Random()
+def ipc_endpoint(tmp: Path, name: str) -> str:
+    """An ipc:// endpoint private to this test (for sockets a test binds itself)."""
+    return f"ipc://{ipc_dir(tmp)}/{name}"
 
 
-def free_port() -> int:
-    """A free port OUTSIDE the kernel's ephemeral range.
+def reported_port(cfg: Config, worker: str, what: str = "metrics", timeout: float = 60.0) -> int:
+    """The port ``worker`` bound for ``what`` (configured 0: any free one), once it reports it."""
+    got: list[int] = []
 
-    A port from the ephemeral range can be handed to some outbound connection the moment a
-    killed worker releases it, and the restarted worker then cannot bind it again.
-    """
-    low, high = (10_000, _EPHEMERAL[0]) if _EPHEMERAL[0] > 12_000 else (_EPHEMERAL[1] + 1, 65_000)
-    for _ in range(200):
-        port = _rng.randrange(low, high)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}..{high}")
+    def seen() -> bool:
+        port = ports.reported(cfg.data_dir, worker, what)
+        if port is not None:
+            got[:] = [port]
+        return port is not None
+
+    if not wait_until(seen, timeout):
+        raise AssertionError(f"{worker} never reported its {what} port in {cfg.data_dir}")
+    return got[0]
 
 
 def make_config(tmp: Path, **sections: dict[str, Any]) -> Config:
@@ -47,9 +52,10 @@ def make_config(tmp: Path, **sections: dict[str, Any]) -> Config:
 
     ``sections`` override keys per section, e.g. ``make_config(tmp, bus={"rcvhwm": 10})``.
     """
+    ipc = ipc_dir(tmp)
     raw: dict[str, Any] = {
         "data_dir": str(tmp),
-        "bus": {"xsub": f"tcp://127.0.0.1:{free_port()}", "xpub": f"tcp://127.0.0.1:{free_port()}"},
+        "bus": {"xsub": f"ipc://{ipc}/xsub", "xpub": f"ipc://{ipc}/xpub"},
         "journal": {"dir": str(tmp / "journal")},
         "db": {"url": f"sqlite+aiosqlite:///{tmp / 'kxfeed.db'}"},
     }
@@ -59,7 +65,8 @@ def make_config(tmp: Path, **sections: dict[str, Any]) -> Config:
             and hasattr(f.type, "__struct_fields__")
             and "control" in f.type.__struct_fields__
         ):
-            raw[f.name] = {"metrics_port": free_port(), "control": f"tcp://127.0.0.1:{free_port()}"}
+            raw[f.name] = {"metrics_port": 0, "control": f"ipc://{ipc}/{f.name}"}
+    raw["sim"]["port"] = 0
     for name, body in sections.items():
         if isinstance(body, dict):
             raw.setdefault(name, {}).update(body)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from shared import ports
 from shared.config import ConfigError
-from shared.kalshi.endpoints import effective_env, resolve
+from shared.kalshi.endpoints import effective_env, resolve, sim_port
 from tests.support.config import make_config
 
 
@@ -29,6 +30,25 @@ def test_sim_is_local_and_default(tmp_path: Path) -> None:
         "ws://127.0.0.1:8765/trade-api/ws/v2",
         "http://127.0.0.1:8765/trade-api/v2",
     )
+
+
+def test_sim_port_zero_is_the_one_the_simulator_reported(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, sim={"port": 0})
+    with pytest.raises(ConfigError, match="has not reported its port"):
+        sim_port(cfg, wait_s=0.0)
+    ports.port_file(cfg.data_dir, "sim", "http").parent.mkdir(parents=True, exist_ok=True)
+    for junk in ("", "http", "0", "70000", "-5"):  # a torn or foreign file is no report
+        ports.port_file(cfg.data_dir, "sim", "http").write_text(junk)
+        assert ports.reported(cfg.data_dir, "sim", "http") is None, junk
+    ports.report(cfg.data_dir, "sim", "http", 41234)
+    assert resolve(cfg, {}).ws_url == "ws://127.0.0.1:41234/trade-api/ws/v2"
+    ports.report(cfg.data_dir, "sim", "http", 41235)  # a restarted simulator's new port
+    assert resolve(cfg, {}).rest_url == "http://127.0.0.1:41235/trade-api/v2"
+    ports.withdraw(cfg.data_dir, "sim", "http")
+    with pytest.raises(ConfigError):
+        sim_port(cfg, wait_s=0.2)
+    with pytest.raises(ValueError):
+        ports.report(cfg.data_dir, "sim", "http", 0)
 
 
 def test_kalshi_env_variable_wins(tmp_path: Path) -> None:
