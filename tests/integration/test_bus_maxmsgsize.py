@@ -20,7 +20,7 @@ from shared.bus import Proxy, Publisher, Subscriber
 from shared.messages import BATCH_ENCODER, Trade
 from shared.zmq_watch import PeerWatch
 from tests.integration.test_supervisor_processes import metric
-from tests.support.config import make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import spawn, wait_until
 
 HUGE = 100 * 1024 * 1024
@@ -120,7 +120,7 @@ def test_a_huge_subscription_leaves_the_bus_worker_running(
         assert received_after(sub, pub, 1)
         assert bus.poll() is None, "the bus worker is alive"
         assert not pub.has_subscriber("t" * 64), "the huge subscription never reached a publisher"
-        text = scrape(cfg.busproxy.metrics_port)
+        text = scrape(reported_port(cfg, "bus"))
         dropped = metric(text, "kxfeed_zmq_peer_events_total", socket="bus_xpub", event="disconnected")
         assert (dropped or 0) >= 1
     finally:

@@ -14,7 +14,7 @@ import pytest
 from services import registry
 from shared.control import request
 from tests.integration.test_supervisor_processes import Up, metric, up_factory
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.hostile import barrage
 from tests.support.procs import ROOT, kxfeed_cmd
 
@@ -44,7 +44,7 @@ def test_every_control_socket_survives_garbage_and_keeps_answering(tmp_path: Pat
     cfg = make_config(
         tmp_path,
         supervisor={"shutdown_timeout_s": 20.0, "ready_timeout_s": 90.0},
-        sim={"port": free_port(), "rate": 50.0, "markets": 10},
+        sim={"rate": 50.0, "markets": 10},
     )
     path = write_config(cfg, tmp_path / "kx.toml")
     up: Up = up_factory(cfg, path)
@@ -78,7 +78,7 @@ def test_every_control_socket_survives_garbage_and_keeps_answering(tmp_path: Pat
     assert {n: w["pid"] for n, w in after.items()} == {n: w["pid"] for n, w in before.items()}, "no restart"
 
     # Counted where an operator looks: each worker's /metrics.
-    text = scrape(cfg.worker("orderbook").metrics_port)
+    text = scrape(reported_port(cfg, "orderbook"))
     for reason in ("envelope", "multipart", "decode", "unknown_command", "bad_args"):
         assert (metric(text, "kxfeed_control_rejected_total", reason=reason) or 0) >= 1, reason
     refused = sum(

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from shared.control import ControlError, request
 from shared.control_server import Args, ControlServer, Dispatcher, UnknownCommand
 from shared.log import get_logger
-from tests.support.hostile import barrage, tcp_garbage
+from tests.support.hostile import barrage, raw_garbage
 from tests.support.procs import wait_until
 
 MAX = 64 * 1024
@@ -83,7 +83,7 @@ def peer_events(event: str) -> float:
 
 def test_garbage_tcp_connections_leave_the_socket_serving(served: Served) -> None:
     before = peer_events("disconnected")
-    tcp_garbage(served.endpoint, 20)
+    raw_garbage(served.endpoint, 20)
     assert served.alive()
     assert request(served.endpoint, "ping", timeout_s=10) == "pong"
     # Every garbage connection ends in a disconnect that the monitor reports.

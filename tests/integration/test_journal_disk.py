@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import journal
+from shared import journal, ports
 from shared.config import Config
 from shared.messages import BATCH_DECODER, Message
 from shared.store.schema import APPEND
 from tests.integration.test_supervisor_pipeline import committed_streams
 from tests.integration.test_supervisor_processes import Up, up_factory
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 from tests.support.procs import wait_until
 from tests.support.synth import expected_tables
 
@@ -32,7 +32,9 @@ WORKERS = ["bus", "sim", "writer", "orderbook", "connector"]
 
 
 def metric(cfg: Config, worker: str, name: str) -> float | None:
-    port = cfg.worker(worker).metrics_port
+    port = ports.reported(cfg.data_dir, worker, "metrics")
+    if port is None:
+        return None
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
@@ -50,7 +52,7 @@ def pipeline(tmp: Path, data: Path, **journal_cfg: Any) -> tuple[Config, Path]:
     cfg = make_config(
         data,
         supervisor={"workers": WORKERS, "shutdown_timeout_s": 20.0, "ready_timeout_s": 60.0},
-        sim={"port": free_port(), "rate": 200.0, "markets": 20},
+        sim={"rate": 200.0, "markets": 20},
         writer={"cursor_interval_s": 0.5, "retry_max_s": 1.0, "disk_interval_s": 0.5},
         journal={"dir": str(data / "journal"), **journal_cfg},
     )

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from shared.config import Config
 from shared.kalshi.auth import generate_private_key
 from tests.integration.test_supervisor_processes import Up, metric, supervised_config, up_factory
-from tests.support.config import free_port, make_config, write_config
+from tests.support.config import make_config, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
@@ -99,7 +99,7 @@ def test_a_worker_killed_six_times_is_parked_while_the_rest_keeps_storing(
             "ready_timeout_s": 90.0,
             "shutdown_timeout_s": 15.0,
         },
-        sim={"port": free_port(), "rate": 100.0, "markets": 12},
+        sim={"rate": 100.0, "markets": 12},
     )
     path = write_config(cfg, tmp_path / "kx.toml")
     db = tmp_path / "kxfeed.db"

@@ -29,10 +29,14 @@ class Outcome:
     unanswered: list[str] = field(default_factory=list)
 
 
-def tcp_port(endpoint: str) -> int:
-    if not endpoint.startswith("tcp://"):
-        raise ValueError(f"not a tcp endpoint: {endpoint}")
-    return int(endpoint.rsplit(":", 1)[1])
+def raw_address(endpoint: str) -> tuple[int, Any]:
+    """The (family, address) a plain socket connects to for a tcp:// or ipc:// endpoint."""
+    if endpoint.startswith("tcp://"):
+        host, _, port = endpoint[len("tcp://") :].rpartition(":")
+        return socket.AF_INET, (host if host not in ("", "*", "0.0.0.0") else "127.0.0.1", int(port))
+    if endpoint.startswith("ipc://"):
+        return socket.AF_UNIX, endpoint[len("ipc://") :]
+    raise ValueError(f"not a tcp:// or ipc:// endpoint: {endpoint}")
 
 
 def garbage_payloads(rng: random.Random, n: int) -> list[bytes]:
@@ -51,12 +55,15 @@ def garbage_payloads(rng: random.Random, n: int) -> list[bytes]:
     return out
 
 
-def tcp_garbage(endpoint: str, n: int = 20, seed: int = 14) -> int:
-    """Open ``n`` raw TCP connections to ``endpoint`` and write random bytes into each."""
-    port = tcp_port(endpoint)
+def raw_garbage(endpoint: str, n: int = 20, seed: int = 14) -> int:
+    """Open ``n`` raw connections (TCP, or a Unix socket for ipc://) to ``endpoint`` and write
+    random bytes into each: libzmq parses both with the same ZMTP engine."""
+    family, address = raw_address(endpoint)
     for payload in garbage_payloads(random.Random(seed), n):
-        with socket.create_connection(("127.0.0.1", port), timeout=5.0) as s:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
             try:
+                s.settimeout(5.0)
+                s.connect(address)
                 s.sendall(payload)
                 # Half-close and read until zmq closes its side (or the timeout): the peer has
                 # then really handled (and refused) these bytes before the next connection.
@@ -153,7 +160,7 @@ def barrage(
 ) -> Outcome:
     """Everything above against ``endpoint``; replies by name, and the peers left unanswered."""
     ctx = ctx or zmq.Context.instance()
-    out = Outcome(garbage_connections=tcp_garbage(endpoint, connections))
+    out = Outcome(garbage_connections=raw_garbage(endpoint, connections))
     for name, frames in request_mistakes(max_msg_bytes, bad_args).items():
         reply = ask(ctx, endpoint, frames, timeout_s)
         if reply is None:
@@ -166,5 +173,5 @@ def barrage(
     if oversized(ctx, endpoint, max_msg_bytes + 1, 1.0):
         out.replies["oversized"] = {"ok": False, "error": "answered an oversized message"}
     # The barrage again after the zmq peers: garbage interleaved with real clients' leftovers.
-    out.garbage_connections += tcp_garbage(endpoint, connections // 2, seed=41)
+    out.garbage_connections += raw_garbage(endpoint, connections // 2, seed=41)
     return out
