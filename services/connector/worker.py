@@ -152,7 +152,8 @@ class ConnectorWorker(MarketUpkeep, Actor):
         }
 
     async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        CONTROL_REQUESTS.labels(cmd).inc()
+        # Labelled by known commands only: a caller's arbitrary `cmd` must not grow the label set.
+        CONTROL_REQUESTS.labels(cmd if cmd in KNOWN_CONTROL else "unknown").inc()
         if cmd == "snapshot":
             tickers = args.get("tickers") or None
             return {"requested": self._snapshots(tickers, "control")}
@@ -377,11 +378,13 @@ class ConnectorWorker(MarketUpkeep, Actor):
             for m in await self.ctl.recv():
                 if not isinstance(m, Control) or m.target not in (self.name, self.worker_id):
                     continue
-                CONTROL_REQUESTS.labels(f"bus:{m.cmd}").inc()
+                CONTROL_REQUESTS.labels("bus:snapshot" if m.cmd == "snapshot" else "bus:unknown").inc()
                 if m.cmd == "snapshot":
                     self._snapshots(m.tickers or None, "control")
                 else:
                     self.log.warning("unknown bus control command", extra={"ctx": {"cmd": m.cmd[:40]}})
 
+
+KNOWN_CONTROL = frozenset({"snapshot", "subscriptions"})
 
 WORKER = ConnectorWorker
