@@ -109,9 +109,15 @@ class System:
         )
         log.close()
         names = registry.available()
-        ok = wait_until(
-            lambda: self.states() and all(s == "running" for s in self.states().values()), timeout
-        )
+        proc = self.proc
+
+        def up_or_gone() -> bool:  # a supervisor that exited (a config error) fails at once
+            if proc.poll() is not None:
+                return True
+            states = self.states()
+            return bool(states) and set(states.values()) == {"running"}
+
+        ok = wait_until(up_or_gone, timeout) and proc.poll() is None
         assert ok and set(self.states()) == set(names), f"not all running: {self.states()}\n{self.log_tail()}"
 
     def stop(self, timeout: float = 60.0) -> int:
