@@ -133,8 +133,16 @@ def _check_secrets(raw: dict[str, Any], origin: str) -> None:
                     )
 
 
-def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
-    """Merge ``KXFEED_<SECTION>_<KEY>`` overrides into ``raw`` (strings; typed later)."""
+def apply_env(
+    raw: dict[str, Any],
+    environ: dict[str, str] | os._Environ[str],
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Merge ``KXFEED_<SECTION>_<KEY>`` overrides into ``raw`` (strings; typed later).
+
+    ``sources`` (when given) receives ``"section.key"`` -> variable name for every override, so
+    a bad value is blamed on the variable that set it, not on the file."""
+    sources = {} if sources is None else sources
     sections = _sections()
     top_keys = {f.name for f in msgspec.structs.fields(Config)} - set(sections)
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
@@ -144,6 +152,7 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -
         rest = name[len("KXFEED_") :].lower()
         if rest in top_keys:
             merged[rest] = value
+            sources[rest] = name
             continue
         for section in sorted(sections, key=len, reverse=True):
             if rest.startswith(section + "_"):
@@ -152,6 +161,7 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -
                 if key not in valid:
                     raise ConfigError(f"environment {name}: [{section}] has no key {key!r}")
                 merged.setdefault(section, {})[key] = value
+                sources[f"{section}.{key}"] = name
                 break
         else:
             raise ConfigError(f"environment {name}: no config section matches (sections: {sorted(sections)})")
@@ -189,20 +199,37 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     _check_secrets(raw, origin)
-    merged = _coerce_env_lists(apply_env(raw, environ))
+    sources: dict[str, str] = {}
+    merged = _blast_rate(_coerce_env_lists(apply_env(raw, environ, sources)))
     try:
         return msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{origin}: {_explain(exc)}") from None
+        raise ConfigError(_explain(exc, origin, sources, environ)) from None
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    # msgspec says "Object contains unknown field `x` - at `$.connector`"; make the key read as TOML.
+def _blast_rate(merged: dict[str, Any]) -> dict[str, Any]:
+    # ``kxfeed sim --rate blast`` works, so ``rate = "blast"`` (and KXFEED_SIM_RATE=blast) must too:
+    # blast is rate 0, "as fast as the clients read".
+    sim = merged.get("sim")
+    if isinstance(sim, dict) and isinstance(sim.get("rate"), str) and sim["rate"].strip().lower() == "blast":
+        sim["rate"] = 0.0
+    return merged
+
+
+def _explain(exc: msgspec.ValidationError, origin: str, sources: dict[str, str], environ: Any) -> str:
+    # msgspec says "Expected `float`, got `str` - at `$.sim.rate`"; name the key as TOML does, and
+    # blame the environment variable when one set that key.
     text = str(exc)
-    if " - at `$." in text:
-        msg, _, where = text.partition(" - at `$.")
-        return f"[{where.rstrip('`')}] {msg}"
-    return text
+    if " - at `$." not in text:
+        return f"{origin}: {text}"
+    msg, _, where = text.partition(" - at `$.")
+    where = where.rstrip("`")
+    var = sources.get(where)
+    if var is not None:
+        # A URL may carry a password: its value is never echoed.
+        shown = "" if "url" in where else f"={environ.get(var, '')!r}"
+        return f"environment {var}{shown}: {msg} (it overrides {where})"
+    return f"{origin}: [{where}] {msg}"
 
 
 def to_toml_dict(cfg: Config) -> dict[str, Any]:

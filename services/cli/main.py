@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"kxfeed {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -38,11 +41,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("kxfeed")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+#: Exit status of a process a closed pipe ended (128 + SIGPIPE), as `yes | head` reports it.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    # The reader went away (`kxfeed status | head`): point stdout at /dev/null so the
+    # interpreter's final flush does not raise a second BrokenPipeError on the way out.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         print(f"kxfeed: config error: {exc}", file=sys.stderr)
         return 2

@@ -62,7 +62,7 @@ def test_status_restart_and_stop_commands(tmp_path: Path, up_factory: Any) -> No
     assert metric(up.metrics(), "kxfeed_worker_up", worker="alpha") == 0.0
 
     out = _run("restart", "nosuch", "--config", str(path))
-    assert out.returncode == 1 and "nosuch" in out.stderr
+    assert out.returncode == 2 and "unknown worker 'nosuch'" in out.stderr
 
     out = _run("stop", "--config", str(path))
     assert out.returncode == 0 and "stopped" in out.stdout, out.stderr

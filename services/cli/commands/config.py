@@ -17,14 +17,22 @@ import json
 import os
 from typing import Any
 
-from services.cli.common import subcommand
+from services.cli.common import action, subcommand
 from shared.config import load_config, to_toml_dict
 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "config", __doc__)
-    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = action.add_parser("check", help="validate and print the effective config")
+    verbs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = action(
+        verbs,
+        "check",
+        "validate and print the effective config",
+        "Loads FILE with the environment overrides, checks every key and type, prints the result\n"
+        "(secrets redacted). Exit 2 on any error.",
+        "kxfeed config check",
+        "kxfeed config check config/prod.toml",
+    )
     check.add_argument("file", nargs="?", help="config file (default: $KXFEED_CONFIG or config/default.toml)")
     check.set_defaults(func=run)
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import msgspec
 
-from services.cli.common import subcommand
+from services.cli.common import choice, subcommand
 from shared.messages import KINDS, json_schema
 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "schema", __doc__)
-    p.add_argument("--kind", choices=sorted(KINDS), help="only this message kind")
+    p.add_argument("--kind", type=choice("kind", sorted(KINDS)), help="only this message kind")
     p.set_defaults(func=run)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, choice, load, subcommand
 from shared.control import ControlError, request
 
 ACTIONS = (
@@ -54,7 +54,11 @@ ACTIONS = (
 def register(sub: Any) -> None:
     p = subcommand(sub, "sim", __doc__)
     p.add_argument(
-        "action", nargs="?", default="run", choices=ACTIONS, help="run (default) or a control action"
+        "action",
+        nargs="?",
+        default="run",
+        type=choice("action", ACTIONS),
+        help="run (default) or a control action",
     )
     p.add_argument("rest", nargs="*", metavar="ARG", help="action arguments")
     p.add_argument("--seed", type=int, help="random seed (same seed: same markets and frames)")

@@ -6,7 +6,8 @@ The worker connects to the bus named in the config, serves /metrics on its
 port and answers its control socket (ping, stats, stop). SIGTERM or Ctrl-C
 drains and exits 0.
 
-example:
+examples:
+  kxfeed worker writer
   kxfeed worker orderbook --config config/default.toml --log-json
 """
 
@@ -17,12 +18,17 @@ import sys
 from typing import Any
 
 from services import registry
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, choice, load, subcommand
 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "worker", __doc__)
-    p.add_argument("name", choices=list(registry.WORKER_MODULES), help="which worker")
+    p.add_argument(
+        "name",
+        type=choice("worker", registry.WORKER_MODULES),
+        metavar="NAME",
+        help=f"which worker: {', '.join(registry.WORKER_MODULES)}",
+    )
     p.add_argument("--instance", default="", help="instance id when running several (e.g. shard 0)")
     add_config_options(p)
     p.set_defaults(func=run)
