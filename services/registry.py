@@ -42,6 +42,13 @@ def available() -> list[str]:
     return out
 
 
+def default_workers(env: str, installed: list[str] | None = None) -> list[str]:
+    """What ``kxfeed up`` runs when the config names no workers: every installed one, except the
+    exchange simulator unless ``[kalshi] env = "sim"`` (demo and prod never start it)."""
+    names = available() if installed is None else installed
+    return [n for n in names if n != "sim" or env == "sim"]
+
+
 def worker_class(name: str) -> type[Actor]:
     if name not in WORKER_MODULES:
         raise KeyError(f"unknown worker {name!r}; known: {', '.join(WORKER_MODULES)}")

@@ -45,6 +45,7 @@ from shared.config_workers import (
 # The section classes live in config_sections / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
 __all__ = [
+    "CONFIG_DIR",
     "DEFAULT_CONFIG_PATH",
     "NON_CONFIG_ENV",
     "ArbConfig",
@@ -110,7 +111,19 @@ NON_CONFIG_ENV = frozenset({"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".
 _SECRET_KEYS = {"key_id", "api_key", "private_key", "secret", "password"}
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+def _config_dir() -> Path:
+    # A checkout has config/ beside shared/; an installed wheel carries the same files as the
+    # package data shared/defaults/ (pyproject maps config/ there), since a top-level config/
+    # would not be installed at all.
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "config"
+    return checkout if (checkout / "default.toml").is_file() else here / "defaults"
+
+
+#: The project's config directory: default.toml, demo.toml, prod.toml and teams/*.toml.
+CONFIG_DIR = _config_dir()
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "default.toml"
 
 
 def _sections() -> dict[str, type[msgspec.Struct]]:

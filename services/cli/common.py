@@ -106,3 +106,29 @@ class WaitNotice:
             file=sys.stderr,
             flush=True,
         )
+
+
+def planned_workers(cfg: Config) -> list[str]:
+    """The workers ``kxfeed up`` would run with this config, in start order."""
+    from services import registry
+    from shared.kalshi.endpoints import effective_env
+
+    sup = cfg.supervisor
+    if sup.children:
+        return [c.name for c in sup.children]
+    if sup.workers:
+        return list(sup.workers)
+    return registry.default_workers(effective_env(cfg))
+
+
+def preflight_failed(
+    prog: str, cfg: Config, workers: list[str], *, supervisor: bool = False, offline: bool = False
+) -> bool:
+    """Run the preflight; print each problem as one line on stderr. True when any was found
+    (the caller exits 2: a setup mistake is answered at once, never with a crash loop)."""
+    from shared.preflight import preflight
+
+    problems = preflight(cfg, workers, supervisor=supervisor, offline=offline)
+    for problem in problems:
+        print(f"{prog}: {problem}", file=sys.stderr)
+    return bool(problems)

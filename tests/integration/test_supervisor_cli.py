@@ -154,5 +154,9 @@ def test_up_says_so_when_its_metrics_port_is_taken(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", cfg.supervisor.metrics_port))
         taken.listen()
         out = _run("up", "--config", str(path), "--log-json")
-    assert out.returncode == 1 and "cannot serve /metrics" in out.stderr, out.stderr
+    # The preflight finds it before anything starts: one line naming the key to change.
+    assert out.returncode == 2, out.stderr
+    assert (
+        f"port {cfg.supervisor.metrics_port} on 127.0.0.1 ([supervisor] metrics_port) is taken" in out.stderr
+    )
     assert "Traceback" not in out.stderr

@@ -4,7 +4,8 @@
 
 The worker connects to the bus named in the config, serves /metrics on its
 port and answers its control socket (ping, stats, stop). SIGTERM or Ctrl-C
-drains and exits 0.
+drains and exits 0. First it runs the offline part of `kxfeed check` for itself
+(credentials, key file, ports, packaged data): a problem is one line, exit 2.
 
 examples:
   kxfeed worker writer
@@ -18,7 +19,7 @@ import sys
 from typing import Any
 
 from services import registry
-from services.cli.common import add_config_options, choice, load, subcommand
+from services.cli.common import add_config_options, choice, load, preflight_failed, subcommand
 
 
 def register(sub: Any) -> None:
@@ -36,6 +37,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
+    # Offline: a restart during a database outage must reach the writer's own retry loop.
+    if preflight_failed(f"kxfeed worker {args.name}", cfg, [args.name], offline=True):
+        return 2
     try:
         cls = registry.worker_class(args.name)
     except KeyError as exc:
