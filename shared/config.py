@@ -69,6 +69,7 @@ __all__ = [
     "WriterConfig",
     "apply_env",
     "load_config",
+    "resolve_paths",
     "to_toml_dict",
 ]
 
@@ -78,7 +79,9 @@ class ConfigError(Exception):
 
 
 class Config(_Section, frozen=True, kw_only=True):
-    data_dir: str = "data"
+    #: Empty = ``data/<kalshi env>`` (data/sim, data/demo, data/prod): the journals, the SQLite
+    #: file, the simulator's dev key and the logs of one environment never mix with another's.
+    data_dir: str = ""
     kalshi: KalshiConfig = KalshiConfig()
     bus: BusConfig = BusConfig()
     log: LogConfig = LogConfig()
@@ -215,9 +218,25 @@ def load_config(
     sources: dict[str, str] = {}
     merged = _blast_rate(_coerce_env_lists(apply_env(raw, environ, sources)))
     try:
-        return msgspec.convert(merged, Config, strict=False)
+        cfg = msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(exc, origin, sources, environ)) from None
+    return resolve_paths(cfg, environ.get("KALSHI_ENV") or cfg.kalshi.env)
+
+
+def resolve_paths(cfg: Config, env: str) -> Config:
+    """Fill the per-environment defaults: ``data_dir`` = data/<env>, the journal in
+    ``<data_dir>/journal``, the SQLite file ``<data_dir>/kxfeed.db`` (each only when unset)."""
+    data_dir = cfg.data_dir or f"data/{env}"
+    journal = (
+        cfg.journal if cfg.journal.dir else msgspec.structs.replace(cfg.journal, dir=f"{data_dir}/journal")
+    )
+    db = (
+        cfg.db
+        if cfg.db.url
+        else msgspec.structs.replace(cfg.db, url=f"sqlite+aiosqlite:///{data_dir}/kxfeed.db")
+    )
+    return msgspec.structs.replace(cfg, data_dir=data_dir, journal=journal, db=db)
 
 
 def _blast_rate(merged: dict[str, Any]) -> dict[str, Any]:

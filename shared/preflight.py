@@ -250,3 +250,16 @@ def preflight(
     problems += check_data(cfg, workers)
     problems += check_ports(cfg, workers, supervisor)
     return problems
+
+
+def notes(cfg: Config) -> list[str]:
+    """Not problems, but worth one line: data an earlier kxfeed left where it no longer looks."""
+    old_db = Path("data") / "kxfeed.db"
+    derived = cfg.data_dir.startswith("data/") and cfg.db.url.endswith(f"{cfg.data_dir}/kxfeed.db")
+    if derived and old_db.is_file() and not (Path(cfg.data_dir) / "kxfeed.db").exists():
+        return [
+            f"data/kxfeed.db and data/journal are from a kxfeed before per-environment data dirs; this "
+            f"run uses {cfg.data_dir}/. To keep that (simulator) data: stop kxfeed, then "
+            f"`mkdir -p data/sim && mv data/kxfeed.db* data/journal data/sim/`"
+        ]
+    return []

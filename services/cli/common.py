@@ -126,8 +126,10 @@ def preflight_failed(
 ) -> bool:
     """Run the preflight; print each problem as one line on stderr. True when any was found
     (the caller exits 2: a setup mistake is answered at once, never with a crash loop)."""
-    from shared.preflight import preflight
+    from shared.preflight import notes, preflight
 
+    for note in notes(cfg):
+        print(f"{prog}: note: {note}", file=sys.stderr)
     problems = preflight(cfg, workers, supervisor=supervisor, offline=offline)
     for problem in problems:
         print(f"{prog}: {problem}", file=sys.stderr)

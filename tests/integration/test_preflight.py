@@ -130,3 +130,11 @@ def test_simulator_refused_outside_sim(tmp_path: Path) -> None:
     res = _run("check", "--offline", "--config", str(path), env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("ok: bus, writer, orderbook,") and " sim" not in res.stdout, res.stdout
+
+
+def test_environments_keep_their_data_apart(tmp_path: Path) -> None:
+    for env in ("sim", "demo", "prod"):
+        res = _run("config", "check", "--offline", env=_clean_env(KXFEED_KALSHI_ENV=env))
+        assert f'data_dir = "data/{env}"' in res.stdout, res.stdout
+        assert f'url = "sqlite+aiosqlite:///data/{env}/kxfeed.db"' in res.stdout
+        assert f'dir = "data/{env}/journal"' in res.stdout

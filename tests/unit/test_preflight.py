@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services import registry
 from services.supervisor.specs import child_specs
 from shared.config import load_config
-from shared.preflight import check_odds, check_ports, ports, preflight
+from shared.preflight import check_odds, check_ports, notes, ports, preflight
 from tests.support.config import make_config
 
 
@@ -55,3 +57,16 @@ def test_default_config_passes_offline_in_a_private_setup(tmp_path: Path) -> Non
     cfg = make_config(tmp_path, sim={"port": 0})
     assert preflight(cfg, registry.default_workers("sim"), supervisor=True, offline=True, environ={}) == []
     assert load_config(None, environ={}).kalshi.env == "sim"
+
+
+def test_data_of_an_earlier_kxfeed_gets_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, environ={})
+    assert notes(cfg) == []
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "kxfeed.db").write_bytes(b"")
+    (note,) = notes(cfg)
+    assert "data/sim/" in note and "mv data/kxfeed.db* data/journal data/sim/" in note
+    (tmp_path / "data" / "sim").mkdir()
+    (tmp_path / "data" / "sim" / "kxfeed.db").write_bytes(b"")
+    assert notes(cfg) == []
