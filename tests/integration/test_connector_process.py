@@ -74,7 +74,8 @@ def test_key_file_readable_by_others_is_refused_at_start(tmp_path: Path) -> None
     )
     _, err = proc.communicate(timeout=30)
     text = err.decode()
-    assert proc.returncode == 1
+    # The preflight refuses it before the worker starts: one line, exit 2 (a setup mistake).
+    assert proc.returncode == 2 and len(text.strip().splitlines()) == 1, text
     assert f"chmod 600 {key_path}" in text
     assert KEY_ID not in text and "BEGIN PRIVATE KEY" not in text
 
@@ -90,5 +91,5 @@ def test_demo_without_credentials_says_what_to_set(tmp_path: Path) -> None:
         capture_output=True,
         timeout=30,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # the preflight's answer to a setup mistake
     assert "KALSHI_KEY_ID" in proc.stderr.decode() and "KALSHI_PRIVATE_KEY_PATH" in proc.stderr.decode()

@@ -127,6 +127,7 @@ def test_simulator_refused_outside_sim(tmp_path: Path) -> None:
         'the exchange simulator runs only with [kalshi] env = "sim"',
     )
     _one_line(_run("worker", "sim", "--config", str(path), env=env), "simulator runs only")
+    _one_line(_run("sim", "--config", str(path), env=env), "simulator runs only")
     res = _run("check", "--offline", "--config", str(path), env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("ok: bus, writer, orderbook,") and " sim" not in res.stdout, res.stdout
