@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING
 
-from shared.actor import Actor
+if TYPE_CHECKING:  # the CLI's preflight reads the names without loading zmq and prometheus
+    from shared.actor import Actor
 
 #: name -> module, in start order. The simulator stands in for Kalshi itself, so it starts
 #: right after the bus: workers that call the exchange at start find it listening.

@@ -151,20 +151,21 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(rest)
 
 
+def redact_url(url: str) -> str:
+    """``user:password@host`` -> ``user:***@host`` (for messages; the password never shows)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
 def check_database(cfg: Config, offline: bool) -> list[str]:
-    from sqlalchemy.engine import make_url
-
-    from shared.store.engine import redact
-
-    try:
-        url = make_url(cfg.db.url)
-    except Exception:
-        return [
-            f"[db] url {redact(cfg.db.url)!r} is not a database URL: use sqlite+aiosqlite:///PATH "
-            "or postgresql+asyncpg://USER@HOST:PORT/DB"
-        ]
-    if url.get_backend_name() == "sqlite":
-        path = _sqlite_path(cfg.db.url)
+    # Parsed with urllib, not SQLAlchemy: importing SQLAlchemy alone takes seconds on a busy host.
+    url = cfg.db.url
+    backend = url.partition("://")[0].split("+", 1)[0]
+    if backend == "sqlite":
+        path = _sqlite_path(url)
         if path is None:
             return []
         parent = path.parent if str(path.parent) else Path(".")
@@ -176,19 +177,26 @@ def check_database(cfg: Config, offline: bool) -> list[str]:
                 "fix the permissions or point [db] url / KXFEED_DB_URL elsewhere"
             ]
         return []
-    if url.get_backend_name() != "postgresql":
-        return [f"[db] url {redact(url)}: kxfeed stores into SQLite or PostgreSQL only"]
+    if backend not in ("postgresql", "postgres"):
+        return [
+            f"[db] url {redact_url(url)!r}: kxfeed stores into sqlite+aiosqlite:///PATH or "
+            "postgresql+asyncpg://USER@HOST:PORT/DB"
+        ]
     if offline:
         return []
-    host, port = url.host or "127.0.0.1", url.port or 5432
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    except ValueError as exc:
+        return [f"[db] url {redact_url(url)!r}: {exc}"]
     try:
         with socket.create_connection((host, port), timeout=DB_CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         return [
-            f"database {redact(url)} is not reachable (host {host}, port {port}): {why}; start PostgreSQL "
-            "there or point [db] url / KXFEED_DB_URL at a running server"
+            f"database {redact_url(url)} is not reachable (host {host}, port {port}): {why}; start "
+            "PostgreSQL there or point [db] url / KXFEED_DB_URL at a running server"
         ]
     return []
 
@@ -217,13 +225,12 @@ def check_data(cfg: Config, workers: Sequence[str]) -> list[str]:
                 "or point [arb] teams_dir at a directory of them"
             )
     if "writer" in workers:
-        try:
-            from shared.store.migrate import head_revision
-
-            head_revision()
-        except Exception as exc:
+        # The files alembic needs, looked at rather than imported (alembic takes a second to load).
+        migrations = Path(__file__).resolve().parent / "store" / "migrations"
+        present = (migrations / "env.py").is_file() and (migrations / "script.py.mako").is_file()
+        if not present or not any((migrations / "versions").glob("0*.py")):
             problems.append(
-                f"the database migrations are missing from this install ({exc}): reinstall kxfeed"
+                f"the database migrations are missing from this install ({migrations}): reinstall kxfeed"
             )
     return problems
 

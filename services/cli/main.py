@@ -25,7 +25,9 @@ EPILOG = """examples:
 Every command takes --help."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with ``only``, just that command's module (importing every command pulls
+    in SQLAlchemy, alembic and more: seconds on a busy machine, for a one-second preflight)."""
     parser = argparse.ArgumentParser(
         prog="kxfeed",
         description="Real-time market data for Kalshi: order books, trades, tickers, lifecycle - "
@@ -35,10 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kxfeed {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(sub)
+    for name in command_names():
+        if only is None or name == only:
+            importlib.import_module(f"{commands.__name__}.{name}").register(sub)
     return parser
+
+
+def command_names() -> list[str]:
+    """One module per command, named like it."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in command_names() else None
 
 
 def version() -> str:
@@ -64,7 +76,8 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
