@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING
 
-from shared.actor import Actor
+if TYPE_CHECKING:  # the CLI's preflight reads the names without loading zmq and prometheus
+    from shared.actor import Actor
 
 #: name -> module, in start order. The simulator stands in for Kalshi itself, so it starts
 #: right after the bus: workers that call the exchange at start find it listening.
@@ -40,6 +42,13 @@ def available() -> list[str]:
         if found:
             out.append(name)
     return out
+
+
+def default_workers(env: str, installed: list[str] | None = None) -> list[str]:
+    """What ``kxfeed up`` runs when the config names no workers: every installed one, except the
+    exchange simulator unless ``[kalshi] env = "sim"`` (demo and prod never start it)."""
+    names = available() if installed is None else installed
+    return [n for n in names if n != "sim" or env == "sim"]
 
 
 def worker_class(name: str) -> type[Actor]:

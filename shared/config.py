@@ -46,6 +46,7 @@ from shared.config_workers import (
 # The section classes live in config_sections / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
 __all__ = [
+    "CONFIG_DIR",
     "CONFIG_EXIT",
     "DEFAULT_CONFIG_PATH",
     "EXIT_NOTE_ENV",
@@ -73,6 +74,7 @@ __all__ = [
     "WriterConfig",
     "apply_env",
     "load_config",
+    "resolve_paths",
     "to_toml_dict",
 ]
 
@@ -96,7 +98,9 @@ EXIT_NOTE_ENV = "KXFEED_EXIT_NOTE"
 
 
 class Config(_Section, frozen=True, kw_only=True):
-    data_dir: str = "data"
+    #: Empty = ``data/<kalshi env>`` (data/sim, data/demo, data/prod): the journals, the SQLite
+    #: file, the simulator's dev key and the logs of one environment never mix with another's.
+    data_dir: str = ""
     kalshi: KalshiConfig = KalshiConfig()
     bus: BusConfig = BusConfig()
     control: ControlConfig = ControlConfig()
@@ -130,7 +134,19 @@ NON_CONFIG_ENV = frozenset({"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".
 _SECRET_KEYS = {"key_id", "api_key", "private_key", "secret", "password"}
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+def _config_dir() -> Path:
+    # A checkout has config/ beside shared/; an installed wheel carries the same files as the
+    # package data shared/defaults/ (pyproject maps config/ there), since a top-level config/
+    # would not be installed at all.
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "config"
+    return checkout if (checkout / "default.toml").is_file() else here / "defaults"
+
+
+#: The project's config directory: default.toml, demo.toml, prod.toml and teams/*.toml.
+CONFIG_DIR = _config_dir()
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "default.toml"
 
 
 def _sections() -> dict[str, type[msgspec.Struct]]:
@@ -153,8 +169,16 @@ def _check_secrets(raw: dict[str, Any], origin: str) -> None:
                     )
 
 
-def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
-    """Merge ``KXFEED_<SECTION>_<KEY>`` overrides into ``raw`` (strings; typed later)."""
+def apply_env(
+    raw: dict[str, Any],
+    environ: dict[str, str] | os._Environ[str],
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Merge ``KXFEED_<SECTION>_<KEY>`` overrides into ``raw`` (strings; typed later).
+
+    ``sources`` (when given) receives ``"section.key"`` -> variable name for every override, so
+    a bad value is blamed on the variable that set it, not on the file."""
+    sources = {} if sources is None else sources
     sections = _sections()
     top_keys = {f.name for f in msgspec.structs.fields(Config)} - set(sections)
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
@@ -164,6 +188,7 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -
         rest = name[len("KXFEED_") :].lower()
         if rest in top_keys:
             merged[rest] = value
+            sources[rest] = name
             continue
         for section in sorted(sections, key=len, reverse=True):
             if rest.startswith(section + "_"):
@@ -172,6 +197,7 @@ def apply_env(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -
                 if key not in valid:
                     raise ConfigError(f"environment {name}: [{section}] has no key {key!r}")
                 merged.setdefault(section, {})[key] = value
+                sources[f"{section}.{key}"] = name
                 break
         else:
             raise ConfigError(f"environment {name}: no config section matches (sections: {sorted(sections)})")
@@ -209,20 +235,53 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     _check_secrets(raw, origin)
-    merged = _coerce_env_lists(apply_env(raw, environ))
+    sources: dict[str, str] = {}
+    merged = _blast_rate(_coerce_env_lists(apply_env(raw, environ, sources)))
     try:
-        return msgspec.convert(merged, Config, strict=False)
+        cfg = msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{origin}: {_explain(exc)}") from None
+        raise ConfigError(_explain(exc, origin, sources, environ)) from None
+    return resolve_paths(cfg, environ.get("KALSHI_ENV") or cfg.kalshi.env)
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    # msgspec says "Object contains unknown field `x` - at `$.connector`"; make the key read as TOML.
+def resolve_paths(cfg: Config, env: str) -> Config:
+    """Fill the per-environment defaults: ``data_dir`` = data/<env>, the journal in
+    ``<data_dir>/journal``, the SQLite file ``<data_dir>/kxfeed.db`` (each only when unset)."""
+    data_dir = cfg.data_dir or f"data/{env}"
+    journal = (
+        cfg.journal if cfg.journal.dir else msgspec.structs.replace(cfg.journal, dir=f"{data_dir}/journal")
+    )
+    db = (
+        cfg.db
+        if cfg.db.url
+        else msgspec.structs.replace(cfg.db, url=f"sqlite+aiosqlite:///{data_dir}/kxfeed.db")
+    )
+    return msgspec.structs.replace(cfg, data_dir=data_dir, journal=journal, db=db)
+
+
+def _blast_rate(merged: dict[str, Any]) -> dict[str, Any]:
+    # ``kxfeed sim --rate blast`` works, so ``rate = "blast"`` (and KXFEED_SIM_RATE=blast) must too:
+    # blast is rate 0, "as fast as the clients read".
+    sim = merged.get("sim")
+    if isinstance(sim, dict) and isinstance(sim.get("rate"), str) and sim["rate"].strip().lower() == "blast":
+        sim["rate"] = 0.0
+    return merged
+
+
+def _explain(exc: msgspec.ValidationError, origin: str, sources: dict[str, str], environ: Any) -> str:
+    # msgspec says "Expected `float`, got `str` - at `$.sim.rate`"; name the key as TOML does, and
+    # blame the environment variable when one set that key.
     text = str(exc)
-    if " - at `$." in text:
-        msg, _, where = text.partition(" - at `$.")
-        return f"[{where.rstrip('`')}] {msg}"
-    return text
+    if " - at `$." not in text:
+        return f"{origin}: {text}"
+    msg, _, where = text.partition(" - at `$.")
+    where = where.rstrip("`")
+    var = sources.get(where)
+    if var is not None:
+        # A URL may carry a password: its value is never echoed.
+        shown = "" if "url" in where else f"={environ.get(var, '')!r}"
+        return f"environment {var}{shown}: {msg} (it overrides {where})"
+    return f"{origin}: [{where}] {msg}"
 
 
 def to_toml_dict(cfg: Config) -> dict[str, Any]:

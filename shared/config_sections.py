@@ -80,8 +80,8 @@ class LogConfig(_Section, frozen=True, kw_only=True):
 
 
 class JournalConfig(_Section, frozen=True, kw_only=True):
-    #: One sub-directory per durable publisher.
-    dir: str = "data/journal"
+    #: One sub-directory per durable publisher. Empty = ``<data_dir>/journal``.
+    dir: str = ""
     segment_bytes: Annotated[int, msgspec.Meta(ge=1, le=2**40)] = 64 * 1024 * 1024
     segment_age_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
     #: never | segment (fsync on rotation/close) | batch (fsync every append batch)
@@ -94,8 +94,9 @@ class JournalConfig(_Section, frozen=True, kw_only=True):
 
 
 class DbConfig(_Section, frozen=True, kw_only=True):
-    #: SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db
-    url: str = "sqlite+aiosqlite:///data/kxfeed.db"
+    #: SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db.
+    #: Empty = the SQLite file ``<data_dir>/kxfeed.db`` (so per environment, like data_dir).
+    url: str = ""
     #: PostgreSQL only: schema (search_path) holding kxfeed's tables; created when missing.
     #: Empty = the server's default (public).
     schema: str = ""

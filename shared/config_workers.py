@@ -42,7 +42,7 @@ class SimConfig(WorkerBase, frozen=True, kw_only=True):
     seed: int = 7
     #: Markets listed at start (games have 2 markets, soccer 3; non-sports events several).
     markets: int = 60
-    #: Book-changing steps per second across all markets; 0 = blast (as fast as clients read).
+    #: Book-changing steps per second across all markets; 0 or "blast" = as fast as clients read.
     rate: float = 20.0
     #: Fault spec, e.g. "gap:0.01,disconnect:30s,stall:60s:5s" (see ``kxfeed sim --help``).
     faults: str = ""

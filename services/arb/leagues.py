@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.config import ConfigError
+from shared.config import CONFIG_DIR, ConfigError
 
-#: The project's tables (``config/teams`` beside ``config/default.toml``).
-DEFAULT_TEAMS_DIR = Path(__file__).resolve().parent.parent.parent / "config" / "teams"
+#: The project's tables (``config/teams`` in a checkout; package data in an install).
+DEFAULT_TEAMS_DIR = CONFIG_DIR / "teams"
 DRAW = "Draw"
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.config import Config, load_config
@@ -37,3 +41,96 @@ def subcommand(sub: Any, name: str, doc: str | None, **kw: Any) -> argparse.Argu
         formatter_class=argparse.RawDescriptionHelpFormatter,
         **kw,
     )
+
+
+def action(sub: Any, name: str, summary: str, usage_text: str, *examples: str, **kw: Any) -> Any:
+    """A nested action (``db stats``, ``scan movers``...) with a description and examples, so its
+    ``--help`` says what it does and how it is called, like the top-level commands."""
+    text = f"{summary}\n\n{usage_text.strip()}\n\nexample{'s' if len(examples) > 1 else ''}:\n"
+    text += "\n".join(f"  {e}" for e in examples)
+    return sub.add_parser(
+        name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter, **kw
+    )
+
+
+def unknown(what: str, name: str, known: Iterable[str]) -> str:
+    """``unknown worker 'conector' (did you mean 'connector'?); known: bus, sim, ...`` - one line that
+    answers a typo with the names that exist."""
+    names = list(known)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    listed = ", ".join(names) if names else "(none)"
+    return f"unknown {what} {name!r}{hint}; known: {listed}"
+
+
+def choice(what: str, known: Iterable[str]) -> Callable[[str], str]:
+    """An argparse ``type=`` that accepts one of ``known`` and answers anything else with
+    :func:`unknown` (argparse's own ``choices`` lists them but never suggests one)."""
+    names = tuple(known)
+
+    def check(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(unknown(what, text, names))
+        return text
+
+    check.__name__ = what  # argparse names the type in its messages
+    return check
+
+
+class WaitNotice:
+    """Says on stderr what a waiting command waits for: once after ``first_s`` of silence, then
+    every ``every_s`` while nothing arrives, so a command never hangs without a word."""
+
+    def __init__(self, prog: str, what: str, first_s: float = 2.0, every_s: float = 10.0) -> None:
+        self.prog = prog
+        self.what = what
+        self.first_s = first_s
+        self.every_s = every_s
+        self._quiet_since = time.monotonic()
+        self._next = self._quiet_since + first_s
+
+    def heard(self) -> None:
+        now = time.monotonic()
+        self._quiet_since = now
+        self._next = now + self.every_s
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        quiet = now - self._quiet_since
+        print(
+            f"{self.prog}: waiting for {self.what}: nothing for {quiet:.0f}s "
+            "(is `kxfeed up` running with this config? Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def planned_workers(cfg: Config) -> list[str]:
+    """The workers ``kxfeed up`` would run with this config, in start order."""
+    from services import registry
+    from shared.kalshi.endpoints import effective_env
+
+    sup = cfg.supervisor
+    if sup.children:
+        return [c.name for c in sup.children]
+    if sup.workers:
+        return list(sup.workers)
+    return registry.default_workers(effective_env(cfg))
+
+
+def preflight_failed(
+    prog: str, cfg: Config, workers: list[str], *, supervisor: bool = False, offline: bool = False
+) -> list[str]:
+    """Run the preflight; print each problem as one line on stderr and return them (the caller
+    exits non-zero: a setup mistake is answered at once, never with a crash loop)."""
+    from shared.preflight import notes, preflight
+
+    for note in notes(cfg):
+        print(f"{prog}: note: {note}", file=sys.stderr)
+    problems = preflight(cfg, workers, supervisor=supervisor, offline=offline)
+    for problem in problems:
+        print(f"{prog}: {problem}", file=sys.stderr)
+    return list(problems)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -23,7 +25,9 @@ EPILOG = """examples:
 Every command takes --help."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with ``only``, just that command's module (importing every command pulls
+    in SQLAlchemy, alembic and more: seconds on a busy machine, for a one-second preflight)."""
     parser = argparse.ArgumentParser(
         prog="kxfeed",
         description="Real-time market data for Kalshi: order books, trades, tickers, lifecycle - "
@@ -31,18 +35,56 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"kxfeed {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(sub)
+    for name in command_names():
+        if only is None or name == only:
+            importlib.import_module(f"{commands.__name__}.{name}").register(sub)
     return parser
 
 
+def command_names() -> list[str]:
+    """One module per command, named like it."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in command_names() else None
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("kxfeed")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+#: Exit status of a process a closed pipe ended (128 + SIGPIPE), as `yes | head` reports it.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    # The reader went away (`kxfeed status | head`): point stdout at /dev/null so the
+    # interpreter's final flush does not raise a second BrokenPipeError on the way out.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         print(f"kxfeed: config error: {exc}", file=sys.stderr)
         return CONFIG_EXIT

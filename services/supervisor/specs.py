@@ -1,7 +1,7 @@
 """Child specs from the config: which children, in which order, started how.
 
 With no ``[[supervisor.children]]`` the children are ``supervisor.workers`` (or every
-worker this install has, in the registry's start order), each run as
+worker this install has, in the registry's start order, the simulator only for env sim), each run as
 ``kxfeed worker NAME`` with the supervisor's own config file. A worker that is not part
 of this install is an error, never a child that pretends to run.
 """
@@ -18,6 +18,7 @@ from services import registry
 from services.supervisor.model import ChildSpec, ReadyMode
 from services.supervisor.policy import PolicySettings
 from shared.config import Config, ConfigError, SupervisorChild, WorkerBase
+from shared.kalshi.endpoints import effective_env
 
 
 def policy_settings(cfg: Config) -> PolicySettings:
@@ -145,7 +146,7 @@ def child_specs(
     if sup.children:
         children = list(sup.children)
     else:
-        names = list(sup.workers) if sup.workers else list(available)
+        names = list(sup.workers) if sup.workers else registry.default_workers(effective_env(cfg), available)
         unknown = [n for n in names if n not in registry.WORKER_MODULES]
         if unknown:
             known = ", ".join(registry.WORKER_MODULES)

@@ -36,6 +36,13 @@ HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 
+#: The one rule for the private key file (code, ops/ and docs agree): nothing for others and
+#: no write for the group, i.e. 0600 (owned by the user kxfeed runs as) or 0640 with a group
+#: only that user is in (root:kxfeed, as ops/README installs it); 0400 / 0440 as well.
+UNSAFE_KEY_BITS = 0o027
+KEY_MODE_RULE = "the key must be 0600, or 0640 with a group only kxfeed is in (no access for others)"
+
+
 class KeyFileError(ConfigError):
     """A private/public key that cannot be used; the message says how to fix it.
 
@@ -51,7 +58,7 @@ def _message(ts_ms: int, method: str, path: str) -> bytes:
 def load_private_key(path: str | os.PathLike[str]) -> RSAPrivateKey:
     """Load an unencrypted RSA private key PEM (PKCS#1 or PKCS#8).
 
-    Refuses a file that group or others may read: a leaked key is a leaked account.
+    Refuses a file whose mode breaks :data:`KEY_MODE_RULE`: a leaked key is a leaked account.
     """
     p = Path(path)
     try:
@@ -62,13 +69,18 @@ def load_private_key(path: str | os.PathLike[str]) -> RSAPrivateKey:
         raise KeyFileError(f"cannot read private key file {p}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"private key path is not a regular file: {p}")
-    if st.st_mode & 0o077:
+    if st.st_mode & UNSAFE_KEY_BITS:
         raise KeyFileError(
-            f"private key file {p} is readable by group/others (mode {stat.S_IMODE(st.st_mode):o}); "
-            f"fix it with: chmod 600 {p}"
+            f"private key file {p} has mode {stat.S_IMODE(st.st_mode):04o}: {KEY_MODE_RULE}; "
+            f"fix it with: chmod 600 {p} (or chmod 640 and chgrp to a group only kxfeed is in)"
         )
     try:
         data = p.read_bytes()
+    except PermissionError:
+        raise KeyFileError(
+            f"private key file {p} is not readable by this user (uid {os.getuid()}): chown it to this "
+            f"user (mode 0600) or chgrp it to this user's group (mode 0640)"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot read private key file {p}: {exc.strerror}") from None
     try:

@@ -85,7 +85,7 @@ def test_schema_lists_every_kind_and_one_kind() -> None:
 
 def test_config_check_prints_effective_config_with_secrets_redacted(tmp_path: Path) -> None:
     res = subprocess.run(
-        kxfeed_cmd("config", "check"),
+        kxfeed_cmd("config", "check", "--offline"),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,11 +96,16 @@ def test_config_check_prints_effective_config_with_secrets_redacted(tmp_path: Pa
             "KXFEED_DB_URL": "postgresql+asyncpg://kx:hunter2@db/kx",
         },
     )
-    assert res.returncode == 0, res.stderr
-    assert "super-secret-key-id" not in res.stdout and "hunter2" not in res.stdout
+    # A key id without a key file is a mistake the preflight names (exit 2), after the config.
+    assert res.returncode == 2, res.stderr
+    assert "KALSHI_KEY_ID is set but no private key" in res.stderr and "Traceback" not in res.stderr
+    out = res.stdout + res.stderr
+    assert "super-secret-key-id" not in out and "hunter2" not in out
     assert 'url = "postgresql+asyncpg://kx:***@db/kx"' in res.stdout
     assert 'key_id = "(set in KALSHI_KEY_ID)"' in res.stdout
-    assert "# ok:" in res.stdout
+    assert "# KALSHI_KEY_ID = (set)" in res.stdout and "# ODDS_API_KEY = (not set)" in res.stdout
+    assert "# KXFEED_DB_URL = postgresql+asyncpg://kx:***@db/kx  (override)" in res.stdout
+    assert "# ok:" not in res.stdout
 
 
 @pytest.mark.parametrize("command", ["tap", "worker", "bus", "schema", "config"])

@@ -75,8 +75,9 @@ def test_key_file_readable_by_others_is_refused_at_start(tmp_path: Path) -> None
     )
     _, err = proc.communicate(timeout=30)
     text = err.decode()
-    assert proc.returncode == EX_CONFIG, "a config error, not a crash: the supervisor will not loop on it"
-    assert f"chmod 600 {key_path}" in text and "Traceback" not in text
+    # The preflight refuses it before the worker starts: one line, EX_CONFIG (no restart loop).
+    assert proc.returncode == EX_CONFIG and len(text.strip().splitlines()) == 1, text
+    assert f"chmod 600 {key_path}" in text
     assert KEY_ID not in text and "BEGIN PRIVATE KEY" not in text
 
 
@@ -91,6 +92,6 @@ def test_demo_without_credentials_says_what_to_set(tmp_path: Path) -> None:
         capture_output=True,
         timeout=30,
     )
-    assert proc.returncode == EX_CONFIG
+    assert proc.returncode == EX_CONFIG  # the preflight's answer to a setup mistake
     assert "KALSHI_KEY_ID" in proc.stderr.decode() and "KALSHI_PRIVATE_KEY_PATH" in proc.stderr.decode()
     assert "Traceback" not in proc.stderr.decode()

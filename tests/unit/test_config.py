@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from shared.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, resolve_paths
 
 
 def test_defaults_are_the_embedded_default() -> None:
@@ -17,7 +17,27 @@ def test_defaults_are_the_embedded_default() -> None:
 
 def test_shipped_default_toml_equals_struct_defaults() -> None:
     assert DEFAULT_CONFIG_PATH.exists()
-    assert load_config(DEFAULT_CONFIG_PATH, environ={}) == Config()
+    assert load_config(DEFAULT_CONFIG_PATH, environ={}) == resolve_paths(Config(), "sim")
+
+
+@pytest.mark.parametrize("env", ["sim", "demo", "prod"])
+def test_data_is_per_environment_by_default(env: str) -> None:
+    for environ in ({"KXFEED_KALSHI_ENV": env}, {"KALSHI_ENV": env}):
+        cfg = load_config(DEFAULT_CONFIG_PATH, environ=environ)
+        assert cfg.data_dir == f"data/{env}"
+        assert cfg.journal.dir == f"data/{env}/journal"
+        assert cfg.db.url == f"sqlite+aiosqlite:///data/{env}/kxfeed.db"
+
+
+def test_explicit_paths_are_kept(tmp_path: Path) -> None:
+    f = tmp_path / "kx.toml"
+    f.write_text('data_dir = "/srv/kx"\n[kalshi]\nenv = "demo"\n')
+    cfg = load_config(f, environ={})
+    assert (cfg.data_dir, cfg.journal.dir, cfg.db.url) == (
+        "/srv/kx",
+        "/srv/kx/journal",
+        "sqlite+aiosqlite:////srv/kx/kxfeed.db",
+    )
 
 
 @pytest.mark.parametrize("name", ["demo.toml", "prod.toml"])

@@ -19,15 +19,22 @@ import argparse
 import sys
 from typing import Any
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, load, subcommand
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "arb", __doc__)
-    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    um = action.add_parser("unmatched", help="games not matched to a sportsbook event, with the reason")
+    verbs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    um = action(
+        verbs,
+        "unmatched",
+        "games not matched to a sportsbook event, with the reason",
+        "Asks the arb worker ([arb] control); exit 1 when it does not answer.",
+        "kxfeed arb unmatched",
+        "kxfeed arb unmatched --json",
+    )
     um.add_argument("--json", action="store_true", help="print the worker's answer as JSON")
     um.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the worker (default 3)")
     add_config_options(um)

@@ -15,7 +15,7 @@ import argparse
 from typing import Any
 
 from services import registry
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, load, preflight_failed, subcommand
 
 
 def register(sub: Any) -> None:
@@ -25,4 +25,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return registry.worker_class("bus")(load(args)).run()
+    cfg = load(args)
+    if preflight_failed("kxfeed bus", cfg, ["bus"], offline=True):
+        return 2
+    return registry.worker_class("bus")(cfg).run()

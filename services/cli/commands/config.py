@@ -1,12 +1,16 @@
-"""Validate a config file and print the effective config (secrets redacted).
+"""Validate a config file, print the effective config (secrets redacted), run the preflight.
 
-  kxfeed config check [FILE]
+  kxfeed config check [FILE] [--offline]
 
 Applies KXFEED_<SECTION>_<KEY> environment overrides, checks every key and
-type, and prints the result as TOML-like sections. Exit 2 on any error, with
-the file and key named.
+type, and prints the result as TOML-like sections, then every environment
+variable kxfeed reads (secrets shown only as set / not set). Then it runs the
+same checks as `kxfeed check` (credentials, key file, database, ports, odds key,
+packaged data; --offline skips the database connect). Exit 2 on any error, each
+one line on stderr with the file, key or variable named.
 
-example:
+examples:
+  kxfeed config check
   KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed config check config/prod.toml
 """
 
@@ -17,15 +21,25 @@ import json
 import os
 from typing import Any
 
-from services.cli.common import subcommand
+from services.cli.common import action, planned_workers, preflight_failed, subcommand
 from shared.config import load_config, to_toml_dict
+from shared.environment import ENV_VARS, overrides, shown
 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "config", __doc__)
-    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = action.add_parser("check", help="validate and print the effective config")
+    verbs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = action(
+        verbs,
+        "check",
+        "validate and print the effective config, then run the preflight",
+        "Loads FILE with the environment overrides, checks every key and type, prints the result\n"
+        "and the environment (secrets redacted), then runs `kxfeed check`. Exit 2 on any error.",
+        "kxfeed config check",
+        "kxfeed config check config/prod.toml --offline",
+    )
     check.add_argument("file", nargs="?", help="config file (default: $KXFEED_CONFIG or config/default.toml)")
+    check.add_argument("--offline", action="store_true", help="skip the network checks (database connect)")
     check.set_defaults(func=run)
 
 
@@ -54,5 +68,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n[{section}]")
             for key, value in body.items():
                 print(f"{key} = {json.dumps(value)}")
-    print(f"\n# ok: {args.file or 'defaults'}")
+    print("\n# environment (what kxfeed reads; secrets redacted)")
+    for var in ENV_VARS:
+        if "<" not in var.name:
+            print(f"# {var.name} = {shown(var)}")
+    for name, value in overrides().items():
+        print(f"# {name} = {value}  (override)")
+    workers = planned_workers(cfg)
+    if preflight_failed("kxfeed config check", cfg, workers, supervisor=True, offline=args.offline):
+        return 2
+    print(f"\n# ok: {args.file or 'defaults'} ({', '.join(workers)})")
     return 0

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, load, subcommand
 from shared.config import Config
 from shared.messages import JSON_ENCODER
 from shared.store import queries
@@ -39,20 +39,49 @@ from shared.store.migrate import SchemaTooNew, current_revision, head_revision, 
 
 def register(sub: Any) -> None:
     p = subcommand(sub, "db", __doc__)
-    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = action.add_parser("upgrade", help="create or migrate the schema to head")
+    verbs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = action(
+        verbs,
+        "upgrade",
+        "create or migrate the schema to this version's head",
+        "Applies the migrations this kxfeed ships to [db] url (the writer also does at start);\n"
+        "refuses a database stamped by a newer kxfeed.",
+        "kxfeed db upgrade",
+        "kxfeed db upgrade --config config/prod.toml",
+    )
     add_config_options(up)
     up.set_defaults(func=run_upgrade)
-    for name, helptext, func in (
-        ("latest", "latest top of book and last trade of a market", run_latest),
-        ("gaps", "stored sequence holes per subscription of a market", run_gaps),
-    ):
-        q = action.add_parser(name, help=helptext)
+    lt = action(
+        verbs,
+        "latest",
+        "latest top of book and last trade of a market",
+        "Top of book from the order book, the WS ticker and the poller (the newest marked *),\n"
+        "then the last stored trade. Exit 1 when nothing is stored for TICKER.",
+        "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF",
+        "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF --json",
+    )
+    gp = action(
+        verbs,
+        "gaps",
+        "stored sequence holes per subscription of a market",
+        "For each WS subscription (connection, sid) that carried TICKER: the stored sequence\n"
+        "range, its holes, and the gap events the connector recorded.",
+        "kxfeed db gaps KXNFLGAME-25NOV23BUFHOU-BUF",
+    )
+    for q, func in ((lt, run_latest), (gp, run_gaps)):
         q.add_argument("ticker", metavar="TICKER", help="market ticker")
         q.add_argument("--json", action="store_true", help="print JSON (exact integers)")
         add_config_options(q)
         q.set_defaults(func=func)
-    st = action.add_parser("stats", help="rows and bytes per table, rows per hour")
+    st = action(
+        verbs,
+        "stats",
+        "rows and bytes per table, rows per hour",
+        "Row counts and on-disk size per table (KiB = 1024 bytes), then rows stored per hour\n"
+        "(by receive time) with an estimated size.",
+        "kxfeed db stats",
+        "KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed db stats --hours 6 --json",
+    )
     st.add_argument("--hours", type=int, default=24, help="hours of per-hour rows to show (default 24)")
     st.add_argument("--json", action="store_true", help="print JSON")
     add_config_options(st)
@@ -194,14 +223,18 @@ def run_gaps(args: argparse.Namespace) -> int:
     return _run_query(args, body)
 
 
-def _size(n: int | None) -> str:
+def size(n: int | None) -> str:
+    """Bytes for humans: 512 B, 2.0 KiB, 1.5 MiB (binary units)."""
     if n is None:
         return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n / 1024:.1f} {unit}"
-        n //= 1024
-    return f"{n} TiB"
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -212,12 +245,14 @@ def run_stats(args: argparse.Namespace) -> int:
             return 0
         print(f"{'table':<16} {'rows':>14} {'bytes':>12}")
         for t in res.tables:
-            print(f"{t.table:<16} {t.rows:>14} {_size(t.bytes):>12}")
+            print(f"{t.table:<16} {t.rows:>14} {size(t.bytes):>12}")
+        if not any(t.rows for t in res.tables):
+            print("(no rows stored yet: has the writer run against this database?)")
         print(f"\nper hour (receive time, last {args.hours} h)")
         if not res.hours:
             print("  no rows stored in that window")
         for hour, table, rows, est in res.hours:
-            print(f"  {when(hour)}  {table:<16} {rows:>12} rows  ~{_size(est)}")
+            print(f"  {when(hour)}  {table:<16} {rows:>12} rows  ~{size(est)}")
         return 0
 
     return _run_query(args, body)

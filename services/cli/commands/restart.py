@@ -7,6 +7,9 @@ starts it again; with strategy rest_for_one or one_for_all the workers that
 depend on it restart with it. A worker stopped with `kxfeed stop NAME` starts
 again.
 
+An unknown NAME is answered with the supervised workers' names (and the closest one);
+exit 2.
+
 example:
   kxfeed restart connector
 """
@@ -17,7 +20,7 @@ import argparse
 import sys
 from typing import Any
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, load, subcommand, unknown
 from shared.control import ControlError, request
 
 
@@ -28,11 +31,21 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def supervised(endpoint: str) -> list[str]:
+    """The names of the workers the running supervisor knows (raises ControlError)."""
+    status = request(endpoint, "status")
+    return [str(w["worker"]) for w in status.get("workers", [])]
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     try:
+        names = supervised(cfg.supervisor.control)
+        if args.name not in names:
+            print(f"kxfeed restart: {unknown('worker', args.name, names)}", file=sys.stderr)
+            return 2
         print(request(cfg.supervisor.control, "restart", {"name": args.name}))
     except ControlError as exc:
-        print(f"kxfeed restart: {exc}", file=sys.stderr)
+        print(f"kxfeed restart: no supervisor answers on {cfg.supervisor.control}: {exc}", file=sys.stderr)
         return 1
     return 0

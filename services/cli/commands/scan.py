@@ -25,9 +25,12 @@ import sys
 from typing import Any
 
 from services.cli import bookview as render
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, load, subcommand
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
+
+#: What an empty answer means, per scan.
+EMPTY = {"movers": "book moved in the window", "spreads": "VALID two-sided book", "stale": "stale book"}
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -54,12 +57,34 @@ def register(sub: Any) -> None:
         "--timeout", type=float, default=3.0, help="seconds to wait for the worker (default 3)"
     )
     add_config_options(common)
-    m = kinds.add_parser("movers", parents=[common], help="largest mid change (or volume) over a window")
+    m = action(
+        kinds,
+        "movers",
+        "largest mid change (or volume) over a window",
+        "Ranks the live books by |mid change| over --window (or by contracts traded with --by volume).",
+        "kxfeed scan movers --top 20 --window 5m",
+        "kxfeed scan movers --by volume --json",
+        parents=[common],
+    )
     m.add_argument("--window", type=duration, default=300.0, help="look-back window (default 5m)")
     m.add_argument("--by", choices=["mid", "volume"], default="mid", help="rank by mid change or volume")
-    s = kinds.add_parser("spreads", parents=[common], help="widest or narrowest YES spreads")
+    s = action(
+        kinds,
+        "spreads",
+        "widest or narrowest YES spreads",
+        "VALID two-sided books ranked by YES spread (YES ask - YES bid).",
+        "kxfeed scan spreads --order narrowest --top 10",
+        parents=[common],
+    )
     s.add_argument("--order", choices=["widest", "narrowest"], default="widest")
-    st = kinds.add_parser("stale", parents=[common], help="INVALID books and books without recent changes")
+    st = action(
+        kinds,
+        "stale",
+        "INVALID books and books without recent changes",
+        "INVALID books (with the reason), then VALID books unchanged for --older-than.",
+        "kxfeed scan stale --older-than 10m",
+        parents=[common],
+    )
     st.add_argument(
         "--older-than", type=duration, default=None, help="age limit (default [orderbook] stale_after_s)"
     )
@@ -82,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         print(JSON_ENCODER.encode(rows).decode())
+    elif not rows:
+        print(f"no {EMPTY[args.scan]} (the orderbook worker holds no such book right now)")
     elif args.scan == "movers":
         print(render.movers(rows, args.by))
     elif args.scan == "spreads":

@@ -10,6 +10,8 @@ complement: every outcome of one game), market or event, side, size in contracts
 limit price, fair value, edge and fees per contract (per bundle for a complement),
 then how it was found. --json prints exact integers: prices in $0.0001, sizes in
 hundredths of a contract, fair value in ppm, money in micro-dollars; detail as stored.
+An unknown --strategy is answered with the known ones (exit 2); no stored signal says so
+(exit 1); --live says what it waits for while nothing arrives.
 
 examples:
   kxfeed signals --limit 20
@@ -32,13 +34,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.commands.db import contracts, dollars, when
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import WaitNotice, add_config_options, choice, load, subcommand
 from shared.bus import Subscriber
 from shared.messages import JSON_ENCODER, Signal, to_jsonable
 from shared.store.engine import make_engine, redact
 from shared.store.migrate import current_revision
 from shared.store.schema import signals as table
 from shared.store.types import datetime_to_us
+
+#: The arb worker's strategies (services/arb: detector and complement).
+STRATEGIES = ("sportsbook", "complement")
 
 COLUMNS = ("ts", "strategy", "ticker", "side", "price", "size", "fair_ppm", "edge", "fees", "legs", "detail")
 
@@ -49,7 +54,11 @@ def register(sub: Any) -> None:
         "--live", action="store_true", help="follow new signals on the bus instead of the database"
     )
     p.add_argument("--limit", type=int, default=50, help="stored: the newest N (default 50)")
-    p.add_argument("--strategy", help="stored: only this strategy (sportsbook, complement)")
+    p.add_argument(
+        "--strategy",
+        type=choice("strategy", STRATEGIES),
+        help=f"stored: only this strategy ({', '.join(STRATEGIES)})",
+    )
     p.add_argument("--ticker", default="", help="only tickers starting with this (series, event, market)")
     p.add_argument("--count", type=int, default=0, help="live: stop after N signals")
     p.add_argument("--timeout", type=float, default=0.0, help="live: stop after S seconds without one")
@@ -112,6 +121,12 @@ def stored(args: argparse.Namespace) -> int:
                 rows = [dict(r._mapping) for r in (await conn.execute(q)).all()]
         finally:
             await engine.dispose()
+        if not rows:
+            parts = [f"strategy {args.strategy}"] if args.strategy else []
+            parts += [f"ticker {args.ticker}*"] if args.ticker else []
+            which = f" for {' and '.join(parts)}" if parts else ""
+            print(f"no signals stored{which} in {redact(cfg.db.url)}", file=sys.stderr)
+            return 1
         for row in reversed(rows):
             row["legs"] = json.loads(row["legs"]) if row["legs"] else []
             ts: datetime = row.pop("ts")
@@ -132,14 +147,19 @@ def live(args: argparse.Namespace) -> int:
     sub = Subscriber(ctx, cfg.bus.xpub, [f"signal.{args.ticker}"], rcvhwm=cfg.bus.rcvhwm)
     seen = 0
     last = time.monotonic()
+    notice = WaitNotice("kxfeed signals", f"signals on {cfg.bus.xpub} (topic signal.{args.ticker})")
     try:
         while not args.count or seen < args.count:
             batch = sub.recv_blocking(0.2)
             if not batch:
                 if args.timeout and time.monotonic() - last > args.timeout:
+                    if not seen:
+                        print(f"kxfeed signals: no signal for {args.timeout}s", file=sys.stderr)
                     return 0 if seen else 1
+                notice.tick()
                 continue
             last = time.monotonic()
+            notice.heard()
             for m in batch:
                 if not isinstance(m, Signal):
                     continue
@@ -153,7 +173,7 @@ def live(args: argparse.Namespace) -> int:
                 if args.count and seen >= args.count:
                     break
             sys.stdout.flush()
-    except (BrokenPipeError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         pass
     finally:
         sub.close()

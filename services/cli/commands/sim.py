@@ -5,7 +5,8 @@
 
 Running serves Kalshi's WebSocket (/trade-api/ws/v2), REST (/trade-api/v2) and
 The Odds API (/v4/sports/{sport}/odds) on one port, signed with the dev key the
-simulator creates in data_dir (key id "kxfeed-sim-dev"). --rate is book-changing
+simulator creates in data_dir (key id "kxfeed-sim-dev"); it runs only with
+[kalshi] env = "sim" and free ports (exit 2 otherwise). --rate is book-changing
 steps per second; "blast" (or 0) sends as fast as the clients read.
 
 Fault SPEC: comma-separated KIND:P (probability per frame/request),
@@ -33,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, choice, load, subcommand
 from shared.control import ControlError, request
 
 ACTIONS = (
@@ -54,7 +55,11 @@ ACTIONS = (
 def register(sub: Any) -> None:
     p = subcommand(sub, "sim", __doc__)
     p.add_argument(
-        "action", nargs="?", default="run", choices=ACTIONS, help="run (default) or a control action"
+        "action",
+        nargs="?",
+        default="run",
+        type=choice("action", ACTIONS),
+        help="run (default) or a control action",
     )
     p.add_argument("rest", nargs="*", metavar="ARG", help="action arguments")
     p.add_argument("--seed", type=int, help="random seed (same seed: same markets and frames)")
@@ -99,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
                 return 2
         cfg = msgspec.structs.replace(cfg, sim=msgspec.structs.replace(cfg.sim, **overrides))
         from services import registry
+        from shared.preflight import preflight
 
         sim = registry.worker_class("sim")
-        problems = sim.check_config(cfg)
+        problems = preflight(cfg, ["sim"], offline=True) + sim.check_config(cfg)
         for problem in problems:
             print(f"kxfeed sim: {problem}", file=sys.stderr)
         if problems:

@@ -5,7 +5,8 @@
 Without NAME: the supervisor stops the workers in reverse start order
 (producers first, consumers drain, the writer commits, the bus last) and exits;
 this command waits up to S seconds for that. With NAME: that worker stops and
-stays down until `kxfeed restart NAME`.
+stays down until `kxfeed restart NAME`; an unknown NAME is answered with the
+supervised workers' names (exit 2).
 
 examples:
   kxfeed stop
@@ -19,7 +20,8 @@ import sys
 import time
 from typing import Any
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.commands.restart import supervised
+from services.cli.common import add_config_options, load, subcommand, unknown
 from shared.control import ControlError, request
 
 
@@ -38,12 +40,17 @@ def run(args: argparse.Namespace) -> int:
     endpoint = cfg.supervisor.control
     try:
         if args.name:
+            names = supervised(endpoint)
+            if args.name not in names:
+                print(f"kxfeed stop: {unknown('worker', args.name, names)}", file=sys.stderr)
+                return 2
             print(request(endpoint, "stop_child", {"name": args.name}))
             return 0
         request(endpoint, "stop")
     except ControlError as exc:
-        print(f"kxfeed stop: {exc}", file=sys.stderr)
+        print(f"kxfeed stop: no supervisor answers on {endpoint}: {exc}", file=sys.stderr)
         return 1
+    print(f"stopping: waiting up to {args.wait:g}s for the supervisor to stop every worker", file=sys.stderr)
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         try:

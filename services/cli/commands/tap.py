@@ -7,6 +7,8 @@ PREFIX filters by topic prefix: topics are <kind>.<market_ticker> (or
 of book of every NFL game market, '' everything. Each line is one message with
 its field names and "kind"; prices are integers in $0.0001, counts in
 hundredths of a contract. Exits after N messages, or after S seconds without one.
+While nothing arrives it says on stderr what it waits for (the bus endpoint and the
+prefixes), after 2 s and then every 10 s.
 
 examples:
   kxfeed tap 'trade.' --count 10
@@ -22,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import WaitNotice, add_config_options, load, subcommand
 from shared.bus import Subscriber
 from shared.messages import JSON_ENCODER, to_jsonable
 
@@ -47,23 +49,25 @@ def run(args: argparse.Namespace) -> int:
     seen = 0
     last = time.monotonic()
     out = sys.stdout
+    shown = ", ".join(repr(p) for p in args.prefixes)
+    notice = WaitNotice("kxfeed tap", f"messages on {cfg.bus.xpub} with topic prefix {shown}")
     try:
         while not args.count or seen < args.count:
             batch = sub.recv_blocking(0.2)
             if not batch:
+                notice.tick()
                 if args.timeout and time.monotonic() - last > args.timeout:
                     print(f"kxfeed tap: no message for {args.timeout}s", file=sys.stderr)
                     return 1 if seen == 0 else 0
                 continue
             last = time.monotonic()
+            notice.heard()
             for msg in batch:
                 out.write(JSON_ENCODER.encode(to_jsonable(msg)).decode() + "\n")
                 seen += 1
                 if args.count and seen >= args.count:
                     break
             out.flush()
-    except BrokenPipeError:
-        pass
     finally:
         sub.close()
         ctx.destroy(0)

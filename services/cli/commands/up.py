@@ -11,9 +11,11 @@ the workers whose settings changed. In a terminal it shows a live status
 refreshed in place (the workers' logs go to <data_dir>/logs/); otherwise, or
 with --log-json, it logs lines. Exits non-zero when restarts exceed the
 intensity with [supervisor] on_intensity = "exit" (the default, "park", parks the
-flapping worker and keeps the rest running). A worker that cannot start with this
-configuration (bad setting, missing credentials, unsafe key file) is not restarted:
-its one-line message is printed and kxfeed up exits 2.
+flapping worker and keeps the rest running). Before anything starts it runs
+`kxfeed check` (credentials, key file, database, ports, odds key, packaged
+data): each problem is one line on the terminal, exit 2. A worker that still cannot
+start with this configuration is not restarted: its one-line message is printed and
+kxfeed up exits 2.
 
 examples:
   kxfeed up                                   # simulator + pipeline + SQLite
@@ -35,7 +37,7 @@ from typing import IO, Any
 import msgspec
 
 from services import registry
-from services.cli.common import add_config_options, subcommand
+from services.cli.common import add_config_options, planned_workers, preflight_failed, subcommand
 from services.cli.screen import live_screen
 from shared.config import CONFIG_EXIT, Config, load_config
 from shared.control import ControlError, request
@@ -140,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
             f"kxfeed up: a supervisor already answers on {cfg.supervisor.control}: {answer}", file=sys.stderr
         )
         return 1
+    if preflight_failed("kxfeed up", cfg, planned_workers(cfg), supervisor=True):
+        return 2
     child_args = ["--log-json"] if json_logs else []
     if args.log_level:
         child_args += ["--log-level", args.log_level]
