@@ -38,6 +38,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "ODDS_API_KEY", True, "The Odds API key: the arb's sportsbook odds against real Kalshi (demo/prod)"
     ),
     EnvVar(
+        "KXFEED_EXIT_NOTE",
+        False,
+        "set by the supervisor for each child: where a worker leaves its one-line config error",
+    ),
+    EnvVar(
         "KXFEED_TEST_PG_URL",
         True,
         "tests only: the PostgreSQL the suite uses (default postgres@127.0.0.1/test)",

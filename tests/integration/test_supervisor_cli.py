@@ -161,7 +161,5 @@ def test_up_says_so_when_its_metrics_port_is_taken(tmp_path: Path) -> None:
         out = _run("up", "--config", str(path), "--log-json")
     # The preflight finds it before anything starts: one line naming the key to change.
     assert out.returncode == 2, out.stderr
-    assert (
-        f"port {port} on 127.0.0.1 ([supervisor] metrics_port) is taken" in out.stderr
-    )
+    assert f"port {port} on 127.0.0.1 ([supervisor] metrics_port) is taken" in out.stderr
     assert "Traceback" not in out.stderr
