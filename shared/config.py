@@ -285,6 +285,15 @@ def _explain(exc: msgspec.ValidationError, origin: str, sources: dict[str, str],
 
 
 def to_toml_dict(cfg: Config) -> dict[str, Any]:
-    """The effective config as plain builtins (for ``kxfeed config check``)."""
-    out: dict[str, Any] = msgspec.to_builtins(cfg)
+    """The effective config as plain builtins that TOML can hold (``kxfeed config check``, test
+    configs): TOML has no null, so an unset optional key is left out, as it is read back."""
+    out: dict[str, Any] = _without_none(msgspec.to_builtins(cfg))
     return out
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value

@@ -74,11 +74,13 @@ def overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in sorted(environ.items()):
         if name.startswith("KXFEED_") and name not in NON_CONFIG_ENV:
-            out[name] = _hide_password(value) if "://" in value else value
+            out[name] = redact_url(value) if "://" in value else value
     return out
 
 
-def _hide_password(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``user:password@host`` -> ``user:***@host`` (for messages; the password never shows).
+    Plain string work: the preflight and the CLI use it without importing SQLAlchemy."""
     scheme, sep, rest = url.partition("://")
     creds, at, host = rest.rpartition("@")
     if at and ":" in creds:

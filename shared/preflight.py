@@ -21,6 +21,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from shared.config import CONFIG_DIR, Config, ConfigError
+from shared.environment import redact_url
 from shared.kalshi.auth import KeyFileError
 from shared.kalshi.credentials import load_credentials
 from shared.kalshi.endpoints import effective_env
@@ -149,15 +150,6 @@ def _sqlite_path(url: str) -> Path | None:
     if not rest or rest == ":memory:":
         return None
     return Path(rest)
-
-
-def redact_url(url: str) -> str:
-    """``user:password@host`` -> ``user:***@host`` (for messages; the password never shows)."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def check_database(cfg: Config, offline: bool) -> list[str]:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import tomli_w
 
 from shared import ports
-from shared.config import Config
+from shared.config import Config, to_toml_dict
 from tests.support.procs import wait_until
 
 
@@ -77,26 +78,5 @@ def make_config(tmp: Path, **sections: dict[str, Any]) -> Config:
 
 def write_config(cfg: Config, path: Path) -> Path:
     """Write ``cfg`` as TOML (for tests that start real processes with --config)."""
-    lines: list[str] = []
-    data = msgspec.to_builtins(cfg)
-    for key, value in data.items():
-        if not isinstance(value, dict):
-            lines.append(f"{key} = {_toml(value)}")
-    for section, body in data.items():
-        if isinstance(body, dict):
-            lines.append(f"\n[{section}]")
-            lines.extend(f"{k} = {_toml(v)}" for k, v in body.items())
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tomli_w.dumps(to_toml_dict(cfg)))
     return path
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return msgspec.json.encode(value).decode()
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")

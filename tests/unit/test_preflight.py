@@ -8,7 +8,7 @@ import pytest
 
 from services import registry
 from services.supervisor.specs import child_specs
-from shared.config import load_config
+from shared.config import Config, load_config
 from shared.preflight import check_odds, check_ports, notes, ports, preflight
 from tests.support.config import make_config
 
@@ -40,8 +40,8 @@ def test_two_keys_on_one_port_are_named(tmp_path: Path) -> None:
     assert any("[arb] metrics_port and [writer] metrics_port are both port 19999" in p for p in problems)
 
 
-def test_ports_cover_bus_sim_and_supervisor(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path)
+def test_ports_cover_bus_sim_and_supervisor() -> None:
+    cfg = Config()  # the defaults: TCP endpoints and fixed ports (test configs use ipc:// and 0)
     keys = {p.key for p in ports(cfg, ["bus", "sim"], supervisor=True)}
     assert {
         "[bus] xsub",

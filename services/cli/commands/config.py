@@ -17,13 +17,14 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
+import tomli_w
+
 from services.cli.common import action, planned_workers, preflight_failed, subcommand
 from shared.config import load_config, to_toml_dict
-from shared.environment import ENV_VARS, overrides, shown
+from shared.environment import ENV_VARS, overrides, redact_url, shown
 
 
 def register(sub: Any) -> None:
@@ -43,31 +44,14 @@ def register(sub: Any) -> None:
     check.set_defaults(func=run)
 
 
-def _redact_url(url: str) -> str:
-    # user:password@host -> user:***@host
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return url
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
     data = to_toml_dict(cfg)
-    data["db"]["url"] = _redact_url(data["db"]["url"])
+    data["db"]["url"] = redact_url(data["db"]["url"])
     data["kalshi"]["key_id"] = "(set in KALSHI_KEY_ID)" if os.environ.get("KALSHI_KEY_ID") else "(not set)"
     key_path = os.environ.get("KALSHI_PRIVATE_KEY_PATH") or data["kalshi"]["private_key_path"]
     data["kalshi"]["private_key_path"] = key_path or "(not set)"
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for key, value in scalars.items():
-        print(f"{key} = {json.dumps(value)}")
-    for section, body in data.items():
-        if isinstance(body, dict):
-            print(f"\n[{section}]")
-            for key, value in body.items():
-                print(f"{key} = {json.dumps(value)}")
+    print(tomli_w.dumps(data), end="")
     print("\n# environment (what kxfeed reads; secrets redacted)")
     for var in ENV_VARS:
         if "<" not in var.name:
