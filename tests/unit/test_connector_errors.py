@@ -10,18 +10,7 @@ import pytest
 from services.connector import badframes
 from shared.kalshi import ws
 
-from .test_connector_support import Script, delta, kinds, metric, snap
-
-A, B = "KXA-26JAN01-X", "KXB-26JAN01-Y"
-
-
-def booted() -> tuple[Script, int]:
-    sc = Script([A, B])
-    sc.boot()
-    sid = sc.book_sid(A)
-    out = sc.feed(snap(sid, 1, A, yes=[("0.40", "10.00")]), snap(sid, 2, B, yes=[("0.40", "10.00")]))
-    assert kinds(out) == ["snap", "snap"]
-    return sc, sid
+from .test_connector_support import A, booted, delta, kinds, metric
 
 
 def error(code: int, **top: Any) -> dict[str, Any]:

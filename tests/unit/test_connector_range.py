@@ -14,20 +14,10 @@ import pytest
 from shared.kalshi import envelope, parse, ws
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, INT64_MAX, BookDelta, Message
 
-from .test_connector_support import TS_MS, Script, delta, kinds, metric, snap
+from .test_connector_support import TS_MS, A, B, booted, delta, kinds, metric
 
-A, B = "KXA-26JAN01-X", "KXB-26JAN01-Y"
 BIG_COUNT = "1" + "0" * 29 + ".00"  # 10^29 contracts
 BIG_TRADE = "1" + "0" * 23 + ".00"  # 10^23 contracts
-
-
-def booted_with_books() -> tuple[Script, int]:
-    sc = Script([A, B])
-    sc.boot()
-    sid = sc.book_sid(A)
-    out = sc.feed(snap(sid, 1, A, yes=[("0.40", "10.00")]), snap(sid, 2, B, yes=[("0.40", "10.00")]))
-    assert kinds(out) == ["snap", "snap"]
-    return sc, sid
 
 
 def encodes(out: list[Message]) -> None:
@@ -40,7 +30,7 @@ def ranged() -> float:
 
 
 def test_delta_of_ten_to_the_29_contracts_is_a_gap_of_its_market_only() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     before = ranged()
     out = sc.feed(delta(sid, 3, A, "0.40", BIG_COUNT), delta(sid, 4, B, "0.40", "1.00"))
     encodes(out)
@@ -51,7 +41,7 @@ def test_delta_of_ten_to_the_29_contracts_is_a_gap_of_its_market_only() -> None:
 
 
 def test_delta_ts_ms_of_two_to_the_70_is_a_gap_of_its_market_and_keeps_the_sequence() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     before = ranged()
     bad = delta(sid, 3, A, "0.40", "1.00")
     bad["msg"]["ts_ms"] = 2**70
@@ -64,7 +54,7 @@ def test_delta_ts_ms_of_two_to_the_70_is_a_gap_of_its_market_and_keeps_the_seque
 
 
 def test_delta_seq_out_of_range_is_dropped_and_the_stream_goes_on() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     before = ranged()
     out = sc.feed(
         delta(sid, 2**70, A, "0.40", "1.00"),
@@ -77,7 +67,7 @@ def test_delta_seq_out_of_range_is_dropped_and_the_stream_goes_on() -> None:
 
 
 def test_delta_with_an_unreadable_market_makes_the_next_frame_a_sid_gap() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     bad = delta(sid, 3, A, "0.40", "1.00")
     bad["msg"]["market_ticker"] = 7
     bad["msg"]["ts_ms"] = 2**70
@@ -88,7 +78,7 @@ def test_delta_with_an_unreadable_market_makes_the_next_frame_a_sid_gap() -> Non
 
 
 def test_level_past_int64_is_a_gap_not_a_wrapped_size() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     most = "92233720368547758.07"  # INT64_MAX hundredths
     assert parse.count(most) == INT64_MAX
     before = ranged()
@@ -129,7 +119,7 @@ def trade_frame(sid: int, **msg: Any) -> dict[str, Any]:
     ],
 )
 def test_ticker_and_trade_out_of_range_counted_and_dropped(frame: dict[str, Any]) -> None:
-    sc, _ = booted_with_books()
+    sc, _ = booted()
     before = ranged()
     good = ticker_frame(2)
     out = sc.feed(frame, good)
@@ -139,7 +129,7 @@ def test_ticker_and_trade_out_of_range_counted_and_dropped(frame: dict[str, Any]
 
 
 def test_lifecycle_and_fee_numbers_out_of_range() -> None:
-    sc, _ = booted_with_books()
+    sc, _ = booted()
     before = ranged()
     units = metric("kxfeed_ws_bad_frames_total", reason="units")
     lsid = sc.s.table.lifecycle.sid  # type: ignore[union-attr]
@@ -168,7 +158,7 @@ def test_lifecycle_and_fee_numbers_out_of_range() -> None:
 
 
 def test_nesting_past_the_decoder_depth_is_a_counted_bad_frame() -> None:
-    sc, sid = booted_with_books()
+    sc, sid = booted()
     before = metric("kxfeed_ws_bad_frames_total", reason="json")
     deep = b"[" * 50_000 + b"]" * 50_000
     out = sc.feed(

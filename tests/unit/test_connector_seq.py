@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from shared.messages import BookState, Gap
 
-from .test_connector_support import Script, delta, kinds, metric, snap
+from .test_connector_support import A, B, booted, delta, kinds, metric, snap
 
-A, B = "KXA-26JAN01-X", "KXB-26JAN01-Y"
 FAR = 10**18
-
-
-def booted() -> tuple[Script, int]:
-    sc = Script([A, B])
-    sc.boot()
-    sid = sc.book_sid(A)
-    out = sc.feed(snap(sid, 1, A, yes=[("0.40", "10.00")]), snap(sid, 2, B, yes=[("0.40", "10.00")]))
-    assert kinds(out) == ["snap", "snap"]
-    return sc, sid
 
 
 def test_seq_jumping_to_ten_to_the_18_is_recovered_in_band_without_duplicates() -> None:

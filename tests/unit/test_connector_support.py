@@ -93,3 +93,17 @@ class Script:
 
 def kinds(msgs: list[Message]) -> list[str]:
     return [m.kind for m in msgs]
+
+
+#: Two markets on one book subscription (the range, error and seq tests start from their books).
+A, B = "KXA-26JAN01-X", "KXB-26JAN01-Y"
+
+
+def booted() -> tuple[Script, int]:
+    """A session subscribed to A and B, each with an accepted snapshot (seqs 1 and 2)."""
+    sc = Script([A, B])
+    sc.boot()
+    sid = sc.book_sid(A)
+    out = sc.feed(snap(sid, 1, A, yes=[("0.40", "10.00")]), snap(sid, 2, B, yes=[("0.40", "10.00")]))
+    assert kinds(out) == ["snap", "snap"]
+    return sc, sid
