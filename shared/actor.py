@@ -16,7 +16,7 @@ A worker subclasses :class:`Actor`, sets ``name``, and fills in the hooks:
 :meth:`Actor.spawn` is the one way to start a background loop: the tasks form one
 supervised group, and one that raises fails the worker like a crash in ``main``.
 
-:meth:`Actor.run` is the process entry point: uvloop, SIGTERM/SIGINT -> drain ->
+:meth:`Actor.run` is the process entry point: uvloop, SIGTERM/SIGINT -> drain (never after a failure) ->
 exit 0; a crash in ``main``, a spawned task, ``setup`` or ``teardown`` logs its traceback
 and exits 1 (the supervisor restarts it, the writer replays); a
 :class:`~shared.config.ConfigError` logs its one line and exits ``EX_CONFIG`` (78), which
@@ -303,15 +303,19 @@ class Actor:
             stop_task.cancel()
             failed_task.cancel()
             crash = main_task.exception() if main_task.done() and not main_task.cancelled() else None
+            self.stopping.set()
             if crash is not None:
                 self._failed_with("worker crashed", crash)
-            self.stopping.set()
-            try:
-                await asyncio.wait_for(self.drain(), self.settings.drain_deadline_s)
-            except TimeoutError:
-                self.log.warning(
-                    "drain deadline passed", extra={"ctx": {"deadline_s": self.settings.drain_deadline_s}}
-                )
+            # No drain after a failure (in main or a spawned task): the worker's state is suspect
+            # (a writer would commit stream positions past rows a failed batch never built).
+            # What it had not finished is in the journals, replayed by the restarted worker.
+            if self.tasks.failure is None:
+                try:
+                    await asyncio.wait_for(self.drain(), self.settings.drain_deadline_s)
+                except TimeoutError:
+                    self.log.warning(
+                        "drain deadline passed", extra={"ctx": {"deadline_s": self.settings.drain_deadline_s}}
+                    )
         except _BackgroundFailed:
             pass  # logged when the task failed
         except Exception as exc:
