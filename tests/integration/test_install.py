@@ -21,6 +21,7 @@ import pytest
 from services import registry
 from tests.support.config import make_config, write_config
 from tests.support.procs import ROOT, wait_until
+from tests.support.systemd import assert_units_verify
 
 SYSTEMD = ROOT / "ops" / "systemd"
 #: What the wheel must carry besides the Python modules.
@@ -185,15 +186,4 @@ def test_wheel_installs_and_runs_every_worker(tmp_path: Path) -> None:
     shutil.copytree(SYSTEMD, units)
     for unit in [*units.glob("*.service"), *units.glob("*.target")]:
         unit.write_text(unit.read_text().replace("/opt/kxfeed", str(prefix.parent)))
-    unit_names = ["kxfeed-bus.service", "kxfeed.service", "kxfeed.target"]
-    unit_names += [f"kxfeed-worker@{w}.service" for w in registry.WORKER_MODULES]
-    out = subprocess.run(
-        [tool, "verify", *(str(units / n) for n in unit_names)],
-        cwd=units,
-        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    ours = [line for line in (out.stdout + out.stderr).splitlines() if "kxfeed" in line]
-    assert out.returncode == 0 and not ours, "\n".join(ours) or out.stderr
+    assert_units_verify(tool, units)

@@ -15,6 +15,7 @@ import yaml
 from services import registry
 from shared.config import Config
 from tests.support.procs import ROOT
+from tests.support.systemd import assert_units_verify
 
 OPS = ROOT / "ops"
 PROMETHEUS = OPS / "prometheus"
@@ -222,18 +223,7 @@ def _installed_units(tmp_path: Path) -> Path:
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     tool = _tool("systemd-analyze")
     units = _installed_units(tmp_path)
-    names = ["kxfeed-bus.service", "kxfeed.service", "kxfeed.target"]
-    names += [f"kxfeed-worker@{w}.service" for w in registry.WORKER_MODULES]
-    out = subprocess.run(
-        [tool, "verify", *(str(units / n) for n in names)],
-        cwd=units,
-        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    ours = [line for line in (out.stdout + out.stderr).splitlines() if "kxfeed" in line]
-    assert out.returncode == 0 and not ours, "\n".join(ours) or out.stderr
+    assert_units_verify(tool, units)
 
 
 def test_systemd_units_are_hardened_and_restart_on_failure() -> None:
