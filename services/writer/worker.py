@@ -353,8 +353,6 @@ class WriterWorker(Actor):
     # ---- lifecycle -------------------------------------------------------------------------
     async def drain(self) -> None:
         await self._main_done.wait()
-        if self._bug is not None:
-            return  # the flusher is gone: what it had not committed is replayed after the restart
         if not self.outage.failing:
             # Producers stop first: whatever of theirs the live path missed is in the journals.
             await self._replay("drain", final=True)
