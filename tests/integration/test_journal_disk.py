@@ -170,7 +170,11 @@ def test_a_full_disk_is_survived_and_nothing_journaled_is_lost(
     assert wait_until(
         lambda: up.workers()["orderbook"]["counters"].get("deltas_applied", 0) > applied + 50, 60
     ), up.workers()["orderbook"]
-    assert (metric(cfg, "writer", "kxfeed_data_dir_free_bytes") or 0) < 1024 * 1024
+    # The gauge is measured every disk_interval_s (plus a 1 s gauge round): wait for a round
+    # that saw the full disk, not the one before it.
+    assert wait_until(
+        lambda: (metric(cfg, "writer", "kxfeed_data_dir_free_bytes") or 0) < 1024 * 1024, 30
+    ), metric(cfg, "writer", "kxfeed_data_dir_free_bytes")
 
     filler.unlink()  # space returns
     assert wait_until(lambda: metric(cfg, "writer", "kxfeed_writer_db_up") == 1, 90), up.log()[-3000:]
