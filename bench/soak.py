@@ -106,7 +106,9 @@ def open_fds(pid: int) -> int | None:
 
 
 def journal_figures(root: Path, now: float) -> tuple[int, float]:
-    """(bytes of every file under the journal dir, age in s of the oldest file's last write)."""
+    """(bytes of every file under the journal dir, age in s of the oldest segment's last write).
+
+    Retention bounds segments; a consumer's cursor file is rewritten only when it moves."""
     total, oldest = 0, now
     for dirpath, _, files in os.walk(root):
         for name in files:
@@ -115,7 +117,8 @@ def journal_figures(root: Path, now: float) -> tuple[int, float]:
             except OSError:
                 continue  # pruned while walking
             total += st.st_size
-            oldest = min(oldest, st.st_mtime)
+            if name.endswith(".seg"):
+                oldest = min(oldest, st.st_mtime)
     return total, now - oldest
 
 

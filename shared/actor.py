@@ -42,7 +42,7 @@ from shared import ports
 from shared.bus import Publisher, RecordSink, Subscriber
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
 from shared.control_server import Args, UnknownCommand, serve_control
-from shared.journal import open_journal
+from shared.journal import JournalWriter, open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
 from shared.tasks import Supervised, finish
@@ -164,6 +164,14 @@ class Actor:
             )
 
     # ---- lifecycle -------------------------------------------------------------------------
+    async def _journal_upkeep(self, journal: JournalWriter) -> None:
+        # Retention and age-rotation must run while the worker is quiet too: an idle
+        # publisher's last segment would otherwise be kept for ever.
+        interval = max(0.1, min(1.0, self.config.journal.prune_interval_s))
+        while True:
+            await asyncio.sleep(interval)
+            journal.upkeep()
+
     async def _heartbeat(self) -> None:
         assert self.pub is not None
         interval = self.settings.heartbeat_interval_s
@@ -272,14 +280,17 @@ class Actor:
             loop.add_signal_handler(sig, self.request_stop)
         self._start_metrics()
         bus = self.config.bus
+        journal = self.journal()
         self.pub = Publisher(
             self.zctx,
             bus.xsub,
             self.worker_id,
             epoch=self.started_ns,
             sndhwm=bus.sndhwm,
-            journal=self.journal(),
+            journal=journal,
         )
+        if isinstance(journal, JournalWriter):
+            self.spawn(self._journal_upkeep(journal), name="journal")
         main_task: asyncio.Task[None] | None = None
         try:
             if self.settings.control:

@@ -7,7 +7,8 @@ position. One directory per publisher (``<journal.dir>/<worker_id>/``).
 Record: ``<u32 length><u32 crc32(payload)><payload>`` (little-endian). Segments are
 ``<index:012d>.seg``. Opening a writer scans the newest segment and cuts a torn
 tail (short header, short payload or bad checksum: what a crash mid-write
-leaves), then starts a fresh segment. Writes go to the OS with one ``write`` per
+leaves), then writes into a fresh segment, created at its first append (an idle publisher
+leaves no empty segment behind). Writes go to the OS with one ``write`` per
 append, so a killed process loses nothing it already published; ``fsync``
 decides what survives a machine crash.
 
@@ -15,7 +16,9 @@ Consumers record how far they have durably processed in ``consumers/<name>``
 (:mod:`shared.journal_cursor`: fsynced, checksummed, recovered when torn); retention
 deletes a closed segment only when it is older than ``[journal] retention_s`` AND every
 consumer is past it. The journal's owner (the process that appends) runs retention: at
-open and then every ``prune_interval_s`` while it appends.
+open, then every ``prune_interval_s`` from :meth:`JournalWriter.upkeep`, which the owner calls
+on a timer whether or not it appends; the same call closes a segment older than
+``segment_age_s``, so a publisher that goes quiet does not keep its last records forever.
 
 A failed append (disk full, I/O error) does not stop the publisher: the frame is still
 published (the books and the writer's live path get it), the journal has a gap there,
@@ -132,8 +135,8 @@ def valid_length(path: Path) -> int:
 class JournalWriter:
     """The owner's handle on its journal: appends, rotation, and retention of its own segments.
 
-    Retention runs here, in the process that writes the journal (at open, then at most every
-    ``prune_every_s`` as records are appended), so it works however the workers are run
+    Retention runs here, in the process that writes the journal (at open, then from
+    :meth:`upkeep` at most every ``prune_every_s``), so it works however the workers are run
     (``kxfeed up``, honcho, systemd). Only this process knows which segment is open, and it
     reads the consumers' cursors from disk: a stale read only keeps more.
     """
@@ -160,12 +163,13 @@ class JournalWriter:
             self._repair(segment_path(self.directory, segments[-1]))
         self.index = (segments[-1] + 1) if segments else 0
         self._fd = -1
+        #: The current segment's file is not created yet (it is, at the first append to it).
+        self._fresh = True
         self._size = 0
         self._opened = 0.0
         #: Records published without being journaled in the current failure streak.
         self._gap: int | None = None
         self._next_prune = 0.0
-        self._open_segment()
         self._maybe_prune(time.monotonic())
 
     def _repair(self, path: Path) -> None:
@@ -185,13 +189,16 @@ class JournalWriter:
     def _open_segment(self) -> None:
         path = segment_path(self.directory, self.index)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fresh = False
         self._size = os.fstat(self._fd).st_size
         self._opened = time.monotonic()
 
     def _rotate(self) -> None:
+        """Close the current segment; the next one is created by the next append."""
         self._close_fd()
         self.index += 1
-        self._open_segment()
+        self._fresh = True
+        self._size = 0
 
     def _close_fd(self) -> None:
         fd, self._fd = self._fd, -1
@@ -219,9 +226,11 @@ class JournalWriter:
         buf = b"".join(parts)
         try:
             full = self._size >= self.segment_bytes or now - self._opened >= self.segment_age_s
-            # After a segment failed mid-write (fd < 0) the records go to a clean one.
-            if self._fd < 0 or (self._size and full):
+            # After a segment failed mid-write (fd < 0, not fresh) the records go to a clean one.
+            if (self._fd < 0 and not self._fresh) or (self._size and full):
                 self._rotate()
+            if self._fd < 0:
+                self._open_segment()
             self._write(buf)
         except OSError as exc:
             self._failed(exc, len(records))
@@ -235,6 +244,27 @@ class JournalWriter:
             )
             self._gap = None
             WRITE_FAILING.set(0)
+        if now >= self._next_prune:
+            self._maybe_prune(now)
+
+    def upkeep(self, now: float | None = None) -> None:
+        """Time-driven duties, called by the owner on a timer (monotonic ``now``).
+
+        Closes a non-empty segment older than ``segment_age_s`` (so retention can take it once
+        it is old and committed) and runs retention when it is due. Never raises for the disk.
+        """
+        now = time.monotonic() if now is None else now
+        if self._fd >= 0 and self._size and now - self._opened >= self.segment_age_s:
+            try:
+                self._rotate()
+            except OSError as exc:  # fsync/close of the old segment failed: its data was written
+                _log.warning(
+                    "journal: closing an old segment failed",
+                    extra={"ctx": {"dir": str(self.directory), "segment": self.index, "error": str(exc)}},
+                )
+                self.index += 1
+                self._fresh = True
+                self._size = 0
         if now >= self._next_prune:
             self._maybe_prune(now)
 

@@ -35,8 +35,6 @@ from shared.messages import Heartbeat, WorkerEvent
 
 #: Seconds between two looks at the children (exits, deadlines, watchdog).
 TICK_S = 0.05
-#: Seconds between two journal retention passes.
-PRUNE_EVERY_S = 3600.0
 PROBE_TIMEOUT_S = 0.5
 
 StatusView = Callable[[dict[str, Any]], None]
@@ -82,13 +80,12 @@ class Supervisor(Actor):
         self._reload_requested = False
         self._journal: JournalWriter | None = None
         self._hb_sub: Subscriber | None = None
-        self._next_prune = 0.0
         #: Where each child leaves its exit note (``$KXFEED_EXIT_NOTE``), made in setup.
         self._notes: ExitNotes | None = None
 
     # ---- Actor hooks -----------------------------------------------------------------------
     def journal(self) -> RecordSink | None:
-        # Kept for retention pruning; the events themselves go through the publisher.
+        # Kept to close it last; the Actor runs its retention like every durable producer's.
         self._journal = open_journal(self.config, self.worker_id)
         return self._journal
 
@@ -185,10 +182,6 @@ class Supervisor(Actor):
             c.state == "running" for c in self.core.children.values() if not c.held
         )
         self._show()
-        if now >= self._next_prune and self._journal is not None:
-            self._next_prune = now + PRUNE_EVERY_S
-            # Only segments every consumer (the writer) has committed past are deleted.
-            self._journal.prune(self.config.journal.retention_s)
 
     def _apply(self, now: float) -> None:
         """Carry out what the core decided, until it has nothing more to say."""

@@ -56,8 +56,44 @@ def test_owner_prunes_at_open_and_keeps_what_a_second_consumer_needs(tmp_path: P
     journal.write_cursor(tmp_path, "audit", Position(1, 0))
     _age(tmp_path, 1000)
     w2 = JournalWriter(tmp_path, retention_s=60.0)  # a restarted producer
+    assert journal.list_segments(tmp_path) == [1, 2, 3], "its own segment 4 waits for an append"
+    w2.append([b"n"])
     assert journal.list_segments(tmp_path) == [1, 2, 3, 4]
     w2.close()
+
+
+def test_a_quiet_owner_closes_its_old_segment_and_prunes_it_on_upkeep(tmp_path: Path) -> None:
+    """A publisher that stops appending (an idle arb, a poller between polls) must not keep its
+    last segment past the retention: upkeep, on the owner's timer, closes it and prunes it."""
+    w = JournalWriter(tmp_path, segment_age_s=100.0, retention_s=60.0, prune_every_s=10.0)
+    t0 = time.monotonic()
+    w.upkeep(t0)
+    assert journal.list_segments(tmp_path) == [], "nothing appended: no empty segment on disk"
+    w.append([b"last words"])
+    journal.write_cursor(tmp_path, "writer", Position(99, 0))  # the writer stored everything
+    _age(tmp_path, 1000)
+    w.upkeep(t0 + 50.0)
+    assert journal.list_segments(tmp_path) == [0], "younger than segment_age_s: still the open one"
+    w.upkeep(t0 + 150.0)  # closed now (old), and pruned (old and committed)
+    assert journal.list_segments(tmp_path) == []
+    assert w.position() == Position(1, 0)
+    w.append([b"again"])
+    assert journal.list_segments(tmp_path) == [1] and _records(tmp_path) == [b"again"]
+    w.close()
+
+
+def test_upkeep_never_prunes_the_open_segment_nor_uncommitted_ones(tmp_path: Path) -> None:
+    w = JournalWriter(tmp_path, segment_bytes=1, segment_age_s=100.0, retention_s=60.0, prune_every_s=1e-9)
+    t0 = time.monotonic()
+    w.append([b"a"])
+    w.append([b"b"])  # 0 is full: closed; 1 is open
+    _age(tmp_path, 1000)
+    w.upkeep(t0 + 1.0)  # no consumer has registered: nothing goes
+    assert journal.list_segments(tmp_path) == [0, 1]
+    journal.write_cursor(tmp_path, "writer", Position(99, 0))
+    w.upkeep(t0 + 2.0)  # 1 is open and younger than segment_age_s: kept, however old its file
+    assert journal.list_segments(tmp_path) == [1]
+    w.close()
 
 
 def test_open_journal_takes_retention_from_config(tmp_path: Path) -> None:
