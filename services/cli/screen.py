@@ -116,7 +116,7 @@ def headline(status: dict[str, Any], width: int | None = None) -> str:
         line = " · ".join(head + middle + tail)
         if width is None or len(line) <= width:
             return line
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return _fit(line, width)
 
 
 def _fit(text: str, width: int) -> str:

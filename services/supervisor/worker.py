@@ -288,10 +288,10 @@ class Supervisor(Actor):
                 elif isinstance(msg, Signal):
                     self.happenings.on_signal(msg)
                 elif isinstance(msg, Heartbeat):
-                    self._heartbeat(msg, now)
+                    self._child_heartbeat(msg, now)
             self._apply(now)
 
-    def _heartbeat(self, msg: Heartbeat, now: float) -> None:
+    def _child_heartbeat(self, msg: Heartbeat, now: float) -> None:
         child = self.core.children.get(msg.worker)
         if child is None or not child.pid or not _same_process(msg.pid, child.pid):
             return
