@@ -112,10 +112,13 @@ def headline(status: dict[str, Any], width: int | None = None) -> str:
     head = [f"kxfeed supervisor pid {sup['pid']} {state}", f"{running}/{len(workers)} workers ready"]
     tail = [f"PARKED: {', '.join(parked)}"] * bool(parked) + [f"HELD: {', '.join(held)}"] * bool(held)
     budget = f"restarts {sup['restarts_in_window']}/{sup['max_restarts']} per {sup['period_s']:g}s"
-    for middle in ([sup["strategy"], budget + " per worker"], [sup["strategy"], budget], [budget], []):
-        line = " · ".join(head + middle + tail)
-        if width is None or len(line) <= width:
+    line = " · ".join([*head, sup["strategy"], budget + " per worker", *tail])
+    if width is None:
+        return line
+    for middle in ([sup["strategy"], budget], [budget], []):
+        if len(line) <= width:
             return line
+        line = " · ".join(head + middle + tail)
     return _fit(line, width)
 
 
