@@ -112,10 +112,10 @@ def headline(status: dict[str, Any], width: int | None = None) -> str:
     head = [f"kxfeed supervisor pid {sup['pid']} {state}", f"{running}/{len(workers)} workers ready"]
     tail = [f"PARKED: {', '.join(parked)}"] * bool(parked) + [f"HELD: {', '.join(held)}"] * bool(held)
     budget = f"restarts {sup['restarts_in_window']}/{sup['max_restarts']} per {sup['period_s']:g}s"
-    line = " · ".join([*head, sup["strategy"], budget + " per worker", *tail])
+    line = " · ".join([*head, sup["strategy"], budget, *tail])
     if width is None:
         return line
-    for middle in ([sup["strategy"], budget], [budget], []):
+    for middle in ([budget], []):
         if len(line) <= width:
             return line
         line = " · ".join(head + middle + tail)

@@ -131,10 +131,24 @@ def test_the_live_screen_shows_a_gap_a_stopped_worker_the_legend_and_the_market(
 
         assert wait_until(held_shown, 60, interval=0.5), pane.text()
         lines = pane.lines()
-        assert f"HELD: {STOPPED}" in lines[0] and len(lines[0]) <= 100, lines[0]
+        assert f"HELD: {STOPPED}" in lines[0], lines[0]
         assert not any(line.strip().startswith(f"{STOPPED}: ") and "=" in line for line in lines), (
             "no stale counters for the held worker"
         )
+
+        # The same screen on a 100-column terminal: redrawn to fit, the headline whole.
+        pane.tmux("resize-window", "-t", "up", "-x", "100", "-y", "50")
+
+        def fits_100() -> bool:
+            lines = pane.lines()
+            heads = [x for x in lines if x.startswith("kxfeed supervisor pid ")]
+            # Redrawn at the new width (the screen keeps the last column free), nothing left
+            # over from the wider frames.
+            return heads == lines[:1] and all(len(x) < 100 for x in lines) and "LAST EXIT" in "".join(lines)
+
+        assert wait_until(fits_100, 30, interval=0.5), pane.text()
+        head = pane.lines()[0]
+        assert head.startswith("kxfeed supervisor pid ") and head.endswith(f"HELD: {STOPPED}"), head
 
         pane.tmux("send-keys", "-t", "up", "C-c")
         assert wait_until(lambda: "kxfeed-up-exited-" in pane.text(), 90, interval=0.5), pane.text()
