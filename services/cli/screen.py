@@ -172,9 +172,7 @@ def legend(width: int) -> list[str]:
 
 def _sum(status: dict[str, Any], marker: str, key: str, rates: bool = False) -> float | None:
     """``key`` summed over the running workers that count ``marker`` (None: no such worker)."""
-    found = [
-        w for w in status["workers"] if w["state"] in _ALIVE and marker in (w.get("counters") or {})
-    ]
+    found = [w for w in status["workers"] if w["state"] in _ALIVE and marker in (w.get("counters") or {})]
     if not found:
         return None
     return sum(float((w.get("rates" if rates else "counters") or {}).get(key, 0)) for w in found)

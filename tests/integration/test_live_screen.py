@@ -95,7 +95,8 @@ def test_the_live_screen_shows_a_gap_a_stopped_worker_the_legend_and_the_market(
         lines = pane.lines()
         assert all(len(line) <= 160 for line in lines)
         head = lines[0]
-        assert head.startswith("kxfeed supervisor pid ") and f"{len(names)}/{len(names)} workers ready" in head
+        assert head.startswith("kxfeed supervisor pid ")
+        assert f"{len(names)}/{len(names)} workers ready" in head
         assert len(head) <= 100, "the headline stays readable on a 100-column terminal"
         market = next(line for line in lines if line.startswith("market: "))
         assert "deltas/s" in market and "rows/s" in market and ("signal" in market), market
