@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from services.supervisor.happenings import Note
 from services.supervisor.model import Child, Event
 from shared.messages import WorkerEvent
 
@@ -101,6 +102,11 @@ class Reporter:
                 ts_recv=time.time_ns(),
             )
         )
+
+    def note(self, n: Note) -> None:
+        """Something a worker counted and logged itself (a gap, an outage): only shown in the
+        recent events, so it is not logged, counted or published a second time."""
+        self.recent.append(n.as_event(time.time()))
 
     def _log(self, e: Event, ctx: dict[str, Any]) -> None:
         extra = {"ctx": ctx}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from services.supervisor.core import SupervisorCore
+from services.supervisor.happenings import Happenings
 from services.supervisor.model import Kill, Spawn
 from services.supervisor.notes import ExitNotes
 from services.supervisor.reporting import Reporter
@@ -31,7 +32,7 @@ from shared.bus import RecordSink, Subscriber
 from shared.config import EX_CONFIG, Config, ConfigError, load_config
 from shared.control import ControlError, arequest
 from shared.journal import JournalWriter, open_journal
-from shared.messages import Heartbeat, WorkerEvent
+from shared.messages import Gap, Heartbeat, Signal, WorkerEvent
 
 #: Seconds between two looks at the children (exits, deadlines, watchdog).
 TICK_S = 0.05
@@ -73,6 +74,8 @@ class Supervisor(Actor):
         self.core = SupervisorCore(child_specs(config, config_path, self.child_args), policy_settings(config))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.report = Reporter(self.log, self.worker_id, self._publish)
+        #: Gaps, outages, reconnects... from the heartbeats and bus messages read here.
+        self.happenings = Happenings()
         self.views = list(views)
         self.view_interval_s = view_interval_s
         self._last_view = 0.0
@@ -92,7 +95,8 @@ class Supervisor(Actor):
     async def setup(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         self._notes = ExitNotes(self.log)
-        self._hb_sub = self.subscriber(["hb."])
+        # Heartbeats for the watchdog; gaps and signals (rare) for the live screen's recent events.
+        self._hb_sub = self.subscriber(["hb.", "gap.", "signal."])
         # Without heartbeats the watchdog would kill every child: a listener that dies fails us.
         self.spawn(self._listen(), name="heartbeats")
         self.log.info(
@@ -271,12 +275,24 @@ class Supervisor(Actor):
             batch = await self._hb_sub.recv()
             now = time.monotonic()
             for msg in batch:
-                if not isinstance(msg, Heartbeat):
-                    continue
-                child = self.core.children.get(msg.worker)
-                if child is not None and child.pid and _same_process(msg.pid, child.pid):
-                    self.core.heartbeat(msg.worker, msg.ready, msg.counters, now)
+                if isinstance(msg, Gap):
+                    for note in self.happenings.gap(msg):
+                        self.report.note(note)
+                elif isinstance(msg, Signal):
+                    self.happenings.on_signal(msg)
+                elif isinstance(msg, Heartbeat):
+                    self._child_heartbeat(msg, now)
             self._apply(now)
+
+    def _child_heartbeat(self, msg: Heartbeat, now: float) -> None:
+        child = self.core.children.get(msg.worker)
+        if child is None or not child.pid or not _same_process(msg.pid, child.pid):
+            return
+        was_alive = child.state in ("starting", "running")
+        self.core.heartbeat(msg.worker, msg.ready, msg.counters, now)
+        if was_alive:
+            for note in self.happenings.heartbeat(msg.worker, child.pid, msg.counters):
+                self.report.note(note)
 
     # ---- events, metrics, views ------------------------------------------------------------
     def _publish(self, event: WorkerEvent) -> None:
@@ -302,6 +318,8 @@ class Supervisor(Actor):
             },
             "workers": self.core.status(now),
             "events": list(self.report.recent),
+            # The live screen's market line: the newest arb signal seen on the bus.
+            "signal": self.happenings.signal,
         }
 
     def _show(self, force: bool = False) -> None:

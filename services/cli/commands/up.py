@@ -81,11 +81,25 @@ class LiveScreen:
         self.out = out
         self.log_dir = log_dir
         self._height = 0
+        self._width = 0
+
+    def _columns(self) -> int:
+        # The terminal's size now, not $COLUMNS: an exported COLUMNS is stale after a resize.
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return shutil.get_terminal_size((100, 24)).columns
 
     def __call__(self, status: dict[str, Any]) -> None:
-        width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
+        width = max(40, self._columns() - 1)
         lines = live_screen(status, width=width, log_dir=self.log_dir)
-        prefix = f"\x1b[{self._height}F\x1b[J" if self._height else ""
+        if self._height and width != self._width:
+            # Resized: the terminal re-wrapped the old frame, so "up N lines" no longer finds
+            # its top. Clear the screen and start again at the top.
+            prefix = "\x1b[H\x1b[2J"
+        else:
+            prefix = f"\x1b[{self._height}F\x1b[J" if self._height else ""
+        self._width = width
         self.out.write(prefix + "\n".join(lines) + "\n")
         self.out.flush()
         self._height = len(lines)
