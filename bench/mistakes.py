@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,7 +41,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def config(d: Path, **sections: object) -> str:
+def config(d: Path, **sections: Any) -> str:
     sections.setdefault("sim", {"port": 0})
     return str(write_config(make_config(d, **sections), d / "kx.toml"))
 
