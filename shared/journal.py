@@ -43,6 +43,7 @@ from shared.config import Config
 from shared.journal_cursor import (
     CursorRead,
     Position,
+    consumer_positions,
     load_cursor,
     min_consumer_segment,
     read_cursor,
@@ -329,7 +330,7 @@ class JournalWriter:
     def prune(self, retention_s: float, now: float | None = None) -> list[int]:
         """Delete closed segments older than ``retention_s`` that every consumer has passed."""
         now = time.time() if now is None else now
-        floor = min_consumer_segment(self.directory)
+        floor = self._needed_from()
         removed = []
         for index in list_segments(self.directory):
             if floor is None or index >= floor or index >= self.index:
@@ -345,6 +346,28 @@ class JournalWriter:
                 "journal: pruned segments", extra={"ctx": {"dir": str(self.directory), "count": len(removed)}}
             )
         return removed
+
+
+    def _needed_from(self) -> int | None:
+        """The oldest segment some consumer still needs; None when no consumer is registered.
+
+        A consumer at the very end of a closed segment needs only the next one: a quiet
+        publisher writes nothing after it, so the cursor would never move past it otherwise.
+        """
+        positions = consumer_positions(self.directory)
+        if not positions:
+            return None
+        needed = []
+        for pos in positions:
+            segment = pos.segment
+            if segment < self.index:
+                try:
+                    if pos.offset >= segment_path(self.directory, segment).stat().st_size:
+                        segment += 1
+                except FileNotFoundError:
+                    segment += 1
+            needed.append(segment)
+        return min(needed)
 
 
 def open_journal(config: Config, worker_id: str) -> JournalWriter:

@@ -188,8 +188,13 @@ def consumers(directory: Path) -> list[str]:
     return sorted(p.name for p in cdir.iterdir() if not p.name.startswith(".") and p.is_file())
 
 
+def consumer_positions(directory: Path) -> list[Position]:
+    """Every registered consumer's position (a cursor that cannot be read is not a position)."""
+    positions = [read_cursor(directory, name) for name in consumers(directory)]
+    return [pos for pos in positions if pos is not None]
+
+
 def min_consumer_segment(directory: Path) -> int | None:
     """The oldest segment some consumer still needs (None when no consumer is registered)."""
-    positions = [read_cursor(directory, name) for name in consumers(directory)]
-    known = [pos.segment for pos in positions if pos is not None]
+    known = [pos.segment for pos in consumer_positions(directory)]
     return min(known) if known else None

@@ -82,6 +82,23 @@ def test_a_quiet_owner_closes_its_old_segment_and_prunes_it_on_upkeep(tmp_path: 
     w.close()
 
 
+def test_a_consumer_at_the_end_of_a_closed_segment_lets_it_go(tmp_path: Path) -> None:
+    """The writer's cursor of a quiet publisher stays at the END of its last segment (nothing
+    comes after it to move it on): that segment is fully stored and must still be pruned."""
+    w = JournalWriter(tmp_path, segment_age_s=100.0, retention_s=60.0, prune_every_s=1e-9)
+    t0 = time.monotonic()
+    w.append([b"a signal"])
+    end = w.position()
+    journal.write_cursor(tmp_path, "writer", Position(end.segment, end.offset - 1))  # not all of it
+    _age(tmp_path, 1000)
+    w.upkeep(t0 + 150.0)  # closed, but a byte is not stored yet
+    assert journal.list_segments(tmp_path) == [0]
+    journal.write_cursor(tmp_path, "writer", end)
+    w.upkeep(t0 + 151.0)
+    assert journal.list_segments(tmp_path) == []
+    w.close()
+
+
 def test_upkeep_never_prunes_the_open_segment_nor_uncommitted_ones(tmp_path: Path) -> None:
     w = JournalWriter(tmp_path, segment_bytes=1, segment_age_s=100.0, retention_s=60.0, prune_every_s=1e-9)
     t0 = time.monotonic()
