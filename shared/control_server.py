@@ -35,6 +35,7 @@ import zmq
 import zmq.asyncio
 from prometheus_client import Counter
 
+from shared.commands.base import BadArgument
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.log import BurstLog
 from shared.zmq_watch import PeerWatch
@@ -141,6 +142,8 @@ class Dispatcher:
             result = await self.handler(cmd, Args(req.args))
         except UnknownCommand:
             return self._mistake("unknown_command", cmd, f"unknown command {cmd!r} for {self.owner}", peer)
+        except BadArgument as exc:  # the request does not decode into its command's class
+            return self._mistake("bad_args", cmd, str(exc), peer, exc.field)
         except (ValueError, KeyError, TypeError) as exc:  # the caller's mistake, not ours
             return self._mistake("bad_args", cmd, _caller_error(cmd, exc), peer)
         except Exception as exc:  # a failing command must not take the socket or the worker down
@@ -163,7 +166,7 @@ class Dispatcher:
             reply = ControlReply(ok=False, error=f"{cmd}: result not encodable: {type(exc).__name__}")
             return self._encode(reply), "reply_encode"
 
-    def _mistake(self, reason: str, cmd: str, error: str, peer: str) -> tuple[bytes, str]:
+    def _mistake(self, reason: str, cmd: str, error: str, peer: str, field: str = "") -> tuple[bytes, str]:
         self.count(reason)
         self._mistakes.event(
             f"control/{reason}/{cmd[:64]}",
@@ -174,7 +177,7 @@ class Dispatcher:
             error=error[:200],
             peer=peer,
         )
-        return self._encode(ControlReply(ok=False, error=error)), reason
+        return self._encode(ControlReply(ok=False, error=error, field=field)), reason
 
     @staticmethod
     def _encode(reply: ControlReply) -> bytes:
