@@ -21,7 +21,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from shared.commands.base import Command
+from shared.commands.base import BadArgument, Command, decode
 
 #: Heartbeat counters that count a worker's messages, in order of preference: the first one a
 #: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
@@ -52,10 +52,16 @@ class ControlError(Exception):
 
 
 def _envelope(cmd: str | Command, args: dict[str, Any] | None) -> tuple[str, ControlRequest]:
+    """The request for ``cmd``. A command instance is checked first, as the worker will check it
+    (a Struct's constructor does not check ranges): a refused one never leaves the caller."""
     if isinstance(cmd, Command):
         if args:
             raise TypeError("a command instance carries its own arguments")
-        return cmd.command_name(), ControlRequest(cmd.command_name(), cmd.wire_args())
+        try:
+            checked = decode(type(cmd), cmd.wire_args())
+        except BadArgument as exc:
+            raise ControlError(str(exc), exc.field) from None
+        return checked.command_name(), ControlRequest(checked.command_name(), checked.wire_args())
     return cmd, ControlRequest(cmd, args or {})
 
 

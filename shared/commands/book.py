@@ -16,4 +16,4 @@ class Book(Command, tag="book", frozen=True):
     ticker: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     """the market"""
     depth: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 10
-    """levels a side (0: only the top of book)"""
+    """levels a side (0: every level)"""
