@@ -172,9 +172,9 @@ def test_a_full_disk_is_survived_and_nothing_journaled_is_lost(
     ), up.workers()["orderbook"]
     # The gauge is measured every disk_interval_s (plus a 1 s gauge round): wait for a round
     # that saw the full disk, not the one before it.
-    assert wait_until(
-        lambda: (metric(cfg, "writer", "kxfeed_data_dir_free_bytes") or 0) < 1024 * 1024, 30
-    ), metric(cfg, "writer", "kxfeed_data_dir_free_bytes")
+    assert wait_until(lambda: (metric(cfg, "writer", "kxfeed_data_dir_free_bytes") or 0) < 1024 * 1024, 30), (
+        metric(cfg, "writer", "kxfeed_data_dir_free_bytes")
+    )
 
     filler.unlink()  # space returns
     assert wait_until(lambda: metric(cfg, "writer", "kxfeed_writer_db_up") == 1, 90), up.log()[-3000:]
