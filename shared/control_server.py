@@ -3,7 +3,8 @@
 One implementation for every control socket (every worker's and the supervisor's, through
 :class:`~shared.actor.Actor`). Two parts:
 
-- :class:`Dispatcher` turns one request body into one reply body. It is total: bytes that are
+- :class:`Dispatcher` turns one request body into one reply body; its handler is a worker's
+  :class:`~shared.commands.table.CommandTable` (one Struct per command). It is total: bytes that are
   not a control request, an unknown command, a missing or wrong-typed argument and a command
   that fails are all answered with ``{"ok": false, "error": ...}``, counted in
   ``kxfeed_control_rejected_total{reason}`` and logged once per burst. Only a command that

@@ -23,10 +23,12 @@ import json
 import sys
 from typing import Any
 
+import msgspec
+
 from services.cli.common import add_config_options, load, subcommand
 from services.registry import WORKER_MODULES
 from shared.commands import served_by
-from shared.commands.base import BadArgument
+from shared.commands.base import BadArgument, Command
 from shared.commands.cli import add_arguments, from_namespace, summary
 from shared.config import Config
 from shared.control import ControlError, request
@@ -39,14 +41,25 @@ def register(sub: Any) -> None:
     p = subcommand(sub, "ctl", __doc__)
     workers = p.add_subparsers(dest="target", metavar="WORKER", required=True)
     for target in TARGETS:
+        commands = sorted(served_by(target).items())
+        listing = (
+            f"The control commands {target} answers; `kxfeed ctl {target} COMMAND --help` documents one."
+        )
+        examples = "\n".join(f"  {example(target, cls)}" for _, cls in commands[:3])
         w = workers.add_parser(
-            target, help=f"commands {target} answers", description=f"commands {target} answers"
+            target,
+            help=f"commands {target} answers",
+            description=f"{listing}\n\nexamples:\n{examples}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmds = w.add_subparsers(dest="ctl_command", metavar="COMMAND", required=True)
-        for name, cls in sorted(served_by(target).items()):
+        for name, cls in commands:
             doc = inspect.cleandoc(cls.__doc__ or "")
             c = cmds.add_parser(
-                name, help=summary(cls), description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+                name,
+                help=summary(cls),
+                description=f"{doc}\n\nexample:\n  {example(target, cls)}",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
             )
             add_arguments(c, cls)
             c.add_argument(
@@ -54,6 +67,14 @@ def register(sub: Any) -> None:
             )
             add_config_options(c)
             c.set_defaults(func=run, command_class=cls)
+
+
+def example(target: str, cls: type[Command]) -> str:
+    """``kxfeed ctl TARGET NAME`` with the command's required options."""
+    required = [
+        f"--{f.name.replace('_', '-')} {f.name.upper()}" for f in msgspec.structs.fields(cls) if f.required
+    ]
+    return " ".join(["kxfeed ctl", target, cls.command_name(), *required])
 
 
 def endpoint(cfg: Config, target: str) -> str:
