@@ -46,7 +46,7 @@ from shared.commands.stats import Stats
 from shared.commands.stop import Stop
 from shared.commands.table import CommandHandler, CommandTable
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
-from shared.control_server import UnknownCommand, serve_control
+from shared.control_server import serve_control
 from shared.journal import open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
@@ -55,7 +55,7 @@ from shared.tasks import Supervised, finish
 UPTIME = Gauge("kxfeed_uptime_seconds", "Seconds since this worker process started", ["worker"])
 READY = Gauge("kxfeed_ready", "1 when this worker reports ready", ["worker"])
 
-__all__ = ["READY", "UPTIME", "Actor", "UnknownCommand"]
+__all__ = ["READY", "UPTIME", "Actor"]
 
 T = TypeVar("T")
 
