@@ -41,7 +41,7 @@ from prometheus_client import Gauge, start_http_server
 from shared import ports
 from shared.bus import Publisher, RecordSink, Subscriber
 from shared.commands.base import Command
-from shared.commands.ping import Ping
+from shared.commands.ping import Ping, PingReply
 from shared.commands.stats import Stats
 from shared.commands.stop import Stop
 from shared.commands.table import CommandHandler, CommandTable
@@ -205,8 +205,8 @@ class Actor:
             max_msg_bytes=self.config.control.max_msg_bytes,
         )
 
-    async def _ping(self, _: Ping) -> dict[str, Any]:
-        return {"worker": self.worker_id, "pid": os.getpid()}
+    async def _ping(self, _: Ping) -> PingReply:
+        return PingReply(worker=self.worker_id, pid=os.getpid())
 
     async def _stats(self, _: Stats) -> dict[str, Any]:
         return {"ready": self.ready, "uptime_ms": self.uptime_ms(), **self.stats()}

@@ -105,6 +105,24 @@ def request(
     return _unwrap(raw, endpoint, cmd)
 
 
+def _typed(cmd: Command, result: Any, endpoint: str) -> Any:
+    try:
+        return msgspec.convert(result, type(cmd).reply)
+    except msgspec.ValidationError as exc:
+        raise ControlError(f"{endpoint} {cmd.command_name()}: unexpected answer: {exc}") from None
+
+
+def call(endpoint: str, cmd: Command, timeout_s: float = 3.0) -> Any:
+    """:func:`request`, with the result converted to the command's ``reply`` type (a Struct
+    where the answer has a fixed shape); an answer of another shape is a ControlError."""
+    return _typed(cmd, request(endpoint, cmd, timeout_s=timeout_s), endpoint)
+
+
+async def acall(endpoint: str, cmd: Command, timeout_s: float = 3.0) -> Any:
+    """:func:`arequest`, with the result converted to the command's ``reply`` type."""
+    return _typed(cmd, await arequest(endpoint, cmd, timeout_s=timeout_s), endpoint)
+
+
 async def arequest(
     endpoint: str, cmd: str | Command, args: dict[str, Any] | None = None, timeout_s: float = 3.0
 ) -> Any:

@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from shared.actor import Actor
 from shared.backoff import Backoff
 from shared.commands.base import Command
-from shared.commands.snapshot import Snapshot
+from shared.commands.snapshot import Snapshot, SnapshotReply
 from shared.commands.subscriptions import Subscriptions
 from shared.commands.table import CommandHandler
 from shared.config import ConnectorConfig
@@ -158,9 +158,9 @@ class ConnectorWorker(MarketUpkeep, Actor):
     def commands(self) -> dict[type[Command], CommandHandler]:
         return {Snapshot: self._on_snapshot, Subscriptions: self._on_subscriptions}
 
-    async def _on_snapshot(self, cmd: Snapshot) -> dict[str, Any]:
+    async def _on_snapshot(self, cmd: Snapshot) -> SnapshotReply:
         CONTROL_REQUESTS.labels("snapshot").inc()
-        return {"requested": self._snapshots(list(cmd.tickers) or None, "control")}
+        return SnapshotReply(requested=self._snapshots(list(cmd.tickers) or None, "control"))
 
     async def _on_subscriptions(self, _: Subscriptions) -> dict[str, Any]:
         CONTROL_REQUESTS.labels("subscriptions").inc()

@@ -34,16 +34,16 @@ from shared.commands.dump import Dump
 from shared.commands.fault import Fault
 from shared.commands.info import Info
 from shared.commands.inject import Inject
-from shared.commands.pause import Pause
+from shared.commands.pause import Pause, PauseReply
 from shared.commands.planted import Planted
-from shared.commands.pregenerate import Pregenerate
+from shared.commands.pregenerate import Pregenerate, PregenerateReply
 from shared.commands.resume import Resume
 from shared.commands.sent import Sent
 from shared.commands.sent_conns import SentConns
 from shared.commands.sent_times import SentTimes
 from shared.commands.sim_book import SimBook
 from shared.commands.sim_gaps import SimGaps
-from shared.commands.step import Step
+from shared.commands.step import Step, StepReply
 from shared.commands.table import CommandHandler
 from shared.config import Config
 
@@ -116,21 +116,21 @@ class SimWorker(Actor):
         params = {k: v for k, v in cmd.wire_args().items() if k != "kind"}
         return self.sim.faults.inject(cmd.kind, **params)
 
-    async def _on_pause(self, _: Pause) -> dict[str, Any]:
+    async def _on_pause(self, _: Pause) -> PauseReply:
         self.sim.pause()
-        return {"paused": True}
+        return PauseReply(paused=True)
 
-    async def _on_resume(self, _: Resume) -> dict[str, Any]:
+    async def _on_resume(self, _: Resume) -> PauseReply:
         self.sim.resume()
-        return {"paused": False}
+        return PauseReply(paused=False)
 
-    async def _on_step(self, cmd: Step) -> dict[str, Any]:
+    async def _on_step(self, cmd: Step) -> StepReply:
         self.sim.step(cmd.n)
-        return {"steps": self.sim.hub.steps}
+        return StepReply(steps=self.sim.hub.steps)
 
-    async def _on_pregenerate(self, cmd: Pregenerate) -> dict[str, Any]:
+    async def _on_pregenerate(self, cmd: Pregenerate) -> PregenerateReply:
         pending = await self.sim.hub.prepare_blast(cmd.steps)
-        return {"steps": self.sim.hub.steps, "pending": pending}
+        return PregenerateReply(steps=self.sim.hub.steps, pending=pending)
 
     async def _on_info(self, _: Info) -> dict[str, Any]:
         sim = self.sim

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.actor import Actor
 from shared.commands.base import BadArgument, Command
 from shared.commands.gaps import Gaps
-from shared.commands.snapshot import Snapshot
+from shared.commands.snapshot import Snapshot, SnapshotReply
 from shared.commands.table import CommandHandler
 from shared.config import GapfillConfig
 from shared.kalshi.client import make_client
@@ -102,10 +102,10 @@ class GapfillWorker(Actor):
     def commands(self) -> dict[type[Command], CommandHandler]:
         return {Snapshot: self._on_snapshot, Gaps: self._on_gaps}
 
-    async def _on_snapshot(self, cmd: Snapshot) -> dict[str, Any]:
+    async def _on_snapshot(self, cmd: Snapshot) -> SnapshotReply:
         if not cmd.tickers:
             raise BadArgument("snapshot", "needs tickers: the gap filler repairs named markets", "tickers")
-        return {"requested": self.request(list(cmd.tickers), "control")}
+        return SnapshotReply(requested=self.request(list(cmd.tickers), "control"))
 
     async def _on_gaps(self, _: Gaps) -> list[dict[str, Any]]:
         now = time.monotonic()

@@ -29,14 +29,14 @@ from services.supervisor.status import restarts_in_window
 from shared.actor import Actor
 from shared.bus import RecordSink, Subscriber
 from shared.commands.base import Command
-from shared.commands.ping import Ping
+from shared.commands.ping import Ping, PingReply
 from shared.commands.reload import Reload
 from shared.commands.restart import Restart
 from shared.commands.status import Status
 from shared.commands.stop_child import StopChild
 from shared.commands.table import CommandHandler
 from shared.config import EX_CONFIG, Config, ConfigError, load_config
-from shared.control import ControlError, arequest
+from shared.control import ControlError, acall
 from shared.journal import JournalWriter, open_journal
 from shared.messages import Heartbeat, WorkerEvent
 
@@ -277,12 +277,12 @@ class Supervisor(Actor):
                 return
             pid = child.pid
             try:
-                result = await arequest(child.spec.control, Ping(), timeout_s=PROBE_TIMEOUT_S)
+                result: PingReply = await acall(child.spec.control, Ping(), timeout_s=PROBE_TIMEOUT_S)
             except ControlError:
                 await asyncio.sleep(TICK_S)
                 return
             # Another process holding the port (a stale run) must not pass for our child.
-            if isinstance(result, dict) and result.get("pid") == pid and child.pid == pid:
+            if result.pid == pid and child.pid == pid:
                 now = time.monotonic()
                 self.core.probe_ok(name, now)
                 self._apply(now)

@@ -35,6 +35,9 @@ class Command(
     #: Workers that answer this command (names as in ``services.registry``, ``supervisor``, or
     #: :data:`EVERY_WORKER`). A test checks each one registers a handler for it.
     served_by: ClassVar[tuple[str, ...]] = ()
+    #: The type of the answer's ``result`` (a Struct where the answer has a fixed shape): what
+    #: :func:`shared.control.call` converts the result to. ``Any``: a free-form JSON answer.
+    reply: ClassVar[Any] = Any
 
     @classmethod
     def command_name(cls) -> str:
@@ -47,6 +50,10 @@ class Command(
         out: dict[str, Any] = msgspec.to_builtins(self)
         out.pop("cmd", None)
         return out
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of a command's typed answer (encoded as a JSON object in the reply's ``result``)."""
 
 
 class BadArgument(ValueError):
@@ -80,4 +87,4 @@ def decode(cls: type[Command], args: dict[str, Any]) -> Command:
         raise BadArgument(name, text, field) from None
 
 
-__all__ = ["EVERY_WORKER", "BadArgument", "Command", "decode"]
+__all__ = ["EVERY_WORKER", "BadArgument", "Command", "Reply", "decode"]

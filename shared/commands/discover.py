@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shared.commands.base import Command
 
@@ -10,4 +10,5 @@ from shared.commands.base import Command
 class Discover(Command, tag="discover", frozen=True):
     """Run market discovery now instead of at the next interval. Answers ``"discovering"``."""
 
+    reply: ClassVar[Any] = str
     served_by: ClassVar[tuple[str, ...]] = ("poller",)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shared.commands.base import Command
 
@@ -13,4 +13,5 @@ class Reload(Command, tag="reload", frozen=True):
     Workers whose section changed restart.
     """
 
+    reply: ClassVar[Any] = str
     served_by: ClassVar[tuple[str, ...]] = ("supervisor",)

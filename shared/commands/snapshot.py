@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from shared.commands.base import Command
+from shared.commands.base import Command, Reply
+
+
+class SnapshotReply(Reply, frozen=True):
+    """The markets a snapshot was requested for."""
+
+    requested: list[str]
 
 
 class Snapshot(Command, tag="snapshot", frozen=True):
@@ -17,6 +23,7 @@ class Snapshot(Command, tag="snapshot", frozen=True):
     ``tickers``: it repairs named markets).
     """
 
+    reply: ClassVar[Any] = SnapshotReply
     served_by: ClassVar[tuple[str, ...]] = ("connector", "gapfill")
     tickers: list[Annotated[str, msgspec.Meta(min_length=1, max_length=128)]] = []
     """market tickers (connector: empty means every market)"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from shared.commands.base import EVERY_WORKER, Command
 
@@ -13,4 +13,5 @@ class Stop(Command, tag="stop", frozen=True):
     Sent to the supervisor it stops the whole pipeline, workers in reverse start order.
     """
 
+    reply: ClassVar[Any] = str
     served_by: ClassVar[tuple[str, ...]] = (EVERY_WORKER,)

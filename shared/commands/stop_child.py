@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -12,6 +12,7 @@ from shared.commands.base import Command
 class StopChild(Command, tag="stop_child", frozen=True):
     """Stop one worker and keep it stopped (``restart`` starts it again). Answers ``"stopping <name>"``."""
 
+    reply: ClassVar[Any] = str
     served_by: ClassVar[tuple[str, ...]] = ("supervisor",)
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     """the worker, as ``kxfeed status`` names it"""

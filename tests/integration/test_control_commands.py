@@ -16,8 +16,9 @@ from services.cli.commands.ctl import TARGETS
 from shared.commands import served_by
 from shared.commands.base import Command, decode
 from shared.commands.book import Book
+from shared.commands.ping import Ping, PingReply
 from shared.commands.table import CommandTable
-from shared.control import ControlError, request
+from shared.control import ControlError, call, request
 from tests.support.control import Served, sample
 
 
@@ -98,5 +99,22 @@ def test_a_bad_argument_gets_an_error_reply_naming_the_field(
             assert err.value.field == "depth"
             assert rejected("bad_args") == before + 1, "refused by the caller: never sent"
         assert request(served.endpoint, Book(ticker="KX-A"), timeout_s=10)["class"] == "Book"
+    finally:
+        served.stop()
+
+
+def test_a_typed_reply_is_converted_and_a_wrong_shape_refused() -> None:
+    table = CommandTable()
+    answers: list[Any] = [PingReply(worker="orderbook", pid=42), {"worker": "orderbook"}]
+
+    async def ping(_: Ping) -> Any:
+        return answers.pop(0)
+
+    table.register(Ping, ping)
+    served = Served(table, owner="orderbook")
+    try:
+        assert call(served.endpoint, Ping(), timeout_s=10) == PingReply(worker="orderbook", pid=42)
+        with pytest.raises(ControlError, match="unexpected answer: Object missing required field `pid`"):
+            call(served.endpoint, Ping(), timeout_s=10)
     finally:
         served.stop()

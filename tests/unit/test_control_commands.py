@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import typing
 
 import msgspec
 import pytest
@@ -14,7 +15,7 @@ from services.cli.commands.ctl import TARGETS
 from services.cli.main import build_parser
 from shared.actor import Actor
 from shared.commands import EVERY_WORKER, all_commands, served_by
-from shared.commands.base import BadArgument, Command, decode
+from shared.commands.base import BadArgument, Command, Reply, decode
 from shared.commands.cli import field_docs
 from tests.support.control import sample
 
@@ -66,6 +67,12 @@ def test_every_command_has_a_cli_subcommand_with_an_option_per_field() -> None:
             assert {f.name for f in msgspec.structs.fields(cls)} <= dests, (target, name)
             assert p.get_default("command_class") is cls
     assert seen == set(all_commands()), "a command no `kxfeed ctl` subcommand sends"
+
+
+@pytest.mark.parametrize("cls", all_commands(), ids=lambda c: c.__name__)
+def test_every_reply_type_is_a_struct_or_plain_json(cls: type[Command]) -> None:
+    reply = cls.reply
+    assert reply is typing.Any or reply is str or (isinstance(reply, type) and issubclass(reply, Reply))
 
 
 def test_names_are_unique_per_worker() -> None:
