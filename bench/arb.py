@@ -40,6 +40,7 @@ from services.arb.detector import Detector
 from services.arb.leagues import load_leagues
 from services.arb.odds import parse_events
 from shared.bus import Publisher, Subscriber
+from shared.commands.stats import Stats
 from shared.config import ArbConfig
 from shared.control import ControlError, request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, Depth, MarketMeta, Message, Signal, TopOfBook
@@ -227,7 +228,7 @@ def bench_worker(games: Games, seconds: float, rate: int, rng: random.Random) ->
 
         def stats() -> dict[str, Any]:
             try:
-                out: dict[str, Any] = request(cfg.arb.control, "stats", timeout_s=1.0)
+                out: dict[str, Any] = request(cfg.arb.control, Stats(), timeout_s=1.0)
                 return out
             except ControlError:
                 return {}

@@ -36,6 +36,10 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.commands.info import Info  # noqa: E402
+from shared.commands.pause import Pause  # noqa: E402
+from shared.commands.resume import Resume  # noqa: E402
+from shared.commands.stats import Stats  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.control import ControlError, request  # noqa: E402
 from shared.journal import read  # noqa: E402
@@ -58,7 +62,7 @@ def wait_ready(endpoint: str, what: str, timeout: float = 20.0) -> dict[str, Any
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            stats: dict[str, Any] = request(endpoint, "stats", timeout_s=1.0)
+            stats: dict[str, Any] = request(endpoint, Stats(), timeout_s=1.0)
             if stats.get("ready"):
                 return stats
         except ControlError:
@@ -188,7 +192,7 @@ def main() -> int:
     try:
         wait_ready(cfg.busproxy.control, "bus")
         wait_ready(cfg.sim.control, "sim")
-        info = request(cfg.sim.control, "info")  # the simulator bound port 0: its URLs say which
+        info = request(cfg.sim.control, Info())  # the simulator bound port 0: its URLs say which
         ws_url = info["ws_url"]
         rest = f"{info['rest_url']}/markets?status=open&limit=1000"
         import urllib.request
@@ -203,18 +207,18 @@ def main() -> int:
         counter = BusCounter(ctx, cfg.bus.xpub)
         counter.start()
         time.sleep(0.3)
-        request(cfg.sim.control, "pause")
+        request(cfg.sim.control, Pause())
         core_rate = replay(cfg, recorded, ctx, tickers)
-        request(cfg.sim.control, "resume")
+        request(cfg.sim.control, Resume())
         conn = spawn("connector", cfg_path, log)
         procs.append(conn)
         wait_ready(cfg.connector.control, "connector")
         time.sleep(1.0)  # warm up: initial snapshots, caches
-        s0 = request(cfg.connector.control, "stats")
+        s0 = request(cfg.connector.control, Stats())
         b0 = counter.frames
         t0 = time.monotonic()
         time.sleep(args.seconds)
-        s1 = request(cfg.connector.control, "stats")
+        s1 = request(cfg.connector.control, Stats())
         b1 = counter.frames
         took = time.monotonic() - t0
         frames = s1["frames"] - s0["frames"]

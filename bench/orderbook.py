@@ -32,6 +32,10 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.orderbook.builder import Builder
+from shared.commands.movers import Movers
+from shared.commands.spreads import Spreads
+from shared.commands.stale import Stale
+from shared.commands.stats import Stats
 from shared.control import ControlError, request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, BookDelta, BookSnapshot, MarketMeta, PriceRange
 from tests.support.config import make_config, write_config
@@ -171,7 +175,7 @@ def bench_worker(
 
     def stats() -> dict[str, Any]:
         try:
-            out: dict[str, Any] = request(cfg.orderbook.control, "stats", timeout_s=1.0)
+            out: dict[str, Any] = request(cfg.orderbook.control, Stats(), timeout_s=1.0)
             return out
         except ControlError:
             return {}
@@ -245,15 +249,12 @@ def bench_worker(
             f"  after the delta flood too      {(after - base) / 1024:>12.1f} MB"
             "         (includes the zmq queue of the unread flood and the allocator's high-water mark)"
         )
-        for cmd, args in (
-            ("spreads", {"top": 20}),
-            ("movers", {"top": 20, "window_s": 300}),
-            ("stale", {"top": 20}),
-        ):
+        for scan in (Spreads(top=20), Movers(top=20, window_s=300), Stale(top=20)):
+            cmd = scan.command_name()
             times = []
             for _ in range(5):
                 q0 = time.perf_counter()
-                request(cfg.orderbook.control, cmd, args, timeout_s=5)
+                request(cfg.orderbook.control, scan, timeout_s=5)
                 times.append(time.perf_counter() - q0)
             print(
                 f"scan {cmd:<8} over {len(books)} books   {min(times) * 1000:>12.1f} ms"

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.writer.rows import BatchBuilder  # noqa: E402
 from shared.bus import Proxy, Publisher  # noqa: E402
+from shared.commands.stats import Stats  # noqa: E402
 from shared.config import DbConfig, WriterConfig  # noqa: E402
 from shared.control import request  # noqa: E402
 from shared.journal import JournalWriter  # noqa: E402
@@ -183,7 +184,7 @@ def kxfeed_rate(
         deadline = time.monotonic() + 60
         while True:
             try:
-                if request(control, "stats", timeout_s=1.0).get("ready"):
+                if request(control, Stats(), timeout_s=1.0).get("ready"):
                     break
             except Exception:
                 pass
@@ -197,7 +198,7 @@ def kxfeed_rate(
         time.sleep(1.0)  # let the producer connect and see the writer's subscription
         go.set()
         while True:
-            rows = request(control, "stats", timeout_s=5.0)["rows"]
+            rows = request(control, Stats(), timeout_s=5.0)["rows"]
             if rows >= n:
                 done = time.time()
                 break

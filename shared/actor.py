@@ -7,11 +7,11 @@ A worker subclasses :class:`Actor`, sets ``name``, and fills in the hooks:
 - ``drain()``     finish in-flight work; bounded by ``drain_deadline_s``;
 - ``teardown()``  close resources;
 - ``stats()``     key counters, sent in every heartbeat and by ``stats``;
-- ``on_control(cmd, args)`` worker-specific control commands; raise ``UnknownCommand``
-  for a command it does not know and ``ValueError`` for a bad request; ``args["x"]`` on a
-  missing argument, and ``KeyError``/``TypeError``, are the caller's mistake too (all
-  answered as errors; anything else is also logged as a worker failure with its traceback).
-  See :mod:`shared.control_server`.
+- ``commands()``  the worker's control commands: ``{CommandClass: async handler}``, each
+  class from :mod:`shared.commands` (one module per command); the handler gets a decoded,
+  validated instance. ``ping``, ``stats`` and ``stop`` are the Actor's own. A handler raises
+  ``ValueError`` or ``KeyError`` for a request it refuses (the caller's mistake); anything
+  else is also logged as a worker failure with its traceback. See :mod:`shared.control_server`.
 
 :meth:`Actor.spawn` is the one way to start a background loop: the tasks form one
 supervised group, and one that raises fails the worker like a crash in ``main``.
@@ -40,8 +40,13 @@ from prometheus_client import Gauge, start_http_server
 
 from shared import ports
 from shared.bus import Publisher, RecordSink, Subscriber
+from shared.commands.base import Command
+from shared.commands.ping import Ping, PingReply
+from shared.commands.stats import Stats
+from shared.commands.stop import Stop
+from shared.commands.table import CommandHandler, CommandTable
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
-from shared.control_server import Args, UnknownCommand, serve_control
+from shared.control_server import serve_control
 from shared.journal import JournalWriter, open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
@@ -50,7 +55,7 @@ from shared.tasks import Supervised, finish
 UPTIME = Gauge("kxfeed_uptime_seconds", "Seconds since this worker process started", ["worker"])
 READY = Gauge("kxfeed_ready", "1 when this worker reports ready", ["worker"])
 
-__all__ = ["READY", "UPTIME", "Actor", "UnknownCommand"]
+__all__ = ["READY", "UPTIME", "Actor"]
 
 T = TypeVar("T")
 
@@ -127,8 +132,19 @@ class Actor:
     def stats(self) -> dict[str, int]:
         return {}
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        raise UnknownCommand(cmd)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        """The worker's own control commands and their handlers (see the module docstring)."""
+        return {}
+
+    def command_table(self) -> CommandTable:
+        """Every command this worker answers: the Actor's own, then :meth:`commands`."""
+        table = CommandTable()
+        table.register(Ping, self._ping)
+        table.register(Stats, self._stats)
+        table.register(Stop, self._stop)
+        for cls, handler in self.commands().items():
+            table.register(cls, handler)
+        return table
 
     def journal(self) -> RecordSink | None:
         """The journal the publisher writes durable frames to before sending them.
@@ -192,25 +208,20 @@ class Actor:
         await serve_control(
             self.settings.control,
             self.worker_id,
-            self._dispatch,
+            self.command_table(),
             self.log,
             max_msg_bytes=self.config.control.max_msg_bytes,
         )
 
-    async def _dispatch(self, cmd: str, args: Args) -> Any:
-        """The commands every worker answers, then the worker's own (``on_control``).
+    async def _ping(self, _: Ping) -> PingReply:
+        return PingReply(worker=self.worker_id, pid=os.getpid())
 
-        Errors are the dispatcher's (:mod:`shared.control_server`): ``UnknownCommand``,
-        ``ValueError``/``KeyError``/``TypeError`` are the caller's, anything else a failure.
-        """
-        if cmd == "ping":
-            return {"worker": self.worker_id, "pid": os.getpid()}
-        if cmd == "stats":
-            return {"ready": self.ready, "uptime_ms": self.uptime_ms(), **self.stats()}
-        if cmd == "stop":
-            self.request_stop()
-            return "stopping"
-        return await self.on_control(cmd, args)
+    async def _stats(self, _: Stats) -> dict[str, Any]:
+        return {"ready": self.ready, "uptime_ms": self.uptime_ms(), **self.stats()}
+
+    async def _stop(self, _: Stop) -> str:
+        self.request_stop()
+        return "stopping"
 
     def _start_metrics(self) -> None:
         # metrics_port: > 0 that port; 0 any free port, reported in the data dir

@@ -3,7 +3,8 @@
 One implementation for every control socket (every worker's and the supervisor's, through
 :class:`~shared.actor.Actor`). Two parts:
 
-- :class:`Dispatcher` turns one request body into one reply body. It is total: bytes that are
+- :class:`Dispatcher` turns one request body into one reply body; its handler is a worker's
+  :class:`~shared.commands.table.CommandTable` (one Struct per command). It is total: bytes that are
   not a control request, an unknown command, a missing or wrong-typed argument and a command
   that fails are all answered with ``{"ok": false, "error": ...}``, counted in
   ``kxfeed_control_rejected_total{reason}`` and logged once per burst. Only a command that
@@ -35,6 +36,7 @@ import zmq
 import zmq.asyncio
 from prometheus_client import Counter
 
+from shared.commands.base import BadArgument
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.log import BurstLog
 from shared.zmq_watch import PeerWatch
@@ -141,6 +143,8 @@ class Dispatcher:
             result = await self.handler(cmd, Args(req.args))
         except UnknownCommand:
             return self._mistake("unknown_command", cmd, f"unknown command {cmd!r} for {self.owner}", peer)
+        except BadArgument as exc:  # the request does not decode into its command's class
+            return self._mistake("bad_args", cmd, str(exc), peer, exc.field)
         except (ValueError, KeyError, TypeError) as exc:  # the caller's mistake, not ours
             return self._mistake("bad_args", cmd, _caller_error(cmd, exc), peer)
         except Exception as exc:  # a failing command must not take the socket or the worker down
@@ -163,7 +167,7 @@ class Dispatcher:
             reply = ControlReply(ok=False, error=f"{cmd}: result not encodable: {type(exc).__name__}")
             return self._encode(reply), "reply_encode"
 
-    def _mistake(self, reason: str, cmd: str, error: str, peer: str) -> tuple[bytes, str]:
+    def _mistake(self, reason: str, cmd: str, error: str, peer: str, field: str = "") -> tuple[bytes, str]:
         self.count(reason)
         self._mistakes.event(
             f"control/{reason}/{cmd[:64]}",
@@ -174,7 +178,7 @@ class Dispatcher:
             error=error[:200],
             peer=peer,
         )
-        return self._encode(ControlReply(ok=False, error=error)), reason
+        return self._encode(ControlReply(ok=False, error=error, field=field)), reason
 
     @staticmethod
     def _encode(reply: ControlReply) -> bytes:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shared.commands.book import Book
+from shared.commands.hashes import Hashes
 from shared.control import ControlError, arequest
 from shared.log import BurstLog
 
@@ -52,7 +54,7 @@ class Seeder:
         if not todo:
             return
         try:
-            held: dict[str, Any] = await arequest(self.endpoint, "hashes", {"tickers": todo}, timeout_s=1.0)
+            held: dict[str, Any] = await arequest(self.endpoint, Hashes(tickers=list(todo)), timeout_s=1.0)
         except ControlError as exc:
             self._no_answer(exc, "hashes")
             return  # the orderbook is not up (or too old to list its books); next round
@@ -69,7 +71,7 @@ class Seeder:
         det = self.det
         before = det.books[ticker].order if ticker in det.books else 0
         try:
-            answer = await arequest(self.endpoint, "book", {"ticker": ticker, "depth": 0}, timeout_s=1.0)
+            answer = await arequest(self.endpoint, Book(ticker=ticker, depth=0), timeout_s=1.0)
         except ControlError as exc:
             if "no answer" in str(exc):
                 self._no_answer(exc, "book")

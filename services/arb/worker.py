@@ -45,8 +45,16 @@ import time
 from collections import deque
 from typing import Any
 
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
 from shared.bus import RecordSink
+from shared.commands.base import Command
+from shared.commands.breaker_reset import BreakerReset
+from shared.commands.fair import Fair
+from shared.commands.ledger import Ledger
+from shared.commands.refresh import Refresh
+from shared.commands.signals import Signals
+from shared.commands.table import CommandHandler
+from shared.commands.unmatched import Unmatched
 from shared.config import ArbConfig
 from shared.journal import open_journal
 from shared.kalshi.discovery import Catalog as RestCatalog
@@ -346,43 +354,53 @@ class ArbWorker(Actor):
             "breaker_trips": det.ledger.trips,
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        det = self.detector
-        now_ms = time.time_ns() // 1_000_000
-        if cmd == "unmatched":
-            return det.catalog.unmatched()
-        if cmd == "signals":
-            n = int(args.get("n", 50))
-            return list(self.recent)[-n:] if n > 0 else []
-        if cmd == "fair":
-            ticker = str(args["ticker"])
-            mk = det.catalog.markets.get(ticker)
-            if mk is None:
-                raise KeyError(f"{ticker} is not a watched sports market")
-            res = det.catalog.matches.get(mk.event_ticker)
-            return {
-                "ticker": ticker,
-                "fair_ppm": mk.fair,
-                "why": mk.fair_why,
-                "books": list(mk.fair_books),
-                "outcome": mk.outcome,
-                "odds_event": res.odds_id if res else "",
-                "match": res.reason if res else "",
-                "confidence": res.confidence if res else 0.0,
-            }
-        if cmd == "ledger":
-            return det.ledger.summary(now_ms)
-        if cmd == "breaker_reset":
-            det.ledger.reset_breaker()
-            self.log.info("circuit breaker reset by control command")
-            return det.ledger.summary(now_ms)
-        if cmd == "refresh":
-            applied = await self.poll_odds() if self.odds_api is not None else 0
-            now = time.time_ns()
-            before = self.published
-            self._emit(det.evaluate_all(now // 1_000_000, now))
-            return {"odds_events": applied, "signals": self.published - before, "at_ms": now // 1_000_000}
-        raise UnknownCommand(cmd)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {
+            Unmatched: self._on_unmatched,
+            Signals: self._on_signals,
+            Fair: self._on_fair,
+            Ledger: self._on_ledger,
+            BreakerReset: self._on_breaker_reset,
+            Refresh: self._on_refresh,
+        }
+
+    async def _on_unmatched(self, _: Unmatched) -> Any:
+        return self.detector.catalog.unmatched()
+
+    async def _on_signals(self, cmd: Signals) -> list[Any]:
+        return list(self.recent)[-cmd.n :] if cmd.n > 0 else []
+
+    async def _on_fair(self, cmd: Fair) -> dict[str, Any]:
+        catalog = self.detector.catalog
+        mk = catalog.markets.get(cmd.ticker)
+        if mk is None:
+            raise KeyError(f"{cmd.ticker} is not a watched sports market")
+        res = catalog.matches.get(mk.event_ticker)
+        return {
+            "ticker": cmd.ticker,
+            "fair_ppm": mk.fair,
+            "why": mk.fair_why,
+            "books": list(mk.fair_books),
+            "outcome": mk.outcome,
+            "odds_event": res.odds_id if res else "",
+            "match": res.reason if res else "",
+            "confidence": res.confidence if res else 0.0,
+        }
+
+    async def _on_ledger(self, _: Ledger) -> Any:
+        return self.detector.ledger.summary(time.time_ns() // 1_000_000)
+
+    async def _on_breaker_reset(self, _: BreakerReset) -> Any:
+        self.detector.ledger.reset_breaker()
+        self.log.info("circuit breaker reset by control command")
+        return self.detector.ledger.summary(time.time_ns() // 1_000_000)
+
+    async def _on_refresh(self, _: Refresh) -> dict[str, Any]:
+        applied = await self.poll_odds() if self.odds_api is not None else 0
+        now = time.time_ns()
+        before = self.published
+        self._emit(self.detector.evaluate_all(now // 1_000_000, now))
+        return {"odds_events": applied, "signals": self.published - before, "at_ms": now // 1_000_000}
 
 
 WORKER = ArbWorker

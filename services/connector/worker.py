@@ -34,8 +34,12 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
 from shared.backoff import Backoff
+from shared.commands.base import Command
+from shared.commands.snapshot import Snapshot, SnapshotReply
+from shared.commands.subscriptions import Subscriptions
+from shared.commands.table import CommandHandler
 from shared.config import ConnectorConfig
 from shared.kalshi.credentials import Credentials, load_credentials
 from shared.kalshi.discovery import MarketFilter
@@ -151,20 +155,21 @@ class ConnectorWorker(MarketUpkeep, Actor):
             **{k: v for k, v in s.items() if k != "markets"},
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        # Labelled by known commands only: a caller's arbitrary `cmd` must not grow the label set.
-        CONTROL_REQUESTS.labels(cmd if cmd in KNOWN_CONTROL else "unknown").inc()
-        if cmd == "snapshot":
-            tickers = args.get("tickers") or None
-            return {"requested": self._snapshots(tickers, "control")}
-        if cmd == "subscriptions":
-            s = self.session
-            return {
-                "conn": s.conn if s is not None else 0,
-                "markets": self.markets.tickers(),
-                "subscriptions": s.table.describe() if s is not None else [],
-            }
-        raise UnknownCommand(cmd)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {Snapshot: self._on_snapshot, Subscriptions: self._on_subscriptions}
+
+    async def _on_snapshot(self, cmd: Snapshot) -> SnapshotReply:
+        CONTROL_REQUESTS.labels("snapshot").inc()
+        return SnapshotReply(requested=self._snapshots(list(cmd.tickers) or None, "control"))
+
+    async def _on_subscriptions(self, _: Subscriptions) -> dict[str, Any]:
+        CONTROL_REQUESTS.labels("subscriptions").inc()
+        s = self.session
+        return {
+            "conn": s.conn if s is not None else 0,
+            "markets": self.markets.tickers(),
+            "subscriptions": s.table.describe() if s is not None else [],
+        }
 
     # ---- helpers ---------------------------------------------------------------------------
     def _private_channels(self) -> tuple[str, ...]:
@@ -384,7 +389,5 @@ class ConnectorWorker(MarketUpkeep, Actor):
                 else:
                     self.log.warning("unknown bus control command", extra={"ctx": {"cmd": m.cmd[:40]}})
 
-
-KNOWN_CONTROL = frozenset({"snapshot", "subscriptions"})
 
 WORKER = ConnectorWorker

@@ -26,7 +26,25 @@ from services.exchange_sim.faults import FaultError, parse_spec
 from services.exchange_sim.keyring import trusted_keys
 from services.exchange_sim.server import ExchangeSim
 from shared import ports
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
+from shared.commands.base import Command
+from shared.commands.books import Books
+from shared.commands.connections import Connections
+from shared.commands.dump import Dump
+from shared.commands.fault import Fault
+from shared.commands.info import Info
+from shared.commands.inject import Inject
+from shared.commands.pause import Pause, PauseReply
+from shared.commands.planted import Planted
+from shared.commands.pregenerate import Pregenerate, PregenerateReply
+from shared.commands.resume import Resume
+from shared.commands.sent import Sent
+from shared.commands.sent_conns import SentConns
+from shared.commands.sent_times import SentTimes
+from shared.commands.sim_book import SimBook
+from shared.commands.sim_gaps import SimGaps
+from shared.commands.step import Step, StepReply
+from shared.commands.table import CommandHandler
 from shared.config import Config
 
 
@@ -74,77 +92,104 @@ class SimWorker(Actor):
             "frames_written": sum(c.frames_written for c in sim.hub.conns.values()),
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {
+            Inject: self._on_inject,
+            Fault: self._on_inject,
+            Pause: self._on_pause,
+            Resume: self._on_resume,
+            Step: self._on_step,
+            Pregenerate: self._on_pregenerate,
+            Info: self._on_info,
+            SimBook: self._on_book,
+            Books: self._on_books,
+            Dump: self._on_dump,
+            Planted: self._on_planted,
+            Connections: self._on_connections,
+            Sent: self._on_sent,
+            SentTimes: self._on_sent_times,
+            SimGaps: self._on_gaps,
+            SentConns: self._on_sent_conns,
+        }
+
+    async def _on_inject(self, cmd: Inject) -> Any:
+        params = {k: v for k, v in cmd.wire_args().items() if k != "kind"}
+        return self.sim.faults.inject(cmd.kind, **params)
+
+    async def _on_pause(self, _: Pause) -> PauseReply:
+        self.sim.pause()
+        return PauseReply(paused=True)
+
+    async def _on_resume(self, _: Resume) -> PauseReply:
+        self.sim.resume()
+        return PauseReply(paused=False)
+
+    async def _on_step(self, cmd: Step) -> StepReply:
+        self.sim.step(cmd.n)
+        return StepReply(steps=self.sim.hub.steps)
+
+    async def _on_pregenerate(self, cmd: Pregenerate) -> PregenerateReply:
+        pending = await self.sim.hub.prepare_blast(cmd.steps)
+        return PregenerateReply(steps=self.sim.hub.steps, pending=pending)
+
+    async def _on_info(self, _: Info) -> dict[str, Any]:
         sim = self.sim
-        if cmd in ("inject", "fault"):
-            params = dict(args)
-            kind = params.pop("kind", None)
-            if not kind:
-                raise FaultError("inject needs a 'kind'")
-            return sim.faults.inject(str(kind), **params)
-        if cmd == "pause":
-            sim.pause()
-            return {"paused": True}
-        if cmd == "resume":
-            sim.resume()
-            return {"paused": False}
-        if cmd == "step":
-            sim.step(int(args.get("n", 1)))
-            return {"steps": sim.hub.steps}
-        if cmd == "pregenerate":
-            pending = await sim.hub.prepare_blast(int(args.get("steps", 0)))
-            return {"steps": sim.hub.steps, "pending": pending}
-        if cmd == "info":
-            return {
-                "ws_url": sim.ws_url,
-                "rest_url": sim.rest_url,
-                "odds_url": sim.odds_url,
-                "seed": sim.cfg.seed,
-                "rate": sim.cfg.rate,
-                "markets": len(sim.public.markets),
-                "paused": sim.paused,
-                "steps": sim.hub.steps,
-                "pending": sim.hub.pending,
+        return {
+            "ws_url": sim.ws_url,
+            "rest_url": sim.rest_url,
+            "odds_url": sim.odds_url,
+            "seed": sim.cfg.seed,
+            "rate": sim.cfg.rate,
+            "markets": len(sim.public.markets),
+            "paused": sim.paused,
+            "steps": sim.hub.steps,
+            "pending": sim.hub.pending,
+        }
+
+    async def _on_book(self, cmd: SimBook) -> dict[str, Any]:
+        yes, no = self.sim.truth.book(cmd.ticker)
+        return {"ticker": cmd.ticker, "yes": _levels(yes), "no": _levels(no)}
+
+    async def _on_books(self, cmd: Books) -> dict[str, Any]:
+        wanted = cmd.tickers or self.sim.tickers
+        return {
+            t: {"yes": _levels(y), "no": _levels(n)}
+            for t, (y, n) in self.sim.truth.books().items()
+            if t in wanted
+        }
+
+    async def _on_dump(self, cmd: Dump) -> Any:
+        return self.sim.truth.dump(cmd.path)
+
+    async def _on_planted(self, _: Planted) -> dict[str, Any]:
+        t = self.sim.truth
+        return {"planted": t.planted, "complement_arbs_now": t.complement_arbs()}
+
+    async def _on_connections(self, _: Connections) -> Any:
+        return self.sim.connections()
+
+    async def _on_sent(self, cmd: Sent) -> list[str]:
+        frames = self.sim.truth.sent(cmd.conn)
+        # A page from start (frames[start : start + count]), else the last tail frames.
+        frames = frames[cmd.start : cmd.start + cmd.count] if cmd.start is not None else frames[-cmd.tail :]
+        return [f.decode("utf-8", "replace") for f in frames]
+
+    async def _on_sent_times(self, cmd: SentTimes) -> Any:
+        return self.sim.truth.sent_times(cmd.conn)
+
+    async def _on_gaps(self, cmd: SimGaps) -> Any:
+        return self.sim.truth.gaps(cmd.conn)
+
+    async def _on_sent_conns(self, _: SentConns) -> dict[str, Any]:
+        t = self.sim.truth
+        return {
+            str(c): {
+                "frames": len(t.sent(c)),
+                "truncated": t.sent_truncated(c),
+                "withheld": len(t.gaps(c)),
             }
-        if cmd == "book":
-            yes, no = sim.truth.book(str(args["ticker"]))
-            return {"ticker": args["ticker"], "yes": _levels(yes), "no": _levels(no)}
-        if cmd == "books":
-            wanted = args.get("tickers") or sim.tickers
-            return {
-                t: {"yes": _levels(y), "no": _levels(n)}
-                for t, (y, n) in sim.truth.books().items()
-                if t in wanted
-            }
-        if cmd == "dump":
-            return sim.truth.dump(args.get("path"))
-        if cmd == "planted":
-            return {"planted": sim.truth.planted, "complement_arbs_now": sim.truth.complement_arbs()}
-        if cmd == "connections":
-            return sim.connections()
-        if cmd == "sent":
-            frames = sim.truth.sent(int(args["conn"]))
-            if "start" in args:  # a page: frames[start : start + count]
-                start = int(args["start"])
-                frames = frames[start : start + int(args.get("count", 10_000))]
-            else:
-                frames = frames[-int(args.get("tail", 100)) :]
-            return [f.decode("utf-8", "replace") for f in frames]
-        if cmd == "sent_times":
-            return sim.truth.sent_times(int(args["conn"]))
-        if cmd == "gaps":
-            return sim.truth.gaps(int(args["conn"]))
-        if cmd == "sent_conns":
-            t = sim.truth
-            return {
-                str(c): {
-                    "frames": len(t.sent(c)),
-                    "truncated": t.sent_truncated(c),
-                    "withheld": len(t.gaps(c)),
-                }
-                for c in t.connections()
-            }
-        raise UnknownCommand(cmd)
+            for c in t.connections()
+        }
 
 
 WORKER = SimWorker

@@ -26,7 +26,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
+from shared.commands.base import BadArgument, Command
+from shared.commands.gaps import Gaps
+from shared.commands.snapshot import Snapshot, SnapshotReply
+from shared.commands.table import CommandHandler
 from shared.config import GapfillConfig
 from shared.kalshi.client import make_client
 from shared.kalshi.rest import TICKERS_PER_CALL, RestError, RestNotFound
@@ -95,28 +99,29 @@ class GapfillWorker(Actor):
             **{f"audit_{k}": v for k, v in self.last_audit.items()},
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        if cmd == "snapshot":
-            tickers = [str(t) for t in args.get("tickers") or []]
-            if not tickers:
-                raise ValueError("snapshot needs tickers: the gap filler repairs named markets")
-            return {"requested": self.request(tickers, "control")}
-        if cmd == "gaps":
-            now = time.monotonic()
-            return [
-                {
-                    "conn": t.gap.conn,
-                    "sid": t.gap.sid,
-                    "expected": t.gap.expected,
-                    "reason": t.gap.reason,
-                    "markets": len(t.gap.tickers),
-                    "pending": sorted(t.pending)[:50],
-                    "by_rest": len(t.by_rest),
-                    "age_s": round(now - t.seen, 3),
-                }
-                for t in self.tracker.open.values()
-            ]
-        raise UnknownCommand(cmd)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {Snapshot: self._on_snapshot, Gaps: self._on_gaps}
+
+    async def _on_snapshot(self, cmd: Snapshot) -> SnapshotReply:
+        if not cmd.tickers:
+            raise BadArgument("snapshot", "needs tickers: the gap filler repairs named markets", "tickers")
+        return SnapshotReply(requested=self.request(list(cmd.tickers), "control"))
+
+    async def _on_gaps(self, _: Gaps) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [
+            {
+                "conn": t.gap.conn,
+                "sid": t.gap.sid,
+                "expected": t.gap.expected,
+                "reason": t.gap.reason,
+                "markets": len(t.gap.tickers),
+                "pending": sorted(t.pending)[:50],
+                "by_rest": len(t.by_rest),
+                "age_s": round(now - t.seen, 3),
+            }
+            for t in self.tracker.open.values()
+        ]
 
     # ---- requests --------------------------------------------------------------------------
     def request(self, tickers: list[str], source: str) -> list[str]:

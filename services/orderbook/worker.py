@@ -18,8 +18,15 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
 from shared.bus import Subscriber
+from shared.commands.base import Command
+from shared.commands.book import Book
+from shared.commands.hashes import Hashes
+from shared.commands.movers import Movers
+from shared.commands.spreads import Spreads
+from shared.commands.stale import Stale
+from shared.commands.table import CommandHandler
 from shared.config import OrderbookConfig
 from shared.log import BurstLog
 from shared.messages import BookState, Control, TopOfBook
@@ -282,29 +289,47 @@ class OrderbookWorker(Actor):
             "closed_markets": len(b.closed),
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {
+            Book: self._on_book,
+            Movers: self._on_movers,
+            Spreads: self._on_spreads,
+            Stale: self._on_stale,
+            Hashes: self._on_hashes,
+        }
+
+    def _now(self) -> float:
+        """The clock a query reads; touching the builder first ages its books to now."""
         now = time.monotonic()
+        self.builder.touch(now)
+        return now
+
+    async def _on_book(self, cmd: Book) -> Any:
+        now = self._now()
+        return queries.book(self.builder, cmd.ticker, cmd.depth, now)
+
+    async def _on_movers(self, cmd: Movers) -> Any:
+        now = self._now()
+        return queries.movers(self.builder, now, top=cmd.top, window_s=cmd.window_s, by=cmd.by)
+
+    async def _on_spreads(self, cmd: Spreads) -> Any:
+        self._now()
+        return queries.spreads(self.builder, top=cmd.top, order=cmd.order)
+
+    async def _on_stale(self, cmd: Stale) -> Any:
+        now = self._now()
+        older = cmd.older_than_s if cmd.older_than_s is not None else self.cfg.stale_after_s
+        return queries.stale(self.builder, now, older_than_s=older, top=cmd.top)
+
+    async def _on_hashes(self, cmd: Hashes) -> dict[str, Any]:
+        self._now()
         b = self.builder
-        b.touch(now)
-        top = int(args.get("top", 20))
-        if cmd == "book":
-            return queries.book(b, str(args["ticker"]), int(args.get("depth", 10)), now)
-        if cmd == "movers":
-            window = float(args.get("window_s", 300.0))
-            return queries.movers(b, now, top=top, window_s=window, by=str(args.get("by", "mid")))
-        if cmd == "spreads":
-            return queries.spreads(b, top=top, order=str(args.get("order", "widest")))
-        if cmd == "stale":
-            older = float(args.get("older_than_s", self.cfg.stale_after_s))
-            return queries.stale(b, now, older_than_s=older, top=top)
-        if cmd == "hashes":
-            wanted = args.get("tickers") or list(b.books)
-            return {
-                t: {"valid": bk.valid, "xseq": bk.xseq, "hash": f"{bk.hash & 0xFFFFFFFFFFFFFFFF:016x}"}
-                for t in wanted
-                if (bk := b.books.get(t)) is not None
-            }
-        raise UnknownCommand(cmd)
+        wanted = cmd.tickers or list(b.books)
+        return {
+            t: {"valid": bk.valid, "xseq": bk.xseq, "hash": f"{bk.hash & 0xFFFFFFFFFFFFFFFF:016x}"}
+            for t in wanted
+            if (bk := b.books.get(t)) is not None
+        }
 
 
 WORKER = OrderbookWorker

@@ -28,8 +28,13 @@ import datetime as dt
 import time
 from typing import Any
 
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
 from shared.backoff import Backoff
+from shared.commands.base import Command
+from shared.commands.discover import Discover
+from shared.commands.fallback import Fallback as FallbackCommand
+from shared.commands.markets import Markets
+from shared.commands.table import CommandHandler
 from shared.config import PollerConfig
 from shared.kalshi.client import make_client
 from shared.kalshi.discovery import LIVE_STATUSES, MarketFilter, candidates
@@ -129,32 +134,35 @@ class PollerWorker(Actor):
             "feeds_up": len(self.health.up()),
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        if cmd == "markets":
-            return {
-                "universe": sorted(self.universe.markets),
-                "polled": sorted(self.own_list),
-                "feed": sorted(self.fallback.feed_markets),
-            }
-        if cmd == "fallback":
-            now = time.monotonic()
-            return {
-                "enabled": self.pc.fallback,
-                "markets": sorted(self.fallback.markets),
-                "feeds": {
-                    name: {
-                        "up": link.down_since is None,
-                        "connected": link.connected,
-                        "heartbeat_age_s": round(now - link.last_hb, 3) if link.last_hb is not None else None,
-                        "invalid_markets": len(link.markets_invalid),
-                    }
-                    for name, link in self.health.links.items()
-                },
-            }
-        if cmd == "discover":
-            self.rediscover.set()
-            return "discovering"
-        raise UnknownCommand(cmd)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {Markets: self._on_markets, FallbackCommand: self._on_fallback, Discover: self._on_discover}
+
+    async def _on_markets(self, _: Markets) -> dict[str, Any]:
+        return {
+            "universe": sorted(self.universe.markets),
+            "polled": sorted(self.own_list),
+            "feed": sorted(self.fallback.feed_markets),
+        }
+
+    async def _on_fallback(self, _: FallbackCommand) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "enabled": self.pc.fallback,
+            "markets": sorted(self.fallback.markets),
+            "feeds": {
+                name: {
+                    "up": link.down_since is None,
+                    "connected": link.connected,
+                    "heartbeat_age_s": round(now - link.last_hb, 3) if link.last_hb is not None else None,
+                    "invalid_markets": len(link.markets_invalid),
+                }
+                for name, link in self.health.links.items()
+            },
+        }
+
+    async def _on_discover(self, _: Discover) -> str:
+        self.rediscover.set()
+        return "discovering"
 
     # ---- helpers ---------------------------------------------------------------------------
     async def _sleep(self, seconds: float) -> None:

@@ -27,10 +27,17 @@ from services.supervisor.notes import ExitNotes
 from services.supervisor.reporting import Reporter
 from services.supervisor.specs import child_specs, policy_settings
 from services.supervisor.status import restarts_in_window
-from shared.actor import Actor, UnknownCommand
+from shared.actor import Actor
 from shared.bus import RecordSink, Subscriber
+from shared.commands.base import Command
+from shared.commands.ping import Ping, PingReply
+from shared.commands.reload import Reload
+from shared.commands.restart import Restart
+from shared.commands.status import Status
+from shared.commands.stop_child import StopChild
+from shared.commands.table import CommandHandler
 from shared.config import EX_CONFIG, Config, ConfigError, load_config
-from shared.control import ControlError, arequest
+from shared.control import ControlError, acall
 from shared.journal import JournalWriter, open_journal
 from shared.messages import Gap, Heartbeat, Signal, WorkerEvent
 
@@ -140,22 +147,32 @@ class Supervisor(Actor):
             "restarts": sum(c.restarts for c in children),
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {
+            Status: self._on_status,
+            Restart: self._on_restart,
+            StopChild: self._on_stop_child,
+            Reload: self._on_reload,
+        }
+
+    async def _on_status(self, _: Status) -> Any:
+        return self.status()
+
+    async def _on_restart(self, cmd: Restart) -> str:
         now = time.monotonic()
-        if cmd == "status":
-            return self.status()
-        if cmd == "restart":
-            self.core.restart(str(args["name"]), now)
-            self._apply(now)
-            return f"restarting {args['name']}"
-        if cmd == "stop_child":
-            self.core.stop_child(str(args["name"]), now)
-            self._apply(now)
-            return f"stopping {args['name']}"
-        if cmd == "reload":
-            self._reload_requested = True
-            return "reloading"
-        raise UnknownCommand(cmd)
+        self.core.restart(cmd.name, now)
+        self._apply(now)
+        return f"restarting {cmd.name}"
+
+    async def _on_stop_child(self, cmd: StopChild) -> str:
+        now = time.monotonic()
+        self.core.stop_child(cmd.name, now)
+        self._apply(now)
+        return f"stopping {cmd.name}"
+
+    async def _on_reload(self, _: Reload) -> str:
+        self._reload_requested = True
+        return "reloading"
 
     async def serve(self) -> int:
         try:
@@ -257,12 +274,12 @@ class Supervisor(Actor):
                 return
             pid = child.pid
             try:
-                result = await arequest(child.spec.control, "ping", timeout_s=PROBE_TIMEOUT_S)
+                result: PingReply = await acall(child.spec.control, Ping(), timeout_s=PROBE_TIMEOUT_S)
             except ControlError:
                 await asyncio.sleep(TICK_S)
                 return
             # Another process holding the port (a stale run) must not pass for our child.
-            if isinstance(result, dict) and result.get("pid") == pid and child.pid == pid:
+            if result.pid == pid and child.pid == pid:
                 now = time.monotonic()
                 self.core.probe_ok(name, now)
                 self._apply(now)

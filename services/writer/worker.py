@@ -27,6 +27,10 @@ from services.writer.outage import Outage, open_database
 from services.writer.rows import MAPPERS, STORED_KINDS
 from shared.actor import Actor
 from shared.backoff import Backoff
+from shared.commands.base import Command
+from shared.commands.flush import Flush
+from shared.commands.replay import Replay
+from shared.commands.table import CommandHandler
 from shared.config import WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
@@ -380,16 +384,18 @@ class WriterWorker(Actor):
             "outages": self.outage.count,
         }
 
-    async def on_control(self, cmd: str, args: dict[str, Any]) -> Any:
-        if cmd == "flush":
-            while self.core.buffered and await self._submit("drain"):
-                pass
-            await asyncio.wait_for(self.queue.join(), float(args.get("timeout_s", 10.0)))
-            return self.stats()
-        if cmd == "replay":
-            self.core.request_replay("control")
-            return "replay requested"
-        return await super().on_control(cmd, args)
+    def commands(self) -> dict[type[Command], CommandHandler]:
+        return {Flush: self._on_flush, Replay: self._on_replay}
+
+    async def _on_flush(self, cmd: Flush) -> dict[str, int]:
+        while self.core.buffered and await self._submit("drain"):
+            pass
+        await asyncio.wait_for(self.queue.join(), cmd.timeout_s)
+        return self.stats()
+
+    async def _on_replay(self, _: Replay) -> str:
+        self.core.request_replay("control")
+        return "replay requested"
 
 
 WORKER = WriterWorker

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from services import registry
-from shared.control import request
+from shared.commands.ping import Ping
+from shared.control import call, request
 from tests.integration.test_supervisor_processes import Up, metric, up_factory
 from tests.support.config import make_config, reported_port, write_config
 from tests.support.hostile import barrage
@@ -65,7 +66,7 @@ def test_every_control_socket_survives_garbage_and_keeps_answering(tmp_path: Pat
 
     # Every control socket still answers, and the supervisor's status reaches the CLI.
     for name, endpoint in sockets.items():
-        assert request(endpoint, "ping", timeout_s=10)["worker"] == name
+        assert call(endpoint, Ping(), timeout_s=10).worker == name  # the typed reply of a real worker
         assert "uptime_ms" in request(endpoint, "stats", timeout_s=10)
     cli = subprocess.run(
         kxfeed_cmd("status", "--config", str(path)), cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -3,9 +3,6 @@ protocol and oversized messages are answered or dropped and counted; the socket 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +12,8 @@ import zmq.asyncio
 from prometheus_client import REGISTRY
 
 from shared.control import ControlError, request
-from shared.control_server import Args, ControlServer, Dispatcher, UnknownCommand
-from shared.log import get_logger
+from shared.control_server import Args, UnknownCommand
+from tests.support.control import Served
 from tests.support.hostile import barrage, raw_garbage
 from tests.support.procs import wait_until
 
@@ -31,43 +28,9 @@ async def handler(cmd: str, args: Args) -> Any:
     raise UnknownCommand(cmd)
 
 
-class Served:
-    """A ControlServer on its own event loop in a thread, bound to a port the kernel picked."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ctx = zmq.asyncio.Context()
-        self.server = ControlServer(
-            "tcp://127.0.0.1:*",
-            Dispatcher("tester", handler, get_logger("test-control")),
-            max_msg_bytes=MAX,
-            ctx=self.ctx,
-        )
-        self.task: asyncio.Task[None] | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert wait_until(lambda: self.server.listening.is_set(), 30), "server did not bind"
-        self.endpoint = self.server.bound
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.task = self.loop.create_task(self.server.run())
-        with contextlib.suppress(asyncio.CancelledError):  # how stop() ends it
-            self.loop.run_until_complete(self.task)
-
-    def alive(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(10)
-        self.ctx.destroy(0)
-
-
 @pytest.fixture
 def served() -> Iterator[Served]:
-    s = Served()
+    s = Served(handler, max_msg_bytes=MAX)
     yield s
     s.stop()
 

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from shared.control import ControlError, request
 from shared.kalshi.auth import load_private_key
 from tests.support.config import make_config, reported_port, write_config
@@ -86,6 +88,22 @@ def test_kxfeed_sim_runs_serves_signed_clients_and_obeys_control(tmp_path: Path)
             timeout=30,
         )
         assert bad.returncode == 1 and "unknown fault" in bad.stderr
+        # The typed plane against the real worker: `kxfeed ctl` sends a command built from its
+        # class; a refused argument comes back naming the field, not as a traceback.
+        ctl = subprocess.run(
+            kxfeed_cmd("ctl", "sim", "info", "--config", str(conf)),
+            cwd=ROOT, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert ctl.returncode == 0 and json.loads(ctl.stdout)["seed"] == 5, ctl.stderr
+        with pytest.raises(ControlError, match="step: bad argument 'n': Expected `int` >= 1") as err:
+            request(cfg.sim.control, "step", {"n": 0})
+        assert err.value.field == "n"
+        refused = subprocess.run(
+            kxfeed_cmd("ctl", "sim", "step", "--n", "0", "--config", str(conf)),
+            cwd=ROOT, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert refused.returncode == 2 and "bad argument 'n'" in refused.stderr
+        assert "Traceback" not in refused.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)

@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from services.cli.common import action, add_config_options, load, subcommand
+from shared.commands.unmatched import Unmatched
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
 def run_unmatched(args: argparse.Namespace) -> int:
     cfg = load(args)
     try:
-        rows: list[dict[str, Any]] = request(cfg.arb.control, "unmatched", timeout_s=args.timeout)
+        rows: list[dict[str, Any]] = request(cfg.arb.control, Unmatched(), timeout_s=args.timeout)
     except ControlError as exc:
         print(f"kxfeed arb: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from typing import Any
 
 from services.cli import bookview as render
 from services.cli.common import add_config_options, load, subcommand
+from shared.commands.book import Book
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 
@@ -40,10 +41,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     try:
         ans = request(
-            cfg.orderbook.control,
-            "book",
-            {"ticker": args.ticker, "depth": args.depth},
-            timeout_s=args.timeout,
+            cfg.orderbook.control, Book(ticker=args.ticker, depth=args.depth), timeout_s=args.timeout
         )
     except ControlError as exc:
         print(f"kxfeed book: {exc}", file=sys.stderr)

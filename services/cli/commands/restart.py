@@ -21,6 +21,8 @@ import sys
 from typing import Any
 
 from services.cli.common import add_config_options, load, subcommand, unknown
+from shared.commands.restart import Restart
+from shared.commands.status import Status
 from shared.control import ControlError, request
 
 
@@ -33,7 +35,7 @@ def register(sub: Any) -> None:
 
 def supervised(endpoint: str) -> list[str]:
     """The names of the workers the running supervisor knows (raises ControlError)."""
-    status = request(endpoint, "status")
+    status = request(endpoint, Status())
     return [str(w["worker"]) for w in status.get("workers", [])]
 
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if args.name not in names:
             print(f"kxfeed restart: {unknown('worker', args.name, names)}", file=sys.stderr)
             return 2
-        print(request(cfg.supervisor.control, "restart", {"name": args.name}))
+        print(request(cfg.supervisor.control, Restart(name=args.name)))
     except ControlError as exc:
         print(f"kxfeed restart: no supervisor answers on {cfg.supervisor.control}: {exc}", file=sys.stderr)
         return 1

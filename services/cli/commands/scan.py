@@ -26,6 +26,10 @@ from typing import Any
 
 from services.cli import bookview as render
 from services.cli.common import action, add_config_options, load, subcommand
+from shared.commands.base import Command
+from shared.commands.movers import Movers
+from shared.commands.spreads import Spreads
+from shared.commands.stale import Stale
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 
@@ -93,15 +97,15 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
-    query: dict[str, Any] = {"top": args.top}
+    query: Command
     if args.scan == "movers":
-        query.update(window_s=args.window, by=args.by)
+        query = Movers(top=args.top, window_s=args.window, by=args.by)
     elif args.scan == "spreads":
-        query.update(order=args.order)
-    elif args.older_than is not None:
-        query.update(older_than_s=args.older_than)
+        query = Spreads(top=args.top, order=args.order)
+    else:
+        query = Stale(top=args.top, older_than_s=args.older_than)
     try:
-        rows = request(cfg.orderbook.control, args.scan, query, timeout_s=args.timeout)
+        rows = request(cfg.orderbook.control, query, timeout_s=args.timeout)
     except ControlError as exc:
         print(f"kxfeed scan {args.scan}: {exc}", file=sys.stderr)
         return 1

@@ -35,6 +35,8 @@ from typing import Any
 import msgspec
 
 from services.cli.common import add_config_options, choice, load, subcommand
+from shared.commands import served_by
+from shared.commands.base import decode
 from shared.control import ControlError, request
 
 ACTIONS = (
@@ -117,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         cmd, params = _control_args(args.action, args.rest)
         # Generating ahead takes ~30 us a step: a million steps is half a minute.
         timeout = 10.0 + params.get("steps", 0) / 10_000 if cmd == "pregenerate" else 10.0
-        result = request(cfg.sim.control, cmd, params, timeout_s=timeout)
+        command = decode(served_by("sim")[cmd], params)  # checked here as the simulator checks it
+        result = request(cfg.sim.control, command, timeout_s=timeout)
     except ValueError as exc:
         print(f"kxfeed sim {args.action}: {exc}", file=sys.stderr)
         return 2

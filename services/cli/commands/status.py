@@ -19,6 +19,7 @@ from typing import Any
 
 from services.cli.common import add_config_options, load, subcommand
 from services.cli.screen import event_line, headline, table
+from shared.commands.status import Status
 from shared.control import ControlError, request
 from shared.messages import JSON_ENCODER
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args)
     endpoint = cfg.supervisor.control
     try:
-        status = request(endpoint, "status", timeout_s=args.timeout)
+        status = request(endpoint, Status(), timeout_s=args.timeout)
     except ControlError as exc:
         print(f"kxfeed status: no supervisor: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,9 @@ from typing import Any
 
 from services.cli.commands.restart import supervised
 from services.cli.common import add_config_options, load, subcommand, unknown
+from shared.commands.ping import Ping
+from shared.commands.stop import Stop
+from shared.commands.stop_child import StopChild
 from shared.control import ControlError, request
 
 
@@ -44,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
             if args.name not in names:
                 print(f"kxfeed stop: {unknown('worker', args.name, names)}", file=sys.stderr)
                 return 2
-            print(request(endpoint, "stop_child", {"name": args.name}))
+            print(request(endpoint, StopChild(name=args.name)))
             return 0
-        request(endpoint, "stop")
+        request(endpoint, Stop())
     except ControlError as exc:
         print(f"kxfeed stop: no supervisor answers on {endpoint}: {exc}", file=sys.stderr)
         return 1
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         try:
-            request(endpoint, "ping", timeout_s=0.5)
+            request(endpoint, Ping(), timeout_s=0.5)
         except ControlError:
             print("stopped")
             return 0

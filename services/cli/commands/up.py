@@ -39,6 +39,7 @@ import msgspec
 from services import registry
 from services.cli.common import add_config_options, planned_workers, preflight_failed, subcommand
 from services.cli.screen import live_screen
+from shared.commands.ping import Ping
 from shared.config import CONFIG_EXIT, Config, load_config
 from shared.control import ControlError, request
 from shared.log import get_logger, setup_logging
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         log_stream = open(log_dir / "supervisor.log", "a")  # noqa: SIM115 - open for the whole run
     setup_logging(level, json=json_logs, stream=log_stream)
     try:
-        answer = request(cfg.supervisor.control, "ping", timeout_s=0.3)
+        answer = request(cfg.supervisor.control, Ping(), timeout_s=0.3)
     except ControlError:
         pass
     else:
