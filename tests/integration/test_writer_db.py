@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,14 +17,17 @@ import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from services.cli.main import main as cli_main
 from services.writer.batches import open_store
 from services.writer.core import WriterCore
 from services.writer.errors import classify
+from services.writer.metrics import count_batch
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
 from shared.config import Config, DbConfig
+from shared.log import BurstLog
 from shared.messages import BookDelta, BookSnapshot, Gap, Message, PollSnapshot, Ticker, Trade
 from shared.store.engine import make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
@@ -224,6 +228,54 @@ def test_messages_that_share_a_millisecond_or_a_read_are_each_stored(db: DbConfi
         return len(got["ticks"]), len(got["book_snapshots"]), sum(again.inserted.values())
 
     assert asyncio.run(go()) == (3, 2, 0)
+
+
+def test_rows_discarded_as_duplicates_are_counted_and_said_once_with_their_context(
+    db: DbConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A source restarted with the same ids (the simulator's trades before run ids): distinct
+    # messages of a new stream whose natural keys are stored. The writer keeps the first rows and
+    # must say, not only count, that it discarded the others.
+    def run(epoch: int) -> list[Message]:
+        msgs: list[Message] = [
+            Trade(trade_id=f"t{i}", ticker="T", yes_price=4000, no_price=6000, count=100,
+                  taker_side="yes", ts_recv=T0 + epoch * 10**9 + i)
+            for i in range(5)
+        ]  # fmt: skip
+        return stamp(msgs, pub="sim-restarted", epoch=epoch)
+
+    log = logging.getLogger("kxfeed.writer.test")
+    burst = BurstLog(log)
+    counters = {"rows": 0, "batches": 0}
+    caplog.set_level(logging.INFO, logger=log.name)
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        for epoch in (1, 2, 3):
+            core.offer(run(epoch))
+            b = core.take(100)
+            assert b is not None
+            res = await store.write(b, NOW_US)
+            core.commit(b)
+            count_batch(b, res, 0.01, T0, counters, burst)
+        await store.close()
+        await engine.dispose()
+
+    before = REGISTRY.get_sample_value("kxfeed_writer_duplicate_rows_total", {"table": "trades"}) or 0
+    asyncio.run(go())
+    after = REGISTRY.get_sample_value("kxfeed_writer_duplicate_rows_total", {"table": "trades"}) or 0
+    assert after - before == 10 and counters["duplicate_rows"] == 10 and counters["rows"] == 5
+    said = [r for r in caplog.records if r.name == log.name]
+    assert [r.getMessage() for r in said] == ["rows not stored: their natural key is already stored"]
+    ctx = said[0].ctx  # type: ignore[attr-defined]
+    assert ctx["table"] == "trades" and ctx["amount"] == 5 and ctx["rows_in_batch"] == 5
+    assert ctx["batch_first_key"] == "trade_id='t0'" and ctx["streams"] == "sim-restarted/trade"
+    burst.flush()  # the third batch's repeat is folded into one summary line, not lost
+    folded = [r for r in caplog.records if r.name == log.name][1:]
+    assert [(r.getMessage(), r.ctx["more_amount"]) for r in folded] == [("burst continued", 5)]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("per_hour", [1, 700])  # PostgreSQL: unnest, then COPY (>= 1000 rows)
