@@ -40,6 +40,9 @@ class SimConfig(WorkerBase, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8765
     seed: int = 7
+    #: Mixed into trade ids only (the market stays the seed's): 0 = a new one at every start,
+    #: so a restarted simulator's trades are new trades, as on Kalshi; fixed = the same ids again.
+    run_id: int = 0
     #: Markets listed at start (games have 2 markets, soccer 3; non-sports events several).
     markets: int = 60
     #: Book-changing steps per second across all markets; 0 or "blast" = as fast as clients read.

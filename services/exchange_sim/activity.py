@@ -2,7 +2,12 @@
 
 :class:`Engine` is pure and deterministic: the same seed gives the same
 sequence of emissions; wall time enters only as the ``now_ms`` stamped into
-frames. Each :meth:`Engine.step` makes exactly one book change (a quote, a
+frames. Trade ids are the one exception to "same seed, same frames": they are mixed
+with a ``run`` number (the server draws a new one at every start), because Kalshi's
+trade ids are unique forever and a store keyed on them would otherwise take a
+restarted simulator's trades for the previous run's. The mixing draws nothing from
+the rng, so the market (books, prices, sizes, times) is the same for a seed whatever
+the run. Each :meth:`Engine.step` makes exactly one book change (a quote, a
 cancel or a trade) plus the ticker/trade frames it implies; every
 ``lifecycle_every`` steps a lifecycle action runs (see :mod:`.lifecycle`).
 """
@@ -74,9 +79,13 @@ class Engine:
         planted_edge: int = 400,
         planted_edge_every: int = 4,
         planted_arb_every: int = 5,
+        run: int = 0,
         log: logging.Logger | None = None,
     ) -> None:
         self.rng = random.Random(f"kxfeed-sim-activity:{seed}")
+        self.run_no = run
+        # XORed into each trade id's 128 random bits; run 0 leaves them as the seed gives them.
+        self._run_mask = random.Random(f"kxfeed-sim-run:{run}").getrandbits(128) if run else 0
         self.factory = CatalogFactory(seed, anchor_ms(start_ms))
         self.initial_events = self.factory.initial(n_markets)
         self.state = ExchangeState(self.initial_events)
@@ -300,7 +309,7 @@ class Engine:
         is_block: bool = False,
     ) -> None:
         oi = m.oi + count if self.rng.random() < 0.6 else max(0, m.oi - count)
-        t = TradeRec(self._uuid(), m.d.ticker, yes_price, count, taker_yes, now_ms, oi, is_block)
+        t = TradeRec(self._trade_id(), m.d.ticker, yes_price, count, taker_yes, now_ms, oi, is_block)
         self._emit(out, Emission(K_TRADE, CH_TRADE, m.d.ticker, P_TRADE, frames.trade_body(t), t))
         self._ticker(out, m, now_ms)
 
@@ -311,8 +320,8 @@ class Engine:
             return rng.randrange(1, 50_000)  # fractional contracts exist since 2026-03
         return rng.randrange(1, 500) * 100
 
-    def _uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def _trade_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128) ^ self._run_mask, version=4))
 
     def _emit(self, out: list[Emission], em: Emission) -> None:
         self.state.apply(em)

@@ -68,6 +68,8 @@ class ExchangeSim:
             planted_edge=cfg.planted_edge,
             planted_edge_every=cfg.planted_edge_every,
             planted_arb_every=cfg.planted_arb_every,
+            # A new run number per start: trade ids never repeat across restarts (see Engine).
+            run=cfg.run_id or time.time_ns(),
             log=self.log,
         )
         self.public = ExchangeState(self.engine.initial_events)
@@ -131,6 +133,7 @@ class ExchangeSim:
                     "rest": self.rest_url,
                     "markets": len(self.public.markets),
                     "seed": self.cfg.seed,
+                    "run_id": self.engine.run_no,
                     "rate": self.cfg.rate or "blast",
                 }
             },

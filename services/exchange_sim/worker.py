@@ -6,7 +6,8 @@ Control commands (``kxfeed sim ACTION`` sends them; any control client can):
 - ``pause`` / ``resume`` / ``step {n}``  market activity
 - ``pregenerate {steps}``  blast mode, paused: generate ``steps`` ahead; ``resume`` sends exactly
   them as fast as the clients read, then pauses (benchmarks measure the pipeline, not the engine)
-- ``info``  URLs, seed, market count, paused, steps, pending (generated ahead, not yet sent)
+- ``info``  URLs, seed, run id (mixed into trade ids), market count, paused, steps, pending
+  (generated ahead, not yet sent)
 - ``book {ticker}`` / ``books {tickers?}``  true books ({"yes": [[price, size]...], "no": ...}, integer units)
 - ``dump {path?}``  final books, statuses and planted mispricings (written to ``path`` when given)
 - ``planted``  the planted edges and complement arbitrages, and the arbitrages in the books now
@@ -139,6 +140,7 @@ class SimWorker(Actor):
             "rest_url": sim.rest_url,
             "odds_url": sim.odds_url,
             "seed": sim.cfg.seed,
+            "run_id": sim.engine.run_no,
             "rate": sim.cfg.rate,
             "markets": len(sim.public.markets),
             "paused": sim.paused,

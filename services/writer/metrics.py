@@ -11,6 +11,7 @@ from services.writer.batches import WriteResult
 from services.writer.core import Batch, OfferResult
 from services.writer.disk import disk_use
 from shared.log import BurstLog
+from shared.store.schema import APPEND
 
 ROWS = Counter("kxfeed_writer_rows_total", "Rows stored, by table", ["table"])
 DUPLICATE_ROWS = Counter(
@@ -134,12 +135,34 @@ def count_batch(
         ROWS.labels(table).inc(inserted)
         counters["rows"] += inserted
         rejected = sum(1 for r in res.rejected if r.table == table)
-        if candidates - inserted - rejected:
-            DUPLICATE_ROWS.labels(table).inc(candidates - inserted - rejected)
+        duplicates = candidates - inserted - rejected
+        if duplicates:
+            DUPLICATE_ROWS.labels(table).inc(duplicates)
+            counters["duplicate_rows"] = counters.get("duplicate_rows", 0) + duplicates
+            # Distinct messages with one natural key: new data may be going missing (a restarted
+            # source reusing ids did), so it is said, not only counted.
+            burst.event(
+                f"duplicate/{table}",
+                "rows not stored: their natural key is already stored",
+                amount=duplicates,
+                table=table,
+                rows_in_batch=candidates,
+                batch_first_key=_key(batch, table),
+                streams=", ".join(sorted({f"{pub}/{kind}" for pub, _, kind in batch.offsets})[:8]),
+            )
     for r in res.rejected:
         REJECTED_ROWS.labels(r.table).inc()
         burst.event(f"rejected/{r.table}", "row refused by the database, skipped", row=r.key, error=r.error)
     counters["batches"] += 1
+
+
+def _key(batch: Batch, table: str) -> str:
+    """The primary key of the batch's first row of ``table``, for a log line."""
+    rows = batch.rows.get(table)
+    if not rows:
+        return ""
+    cols = APPEND[table].columns
+    return ", ".join(f"{c}={rows[0][cols.index(c)]!r}"[:60] for c in APPEND[table].key)
 
 
 def measure_disk(dirs: dict[str, Path], log: logging.Logger) -> None:

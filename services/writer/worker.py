@@ -84,6 +84,7 @@ class WriterWorker(Actor):
             "replays": 0,
             "lost": 0,
             "shed": 0,
+            "duplicate_rows": 0,
         }
         self.spawn(self._flusher(), name="flusher")
         self.spawn(self._cursor_loop(), name="cursor")

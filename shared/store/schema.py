@@ -302,6 +302,8 @@ class AppendSpec(NamedTuple):
     columns: tuple[str, ...]
     ts_columns: frozenset[str]
     recv_index: int
+    #: The primary key's columns (what makes two rows "the same row").
+    key: tuple[str, ...]
 
 
 class StateSpec(NamedTuple):
@@ -326,7 +328,8 @@ STATE_TABLES: tuple[Table, ...] = (markets, events, series)
 def _append_spec(t: Table) -> AppendSpec:
     cols = tuple(c.name for c in t.columns)
     ts_cols = frozenset(c.name for c in t.columns if isinstance(c.type, UtcTimestamp))
-    return AppendSpec(t.name, cols, ts_cols, cols.index("recv"))
+    key = tuple(c.name for c in t.primary_key.columns)
+    return AppendSpec(t.name, cols, ts_cols, cols.index("recv"), key)
 
 
 def _state_spec(t: Table) -> StateSpec:

@@ -97,7 +97,7 @@ def _unnest_insert(table: str) -> str:
 UNNEST = {table: _unnest_insert(table) for table in APPEND}
 FROM_STAGE = {
     table: f"INSERT INTO {q(table)} ({cols_sql(cols)}) SELECT {cols_sql(cols)} FROM {q(stage(table))}"
-    for table, (_, cols, _, _) in APPEND.items()
+    for table, (_, cols, _, _, _) in APPEND.items()
 }
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +18,32 @@ import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from services.cli.main import main as cli_main
 from services.writer.batches import open_store
 from services.writer.core import WriterCore
 from services.writer.errors import classify
+from services.writer.metrics import count_batch
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
 from shared.config import Config, DbConfig
-from shared.messages import BookDelta, BookSnapshot, Gap, Message, PollSnapshot, Ticker, Trade
+from shared.log import BurstLog
+from shared.messages import (
+    BookDelta,
+    BookSnapshot,
+    Gap,
+    MarketLifecycle,
+    Message,
+    PollSnapshot,
+    Signal,
+    Ticker,
+    Trade,
+    WorkerEvent,
+)
 from shared.store.engine import make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
-from shared.store.schema import metadata, stream_offsets, table_hours
+from shared.store.schema import APPEND, metadata, stream_offsets, table_hours
 from tests.support.config import make_config, write_config
 from tests.support.procs import kxfeed_cmd
 from tests.support.synth import expected_tables, mixed, read_tables, stamp
@@ -224,6 +240,164 @@ def test_messages_that_share_a_millisecond_or_a_read_are_each_stored(db: DbConfi
         return len(got["ticks"]), len(got["book_snapshots"]), sum(again.inserted.values())
 
     assert asyncio.run(go()) == (3, 2, 0)
+
+
+def test_rows_discarded_as_duplicates_are_counted_and_said_once_with_their_context(
+    db: DbConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A source restarted with the same ids (the simulator's trades before run ids): distinct
+    # messages of a new stream whose natural keys are stored. The writer keeps the first rows and
+    # must say, not only count, that it discarded the others.
+    def run(epoch: int) -> list[Message]:
+        msgs: list[Message] = [
+            Trade(trade_id=f"t{i}", ticker="T", yes_price=4000, no_price=6000, count=100,
+                  taker_side="yes", ts_recv=T0 + epoch * 10**9 + i)
+            for i in range(5)
+        ]  # fmt: skip
+        return stamp(msgs, pub="sim-restarted", epoch=epoch)
+
+    log = logging.getLogger("kxfeed.writer.test")
+    burst = BurstLog(log)
+    counters = {"rows": 0, "batches": 0}
+    caplog.set_level(logging.INFO, logger=log.name)
+
+    async def go() -> None:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        for epoch in (1, 2, 3):
+            core.offer(run(epoch))
+            b = core.take(100)
+            assert b is not None
+            res = await store.write(b, NOW_US)
+            core.commit(b)
+            count_batch(b, res, 0.01, T0, counters, burst)
+        await store.close()
+        await engine.dispose()
+
+    before = REGISTRY.get_sample_value("kxfeed_writer_duplicate_rows_total", {"table": "trades"}) or 0
+    asyncio.run(go())
+    after = REGISTRY.get_sample_value("kxfeed_writer_duplicate_rows_total", {"table": "trades"}) or 0
+    assert after - before == 10 and counters["duplicate_rows"] == 10 and counters["rows"] == 5
+    said = [r for r in caplog.records if r.name == log.name]
+    assert [r.getMessage() for r in said] == ["rows not stored: their natural key is already stored"]
+    ctx = said[0].ctx  # type: ignore[attr-defined]
+    assert ctx["table"] == "trades" and ctx["amount"] == 5 and ctx["rows_in_batch"] == 5
+    assert ctx["batch_first_key"] == "trade_id='t0'" and ctx["streams"] == "sim-restarted/trade"
+    burst.flush()  # the third batch's repeat is folded into one summary line, not lost
+    folded = [r for r in caplog.records if r.name == log.name][1:]
+    assert [(r.getMessage(), r.ctx["more_amount"]) for r in folded] == [("burst continued", 5)]  # type: ignore[attr-defined]
+
+
+# One message per append table, every field a value no other field of it has: a mapper that put
+# a value in another column would be read back under the wrong name.
+E_MS, R_NS = 1_795_000_000_123, 1_795_000_000_456_789_000  # exchange ms, receive ns
+E_US, R_US = E_MS * 1000, R_NS // 1000
+DISTINCT: list[tuple[Message, str, dict[str, Any]]] = [
+    (
+        BookDelta(ticker="dt", market_id="dm", conn=11, sid=12, xseq=13, side="no", price=14, delta=-15,
+                  ts_exch=E_MS, ts_recv=R_NS),
+        "book_deltas",
+        {"conn": 11, "sid": 12, "xseq": 13, "ticker": "dt", "side": "no", "price": 14, "delta": -15,
+         "ts": E_US, "recv": R_US},
+    ),
+    (
+        BookSnapshot(ticker="st", market_id="sm", conn=21, sid=22, xseq=23, yes=[(24, 25)], no=[(26, 27)],
+                     source="rest", ts_exch=E_MS, ts_recv=R_NS),
+        "book_snapshots",
+        {"ticker": "st", "recv": R_US, "conn": 21, "sid": 22, "xseq": 23, "market_id": "sm",
+         "source": "rest", "yes": "[[24,25]]", "no": "[[26,27]]", "ts": E_US},
+    ),
+    (
+        Ticker(ticker="kt", market_id="km", price=31, yes_bid=32, yes_ask=33, yes_bid_size=34,
+               yes_ask_size=35, last_trade_size=36, volume=37, open_interest=38, dollar_volume=39,
+               dollar_open_interest=40, ts_exch=E_MS, ts_recv=R_NS),
+        "ticks",
+        {"ticker": "kt", "ts": E_US, "source": "ws", "recv": R_US, "market_id": "km", "status": None,
+         "last_price": 31, "yes_bid": 32, "yes_ask": 33, "yes_bid_size": 34, "yes_ask_size": 35,
+         "last_trade_size": 36, "volume": 37, "open_interest": 38, "dollar_volume": 39,
+         "dollar_open_interest": 40, "fallback": False, "pub": "distinct", "epoch": 1, "seq": 1},
+    ),
+    (
+        Trade(trade_id="tid", ticker="tt", yes_price=41, no_price=42, count=43, taker_side="no",
+              is_block_trade=True, ts_exch=E_MS, ts_recv=R_NS),
+        "trades",
+        {"trade_id": "tid", "ticker": "tt", "yes_price": 41, "no_price": 42, "count": 43,
+         "taker_side": "no", "is_block_trade": True, "ts": E_US, "recv": R_US},
+    ),
+    (
+        MarketLifecycle(ticker="lt", event_type="settled", event_ticker="le", open_ms=E_MS + 1,
+                        close_ms=E_MS + 2, result="yes", determination_ms=E_MS + 3, settlement_value=51,
+                        settled_ms=E_MS + 4, is_deactivated=True, title="ti", yes_sub_title="ys",
+                        no_sub_title="ns", ts_exch=E_MS, ts_recv=R_NS),
+        "lifecycle",
+        {"ticker": "lt", "event_type": "settled", "ts": E_US, "recv": R_US, "event_ticker": "le",
+         "open_ts": E_US + 1000, "close_ts": E_US + 2000, "result": "yes",
+         "determination_ts": E_US + 3000, "settlement_value": 51, "settled_ts": E_US + 4000,
+         "is_deactivated": True, "price_ranges": None, "title": "ti", "yes_sub_title": "ys",
+         "no_sub_title": "ns", "detail": None},
+    ),
+    (
+        Gap(conn=61, sid=62, expected=63, received=64, tickers=["gt"], reason="seq", status="recovered",
+            method="snapshot", detected_ms=E_MS + 5, recovered_ms=E_MS + 6, ts_exch=E_MS, ts_recv=R_NS),
+        "gaps",
+        {"conn": 61, "sid": 62, "expected": 63, "status": "recovered", "received": 64,
+         "tickers": '["gt"]', "reason": "seq", "method": "snapshot", "detected": E_US + 5000,
+         "recovered": E_US + 6000, "ts": E_US, "recv": R_US},
+    ),
+    (
+        Signal(ticker="gt2", strategy="sg", side="no", price=71, size=72, fair_ppm=73, edge=74, fees=75,
+               legs=["l1"], detail="dd", ts_exch=E_MS, ts_recv=R_NS),
+        "signals",
+        {"strategy": "sg", "ticker": "gt2", "side": "no", "ts": E_US, "recv": R_US, "price": 71,
+         "size": 72, "fair_ppm": 73, "edge": 74, "fees": 75, "legs": '["l1"]', "detail": "dd"},
+    ),
+    (
+        WorkerEvent(worker="wk", event="exited", pid=81, exit_code=82, detail="wd", ts_exch=E_MS,
+                    ts_recv=R_NS),
+        "worker_events",
+        {"worker": "wk", "ts": E_US, "event": "exited", "recv": R_US, "pid": 81, "exit_code": 82,
+         "detail": "wd"},
+    ),
+]  # fmt: skip
+
+
+def as_us(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return (v - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return v
+
+
+def test_every_column_holds_its_own_field_read_back_by_name(db: DbConfig) -> None:
+    assert sorted(t for _, t, _ in DISTINCT) == sorted(APPEND), "a message for every append table"
+    for _, table, want in DISTINCT:
+        assert list(want) == list(APPEND[table].columns), table
+
+    async def go() -> dict[str, dict[str, Any]]:
+        engine = make_engine(db)
+        await upgrade(engine, db)
+        store = open_store(engine)
+        core = core_for()
+        core.offer(stamp([m for m, _, _ in DISTINCT], pub="distinct"))
+        b = core.take(100)
+        assert b is not None
+        await store.write(b, NOW_US)
+        out = {}
+        async with engine.connect() as conn:
+            for table in APPEND:
+                rows = (await conn.execute(text(f'SELECT * FROM "{table}"'))).mappings().all()
+                assert len(rows) == 1, (table, rows)
+                out[table] = dict(rows[0])
+        await store.close()
+        await engine.dispose()
+        return out
+
+    got = asyncio.run(go())
+    for _, table, want in DISTINCT:
+        # Timestamps come back as datetimes (the column type): compared as exact microseconds.
+        row = {k: as_us(v) for k, v in got[table].items()}
+        assert row == want, table
 
 
 @pytest.mark.parametrize("per_hour", [1, 700])  # PostgreSQL: unnest, then COPY (>= 1000 rows)

@@ -64,7 +64,12 @@ def register(sub: Any) -> None:
         help="run (default) or a control action",
     )
     p.add_argument("rest", nargs="*", metavar="ARG", help="action arguments")
-    p.add_argument("--seed", type=int, help="random seed (same seed: same markets and frames)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="random seed (same seed: same markets and frames; trade ids are new at every start "
+        "unless [sim] run_id is set)",
+    )
     p.add_argument("--markets", type=int, help="markets listed at start")
     p.add_argument("--rate", help="activity steps per second, or 'blast'")
     p.add_argument("--faults", help="fault spec, e.g. 'gap:0.01,disconnect:30s'")
