@@ -15,7 +15,7 @@ gap of that market alone. Recovery that does not finish within the resync
 timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
 unknown error codes are counted and logged once, never terminal.
 That bookkeeping, everything off the in-order delta's fast path, is
-:class:`~services.connector.resync.BookResync`, an object the session owns and calls.
+:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
 
 To check "negative level" the session keeps each book's level sizes: a dict per
 side, which also makes the delta path independent of anyone downstream.
@@ -68,9 +68,9 @@ from .metrics import (
     REANCHORED,
     SEND_AGE,
 )
-from .recovery import Recovery
-from .resync import VALID, BookResync, MiniBook
+from .sequencing import VALID, BookResync, MiniBook
 from .subscriptions import BOOK, Pending, SubscriptionTable
+from .validity import Recovery
 
 _MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
 _log = get_logger("connector.session")

@@ -19,8 +19,8 @@ from shared.messages import EventLifecycle, MarketLifecycle, Message
 
 from .marketset import MarketSet
 from .metrics import DISCOVERY_FAILURES
-from .recovery import Recovery
 from .session import Session
+from .validity import Recovery
 
 
 class MarketUpkeep:

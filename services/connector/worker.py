@@ -57,9 +57,9 @@ from .metrics import (
     SUBSCRIPTIONS,
     UPTIME,
 )
-from .recovery import Recovery
 from .session import Session
 from .upkeep import MarketUpkeep
+from .validity import Recovery
 
 #: Re-run discovery on reconnect when the last one is older than this (lifecycle news may be missed).
 REDISCOVER_AFTER_S = 60.0

@@ -1,4 +1,7 @@
-"""Keeping each book in step with Kalshi: per-sid sequence checks, gaps, snapshots awaited.
+"""One connection's book sequencing: per-sid sequence checks, gaps, snapshots awaited.
+
+State of one connection only (its sids, their seqs); what outlives the connection, the
+book validity told to the bus and the gaps still open, is :mod:`.validity`.
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
@@ -28,8 +31,8 @@ from shared.units import UnitError
 
 from .badframes import FrameFaults
 from .metrics import DISCARDED, DUPLICATES, REANCHORED, SEND_AGE, SNAPSHOT_REQUESTS
-from .recovery import Recovery
 from .subscriptions import BOOK, Sub, SubscriptionTable
+from .validity import Recovery
 
 VALID, AWAITING, NEW = 0, 1, 2
 _DELTA = TYPE_NAMES[OrderbookDelta]
