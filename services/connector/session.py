@@ -2,7 +2,8 @@
 
 :meth:`Session.frames` takes a batch of raw frames and appends bus messages to
 ``out``; commands to send accumulate in ``table.cmds``. Nothing here touches a
-socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in.
+socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in, and
+the shell times each batch (``kxfeed_ws_decode_seconds``).
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
@@ -23,7 +24,6 @@ side, which also makes the delta path independent of anyone downstream.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,7 +60,6 @@ from shared.units import UnitError
 from .badframes import FrameFaults
 from .metrics import (
     COMMAND_ERRORS,
-    DECODE,
     DISCARDED,
     GAPS,
     MESSAGE_AGE,
@@ -140,7 +139,6 @@ class Session:
 
     def frames(self, raws: list[bytes], ts_recv: int, now: float) -> None:
         """Handle a batch of raw frames in arrival order."""
-        started = time.perf_counter()
         resync = self.resync
         conn = self.conn
         yes_price = self.yes_price
@@ -205,8 +203,6 @@ class Session:
         for t, n in counts.items():
             _MESSAGES[t].inc(n)
         self.frames_total += len(raws)
-        if raws:
-            DECODE.observe((time.perf_counter() - started) / len(raws))
 
     # ---- everything else -------------------------------------------------------------------
     def _other(self, f: Any, raw: bytes, now: float, ts_recv: int) -> None:

@@ -51,6 +51,7 @@ from .metrics import (
     AUTH_FAILURES,
     CONNECTED,
     CONTROL_REQUESTS,
+    DECODE,
     PRIVATE_SKIPPED,
     RECONNECTS,
     SUBSCRIBED_MARKETS,
@@ -328,7 +329,9 @@ class ConnectorWorker(Actor):
                     batch.append(await link.recv(decode=False))
                 now = time.monotonic()
                 self.last_frame = now
+                started = time.perf_counter()
                 s.frames(batch, time.time_ns(), now)
+                DECODE.observe((time.perf_counter() - started) / len(batch))
                 self._flush(s)
                 if s.broken:
                     return s.broken
