@@ -122,8 +122,8 @@ def replay(
     """Frames/s of the connector's own work on recorded frames (no socket): decode, seq check,
     convert, group, journal, publish - exactly the worker's per-batch path."""
     from services.connector.batching import by_market
-    from services.connector.recovery import Recovery
     from services.connector.session import Session
+    from services.connector.validity import Recovery
     from shared.bus import Publisher
     from shared.journal import JournalWriter
 

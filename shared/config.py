@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from shared.config_sections import (
+from shared.config_common import (
     BusConfig,
     ControlConfig,
     DbConfig,
@@ -43,7 +43,7 @@ from shared.config_workers import (
     WriterConfig,
 )
 
-# The section classes live in config_sections / config_workers; they are re-exported here so
+# The section classes live in config_common / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
 __all__ = [
     "CONFIG_DIR",

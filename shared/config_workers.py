@@ -9,7 +9,7 @@ from typing import Literal
 
 import msgspec
 
-from shared.config_sections import WorkerBase, _Section
+from shared.config_common import WorkerBase, _Section
 
 __all__ = [
     "ArbConfig",

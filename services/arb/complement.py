@@ -26,22 +26,36 @@ PPM = 1_000_000
 
 
 class ComplementArbitrage:
-    """Mixed into :class:`~services.arb.detector.Detector`, whose state it reads."""
+    """Owned by :class:`~services.arb.detector.Detector` and called per game; the detector's
+    catalog, ledger, books, last candidates and counts are handed in (shared, mutated in place)."""
 
-    cfg: ArbConfig
-    catalog: Catalog
-    ledger: Ledger
-    books: dict[str, BookView]
-    last: dict[tuple[str, str, str], tuple[Any, ...]]
-    max_book_age_ms: int
-    min_complement_micro: int
-    min_complement_num: int
-    counts: dict[str, int]
+    def __init__(
+        self,
+        *,
+        cfg: ArbConfig,
+        catalog: Catalog,
+        ledger: Ledger,
+        books: dict[str, BookView],
+        last: dict[tuple[str, str, str], tuple[Any, ...]],
+        counts: dict[str, int],
+        max_book_age_ms: int,
+        min_complement_micro: int,
+        min_complement_num: int,
+    ) -> None:
+        self.cfg = cfg
+        self.catalog = catalog
+        self.ledger = ledger
+        self.books = books
+        self.last = last
+        self.counts = counts
+        self.max_book_age_ms = max_book_age_ms
+        self.min_complement_micro = min_complement_micro
+        self.min_complement_num = min_complement_num
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def _complement(self, game: Game, now_ms: int, t_in_ns: int, trigger: str, out: list[Candidate]) -> None:
+    def evaluate(self, game: Game, now_ms: int, t_in_ns: int, trigger: str, out: list[Candidate]) -> None:
         league = game.league
         if league is None or len(game.markets) != league.outcomes:
             return

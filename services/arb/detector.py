@@ -40,7 +40,7 @@ PPM = 1_000_000
 USD = 1_000_000  # micro-dollars
 
 
-class Detector(ComplementArbitrage):
+class Detector:
     def __init__(self, cfg: ArbConfig, leagues: dict[str, League]) -> None:
         self.cfg = cfg
         series = frozenset(cfg.series)
@@ -75,6 +75,20 @@ class Detector(ComplementArbitrage):
         self.min_complement_num = self.min_complement_micro * FEE_DEN_CONTRACT
         self.bankroll_micro = cfg.bankroll_usd * USD
         self._order = 0
+        self.complement = ComplementArbitrage(
+            cfg=cfg,
+            catalog=self.catalog,
+            ledger=self.ledger,
+            books=self.books,
+            last=self.last,
+            counts=self.counts,
+            max_book_age_ms=self.max_book_age_ms,
+            min_complement_micro=self.min_complement_micro,
+            min_complement_num=self.min_complement_num,
+        )
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
 
     # ---- inputs ----------------------------------------------------------------------------
     def handle(self, msgs: Iterable[Message], now_ms: int, t_in_ns: int) -> list[Candidate]:
@@ -135,7 +149,7 @@ class Detector(ComplementArbitrage):
             if trigger not in ("tob", "depth", "bookstate"):
                 for mt in game.markets.values():
                     self._edge(cat.markets[mt], now_ms, t_in_ns, trigger, out)
-            self._complement(game, now_ms, t_in_ns, trigger, out)
+            self.complement.evaluate(game, now_ms, t_in_ns, trigger, out)
         return out
 
     def on_odds(self, res: ParseResult, now_ms: int, t_in_ns: int) -> list[Candidate]:
@@ -190,7 +204,7 @@ class Detector(ComplementArbitrage):
                 continue
             for t in game.markets.values():
                 self._edge(cat.markets[t], now_ms, t_in_ns, trigger, out)
-            self._complement(game, now_ms, t_in_ns, trigger, out)
+            self.complement.evaluate(game, now_ms, t_in_ns, trigger, out)
         return out
 
     # ---- sportsbook edge -------------------------------------------------------------------

@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from shared.backoff import Backoff
+
 PUBLIC_ODDS_API = "https://api.the-odds-api.com/v4"
 AUTH_WAIT_S = 600.0
 QUOTA_WAIT_S = 3600.0
@@ -54,7 +56,8 @@ class OddsApi:
     hold_until: float = 0.0
     #: sport -> monotonic time before which it is not asked again (the API does not know it)
     sport_hold: dict[str, float] = field(default_factory=dict)
-    _backoff_s: float = 0.0
+    #: Throttling and errors: 1 s, doubling to MAX_BACKOFF_S, no jitter (one client, one API).
+    _backoff: Backoff = field(default_factory=lambda: Backoff(1.0, MAX_BACKOFF_S, jitter=0.0))
     _session: aiohttp.ClientSession | None = None
 
     def params(self) -> dict[str, str]:
@@ -95,7 +98,7 @@ class OddsApi:
             self._back_off(now)
             return Fetch(sport, error=f"connection: {type(exc).__name__}")
         if status == 200:
-            self._backoff_s = 0.0
+            self._backoff.reset()
             if self.remaining is not None and self.remaining < self.min_remaining:
                 self.hold_until = now + QUOTA_WAIT_S
             return Fetch(sport, body=body, status=status)
@@ -112,8 +115,7 @@ class OddsApi:
         return Fetch(sport, error="http", status=status)
 
     def _back_off(self, now: float) -> None:
-        self._backoff_s = min(MAX_BACKOFF_S, max(1.0, self._backoff_s * 2))
-        self.hold_until = now + self._backoff_s
+        self.hold_until = now + self._backoff.delay()
 
     def _quota(self, headers: Any) -> None:
         for name, attr in (("x-requests-remaining", "remaining"), ("x-requests-used", "used")):

@@ -2,7 +2,8 @@
 
 :meth:`Session.frames` takes a batch of raw frames and appends bus messages to
 ``out``; commands to send accumulate in ``table.cmds``. Nothing here touches a
-socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in.
+socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in, and
+the shell times each batch (``kxfeed_ws_decode_seconds``).
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
@@ -15,7 +16,7 @@ gap of that market alone. Recovery that does not finish within the resync
 timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
 unknown error codes are counted and logged once, never terminal.
 That bookkeeping, everything off the in-order delta's fast path, is
-:class:`~services.connector.resync.BookResync`, mixed in here.
+:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
 
 To check "negative level" the session keeps each book's level sizes: a dict per
 side, which also makes the delta path independent of anyone downstream.
@@ -23,7 +24,6 @@ side, which also makes the delta path independent of anyone downstream.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,7 +60,6 @@ from shared.units import UnitError
 from .badframes import FrameFaults
 from .metrics import (
     COMMAND_ERRORS,
-    DECODE,
     DISCARDED,
     GAPS,
     MESSAGE_AGE,
@@ -68,15 +67,15 @@ from .metrics import (
     REANCHORED,
     SEND_AGE,
 )
-from .recovery import Recovery
-from .resync import VALID, BookResync, MiniBook
+from .sequencing import VALID, BookResync, MiniBook
 from .subscriptions import BOOK, Pending, SubscriptionTable
+from .validity import Recovery
 
 _MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
 _log = get_logger("connector.session")
 
 
-class Session(BookResync):
+class Session:
     def __init__(
         self,
         conn: int,
@@ -113,6 +112,17 @@ class Session(BookResync):
         self.frames_total = 0
         self.faults = FrameFaults(unknown_types if unknown_types is not None else set())
         self._burst = BurstLog(_log)
+        self.resync = BookResync(
+            conn=conn,
+            recovery=recovery,
+            table=self.table,
+            books=self.books,
+            out=self.out,
+            faults=self.faults,
+            burst=self._burst,
+            resync_timeout_s=resync_timeout_s,
+            yes_price=use_yes_price,
+        )
 
     # ---- driving ---------------------------------------------------------------------------
     def start(self, markets: Iterable[str], now: float) -> None:
@@ -122,12 +132,14 @@ class Session(BookResync):
         self.table.start(ms, now)
 
     def take(self) -> list[Message]:
-        out, self.out = self.out, []
+        # Emptied in place: the resync object appends to this same list.
+        out = self.out.copy()
+        self.out.clear()
         return out
 
     def frames(self, raws: list[bytes], ts_recv: int, now: float) -> None:
         """Handle a batch of raw frames in arrival order."""
-        started = time.perf_counter()
+        resync = self.resync
         conn = self.conn
         yes_price = self.yes_price
         books = self.books
@@ -145,18 +157,18 @@ class Session(BookResync):
             except DECODE_ERRORS as exc:
                 env = self.faults.undecodable(raw, exc)
                 if env is not None:
-                    self._bad_frame(env, now, ts_recv)
+                    resync.bad_frame(env, now, ts_recv)
                 continue
             t = type(f)
             counts[t] = counts.get(t, 0) + 1
             if t is OrderbookDelta:
                 sub = by_sid.get(f.sid)
                 if sub is None:
-                    self._stray(f.sid)
+                    resync.stray(f.sid)
                     continue
                 seq = f.seq
                 last = sub.last_seq
-                if last is not None and seq != last + 1 and not self._seq_slow(sub, last, seq, now, ts_recv):
+                if last is not None and seq != last + 1 and not resync.seq_slow(sub, last, seq, now, ts_recv):
                     continue
                 sub.last_seq = seq
                 m = f.msg
@@ -166,18 +178,18 @@ class Session(BookResync):
                     send_age(now_ms - f.sending_ts_ms)
                 book = books.get(m.market_ticker)
                 if book is None or book.state != VALID or m.market_ticker not in sub.markets:
-                    self._delta_slow(f, sub, book, now, ts_recv)
+                    resync.delta_slow(f, sub, book, now, ts_recv)
                     continue
                 try:
                     d = to_delta(f, conn, ts_recv, yes_price=yes_price)
                 except UnitError as exc:
                     self.faults.unusable(raw, exc)
-                    self._market_gap(sub, m.market_ticker, "bad_delta", seq, now, ts_recv)
+                    resync.market_gap(sub, m.market_ticker, "bad_delta", seq, now, ts_recv)
                     continue
                 levels = book.yes if d.side == "yes" else book.no
                 new = levels.get(d.price, 0) + d.delta
                 if new < 0 or new > INT64_MAX:
-                    self._level_break(raw, sub, m.market_ticker, new, seq, now, ts_recv)
+                    resync.level_break(raw, sub, m.market_ticker, new, seq, now, ts_recv)
                     continue
                 if new:
                     levels[d.price] = new
@@ -185,14 +197,12 @@ class Session(BookResync):
                     levels.pop(d.price, None)
                 out.append(d)
             elif t is OrderbookSnapshot:
-                self._snapshot(f, raw, now, ts_recv)
+                resync.snapshot(f, raw, now, ts_recv)
             else:
                 self._other(f, raw, now, ts_recv)
         for t, n in counts.items():
             _MESSAGES[t].inc(n)
         self.frames_total += len(raws)
-        if raws:
-            DECODE.observe((time.perf_counter() - started) / len(raws))
 
     # ---- everything else -------------------------------------------------------------------
     def _other(self, f: Any, raw: bytes, now: float, ts_recv: int) -> None:
@@ -230,7 +240,7 @@ class Session(BookResync):
 
     def _lifecycle_seq(self, f: Any) -> None:
         """Lifecycle frames are published whatever their seq; a gap asks for re-discovery.
-        A jump far ahead re-anchors like a book sid's (see BookResync._seq_slow)."""
+        A jump far ahead re-anchors like a book sid's (see BookResync.seq_slow)."""
         sub = self.table.lifecycle
         if f.seq is None or sub is None or f.sid != sub.sid:
             return
@@ -252,7 +262,7 @@ class Session(BookResync):
             got = self.table.on_subscribed(f.id, f.msg.channel, f.msg.sid)
             if got is not None and got[0].channel == BOOK:
                 # A fresh sid starts with one snapshot per market; until then its markets wait.
-                self._await(got[0], sorted(got[1]), now, self.initial_timeout_s, mark=False)
+                self.resync.await_snapshots(got[0], sorted(got[1]), now, self.initial_timeout_s, mark=False)
         elif t is Unsubscribed:
             self.table.pop(f.id)
         elif t is Ok:
@@ -260,7 +270,9 @@ class Session(BookResync):
             if p is not None and p.kind == "add":
                 for sub in p.subs:
                     if sub.channel == BOOK:
-                        self._await(sub, list(p.markets), now, self.initial_timeout_s, mark=False)
+                        self.resync.await_snapshots(
+                            sub, list(p.markets), now, self.initial_timeout_s, mark=False
+                        )
         elif t is Error:
             self._error(f, now, ts_recv)
         else:  # a recognised frame type this session has no use for
@@ -297,7 +309,7 @@ class Session(BookResync):
                 subs = self.table.live_subs()  # a terminal error naming no sid: trust none
             self._burst.event(f"terminal:{code}", "subscription failed: subscribing again", sid=sid, **ctx)
             for sub in subs:
-                self._replace(sub, f"error_{code}", now, ts_recv)
+                self.resync.replace(sub, f"error_{code}", now, ts_recv)
         else:
             self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
 
@@ -325,7 +337,7 @@ class Session(BookResync):
         elif p.kind == "add":
             for sub in p.subs:
                 if sub.sid in self.table.by_sid:
-                    self._replace(sub, f"add_error_{code}", now, 0)
+                    self.resync.replace(sub, f"add_error_{code}", now, 0)
 
     # ---- timers and the end ----------------------------------------------------------------
     def tick(self, now: float, ts_recv: int) -> None:
@@ -338,7 +350,7 @@ class Session(BookResync):
                     sid=sub.sid,
                     waiting=len(sub.awaiting),
                 )
-                self._replace(sub, "resync_timeout", now, ts_recv)
+                self.resync.replace(sub, "resync_timeout", now, ts_recv)
         if any(p.kind == "subscribe" for p in self.table.overdue(now, self.command_timeout_s)):
             self.broken = "command_timeout"
         # Kalshi need not acknowledge get_snapshot; the resync deadline covers those.
@@ -364,6 +376,10 @@ class Session(BookResync):
             self.books.pop(t, None)
         self.recovery.forget(removed, now, ts_recv, self.out)
         return removed
+
+    def request_snapshots(self, tickers: Iterable[str] | None, source: str, now: float) -> list[str]:
+        """get_snapshot for these markets (None = every market). Returns those requested."""
+        return self.resync.request_snapshots(tickers, source, now)
 
     def subscribed(self) -> bool:
         """Every subscription confirmed (none pending)."""

@@ -19,40 +19,57 @@ from shared.messages import EventLifecycle, MarketLifecycle, Message
 
 from .marketset import MarketSet
 from .metrics import DISCOVERY_FAILURES
-from .recovery import Recovery
 from .session import Session
+from .validity import Recovery
 
 
 class MarketUpkeep:
-    """Mixed into :class:`~services.connector.worker.ConnectorWorker`, whose state it reads."""
+    """Owned by :class:`~services.connector.worker.ConnectorWorker` and called by it. Its
+    collaborators are handed in: the market set and the recovery bookkeeping it keeps current,
+    ``session`` (the live session, or None between connections), ``publish`` (messages to the
+    bus) and ``flush`` (a session's output and commands onward)."""
 
-    cc: ConnectorConfig
-    markets: MarketSet
-    recovery: Recovery
-    session: Session | None
-    lifeq: asyncio.Queue[MarketLifecycle | EventLifecycle]
-    stopping: asyncio.Event
-    log: logging.Logger
-    _auth_refused: bool
-    _sleep: Callable[[float], Awaitable[None]]
-    _publish: Callable[[list[Message]], None]
-    _flush: Callable[[Session], None]
+    def __init__(
+        self,
+        *,
+        cc: ConnectorConfig,
+        markets: MarketSet,
+        recovery: Recovery,
+        session: Callable[[], Session | None],
+        stopping: asyncio.Event,
+        log: logging.Logger,
+        sleep: Callable[[float], Awaitable[None]],
+        publish: Callable[[list[Message]], None],
+        flush: Callable[[Session], None],
+    ) -> None:
+        self.cc = cc
+        self.markets = markets
+        self.recovery = recovery
+        self._session = session
+        self.stopping = stopping
+        self.log = log
+        self._sleep = sleep
+        self._publish = publish
+        self._flush = flush
+        #: Lifecycle news from the live session, followed one at a time.
+        self.lifeq: asyncio.Queue[MarketLifecycle | EventLifecycle] = asyncio.Queue()
+        self.auth_refused = False
 
     # ---- discovery -------------------------------------------------------------------------
-    async def _discover_until_done(self) -> None:
+    async def discover_until_done(self) -> None:
         backoff = Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s)
         while not self.stopping.is_set():
-            if await self._discover_once(initial=True):
+            if await self.discover_once(initial=True):
                 return
-            await self._sleep(self.cc.auth_backoff_s if self._auth_refused else backoff.delay())
+            await self._sleep(self.cc.auth_backoff_s if self.auth_refused else backoff.delay())
 
-    async def _discover_once(self, *, initial: bool) -> bool:
-        self._auth_refused = False
+    async def discover_once(self, *, initial: bool) -> bool:
+        self.auth_refused = False
         try:
             added, removed = await self.markets.discover(initial=initial)
         except (RestError, OSError) as exc:
             DISCOVERY_FAILURES.inc()
-            self._auth_refused = isinstance(exc, RestAuthError)
+            self.auth_refused = isinstance(exc, RestAuthError)
             self.log.warning(
                 "market discovery failed", extra={"ctx": {"error": str(exc), "initial": initial}}
             )
@@ -68,7 +85,7 @@ class MarketUpkeep:
         return True
 
     # ---- lifecycle news --------------------------------------------------------------------
-    async def _lifecycle_loop(self) -> None:
+    async def lifecycle_loop(self) -> None:
         while True:
             m = await self.lifeq.get()
             try:
@@ -82,7 +99,7 @@ class MarketUpkeep:
                 continue
             if change is None:
                 continue
-            s = self.session
+            s = self._session()
             if change.kind == "update":
                 assert change.meta is not None
                 self._publish([change.meta])

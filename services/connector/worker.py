@@ -45,7 +45,7 @@ from shared.kalshi.credentials import Credentials, load_credentials
 from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.rest import RestClient
-from shared.messages import Control, EventLifecycle, MarketLifecycle, Message
+from shared.messages import Control, Message
 from shared.tasks import finish
 
 from .batching import by_market
@@ -55,22 +55,23 @@ from .metrics import (
     AUTH_FAILURES,
     CONNECTED,
     CONTROL_REQUESTS,
+    DECODE,
     PRIVATE_SKIPPED,
     RECONNECTS,
     SUBSCRIBED_MARKETS,
     SUBSCRIPTIONS,
     UPTIME,
 )
-from .recovery import Recovery
 from .session import Session
 from .upkeep import MarketUpkeep
+from .validity import Recovery
 
 #: Re-run discovery on reconnect when the last one is older than this (lifecycle news may be missed).
 REDISCOVER_AFTER_S = 60.0
 _WATCH_INTERVAL_S = 0.1
 
 
-class ConnectorWorker(MarketUpkeep, Actor):
+class ConnectorWorker(Actor):
     name = "connector"
     durable = True
 
@@ -92,9 +93,18 @@ class ConnectorWorker(MarketUpkeep, Actor):
         self.session: Session | None = None
         self.link: Link | None = None
         self.sendq: asyncio.Queue[str] = asyncio.Queue()
-        self.lifeq: asyncio.Queue[MarketLifecycle | EventLifecycle] = asyncio.Queue()
+        self.upkeep = MarketUpkeep(
+            cc=self.cc,
+            markets=self.markets,
+            recovery=self.recovery,
+            session=lambda: self.session,
+            stopping=self.stopping,
+            log=self.log,
+            sleep=self._sleep,
+            publish=self._publish,
+            flush=self._flush,
+        )
         self.ctl = self.subscriber([f"ctl.{self.name}"])
-        self._auth_refused = False
         self.last_frame = 0.0
         self.connected_at: float | None = None
         self.counts = {"reconnects": 0, "auth_failures": 0, "sessions": 0}
@@ -120,8 +130,8 @@ class ConnectorWorker(MarketUpkeep, Actor):
 
     async def main(self) -> None:
         self.spawn(self._control_loop(), name="control-loop")
-        self.spawn(self._lifecycle_loop(), name="lifecycle")
-        await self._discover_until_done()
+        self.spawn(self.upkeep.lifecycle_loop(), name="lifecycle")
+        await self.upkeep.discover_until_done()
         while not self.stopping.is_set():
             reason = await self._connect_once()
             self._ended(reason)
@@ -135,7 +145,7 @@ class ConnectorWorker(MarketUpkeep, Actor):
             self.log.info("reconnecting", extra={"ctx": {"reason": reason, "in_s": round(delay, 3)}})
             await self._sleep(delay)
             if self.markets.stale or time.monotonic() - self.markets.discovered_at > REDISCOVER_AFTER_S:
-                await self._discover_once(initial=False)
+                await self.upkeep.discover_once(initial=False)
 
     async def teardown(self) -> None:
         if self.link is not None:
@@ -205,7 +215,7 @@ class ConnectorWorker(MarketUpkeep, Actor):
             self.sendq.put_nowait(cmd)
         if s.lifecycle:
             for m in s.lifecycle:
-                self.lifeq.put_nowait(m)
+                self.upkeep.lifeq.put_nowait(m)
             s.lifecycle.clear()
         if s.rejected:
             self.markets.reject(s.rejected)
@@ -324,7 +334,9 @@ class ConnectorWorker(MarketUpkeep, Actor):
                     batch.append(await link.recv(decode=False))
                 now = time.monotonic()
                 self.last_frame = now
+                started = time.perf_counter()
                 s.frames(batch, time.time_ns(), now)
+                DECODE.observe((time.perf_counter() - started) / len(batch))
                 self._flush(s)
                 if s.broken:
                     return s.broken

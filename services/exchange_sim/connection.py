@@ -10,15 +10,16 @@ they interleave with data exactly as on the wire.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from services.exchange_sim import metrics
 from services.exchange_sim.session import Session
+from services.exchange_sim.truth import Truth
+from shared.config import SimConfig
 from shared.tasks import Supervised
-
-if TYPE_CHECKING:
-    from services.exchange_sim.hub import Hub
 
 _HIGH_WATER = 1 << 20  # bytes in the transport buffer before the writer waits for the socket
 
@@ -48,11 +49,30 @@ def encode_text_frames(batch: list[bytes]) -> bytes:
 
 
 class Conn:
+    """Given its collaborators by the :class:`~services.exchange_sim.hub.Hub` (no back
+    reference to it): the simulator's config, the ground truth it records sent frames in,
+    ``room`` (set when queues drain, for blast mode), the log, and ``disconnect``."""
+
     def __init__(
-        self, conn_id: int, hub: Hub, transport: Any, protocol: Any, peer: str, session: Session
+        self,
+        conn_id: int,
+        transport: Any,
+        protocol: Any,
+        peer: str,
+        session: Session,
+        *,
+        cfg: SimConfig,
+        truth: Truth,
+        room: asyncio.Event,
+        log: logging.Logger,
+        disconnect: Callable[[Conn, str], None],
     ) -> None:
         self.id = conn_id
-        self.hub = hub
+        self.cfg = cfg
+        self.truth = truth
+        self.room = room
+        self.log = log
+        self._disconnect = disconnect
         self.transport = transport
         self.protocol = protocol
         self.peer = peer
@@ -76,7 +96,7 @@ class Conn:
 
     def _crashed(self, what: str, exc: BaseException) -> None:
         # A bug in one connection's loop ends that connection (the client reconnects), loudly.
-        self.hub.log.error(
+        self.log.error(
             "connection task crashed", exc_info=exc, extra={"ctx": {"conn": self.id, "task": what}}
         )
         self.close(1011, b"simulator error", reason="crashed")
@@ -108,16 +128,16 @@ class Conn:
                 transport.write(encode_text_frames(batch))
                 self.frames_written += len(batch)
                 metrics.FRAMES_SENT.inc(len(batch))
-                self.hub.truth.sent_frames(self.id, batch, time.time_ns())
-                self.hub.room.set()
+                self.truth.sent_frames(self.id, batch, time.time_ns())
+                self.room.set()
                 if transport.get_write_buffer_size() > _HIGH_WATER:
                     await self.protocol._drain_helper()  # aiohttp's flow control: waits while paused
         except (ConnectionResetError, ConnectionError):
             pass
         finally:
-            self.hub.room.set()
+            self.room.set()
             if not self.closed:
-                self.hub.disconnect(self, "write_failed")
+                self._disconnect(self, "write_failed")
 
     def write_control(self, opcode: int, payload: bytes) -> None:
         if not self.closed and not self.transport.is_closing():
@@ -125,15 +145,15 @@ class Conn:
 
     # ---- keep-alive -------------------------------------------------------------------------
     async def _pinger(self) -> None:
-        interval = self.hub.cfg.ping_interval_s
-        missed = self.hub.cfg.missed_pongs
+        interval = self.cfg.ping_interval_s
+        missed = self.cfg.missed_pongs
         while not self.closed:
             await asyncio.sleep(interval)
             now = time.monotonic()
             if self.stalled(now) or self.no_ping_until > now:
                 continue
             if self.unanswered >= missed:
-                self.hub.log.info(
+                self.log.info(
                     "disconnecting client that missed pongs",
                     extra={"ctx": {"conn": self.id, "missed": missed}},
                 )
@@ -161,7 +181,7 @@ class Conn:
             self.transport.close()
         else:
             self.transport.abort()
-        self.hub.disconnect(self, reason)
+        self._disconnect(self, reason)
 
     def cancel_tasks(self) -> None:
         self.tasks.cancel()

@@ -69,7 +69,18 @@ class Hub:
         self._next_id += 1
         session = Session(conn_id, self.public, limits)
         session.mark = lambda sid, seq: self.truth.mark(conn_id, sid, seq)
-        conn = Conn(conn_id, self, transport, protocol, peer, session)
+        conn = Conn(
+            conn_id,
+            transport,
+            protocol,
+            peer,
+            session,
+            cfg=self.cfg,
+            truth=self.truth,
+            room=self.room,
+            log=self.log,
+            disconnect=self.disconnect,
+        )
         self.conns[conn_id] = conn
         self._list = list(self.conns.values())
         conn.start()

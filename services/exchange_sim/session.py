@@ -26,6 +26,7 @@ import msgspec
 from services.exchange_sim import frames, metrics
 from services.exchange_sim.emission import CH_BOOK, CH_LIFE, CH_TICKER, CH_TRADE, P_SNAPSHOT, P_TICKER
 from services.exchange_sim.state import ExchangeState
+from shared.kalshi.ratelimit import TokenBucket
 
 #: channel -> routing key (None: accepted, but the simulator has no private account activity to send).
 CHANNELS: dict[str, int | None] = {
@@ -61,7 +62,6 @@ class Subscription:
     __slots__ = (
         "all",
         "bucket",
-        "bucket_ts",
         "channel",
         "heads",
         "markets",
@@ -82,8 +82,7 @@ class Subscription:
         self.yes_price = yes_price
         self.skip_ack = skip_ack
         self.seq = 0
-        self.bucket = rate
-        self.bucket_ts = 0.0
+        self.bucket = _command_bucket(rate)
         #: Envelope heads per frame type (``{"type":...,"sid":N,"seq":``), built once.
         self.heads: dict[bytes, bytes] = {}
         #: Ground truth's delta-log position per seq (index seq - 1), when recording.
@@ -116,8 +115,7 @@ class Session:
         self.next_sid = 1
         self.routes: tuple[dict[str, list[Subscription]], ...] = ({}, {}, {}, {})
         self.alls: tuple[list[Subscription], ...] = ([], [], [], [])
-        self._bucket = self.limits.session_cmd_rate
-        self._bucket_ts = 0.0
+        self._bucket = _command_bucket(self.limits.session_cmd_rate)
         #: Called with (sid, seq) for every seq-numbered frame this session produces (ground truth).
         self.mark: Callable[[int, int], None] = _no_mark
 
@@ -136,7 +134,7 @@ class Session:
         name = cmd.get("cmd")
         out: list[bytes] = []
         try:
-            if not _take(self, "_bucket", "_bucket_ts", self.limits.session_cmd_rate, now_ms):
+            if not self._bucket.take(now_ms / 1000.0, 1.0):
                 raise ProtoError(27)
             if not isinstance(name, str):
                 raise ProtoError(1 if name is not None else 5)
@@ -287,7 +285,7 @@ class Session:
         sub = self.subs.get(sid)
         if sub is None:
             raise ProtoError(7)
-        if not _take(sub, "bucket", "bucket_ts", self.limits.sub_cmd_rate, now_ms):
+        if not sub.bucket.take(now_ms / 1000.0, 1.0):
             raise ProtoError(27)
         if action not in ("add_markets", "delete_markets", "get_snapshot"):
             raise ProtoError(13)
@@ -406,13 +404,7 @@ def _no_mark(sid: int, seq: int) -> None:
     pass
 
 
-def _take(obj: Any, attr: str, ts_attr: str, rate: float, now_ms: int) -> bool:
-    """Token bucket (capacity = one second of ``rate``) stored on ``obj``; False when empty."""
-    now = now_ms / 1000.0
-    tokens = min(rate, getattr(obj, attr) + (now - getattr(obj, ts_attr)) * rate)
-    setattr(obj, ts_attr, now)
-    if tokens < 1.0:
-        setattr(obj, attr, tokens)
-        return False
-    setattr(obj, attr, tokens - 1.0)
-    return True
+def _command_bucket(rate: float) -> TokenBucket:
+    """Commands per second, with a burst of one second's worth; starts full."""
+    # A rate of 0 (or below) refuses every command, as it always has.
+    return TokenBucket(max(rate, 1e-9), max(rate, 1e-9), now=0.0)

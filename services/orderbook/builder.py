@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from shared.backoff import ceiling
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -326,7 +327,7 @@ class Builder:
             if b.attempts > 0:
                 gapfill.append(t)
             connector.append(t)
-            b.retry_at = now + min(self.resync_timeout_s * 2**b.attempts, self.resync_max_backoff_s)
+            b.retry_at = now + ceiling(self.resync_timeout_s, self.resync_max_backoff_s, b.attempts)
             b.attempts += 1
         return connector, gapfill
 

@@ -15,51 +15,84 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from shared.backoff import Backoff
-from shared.kalshi.rest import TICKERS_PER_CALL, RestError
+from shared.kalshi.discovery import MarketFilter
+from shared.kalshi.rest import TICKERS_PER_CALL, RestClient, RestError
 from shared.messages import Message
 
 from . import metrics as M
-
-if TYPE_CHECKING:
-    from .worker import PollerWorker
+from .feed import FeedHealth
+from .schedule import ExchangeClock
+from .universe import Universe
 
 TICK_S = 0.2
 PAGE = 1000
 
 
+#: ``poll(market, ts_recv, fallback, out)``: the worker's change filter for one polled market.
+Poll = Callable[[Any, int, bool, list[Message]], None]
+
+
 class Fallback:
-    def __init__(self, worker: PollerWorker) -> None:
-        self.w = worker
+    """Given its collaborators by the poller worker (no back reference to the worker):
+    ``poll`` appends a changed snapshot to ``out``, ``publish`` sends, ``failed`` counts and
+    logs a failed REST round."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        rest: RestClient,
+        universe: Universe,
+        feed_filter: MarketFilter,
+        health: FeedHealth,
+        clock: ExchangeClock,
+        log: logging.Logger,
+        poll: Poll,
+        publish: Callable[[list[Message]], None],
+        failed: Callable[[str, BaseException], None],
+    ) -> None:
+        self.enabled = enabled
+        self.rest = rest
+        self.universe = universe
+        self.feed_filter = feed_filter
+        self.health = health
+        self.clock = clock
+        self.log = log
+        self._poll = poll
+        self._publish = publish
+        self._failed = failed
         #: Markets the connector(s) follow, as far as the universe knows them.
         self.feed_markets: list[str] = []
         #: Markets being polled now (due).
         self.markets: set[str] = set()
         self.backoff = Backoff(0.5, 30.0)
-        for name in worker.health.links:
+        for name in health.links:
             M.FEED_UP.labels(name).set(0)
 
     def refresh(self) -> None:
         """The universe changed: recompute the connector's market set."""
-        if not self.w.pc.fallback:
+        if not self.enabled:
             return
-        u = self.w.universe
-        self.feed_markets = [t for t in u.markets if u.wanted_by(self.w.feed_filter, t)]
+        u = self.universe
+        self.feed_markets = [t for t in u.markets if u.wanted_by(self.feed_filter, t)]
 
     def due(self) -> set[str]:
         now = time.monotonic()
-        for name, up in self.w.health.tick(now):
+        for name, up in self.health.tick(now):
             self._feed_changed(name, up)
-        due = set(self.w.health.due(self.feed_markets, now))
+        due = set(self.health.due(self.feed_markets, now))
         if bool(due) != bool(self.markets):
             on = bool(due)
             M.FALLBACK_SWITCHES.labels("on" if on else "off").inc()
             M.FALLBACK_ACTIVE.set(int(on))
-            log = self.w.log.warning if on else self.w.log.info
+            log = self.log.warning if on else self.log.info
             log(
                 "fallback polling " + ("on: the WebSocket feed is down" if on else "off: the feed is back"),
                 extra={"ctx": {"markets": len(due if on else self.markets)}},
@@ -71,11 +104,11 @@ class Fallback:
     def _feed_changed(self, name: str, up: bool) -> None:
         M.FEED_UP.labels(name).set(int(up))
         if up:
-            self.w.log.info("connector feed up", extra={"ctx": {"connector": name}})
+            self.log.info("connector feed up", extra={"ctx": {"connector": name}})
             return
-        expected = self.w.clock.expected_outage(dt.datetime.now(dt.UTC))
+        expected = self.clock.expected_outage(dt.datetime.now(dt.UTC))
         M.FEED_OUTAGES.labels("true" if expected else "false").inc()
-        log = self.w.log.info if expected else self.w.log.warning
+        log = self.log.info if expected else self.log.warning
         log(
             "connector feed down" + (" (expected: maintenance or outside trading hours)" if expected else ""),
             extra={"ctx": {"connector": name, "expected": expected}},
@@ -91,29 +124,29 @@ class Fallback:
                 await self._sweep(due)
                 self.backoff.attempt = 0
             except (RestError, OSError) as exc:
-                self.w.failed("fallback", exc)
+                self._failed("fallback", exc)
                 await asyncio.sleep(self.backoff.delay())
 
     def _by_pages(self, due: set[str]) -> bool:
-        total = self.w.universe.open_total
+        total = self.universe.open_total
         return total is not None and math.ceil(total / PAGE) < math.ceil(len(due) / TICKERS_PER_CALL)
 
     async def _sweep(self, due: set[str]) -> None:
-        rest = self.w.rest
+        rest = self.rest
         out: list[Message] = []
         if self._by_pages(due):
             n = 0
             async for m in rest.markets(status="open", limit=PAGE):
                 if m.ticker in due:
-                    self.w.changed_poll(m, time.time_ns(), True, out)
+                    self._poll(m, time.time_ns(), True, out)
                 n += 1
                 if n % PAGE == 0:
-                    self.w.publish(out)
+                    self._publish(out)
                     out = []
                     due = self.due()
                     if not due:
                         return
-            self.w.publish(out)
+            self._publish(out)
             return
         pending = sorted(due)
         for i in range(0, len(pending), TICKERS_PER_CALL):
@@ -121,8 +154,8 @@ class Fallback:
             if not chunk:
                 continue
             async for m in rest.markets(tickers=chunk):
-                self.w.changed_poll(m, time.time_ns(), True, out)
-            self.w.publish(out)
+                self._poll(m, time.time_ns(), True, out)
+            self._publish(out)
             out = []
             due = self.due()
             if not due:

@@ -86,7 +86,18 @@ class PollerWorker(Actor):
         self.clock = ExchangeClock()
         self.published = Published()
         self.own_list: list[str] = []
-        self.fallback = Fallback(self)
+        self.fallback = Fallback(
+            enabled=pc.fallback,
+            rest=self.rest,
+            universe=self.universe,
+            feed_filter=self.feed_filter,
+            health=self.health,
+            clock=self.clock,
+            log=self.log,
+            poll=self.changed_poll,
+            publish=self.publish,
+            failed=self.failed,
+        )
         self.sub = self.subscriber(["hb.connector", "bookstate.", "fee."])
         self.burst = BurstLog(self.log)
         self.rediscover = asyncio.Event()

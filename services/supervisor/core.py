@@ -27,7 +27,7 @@ from services.supervisor.model import Action, Child, ChildSpec, Event, Kill, Spa
 from services.supervisor.model import describe_exit as describe
 from services.supervisor.model import exit_reason as reason_of
 from services.supervisor.parking import decide, new_child, stable_for, unpark
-from services.supervisor.policy import PolicySettings, restart_group
+from services.supervisor.policy import PolicySettings, restart_group, retune
 from services.supervisor.status import status_rows
 from services.supervisor.watchdog import overdue
 from shared.config import CONFIG_EXIT
@@ -251,7 +251,7 @@ class SupervisorCore:
                 touched.append(spec.name)
                 self._event(spec.name, "added", "config reload")
                 continue
-            c.backoff.retune(settings)
+            retune(c.backoff, settings)
             c.intensity.max_restarts, c.intensity.period_s = settings.max_restarts, settings.period_s
             if c.spec != spec:
                 c.spec = spec

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import shared.backoff
-from services.supervisor.policy import Backoff, Intensity, RestartType
+from services.supervisor.policy import Intensity, RestartType
 from shared.config import EX_CONFIG
 
 State = Literal["pending", "starting", "running", "stopping", "down"]
@@ -62,7 +62,7 @@ class Event:
 @dataclass
 class Child:
     spec: ChildSpec
-    backoff: Backoff
+    backoff: shared.backoff.Backoff
     #: This child's own restart budget (restarts in the last period).
     intensity: Intensity
     #: The pacing while parked.

@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from services.supervisor.model import Child, ChildSpec
-from services.supervisor.policy import Backoff, Intensity, PolicySettings, park_backoff, should_restart
+from services.supervisor.policy import (
+    Intensity,
+    PolicySettings,
+    park_backoff,
+    restart_backoff,
+    should_restart,
+)
 
 
 def new_child(spec: ChildSpec, s: PolicySettings, rng: random.Random, **kw: Any) -> Child:
     """A child record with its own restart backoff, restart budget and park pacing."""
     return Child(
-        spec, Backoff.from_settings(s), Intensity(s.max_restarts, s.period_s), park_backoff(s, rng), **kw
+        spec, restart_backoff(s, rng), Intensity(s.max_restarts, s.period_s), park_backoff(s, rng), **kw
     )
 
 
@@ -41,7 +47,8 @@ def decide(
     if c.parked:
         return Decision("restart", c.park.delay())
     if c.intensity.allow(now):
-        return Decision("restart", c.backoff.next_delay(now - c.started_at, rng.random()))
+        c.backoff.failed_after(now - c.started_at)
+        return Decision("restart", c.backoff.delay(rng.random()))
     over = f"more than {settings.max_restarts} restarts in {settings.period_s:g}s"
     if settings.on_intensity == "exit":
         return Decision("exit", detail=f"{c.spec.name} failed ({reason}): {over}")

@@ -52,48 +52,34 @@ def restart_group(strategy: Strategy, order: Sequence[str], failed: str) -> list
     return list(order)
 
 
-class Backoff:
-    """Exponential restart delay with jitter, capped, reset after a stable run.
+def restart_backoff(s: PolicySettings, rng: random.Random) -> shared.backoff.Backoff:
+    """A child's restart pacing. The jitter only shortens a delay (by up to ``jitter`` of it),
+    so the cap holds and children that failed together do not come back in lock-step. An
+    initial delay above the cap is the cap (as ``min`` would make it anyway)."""
+    b = shared.backoff.Backoff(
+        _initial(s),
+        max(s.backoff_max_s, _initial(s)),
+        s.backoff_reset_s,
+        rng=rng,
+        jitter=min(max(s.backoff_jitter, 0.0), 1.0),
+        multiplier=s.backoff_multiplier,
+    )
+    return b
 
-    The jitter only shortens a delay (by up to ``jitter`` of it), so the cap holds and
-    children that failed together do not come back in lock-step.
-    """
 
-    def __init__(
-        self, initial_s: float, max_s: float, multiplier: float, jitter: float, reset_after_s: float
-    ) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.multiplier = multiplier
-        self.jitter = min(max(jitter, 0.0), 1.0)
-        self.reset_after_s = reset_after_s
-        self.attempts = 0
+def _initial(s: PolicySettings) -> float:
+    # [supervisor] backoff_initial_s is not validated: 0 (or below) has always meant "restart at
+    # once"; the shared Backoff needs a positive start, and a nanosecond is at once.
+    return max(min(s.backoff_initial_s, s.backoff_max_s), 1e-9)
 
-    @classmethod
-    def from_settings(cls, s: PolicySettings) -> Backoff:
-        return cls(
-            s.backoff_initial_s, s.backoff_max_s, s.backoff_multiplier, s.backoff_jitter, s.backoff_reset_s
-        )
 
-    def retune(self, s: PolicySettings) -> None:
-        """New parameters (config reload), keeping how far along the sequence this child is."""
-        self.initial_s = s.backoff_initial_s
-        self.max_s = s.backoff_max_s
-        self.multiplier = s.backoff_multiplier
-        self.jitter = min(max(s.backoff_jitter, 0.0), 1.0)
-        self.reset_after_s = s.backoff_reset_s
-
-    def next_delay(self, ran_for_s: float, rand: float) -> float:
-        """Delay before the next start of a child that ran ``ran_for_s`` before failing.
-
-        ``rand`` is uniform in [0, 1).
-        """
-        if ran_for_s >= self.reset_after_s:
-            self.attempts = 0
-        # The exponent is bounded so a long crash loop cannot overflow the float.
-        base = min(self.max_s, self.initial_s * self.multiplier ** min(self.attempts, 64))
-        self.attempts += 1
-        return base * (1.0 - self.jitter * rand)
+def retune(b: shared.backoff.Backoff, s: PolicySettings) -> None:
+    """New parameters (config reload), keeping how far along the sequence this child is."""
+    b.initial_s = _initial(s)
+    b.max_s = max(s.backoff_max_s, b.initial_s)
+    b.multiplier = s.backoff_multiplier
+    b.jitter = min(max(s.backoff_jitter, 0.0), 1.0)
+    b.reset_after_s = s.backoff_reset_s
 
 
 def park_backoff(s: PolicySettings, rng: random.Random) -> shared.backoff.Backoff:

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from shared.config import Config
 from shared.kalshi.credentials import load_credentials
 from shared.kalshi.endpoints import resolve
-from shared.kalshi.rest import RestClient, Signer, TokenBucket
+from shared.kalshi.ratelimit import TokenBucket
+from shared.kalshi.rest import RestClient, Signer
 
 
 def signer(cfg: Config, env: str, environ: Mapping[str, str] | None = None) -> Signer | None:

@@ -16,7 +16,8 @@ from shared.bus import Publisher
 from shared.config import PollerConfig
 from shared.control import arequest
 from shared.kalshi.discovery import LIVE_STATUSES
-from shared.kalshi.rest import RestClient, TokenBucket
+from shared.kalshi.ratelimit import TokenBucket
+from shared.kalshi.rest import RestClient
 from shared.messages import FeeUpdate, MarketMeta, PollSnapshot
 from shared.units import ONE_DOLLAR
 from tests.support.sim_client import running_sim

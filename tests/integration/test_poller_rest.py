@@ -14,7 +14,8 @@ import pytest
 from services.exchange_sim.server import ExchangeSim
 from shared.config import PollerConfig
 from shared.kalshi import parse
-from shared.kalshi.rest import RestClient, RestError, TokenBucket
+from shared.kalshi.ratelimit import TokenBucket
+from shared.kalshi.rest import RestClient, RestError
 from shared.kalshi.rest_models import MarketsPage
 from tests.support.sim_client import running_sim
 

@@ -22,8 +22,8 @@ from typing import Any
 import msgspec
 
 from services.connector.metrics import BAD_FRAMES, MESSAGES, UNKNOWN_TYPES
-from services.connector.recovery import Recovery
 from services.connector.session import Session
+from services.connector.validity import Recovery
 from shared.kalshi.ws import KNOWN_TYPES
 from shared.messages import BATCH_DECODER, BATCH_ENCODER
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shared.backoff import Backoff
+from shared.backoff import Backoff, ceiling
 
 
 def test_ceiling_doubles_to_the_cap() -> None:
@@ -64,3 +64,34 @@ def test_partial_jitter_keeps_a_floor_under_every_delay() -> None:
     assert b.attempt == 0 and b.ceiling() == 1.0
     with pytest.raises(ValueError):
         Backoff(1.0, 2.0, jitter=1.5)
+
+
+def test_seeded_rng_makes_the_jitter_reproducible_and_within_range() -> None:
+    a = Backoff(0.5, 10.0, rng=random.Random(42), jitter=0.5)
+    b = Backoff(0.5, 10.0, rng=random.Random(42), jitter=0.5)
+    for _ in range(30):
+        ceiling = a.ceiling()
+        d = a.delay()
+        assert d == b.delay()
+        assert 0.5 * ceiling <= d <= ceiling
+
+
+def test_no_jitter_is_the_ceiling_and_an_explicit_draw_replaces_the_rng() -> None:
+    b = Backoff(1.0, 600.0, jitter=0.0)
+    assert [b.delay() for _ in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    c = Backoff(2.0, 2.0, jitter=0.25)
+    assert c.delay(0.5) == pytest.approx(1.75)
+
+
+def test_multiplier_and_reset_after_a_stable_run_length() -> None:
+    b = Backoff(1.0, 100.0, reset_after_s=10.0, jitter=0.0, multiplier=3.0)
+    assert [b.delay() for _ in range(3)] == [1.0, 3.0, 9.0]
+    b.failed_after(9.9)  # not stable: the sequence goes on
+    assert b.delay() == 27.0
+    b.failed_after(10.0)  # stable: from the start again
+    assert b.delay() == 1.0
+
+
+def test_ceiling_function_is_the_one_the_backoff_uses() -> None:
+    assert [ceiling(2.0, 5.0, n) for n in range(4)] == [2.0, 4.0, 5.0, 5.0]
+    assert ceiling(0.25, 30.0, 10_000) == 30.0

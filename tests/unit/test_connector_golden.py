@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from services.connector.batching import by_market
-from services.connector.recovery import Recovery
 from services.connector.session import Session
+from services.connector.validity import Recovery
 from shared.messages import to_jsonable
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"

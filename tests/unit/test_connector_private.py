@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from services.connector.recovery import Recovery
 from services.connector.session import Session
+from services.connector.validity import Recovery
 from shared.config import ConfigError, load_config
 from shared.messages import Fill, MarketPosition, to_jsonable
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from services.connector.recovery import Recovery
 from services.connector.session import Session
+from services.connector.validity import Recovery
 from shared.messages import Message
 
 TS = 1_790_000_000_000_000_000  # ns

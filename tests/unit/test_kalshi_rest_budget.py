@@ -13,13 +13,12 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from shared.kalshi.ratelimit import READ_TIERS, TokenBucket
 from shared.kalshi.rest import (
-    READ_TIERS,
     RestAuthError,
     RestClient,
     RestError,
     RestNotFound,
-    TokenBucket,
 )
 
 from .test_kalshi_rest import server
@@ -214,3 +213,13 @@ def test_schedule_days_and_errors_carry_the_body() -> None:
 
     asyncio.run(body())
     assert json.dumps(schedule)  # the fixture is plain JSON
+
+
+def test_take_refuses_when_empty_and_refills_with_the_injected_clock() -> None:
+    """The simulator's side of the bucket: over budget is refused, nothing is borrowed."""
+    b = TokenBucket(10.0, 20.0, now=0.0)  # 10 tokens/s, burst 20
+    assert [b.take(0.0, 10.0) for _ in range(3)] == [True, True, False]
+    assert b.tokens == 0.0  # the refused take took nothing
+    assert not b.take(0.5, 10.0)  # 5 tokens: not enough
+    assert b.take(1.0, 10.0)  # 10 tokens after a second
+    assert b.take(100.0, 20.0) and not b.take(100.0, 0.5)  # refill stops at the capacity

@@ -2,34 +2,60 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.supervisor.policy import Backoff, Intensity, restart_group, should_restart
+from services.supervisor.policy import (
+    Intensity,
+    PolicySettings,
+    restart_backoff,
+    restart_group,
+    should_restart,
+)
+from shared.backoff import Backoff
+
+
+def _restart(initial: float, cap: float, mult: float, jitter: float, reset_after_s: float) -> Backoff:
+    s = PolicySettings(
+        backoff_initial_s=initial,
+        backoff_max_s=cap,
+        backoff_multiplier=mult,
+        backoff_jitter=jitter,
+        backoff_reset_s=reset_after_s,
+    )
+    return restart_backoff(s, random.Random(0))
+
+
+def _next(b: Backoff, ran_for_s: float, rand: float) -> float:
+    """What parking.decide does for a child that ran ``ran_for_s`` before failing."""
+    b.failed_after(ran_for_s)
+    return b.delay(rand)
 
 
 def test_backoff_grows_exponentially_and_caps() -> None:
-    b = Backoff(initial_s=0.5, max_s=4.0, multiplier=2.0, jitter=0.0, reset_after_s=60.0)
-    delays = [b.next_delay(ran_for_s=0.1, rand=0.5) for _ in range(6)]
+    b = _restart(initial=0.5, cap=4.0, mult=2.0, jitter=0.0, reset_after_s=60.0)
+    delays = [_next(b, ran_for_s=0.1, rand=0.5) for _ in range(6)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
 def test_backoff_resets_after_a_stable_run() -> None:
-    b = Backoff(initial_s=1.0, max_s=30.0, multiplier=3.0, jitter=0.0, reset_after_s=10.0)
-    assert [b.next_delay(0.0, 0.0) for _ in range(3)] == [1.0, 3.0, 9.0]
+    b = _restart(initial=1.0, cap=30.0, mult=3.0, jitter=0.0, reset_after_s=10.0)
+    assert [_next(b, 0.0, 0.0) for _ in range(3)] == [1.0, 3.0, 9.0]
     # Ran 9.9 s: not stable yet, the sequence continues.
-    assert b.next_delay(9.9, 0.0) == 27.0
+    assert _next(b, 9.9, 0.0) == 27.0
     # Ran 10 s: stable, back to the initial delay.
-    assert b.next_delay(10.0, 0.0) == 1.0
-    assert b.next_delay(0.0, 0.0) == 3.0
+    assert _next(b, 10.0, 0.0) == 1.0
+    assert _next(b, 0.0, 0.0) == 3.0
 
 
 def test_jitter_only_shortens_and_spreads() -> None:
-    b = Backoff(initial_s=2.0, max_s=2.0, multiplier=2.0, jitter=0.25, reset_after_s=60.0)
-    assert b.next_delay(0.0, 0.0) == 2.0
-    assert b.next_delay(0.0, 0.999) == pytest.approx(2.0 * (1 - 0.25 * 0.999))
-    assert b.next_delay(0.0, 0.5) == pytest.approx(1.75)
+    b = _restart(initial=2.0, cap=2.0, mult=2.0, jitter=0.25, reset_after_s=60.0)
+    assert _next(b, 0.0, 0.0) == 2.0
+    assert _next(b, 0.0, 0.999) == pytest.approx(2.0 * (1 - 0.25 * 0.999))
+    assert _next(b, 0.0, 0.5) == pytest.approx(1.75)
 
 
 @given(
@@ -42,9 +68,9 @@ def test_jitter_only_shortens_and_spreads() -> None:
 def test_backoff_never_exceeds_cap_and_is_never_negative(
     initial: float, cap: float, mult: float, jitter: float, rands: list[float]
 ) -> None:
-    b = Backoff(initial, cap, mult, jitter, reset_after_s=1e9)
+    b = _restart(initial, cap, mult, jitter, reset_after_s=1e9)
     for r in rands:
-        d = b.next_delay(0.0, r)
+        d = _next(b, 0.0, r)
         assert 0.0 <= d <= max(cap, 0.0) + 1e-12
 
 

@@ -1,5 +1,6 @@
-"""Config sections shared by every process: the section base, the worker base, and the
+"""Config sections common to every process: the section base, the worker base, and the
 sections that are not one worker's (exchange, bus endpoints, logging, journal, database).
+Each ``[<worker>]`` section is in ``config_workers``.
 
 Split out of ``shared.config`` (which re-exports every name) to keep modules small; the loader
 and the top-level ``Config`` live there.

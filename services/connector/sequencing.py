@@ -1,4 +1,7 @@
-"""Keeping each book in step with Kalshi: per-sid sequence checks, gaps, snapshots awaited.
+"""One connection's book sequencing: per-sid sequence checks, gaps, snapshots awaited.
+
+State of one connection only (its sids, their seqs); what outlives the connection, the
+book validity told to the bus and the gaps still open, is :mod:`.validity`.
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
@@ -28,8 +31,8 @@ from shared.units import UnitError
 
 from .badframes import FrameFaults
 from .metrics import DISCARDED, DUPLICATES, REANCHORED, SEND_AGE, SNAPSHOT_REQUESTS
-from .recovery import Recovery
 from .subscriptions import BOOK, Sub, SubscriptionTable
+from .validity import Recovery
 
 VALID, AWAITING, NEW = 0, 1, 2
 _DELTA = TYPE_NAMES[OrderbookDelta]
@@ -48,27 +51,43 @@ class MiniBook:
 
 
 class BookResync:
-    """Mixed into :class:`~services.connector.session.Session`, whose state it reads."""
+    """The session's book bookkeeping off the in-order delta's fast path, as an object the
+    :class:`~services.connector.session.Session` owns and calls. Its collaborators are handed
+    in: the session's subscription table, books and output list (shared, mutated in place),
+    the worker's :class:`Recovery`, and the session's frame-fault counter."""
 
-    conn: int
-    recovery: Recovery
-    table: SubscriptionTable
-    resync_timeout_s: float
-    yes_price: bool
-    books: dict[str, MiniBook]
-    out: list[Message]
-    faults: FrameFaults
-    _burst: BurstLog
+    def __init__(
+        self,
+        *,
+        conn: int,
+        recovery: Recovery,
+        table: SubscriptionTable,
+        books: dict[str, MiniBook],
+        out: list[Message],
+        faults: FrameFaults,
+        burst: BurstLog,
+        resync_timeout_s: float,
+        yes_price: bool,
+    ) -> None:
+        self.conn = conn
+        self.recovery = recovery
+        self.table = table
+        self.books = books
+        self.out = out
+        self.faults = faults
+        self._burst = burst
+        self.resync_timeout_s = resync_timeout_s
+        self.yes_price = yes_price
 
     # ---- book frames off the fast path -----------------------------------------------------
-    def _seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
+    def seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
         last = sub.last_seq
-        if last is not None and seq != last + 1 and not self._seq_slow(sub, last, seq, now, ts_recv):
+        if last is not None and seq != last + 1 and not self.seq_slow(sub, last, seq, now, ts_recv):
             return False
         sub.last_seq = seq
         return True
 
-    def _seq_slow(self, sub: Sub, last: int, seq: int, now: float, ts_recv: int) -> bool:
+    def seq_slow(self, sub: Sub, last: int, seq: int, now: float, ts_recv: int) -> bool:
         """``seq`` is not ``last + 1``: a gap (True, recovery started), a duplicate (False), or
         the sequence resuming after a jump that was itself the odd frame (True).
 
@@ -78,7 +97,7 @@ class BookResync:
         jump re-anchors the sid there instead of being read as a duplicate. (A late duplicate
         after a real gap re-anchors too; the worst that costs is a second get_snapshot.)"""
         if seq > last:
-            self._sid_gap(sub, last + 1, seq, now, ts_recv)
+            self.sid_gap(sub, last + 1, seq, now, ts_recv)
             sub.jump_at, sub.jump_from = seq, last
             return True
         if sub.jump_at == last and seq > sub.jump_from:
@@ -95,7 +114,7 @@ class BookResync:
         _DUP.inc()
         return False
 
-    def _delta_slow(
+    def delta_slow(
         self, f: OrderbookDelta, sub: Sub, book: MiniBook | None, now: float, ts_recv: int
     ) -> None:
         ticker = f.msg.market_ticker
@@ -104,9 +123,9 @@ class BookResync:
         elif book.state == AWAITING:
             _AWAIT.inc()
         else:  # NEW: a delta before the market's first snapshot
-            self._market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
+            self.market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
 
-    def _bad_frame(self, env: Envelope, now: float, ts_recv: int) -> None:
+    def bad_frame(self, env: Envelope, now: float, ts_recv: int) -> None:
         """A book frame that failed its decode (already counted) still holds its place in the
         sid's sequence: a delta whose market is known is a gap of that market, as any bad delta;
         one whose market is unreadable is left unsequenced, so the next frame opens a gap of the
@@ -116,30 +135,30 @@ class BookResync:
         sub = self.table.by_sid.get(env.sid)
         if sub is None or sub.channel != BOOK or (env.type == _DELTA and env.ticker is None):
             return
-        if not self._seq_ok(sub, env.seq, now, ts_recv) or env.type != _DELTA:
+        if not self.seq_ok(sub, env.seq, now, ts_recv) or env.type != _DELTA:
             return
         ticker = env.ticker
         book = self.books.get(ticker) if ticker is not None else None
         if ticker is not None and book is not None and book.state == VALID and ticker in sub.markets:
-            self._market_gap(sub, ticker, "bad_delta", env.seq, now, ts_recv)
+            self.market_gap(sub, ticker, "bad_delta", env.seq, now, ts_recv)
 
-    def _level_break(
+    def level_break(
         self, raw: bytes, sub: Sub, ticker: str, new: int, seq: int, now: float, ts_recv: int
     ) -> None:
         """A delta that would take a level below zero, or past what int64 holds: the book is
         not Kalshi's any more."""
         if new < 0:
-            self._market_gap(sub, ticker, "negative_level", seq, now, ts_recv)
+            self.market_gap(sub, ticker, "negative_level", seq, now, ts_recv)
             return
         self.faults.unusable(raw, RangeError(f"level size {new} is outside int64"))
-        self._market_gap(sub, ticker, "bad_delta", seq, now, ts_recv)
+        self.market_gap(sub, ticker, "bad_delta", seq, now, ts_recv)
 
-    def _snapshot(self, f: OrderbookSnapshot, raw: bytes, now: float, ts_recv: int) -> None:
+    def snapshot(self, f: OrderbookSnapshot, raw: bytes, now: float, ts_recv: int) -> None:
         sub = self.table.by_sid.get(f.sid)
         if sub is None:
-            self._stray(f.sid)
+            self.stray(f.sid)
             return
-        if not self._seq_ok(sub, f.seq, now, ts_recv):
+        if not self.seq_ok(sub, f.seq, now, ts_recv):
             return
         if f.sending_ts_ms is not None:
             SEND_AGE.observe_ms(ts_recv // 1_000_000 - f.sending_ts_ms)
@@ -166,9 +185,9 @@ class BookResync:
         self.out.append(snap)
         self.recovery.restored(ticker, self.conn, sub.sid, f.seq, now, ts_recv, self.out)
 
-    def _sid_gap(self, sub: Sub, expected: int, received: int, now: float, ts_recv: int) -> None:
+    def sid_gap(self, sub: Sub, expected: int, received: int, now: float, ts_recv: int) -> None:
         tickers = sorted(sub.markets)
-        self._await(sub, tickers, now, self.resync_timeout_s)
+        self.await_snapshots(sub, tickers, now, self.resync_timeout_s)
         self.recovery.open_gap(
             conn=self.conn,
             sid=sub.sid,
@@ -191,8 +210,8 @@ class BookResync:
         )
         self.request_snapshots(tickers, "gap", now)
 
-    def _market_gap(self, sub: Sub, ticker: str, reason: str, seq: int, now: float, ts_recv: int) -> None:
-        self._await(sub, [ticker], now, self.resync_timeout_s)
+    def market_gap(self, sub: Sub, ticker: str, reason: str, seq: int, now: float, ts_recv: int) -> None:
+        self.await_snapshots(sub, [ticker], now, self.resync_timeout_s)
         self.recovery.open_gap(
             conn=self.conn,
             sid=sub.sid,
@@ -208,7 +227,9 @@ class BookResync:
         self._burst.event(f"mgap:{reason}", "book break: recovering market", ticker=ticker, reason=reason)
         self.request_snapshots([ticker], "gap", now)
 
-    def _await(self, sub: Sub, tickers: list[str], now: float, timeout: float, *, mark: bool = True) -> None:
+    def await_snapshots(
+        self, sub: Sub, tickers: list[str], now: float, timeout: float, *, mark: bool = True
+    ) -> None:
         """``tickers`` wait for a snapshot on ``sub`` until ``now + timeout``; ``mark`` makes their
         deltas meanwhile be dropped (after a break) rather than treated as a break (new markets)."""
         if mark:
@@ -229,7 +250,7 @@ class BookResync:
             SNAPSHOT_REQUESTS.labels(source).inc(len(asked))
         return asked
 
-    def _replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
+    def replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
         """Resubscribe ``sub``; its book markets are suspect until the new sid's snapshots."""
         if sub.channel == BOOK:
             tickers = sorted(sub.markets)
@@ -253,5 +274,5 @@ class BookResync:
             self.recovery.set_method(tickers, "resubscribe")
         self.table.resubscribe(sub, reason, now, dead=reason.startswith("error_"))
 
-    def _stray(self, sid: int) -> None:
+    def stray(self, sid: int) -> None:
         DISCARDED.labels("retired_sid" if sid in self.table.retired else "unknown_sid").inc()

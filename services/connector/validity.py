@@ -1,5 +1,7 @@
 """What the bus has been told about book validity, and the gaps still open.
 
+Across connections (the per-connection sequence checks that open gaps are :mod:`.sequencing`).
+
 Lives across connections: a book marked INVALID before a reconnect is made
 VALID again by its first snapshot on the new connection, and a gap opened on the
 old connection is closed (``status="recovered"``) by the snapshots that repair it.
