@@ -15,6 +15,7 @@ that tests use to send what a typed caller cannot.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated, Any
 
 import msgspec
@@ -91,6 +92,9 @@ def request(
 ) -> Any:
     """Blocking request (for the CLI). Raises ControlError on error or timeout."""
     cmd, req = _envelope(cmd, args)
+    if endpoint.startswith("ipc://") and not os.path.exists(endpoint[len("ipc://") :]):
+        # Nothing was ever bound there: say so at once instead of waiting out the timeout.
+        raise ControlError(f"nothing listens on {endpoint} (no such socket; is it running?)")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = _request_socket(ctx, endpoint, timeout_s)
     try:

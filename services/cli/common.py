@@ -7,10 +7,12 @@ import difflib
 import sys
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.config import Config, load_config
 from shared.log import setup_logging
+from shared.units import format_count, format_price
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -134,3 +136,21 @@ def preflight_failed(
     for problem in problems:
         print(f"{prog}: {problem}", file=sys.stderr)
     return list(problems)
+
+
+def dollars(price: int | None) -> str:
+    """A price in $0.0001 units as dollars ("$0.4300"), exactly; "-" for none."""
+    if price is None:
+        return "-"
+    text = format_price(price)
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+def contracts(count: int) -> str:
+    """A contract count in hundredths ("25.00")."""
+    return format_count(count)
+
+
+def when(ts: datetime) -> str:
+    """A UTC timestamp to the millisecond, ISO 8601 with a Z."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

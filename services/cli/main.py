@@ -12,6 +12,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from services.cli import commands
 from shared.config import CONFIG_EXIT, ConfigError
@@ -25,10 +26,17 @@ EPILOG = """examples:
 Every command takes --help."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake answered in one line (the usage block is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole CLI; with ``only``, just that command's module (importing every command pulls
     in SQLAlchemy, alembic and more: seconds on a busy machine, for a one-second preflight)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kxfeed",
         description="Real-time market data for Kalshi: order books, trades, tickers, lifecycle - "
         "stored exactly once, watched by Prometheus.",

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.cli.common import action, add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, contracts, dollars, load, subcommand, when
 from shared.config import Config
 from shared.messages import JSON_ENCODER
 from shared.store import queries
@@ -136,24 +136,6 @@ def _run_query(args: argparse.Namespace, body: Callable[[AsyncEngine], Awaitable
         return await body(engine)
 
     return _with_engine(cfg, checked)
-
-
-def dollars(price: int | None) -> str:
-    if price is None:
-        return "-"
-    sign = "-" if price < 0 else ""
-    whole, frac = divmod(abs(price), 10_000)
-    return f"{sign}${whole}.{frac:04d}"
-
-
-def contracts(count: int) -> str:
-    sign = "-" if count < 0 else ""
-    whole, frac = divmod(abs(count), 100)
-    return f"{sign}{whole}.{frac:02d}"
-
-
-def when(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _print_json(value: Any) -> None:

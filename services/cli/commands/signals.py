@@ -29,18 +29,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import zmq
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from services.cli.commands.db import contracts, dollars, when
-from services.cli.common import WaitNotice, add_config_options, choice, load, subcommand
-from shared.bus import Subscriber
+from services.cli.common import (
+    WaitNotice,
+    add_config_options,
+    choice,
+    contracts,
+    dollars,
+    load,
+    subcommand,
+    when,
+)
 from shared.messages import JSON_ENCODER, Signal, to_jsonable
-from shared.store.engine import make_engine, redact
-from shared.store.migrate import current_revision
-from shared.store.schema import signals as table
-from shared.store.types import datetime_to_us
 
 #: The arb worker's strategies (services/arb: detector and complement).
 STRATEGIES = ("sportsbook", "complement")
@@ -103,10 +102,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stored(args: argparse.Namespace) -> int:
+    # Imported here: SQLAlchemy and alembic take seconds on a busy machine, and a usage
+    # mistake is answered before any of it is needed.
+    from sqlalchemy import select
+
+    from shared.store.engine import make_engine, redact
+    from shared.store.migrate import current_revision
+    from shared.store.schema import signals as table
+    from shared.store.types import datetime_to_us
+
     cfg = load(args)
 
     async def go() -> int:
-        engine: AsyncEngine = make_engine(cfg.db)
+        engine = make_engine(cfg.db)
         try:
             if await current_revision(engine) is None:
                 print(f"kxfeed signals: {redact(cfg.db.url)} has no kxfeed schema yet", file=sys.stderr)
@@ -142,6 +150,10 @@ def stored(args: argparse.Namespace) -> int:
 
 
 def live(args: argparse.Namespace) -> int:
+    import zmq
+
+    from shared.bus import Subscriber
+
     cfg = load(args)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = Subscriber(ctx, cfg.bus.xpub, [f"signal.{args.ticker}"], rcvhwm=cfg.bus.rcvhwm)
