@@ -56,11 +56,16 @@ from .metrics import (
     CONNECTED,
     CONTROL_REQUESTS,
     DECODE,
+    MESSAGE_AGE,
     PRIVATE_SKIPPED,
     RECONNECTS,
+    SEND_AGE,
     SUBSCRIBED_MARKETS,
     SUBSCRIPTIONS,
     UPTIME,
+    CountSync,
+    observe_ages,
+    observe_recoveries,
 )
 from .session import Session
 from .upkeep import MarketUpkeep
@@ -86,6 +91,9 @@ class ConnectorWorker(Actor):
         self.rest = RestClient(self.endpoints.rest_url, signer=self._sign, timeout_s=self.cc.rest_timeout_s)
         self.markets = MarketSet(self.rest, self.filter, self._sleep)
         self.recovery = Recovery()
+        # The cores count; these export what they counted (after every batch, in _flush).
+        self.session_sync = CountSync()
+        self.recovery_sync = CountSync()
         self.unknown_types: set[str] = set()
         self.backoff = Backoff(
             self.cc.backoff_initial_s, self.cc.backoff_max_s, self.cc.backoff_reset_after_s
@@ -148,6 +156,7 @@ class ConnectorWorker(Actor):
                 await self.upkeep.discover_once(initial=False)
 
     async def teardown(self) -> None:
+        self._sync_metrics(self.session)
         if self.link is not None:
             await self.link.close()
         await self.rest.close()
@@ -209,8 +218,10 @@ class ConnectorWorker(Actor):
             self.pub.publish_many(by_market(msgs))
 
     def _flush(self, s: Session) -> None:
-        """Publish what the session produced, queue its commands, hand lifecycle news on."""
+        """Publish what the session produced, queue its commands, hand lifecycle news on,
+        export its counts and observations."""
         self._publish(s.take())
+        self._sync_metrics(s)
         for cmd in s.table.take_commands():
             self.sendq.put_nowait(cmd)
         if s.lifecycle:
@@ -226,6 +237,14 @@ class ConnectorWorker(Actor):
         if s.lifecycle_gap:
             self.markets.stale = True
             s.lifecycle_gap = False
+
+    def _sync_metrics(self, s: Session | None) -> None:
+        if s is not None:
+            self.session_sync.sync(s.counts)
+            observe_ages(MESSAGE_AGE, s.ages_ms)
+            observe_ages(SEND_AGE, s.send_ages_ms)
+        self.recovery_sync.sync(self.recovery.counts)
+        observe_recoveries(self.recovery.recovery_s)
 
     def _snapshots(self, tickers: list[str] | None, source: str) -> list[str]:
         s = self.session
