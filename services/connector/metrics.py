@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from .counts import NAMES, Counts
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .validity import Recovery
 
 CONNECTED = Gauge(
     "kxfeed_ws_connected", "1 while the Kalshi WebSocket is connected and subscribed", ["worker"]
@@ -176,3 +181,20 @@ def observe_recoveries(seconds: list[float]) -> None:
     for v in seconds:
         GAP_RECOVERY.observe(v)
     seconds.clear()
+
+
+class CoreExport:
+    """Everything the connector's cores counted and observed, into Prometheus: called by the
+    shell after each batch (the worker's ``_flush``; the replay bench does the same)."""
+
+    def __init__(self) -> None:
+        self.session_sync = CountSync()
+        self.recovery_sync = CountSync()
+
+    def __call__(self, s: Session | None, recovery: Recovery) -> None:
+        if s is not None:
+            self.session_sync.sync(s.counts)
+            observe_ages(MESSAGE_AGE, s.ages_ms)
+            observe_ages(SEND_AGE, s.send_ages_ms)
+        self.recovery_sync.sync(recovery.counts)
+        observe_recoveries(recovery.recovery_s)

@@ -56,16 +56,12 @@ from .metrics import (
     CONNECTED,
     CONTROL_REQUESTS,
     DECODE,
-    MESSAGE_AGE,
     PRIVATE_SKIPPED,
     RECONNECTS,
-    SEND_AGE,
     SUBSCRIBED_MARKETS,
     SUBSCRIPTIONS,
     UPTIME,
-    CountSync,
-    observe_ages,
-    observe_recoveries,
+    CoreExport,
 )
 from .session import Session
 from .upkeep import MarketUpkeep
@@ -91,9 +87,8 @@ class ConnectorWorker(Actor):
         self.rest = RestClient(self.endpoints.rest_url, signer=self._sign, timeout_s=self.cc.rest_timeout_s)
         self.markets = MarketSet(self.rest, self.filter, self._sleep)
         self.recovery = Recovery()
-        # The cores count; these export what they counted (after every batch, in _flush).
-        self.session_sync = CountSync()
-        self.recovery_sync = CountSync()
+        # The cores count; this exports what they counted (after every batch, in _flush).
+        self.export = CoreExport()
         self.unknown_types: set[str] = set()
         self.backoff = Backoff(
             self.cc.backoff_initial_s, self.cc.backoff_max_s, self.cc.backoff_reset_after_s
@@ -156,7 +151,7 @@ class ConnectorWorker(Actor):
                 await self.upkeep.discover_once(initial=False)
 
     async def teardown(self) -> None:
-        self._sync_metrics(self.session)
+        self.export(self.session, self.recovery)
         if self.link is not None:
             await self.link.close()
         await self.rest.close()
@@ -221,7 +216,7 @@ class ConnectorWorker(Actor):
         """Publish what the session produced, queue its commands, hand lifecycle news on,
         export its counts and observations."""
         self._publish(s.take())
-        self._sync_metrics(s)
+        self.export(s, self.recovery)
         for cmd in s.table.take_commands():
             self.sendq.put_nowait(cmd)
         if s.lifecycle:
@@ -237,14 +232,6 @@ class ConnectorWorker(Actor):
         if s.lifecycle_gap:
             self.markets.stale = True
             s.lifecycle_gap = False
-
-    def _sync_metrics(self, s: Session | None) -> None:
-        if s is not None:
-            self.session_sync.sync(s.counts)
-            observe_ages(MESSAGE_AGE, s.ages_ms)
-            observe_ages(SEND_AGE, s.send_ages_ms)
-        self.recovery_sync.sync(self.recovery.counts)
-        observe_recoveries(self.recovery.recovery_s)
 
     def _snapshots(self, tickers: list[str] | None, source: str) -> list[str]:
         s = self.session
