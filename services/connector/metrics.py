@@ -20,6 +20,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.kalshi.ws import TYPE_NAMES
+
 from .counts import NAMES, Counts
 
 if TYPE_CHECKING:
@@ -145,6 +147,13 @@ COUNTERS: dict[str, Counter] = {
 }
 assert set(COUNTERS) == NAMES
 _UNLABELLED = frozenset({"duplicates", "reanchored"})
+# Series exported at 0 from the start (as when the cores resolved these label children at
+# import): a rate() over them works before the first bad frame.
+for _name in TYPE_NAMES.values():
+    MESSAGES.labels(_name)
+for _reason in ("json", "schema", "range", "units"):
+    BAD_FRAMES.labels(_reason)
+DISCARDED.labels("awaiting_snapshot")
 
 
 class CountSync:
