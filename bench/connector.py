@@ -122,6 +122,7 @@ def replay(
     """Frames/s of the connector's own work on recorded frames (no socket): decode, seq check,
     convert, group, journal, publish - exactly the worker's per-batch path."""
     from services.connector.batching import by_market
+    from services.connector.metrics import CoreExport
     from services.connector.session import Session
     from services.connector.validity import Recovery
     from shared.bus import Publisher
@@ -130,7 +131,9 @@ def replay(
     journal = JournalWriter(Path(cfg.journal.dir) / "replay", fsync=cfg.journal.fsync)
     pub = Publisher(ctx, cfg.bus.xsub, "bench-replay", journal=journal)
     pub.wait_for_subscriber_sync("delta.", 5.0)
-    s = Session(1, recovery=Recovery(), max_markets=cfg.connector.max_markets_per_subscription)
+    recovery = Recovery()
+    s = Session(1, recovery=recovery, max_markets=cfg.connector.max_markets_per_subscription)
+    export = CoreExport()
     s.start(tickers, 0.0)  # same command ids as the bare client: ids 1 (market channels) and 2 (lifecycle)
     s.table.take_commands()
     batch = cfg.connector.max_batch
@@ -138,6 +141,7 @@ def replay(
     for i in range(0, len(frames), batch):
         s.frames(frames[i : i + batch], time.time_ns(), time.monotonic())
         pub.publish_many(by_market(s.take()))
+        export(s, recovery)  # the worker's _flush exports the session's counts and ages
     took = time.perf_counter() - t0
     pub.close(0)
     journal.close()

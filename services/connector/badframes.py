@@ -12,23 +12,22 @@ from shared.kalshi.numbers import RangeError
 from shared.kalshi.ws import KNOWN_TYPES
 from shared.log import BurstLog, get_logger
 
-from .metrics import BAD_FRAMES, UNKNOWN_TYPES
+from .counts import Counts
 
 #: Distinct unknown type names that get their own metric label (the rest count as "other").
 MAX_UNKNOWN_LABELS = 50
 #: Distinct retired or unknown error codes logged (each once per process; the rest are counted).
 MAX_LOGGED_CODES = 50
 _logged_codes: set[int] = set()
-#: Label children resolved once: a hostile stream makes this a hot path.
-_BAD = {r: BAD_FRAMES.labels(r) for r in ("json", "schema", "range", "units")}
-
 _log = get_logger("connector.frames")
 
 
 class FrameFaults:
-    def __init__(self, unknown_types: set[str]) -> None:
+    def __init__(self, unknown_types: set[str], counts: Counts | None = None) -> None:
         #: Unknown types seen so far (shared across connections: each is logged once).
         self.unknown_types = unknown_types
+        #: ``bad_frames`` and ``unknown_types``, by reason / type (the shell exports them).
+        self.counts = counts if counts is not None else Counts()
         self._burst = BurstLog(_log)
 
     def undecodable(self, raw: bytes, exc: Exception) -> Envelope | None:
@@ -50,7 +49,7 @@ class FrameFaults:
                     )
                 else:
                     kind = "other"
-            UNKNOWN_TYPES.labels(kind).inc()
+            self.counts.add("unknown_types", kind)
             return None
         self.bad(reason, raw, exc)
         return env
@@ -72,7 +71,7 @@ class FrameFaults:
         self.bad("range" if isinstance(exc, RangeError) else "units", raw, exc)
 
     def bad(self, reason: str, raw: bytes, exc: Exception) -> None:
-        (_BAD.get(reason) or BAD_FRAMES.labels(reason)).inc()
+        self.counts.add("bad_frames", reason)
         sample = bytes(raw[:200]).decode(errors="replace")
         self._burst.event(
             f"bad:{reason}", "bad frame skipped", reason=reason, error=str(exc)[:200], sample=sample

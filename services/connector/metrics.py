@@ -1,5 +1,9 @@
 """The connector's Prometheus metrics (``kxfeed_ws_*``, ``kxfeed_connector_*``).
 
+The pure cores (session, resync, frame faults, subscription table, recovery) keep plain
+:class:`~services.connector.counts.Counts` and lists of observations; the worker (the
+shell) exports them here with :class:`CountSync` and :func:`observe_ages` after each batch.
+
 Per-frame observations (message age) go through :class:`FastHistogram`: the
 prometheus_client Histogram takes a lock and walks its buckets per observation,
 which at 100k frames/s is a visible share of the budget. FastHistogram keeps plain
@@ -10,10 +14,19 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from shared.kalshi.ws import TYPE_NAMES
+
+from .counts import NAMES, Counts
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .validity import Recovery
 
 CONNECTED = Gauge(
     "kxfeed_ws_connected", "1 while the Kalshi WebSocket is connected and subscribed", ["worker"]
@@ -116,3 +129,81 @@ SEND_AGE = FastHistogram(
 )
 REGISTRY.register(MESSAGE_AGE)
 REGISTRY.register(SEND_AGE)
+
+
+#: Each core counter (a :data:`~services.connector.counts.NAMES` entry) and its Prometheus counter.
+COUNTERS: dict[str, Counter] = {
+    "messages": MESSAGES,
+    "bad_frames": BAD_FRAMES,
+    "unknown_types": UNKNOWN_TYPES,
+    "duplicates": DUPLICATES,
+    "reanchored": REANCHORED,
+    "gaps": GAPS,
+    "discarded": DISCARDED,
+    "resubscribes": RESUBSCRIBES,
+    "snapshot_requests": SNAPSHOT_REQUESTS,
+    "commands": COMMANDS,
+    "command_errors": COMMAND_ERRORS,
+}
+assert set(COUNTERS) == NAMES
+_UNLABELLED = frozenset({"duplicates", "reanchored"})
+# Series exported at 0 from the start (as when the cores resolved these label children at
+# import): a rate() over them works before the first bad frame.
+for _name in TYPE_NAMES.values():
+    MESSAGES.labels(_name)
+for _reason in ("json", "schema", "range", "units"):
+    BAD_FRAMES.labels(_reason)
+DISCARDED.labels("awaiting_snapshot")
+
+
+class CountSync:
+    """Adds to the Prometheus counters what one core's :class:`Counts` gained since the last
+    :meth:`sync`. A new ``Counts`` object (a new connection's session) starts from zero."""
+
+    def __init__(self) -> None:
+        self._source: Counts | None = None
+        self._synced: dict[tuple[str, str], int] = {}
+
+    def sync(self, counts: Counts) -> None:
+        if counts is not self._source:
+            self._source, self._synced = counts, {}
+        synced = self._synced
+        for key, value in counts.items():
+            n = value - synced.get(key, 0)
+            if not n:
+                continue
+            synced[key] = value
+            name, label = key
+            metric = COUNTERS[name]
+            (metric if name in _UNLABELLED else metric.labels(label)).inc(n)
+
+
+def observe_ages(hist: FastHistogram, ages_ms: list[int]) -> None:
+    """Observe a core's per-frame ages and empty its list."""
+    for v in ages_ms:
+        hist.observe_ms(v)
+    ages_ms.clear()
+
+
+def observe_recoveries(seconds: list[float]) -> None:
+    """Observe the gap recovery times a core kept and empty its list."""
+    for v in seconds:
+        GAP_RECOVERY.observe(v)
+    seconds.clear()
+
+
+class CoreExport:
+    """Everything the connector's cores counted and observed, into Prometheus: called by the
+    shell after each batch (the worker's ``_flush``; the replay bench does the same)."""
+
+    def __init__(self) -> None:
+        self.session_sync = CountSync()
+        self.recovery_sync = CountSync()
+
+    def __call__(self, s: Session | None, recovery: Recovery) -> None:
+        if s is not None:
+            self.session_sync.sync(s.counts)
+            observe_ages(MESSAGE_AGE, s.ages_ms)
+            observe_ages(SEND_AGE, s.send_ages_ms)
+        self.recovery_sync.sync(recovery.counts)
+        observe_recoveries(recovery.recovery_s)

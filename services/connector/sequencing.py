@@ -30,15 +30,13 @@ from shared.messages import Message
 from shared.units import UnitError
 
 from .badframes import FrameFaults
-from .metrics import DISCARDED, DUPLICATES, REANCHORED, SEND_AGE, SNAPSHOT_REQUESTS
+from .counts import Counts
 from .subscriptions import BOOK, Sub, SubscriptionTable
 from .validity import Recovery
 
 VALID, AWAITING, NEW = 0, 1, 2
 _DELTA = TYPE_NAMES[OrderbookDelta]
 _SNAPSHOT = TYPE_NAMES[OrderbookSnapshot]
-_DUP = DUPLICATES
-_AWAIT = DISCARDED.labels("awaiting_snapshot")
 
 
 class MiniBook:
@@ -54,7 +52,8 @@ class BookResync:
     """The session's book bookkeeping off the in-order delta's fast path, as an object the
     :class:`~services.connector.session.Session` owns and calls. Its collaborators are handed
     in: the session's subscription table, books and output list (shared, mutated in place),
-    the worker's :class:`Recovery`, and the session's frame-fault counter."""
+    the worker's :class:`Recovery`, the session's frame-fault counter, its counts and the list
+    of send ages (ms) it hands the shell per batch."""
 
     def __init__(
         self,
@@ -68,6 +67,8 @@ class BookResync:
         burst: BurstLog,
         resync_timeout_s: float,
         yes_price: bool,
+        counts: Counts,
+        send_ages_ms: list[int],
     ) -> None:
         self.conn = conn
         self.recovery = recovery
@@ -78,6 +79,8 @@ class BookResync:
         self._burst = burst
         self.resync_timeout_s = resync_timeout_s
         self.yes_price = yes_price
+        self.counts = counts
+        self.send_ages_ms = send_ages_ms
 
     # ---- book frames off the fast path -----------------------------------------------------
     def seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
@@ -102,7 +105,7 @@ class BookResync:
             return True
         if sub.jump_at == last and seq > sub.jump_from:
             sub.jump_at = None
-            REANCHORED.inc()
+            self.counts.add("reanchored")
             self._burst.event(
                 f"reanchor:{sub.sid}",
                 "sequence resumed below a jump: the jump was the odd frame",
@@ -111,7 +114,7 @@ class BookResync:
                 seq=seq,
             )
             return True
-        _DUP.inc()
+        self.counts.add("duplicates")
         return False
 
     def delta_slow(
@@ -119,9 +122,9 @@ class BookResync:
     ) -> None:
         ticker = f.msg.market_ticker
         if book is None or ticker not in sub.markets:
-            DISCARDED.labels("unknown_market").inc()
+            self.counts.add("discarded", "unknown_market")
         elif book.state == AWAITING:
-            _AWAIT.inc()
+            self.counts.add("discarded", "awaiting_snapshot")
         else:  # NEW: a delta before the market's first snapshot
             self.market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
 
@@ -161,10 +164,10 @@ class BookResync:
         if not self.seq_ok(sub, f.seq, now, ts_recv):
             return
         if f.sending_ts_ms is not None:
-            SEND_AGE.observe_ms(ts_recv // 1_000_000 - f.sending_ts_ms)
+            self.send_ages_ms.append(ts_recv // 1_000_000 - f.sending_ts_ms)
         ticker = f.msg.market_ticker
         if ticker not in sub.markets:
-            DISCARDED.labels("unknown_market").inc()
+            self.counts.add("discarded", "unknown_market")
             return
         try:
             snap = parse.snapshot(f, self.conn, ts_recv, yes_price=self.yes_price)
@@ -247,7 +250,7 @@ class BookResync:
         groups = self.table.snapshot(wanted, now)
         asked = sorted(t for markets in groups.values() for t in markets)
         if asked:
-            SNAPSHOT_REQUESTS.labels(source).inc(len(asked))
+            self.counts.add("snapshot_requests", source, len(asked))
         return asked
 
     def replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
@@ -275,4 +278,4 @@ class BookResync:
         self.table.resubscribe(sub, reason, now, dead=reason.startswith("error_"))
 
     def stray(self, sid: int) -> None:
-        DISCARDED.labels("retired_sid" if sid in self.table.retired else "unknown_sid").inc()
+        self.counts.add("discarded", "retired_sid" if sid in self.table.retired else "unknown_sid")

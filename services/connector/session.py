@@ -2,8 +2,10 @@
 
 :meth:`Session.frames` takes a batch of raw frames and appends bus messages to
 ``out``; commands to send accumulate in ``table.cmds``. Nothing here touches a
-socket or reads a clock: ``now`` (monotonic s) and ``ts_recv`` (wall ns) come in, and
-the shell times each batch (``kxfeed_ws_decode_seconds``).
+socket, reads a clock or writes a metric: ``now`` (monotonic s) and ``ts_recv`` (wall ns)
+come in; the shell times each batch (``kxfeed_ws_decode_seconds``), exports ``counts``
+(shared with the session's table, frame faults and resync) and observes the message and
+send ages (ms) left in ``ages_ms`` / ``send_ages_ms``, which it empties.
 
 Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
 (dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
@@ -58,20 +60,11 @@ from shared.messages import (
 from shared.units import UnitError
 
 from .badframes import FrameFaults
-from .metrics import (
-    COMMAND_ERRORS,
-    DISCARDED,
-    GAPS,
-    MESSAGE_AGE,
-    MESSAGES,
-    REANCHORED,
-    SEND_AGE,
-)
+from .counts import Counts
 from .sequencing import VALID, BookResync, MiniBook
 from .subscriptions import BOOK, Pending, SubscriptionTable
 from .validity import Recovery
 
-_MESSAGES = {t: MESSAGES.labels(name) for t, name in TYPE_NAMES.items()}
 _log = get_logger("connector.session")
 
 
@@ -92,8 +85,18 @@ class Session:
     ) -> None:
         self.conn = conn
         self.recovery = recovery
+        #: Every counter of this connection (the worker's Recovery counts its gaps itself).
+        self.counts = Counts()
+        #: Receive time minus the exchange's ts_ms / sending_ts_ms, per frame, until the shell
+        #: observes them (kxfeed_ws_message_age_seconds / kxfeed_ws_send_age_seconds).
+        self.ages_ms: list[int] = []
+        self.send_ages_ms: list[int] = []
         self.table = SubscriptionTable(
-            max_markets=max_markets, use_yes_price=use_yes_price, lifecycle=lifecycle, private=private
+            max_markets=max_markets,
+            use_yes_price=use_yes_price,
+            lifecycle=lifecycle,
+            private=private,
+            counts=self.counts,
         )
         self.resync_timeout_s = resync_timeout_s
         self.initial_timeout_s = initial_timeout_s
@@ -110,7 +113,7 @@ class Session:
         #: A lifecycle seq jumped: the worker should re-discover the market set.
         self.lifecycle_gap = False
         self.frames_total = 0
-        self.faults = FrameFaults(unknown_types if unknown_types is not None else set())
+        self.faults = FrameFaults(unknown_types if unknown_types is not None else set(), self.counts)
         self._burst = BurstLog(_log)
         self.resync = BookResync(
             conn=conn,
@@ -122,6 +125,8 @@ class Session:
             burst=self._burst,
             resync_timeout_s=resync_timeout_s,
             yes_price=use_yes_price,
+            counts=self.counts,
+            send_ages_ms=self.send_ages_ms,
         )
 
     # ---- driving ---------------------------------------------------------------------------
@@ -148,8 +153,8 @@ class Session:
         decode = FRAME_DECODER.decode
         to_delta = parse.delta
         now_ms = ts_recv // 1_000_000
-        age = MESSAGE_AGE.observe_ms
-        send_age = SEND_AGE.observe_ms
+        age = self.ages_ms.append
+        send_age = self.send_ages_ms.append
         counts: dict[type, int] = {}
         for raw in raws:
             try:
@@ -200,8 +205,9 @@ class Session:
                 resync.snapshot(f, raw, now, ts_recv)
             else:
                 self._other(f, raw, now, ts_recv)
+        add = self.counts.add
         for t, n in counts.items():
-            _MESSAGES[t].inc(n)
+            add("messages", TYPE_NAMES[t], n)
         self.frames_total += len(raws)
 
     # ---- everything else -------------------------------------------------------------------
@@ -235,7 +241,7 @@ class Session:
             return
         ts = msg.ts_exch
         if ts is not None and t is not MarketLifecycleFrame:
-            MESSAGE_AGE.observe_ms(ts_recv // 1_000_000 - ts)
+            self.ages_ms.append(ts_recv // 1_000_000 - ts)
         self.out.append(msg)
 
     def _lifecycle_seq(self, f: Any) -> None:
@@ -248,12 +254,12 @@ class Session:
         if last is None or seq == last + 1:
             sub.last_seq = seq
         elif seq > last:
-            GAPS.labels("lifecycle_seq").inc()
+            self.counts.add("gaps", "lifecycle_seq")
             self.lifecycle_gap = True
             self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
             sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
         elif sub.jump_at == last and seq > sub.jump_from:
-            REANCHORED.inc()
+            self.counts.add("reanchored")
             sub.jump_at, sub.last_seq = None, seq
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
@@ -276,7 +282,7 @@ class Session:
         elif t is Error:
             self._error(f, now, ts_recv)
         else:  # a recognised frame type this session has no use for
-            DISCARDED.labels(TYPE_NAMES[t]).inc()
+            self.counts.add("discarded", TYPE_NAMES[t])
 
     def _error(self, f: Error, now: float, ts_recv: int) -> None:
         """By Kalshi's current table: 10 and 25 end the subscription (resubscribe now); a refused
@@ -285,7 +291,7 @@ class Session:
         code = f.msg.code
         kind = error_class(code)
         # A label per code Kalshi defines; a hostile stream of codes cannot grow the label set.
-        COMMAND_ERRORS.labels(str(code) if kind != "unknown" else "unknown").inc()
+        self.counts.add("command_errors", str(code) if kind != "unknown" else "unknown")
         p = self.table.pop(f.id) if f.id else None
         sid = f.sid if f.sid is not None else f.msg.sid
         ctx: dict[str, Any] = {

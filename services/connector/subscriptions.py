@@ -27,7 +27,7 @@ from shared.kalshi.ws import (
 )
 from shared.log import get_logger
 
-from .metrics import COMMANDS, RESUBSCRIBES
+from .counts import Counts
 
 BOOK = "orderbook_delta"
 MARKET_CHANNELS = (BOOK, "ticker", "trade")
@@ -103,6 +103,7 @@ class SubscriptionTable:
         use_yes_price: bool = False,
         lifecycle: bool = True,
         private: tuple[str, ...] = (),
+        counts: Counts | None = None,
     ) -> None:
         if max_markets < 1:
             raise ValueError("max_markets_per_subscription must be >= 1")
@@ -122,11 +123,14 @@ class SubscriptionTable:
         self.private: dict[str, Sub] = {}
         self._next_id = 1
         self._next_shard = 0
+        #: ``commands`` by command and ``resubscribes`` by reason (the shell exports them).
+        self.counts = counts if counts is not None else Counts()
 
     # ---- commands --------------------------------------------------------------------------
     def _send(self, cmd: Command) -> None:
         self.cmds.append(encode_command(cmd))
-        COMMANDS.labels(cmd.cmd if cmd.cmd != "update_subscription" else f"update:{cmd.params.action}").inc()  # type: ignore[union-attr]
+        name = cmd.cmd if cmd.cmd != "update_subscription" else f"update:{cmd.params.action}"  # type: ignore[union-attr]
+        self.counts.add("commands", name)
 
     def _id(self) -> int:
         i = self._next_id
@@ -249,7 +253,7 @@ class SubscriptionTable:
         """Replace ``sub`` with a fresh subscription of the same channel and markets (new sid).
 
         ``dead``: Kalshi already ended it (a terminal error), so no unsubscribe is sent."""
-        RESUBSCRIBES.labels(reason).inc()
+        self.counts.add("resubscribes", reason)
         if sub.sid:
             self._retire(sub.sid)
             if not dead:

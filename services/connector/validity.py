@@ -5,7 +5,8 @@ Across connections (the per-connection sequence checks that open gaps are :mod:`
 Lives across connections: a book marked INVALID before a reconnect is made
 VALID again by its first snapshot on the new connection, and a gap opened on the
 old connection is closed (``status="recovered"``) by the snapshots that repair it.
-Pure: callers pass ``now`` (monotonic seconds) and ``ts_recv`` (ns).
+Pure: callers pass ``now`` (monotonic seconds) and ``ts_recv`` (ns); gaps are counted in
+``counts`` and recovery times kept in ``recovery_s`` for the shell to export.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 
 from shared.messages import BookState, Gap, Message
 
-from .metrics import GAP_RECOVERY, GAPS
+from .counts import Counts
 
 
 class OpenGap:
@@ -33,6 +34,10 @@ class Recovery:
         self.invalid: set[str] = set()
         self.open: list[OpenGap] = []
         self.recovered = 0
+        #: ``gaps`` by reason.
+        self.counts = Counts()
+        #: Seconds from detection to recovery of each gap closed since the shell last took them.
+        self.recovery_s: list[float] = []
 
     def invalidate(
         self,
@@ -69,7 +74,7 @@ class Recovery:
         out: list[Message],
     ) -> None:
         """Publish a Gap (status open) and the INVALID BookStates of its markets."""
-        GAPS.labels(reason).inc()
+        self.counts.add("gaps", reason)
         self.invalidate(tickers, reason, conn, sid, received, ts_recv, out)
         gap = Gap(
             conn=conn,
@@ -127,7 +132,7 @@ class Recovery:
 
     def _close(self, g: OpenGap, now: float, ts_recv: int, out: list[Message]) -> None:
         self.recovered += 1
-        GAP_RECOVERY.observe(max(0.0, now - g.detected))
+        self.recovery_s.append(max(0.0, now - g.detected))
         old = g.gap
         out.append(
             Gap(

@@ -61,6 +61,7 @@ from .metrics import (
     SUBSCRIBED_MARKETS,
     SUBSCRIPTIONS,
     UPTIME,
+    CoreExport,
 )
 from .session import Session
 from .upkeep import MarketUpkeep
@@ -86,6 +87,8 @@ class ConnectorWorker(Actor):
         self.rest = RestClient(self.endpoints.rest_url, signer=self._sign, timeout_s=self.cc.rest_timeout_s)
         self.markets = MarketSet(self.rest, self.filter, self._sleep)
         self.recovery = Recovery()
+        # The cores count; this exports what they counted (after every batch, in _flush).
+        self.export = CoreExport()
         self.unknown_types: set[str] = set()
         self.backoff = Backoff(
             self.cc.backoff_initial_s, self.cc.backoff_max_s, self.cc.backoff_reset_after_s
@@ -148,6 +151,7 @@ class ConnectorWorker(Actor):
                 await self.upkeep.discover_once(initial=False)
 
     async def teardown(self) -> None:
+        self.export(self.session, self.recovery)
         if self.link is not None:
             await self.link.close()
         await self.rest.close()
@@ -209,8 +213,10 @@ class ConnectorWorker(Actor):
             self.pub.publish_many(by_market(msgs))
 
     def _flush(self, s: Session) -> None:
-        """Publish what the session produced, queue its commands, hand lifecycle news on."""
+        """Publish what the session produced, queue its commands, hand lifecycle news on,
+        export its counts and observations."""
         self._publish(s.take())
+        self.export(s, self.recovery)
         for cmd in s.table.take_commands():
             self.sendq.put_nowait(cmd)
         if s.lifecycle:

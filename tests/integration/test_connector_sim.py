@@ -78,6 +78,8 @@ def test_gap_recovered_in_band(tmp_path: Path) -> None:
             sid = st.book_sid()
             resubs = metric("kxfeed_ws_resubscribes_total", reason="resync_timeout")
             gaps = metric("kxfeed_ws_gaps_total", reason="seq_gap")
+            recoveries = metric("kxfeed_ws_gap_recovery_seconds_count")
+            ages = metric("kxfeed_ws_message_age_seconds_count")
             st.sim.faults.inject("gap", sid=sid, count=3)
             await st.until(lambda: any(g.status == "recovered" for g in st.tap.of(Gap)), 10.0, "gap recovery")
             opened = [g for g in st.tap.of(Gap) if g.status == "open"]
@@ -89,7 +91,11 @@ def test_gap_recovered_in_band(tmp_path: Path) -> None:
             invalid = {s.ticker for s in st.tap.of(BookState) if not s.valid and s.reason == "seq_gap"}
             valid = {s.ticker for s in st.tap.of(BookState) if s.valid}
             assert invalid and invalid <= valid
+            # The session and its Recovery only count; the worker exported it (the same _flush
+            # that published the recovered Gap observed its recovery time).
             assert metric("kxfeed_ws_gaps_total", reason="seq_gap") - gaps >= 1
+            assert metric("kxfeed_ws_gap_recovery_seconds_count") - recoveries >= 1
+            await st.until(lambda: metric("kxfeed_ws_message_age_seconds_count") > ages, 10.0, "ages")
             assert (
                 metric("kxfeed_ws_resubscribes_total", reason="resync_timeout") == resubs
             )  # in band, no resubscribe

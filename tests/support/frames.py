@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from services.connector.metrics import BAD_FRAMES, MESSAGES, UNKNOWN_TYPES
+from services.connector.counts import Counts
 from services.connector.session import Session
 from services.connector.validity import Recovery
 from shared.kalshi.ws import KNOWN_TYPES
@@ -85,22 +85,26 @@ def load_corpus() -> list[dict[str, Any]]:
     return out
 
 
-_COUNTERS = {c._name + "_total": c for c in (MESSAGES, BAD_FRAMES, UNKNOWN_TYPES)}
+#: What every Pipeline's sessions counted in this process (the cores' counts; in the real
+#: connector the worker exports the same counts to Prometheus).
+_ALL = Counts()
+
+
+def _core_name(name: str) -> str:
+    """``kxfeed_ws_bad_frames_total`` -> ``bad_frames`` (the core's name for that counter)."""
+    return name.removeprefix("kxfeed_ws_").removesuffix("_total")
 
 
 def counter_by_label(name: str, label: str) -> dict[str, float]:
-    """One connector counter (kxfeed_ws_messages/bad_frames/unknown_types_total) by a label."""
-    out: dict[str, float] = {}
-    for metric in _COUNTERS[name].collect():
-        for s in metric.samples:
-            if s.name == name:
-                out[s.labels[label]] = out.get(s.labels[label], 0.0) + s.value
-    return out
+    """One connector counter (kxfeed_ws_messages/bad_frames/unknown_types_total) by its label
+    (``label`` names it: every such counter has one), over every Pipeline so far."""
+    core = _core_name(name)
+    return {lab: float(n) for (k, lab), n in _ALL.items() if k == core}
 
 
 def counter_total(name: str) -> float:
-    """Sum of one connector counter over its labels."""
-    return sum(counter_by_label(name, next(iter(_COUNTERS[name]._labelnames))).values())
+    """Sum of one connector counter over its labels, over every Pipeline so far."""
+    return float(_ALL.total(_core_name(name)))
 
 
 class Pipeline:
@@ -112,6 +116,8 @@ class Pipeline:
                                and isinstance(f["msg"].get("market_ticker"), str)})  # fmt: skip
         #: Messages published (encoded, decoded back) over every session of this pipeline.
         self.published = 0
+        #: What this pipeline's sessions counted (each session's counts start at zero).
+        self.counts = Counts()
         self.sessions = 0
         self.now = 0.0
         self._boot()
@@ -152,8 +158,13 @@ class Pipeline:
         """Decode, parse, publish (encode) and consume (decode) ``raws``. Raises only on a bug."""
         self.now += 0.01
         s = self.session
+        before = dict(s.counts)
         s.frames(raws, TS, self.now)
         s.tick(self.now, TS)
+        for key, value in s.counts.items():
+            if value != before.get(key, 0):
+                self.counts.add(*key, n=value - before.get(key, 0))
+                _ALL.add(*key, n=value - before.get(key, 0))
         out = s.take()
         if out:
             # What a publisher does with them (one batch per topic) and what a consumer reads.

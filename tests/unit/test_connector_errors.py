@@ -10,7 +10,7 @@ import pytest
 from services.connector import badframes
 from shared.kalshi import ws
 
-from .test_connector_support import A, booted, delta, kinds, metric
+from .test_connector_support import A, booted, counted, delta, kinds
 
 
 def error(code: int, **top: Any) -> dict[str, Any]:
@@ -48,11 +48,11 @@ def test_retired_and_unknown_codes_are_counted_logged_once_and_never_fatal(
     monkeypatch.setattr(badframes, "_logged_codes", set())
     sc, sid = booted()
     label = str(code) if code in ws.RETIRED_ERRORS else "unknown"
-    before = metric("kxfeed_ws_command_errors_total", code=label)
+    before = counted(sc.s, "command_errors", label)
     with caplog.at_level(logging.WARNING, logger="kxfeed.connector.frames"):
         out = sc.feed(error(code, sid=sid), error(code, sid=sid), error(code), now=1.0)
     assert out == []
-    assert metric("kxfeed_ws_command_errors_total", code=label) - before == 3
+    assert counted(sc.s, "command_errors", label) - before == 3
     assert sc.commands() == []  # nothing resubscribed
     assert sc.s.broken == ""
     out = sc.feed(delta(sid, 3, A, "0.40", "1.00"))
@@ -65,18 +65,17 @@ def test_error_frames_decode_sid_seq_and_market_tickers() -> None:
     raw = b'{"type":"error","sid":3,"seq":41,"msg":{"code":25,"msg":"overflow","market_tickers":["A","B"]}}'
     f = ws.FRAME_DECODER.decode(raw)
     assert isinstance(f, ws.Error) and (f.sid, f.seq, f.msg.market_tickers) == (3, 41, ["A", "B"])
-    before = metric("kxfeed_ws_bad_frames_total", reason="range")
     sc, _ = booted()
     sc.feed(b'{"type":"error","sid":3,"seq":-1,"msg":{"code":25}}')
-    assert metric("kxfeed_ws_bad_frames_total", reason="range") - before == 1
+    assert counted(sc.s, "bad_frames", "range") == 1
     assert sc.commands() == []
 
 
 def test_an_error_taking_the_next_seq_of_a_book_sid_is_not_a_gap() -> None:
     sc, sid = booted()
-    gaps = metric("kxfeed_ws_gaps_total", reason="seq_gap")
+    gaps = counted(sc.s, "gaps", "seq_gap")
     out = sc.feed(error(18, sid=sid, seq=3), delta(sid, 4, A, "0.40", "1.00"))
     assert kinds(out) == ["delta"]
     out = sc.feed(error(18, sid=sid, seq=4), delta(sid, 5, A, "0.40", "1.00"))  # repeats nothing
     assert kinds(out) == ["delta"]
-    assert metric("kxfeed_ws_gaps_total", reason="seq_gap") == gaps
+    assert counted(sc.s, "gaps", "seq_gap") == gaps

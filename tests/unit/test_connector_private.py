@@ -20,7 +20,7 @@ from services.connector.validity import Recovery
 from shared.config import ConfigError, load_config
 from shared.messages import Fill, MarketPosition, to_jsonable
 
-from .test_connector_support import Script, kinds, metric
+from .test_connector_support import Script, counted, kinds
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
 LAL, BOS = "KXNBAGAME-26NOV03LALBOS-LAL", "KXNBAGAME-26NOV03LALBOS-BOS"
@@ -76,7 +76,6 @@ def replay(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sessi
 
 
 def test_private_session_matches_golden() -> None:
-    units_before = metric("kxfeed_ws_bad_frames_total", reason="units")
     out, cmds, s = replay("ws_session_private.jsonl")
     golden_path = FIX / "ws_session_private.golden.json"
     got = json.loads(json.dumps({"bus": out, "commands": cmds}))
@@ -84,7 +83,7 @@ def test_private_session_matches_golden() -> None:
         golden_path.write_text(json.dumps(got, indent=1) + "\n")
     assert got == json.loads(golden_path.read_text())
     # Stated plainly as well: the bad fee was refused and counted, nothing else published.
-    assert metric("kxfeed_ws_bad_frames_total", reason="units") - units_before == 1
+    assert counted(s, "bad_frames", "units") == 1
     assert [m["kind"] for m in out] == ["fill", "fill", "position", "position"]
     assert "bad-fee" not in {m.get("trade_id") for m in out}
     assert s.table.private["fill"].sid == 13 and s.table.private["market_positions"].sid == 14

@@ -14,7 +14,7 @@ import pytest
 from shared.kalshi import envelope, parse, ws
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, INT64_MAX, BookDelta, Message
 
-from .test_connector_support import TS_MS, A, B, booted, delta, kinds, metric
+from .test_connector_support import TS_MS, A, B, Script, booted, counted, delta, kinds
 
 BIG_COUNT = "1" + "0" * 29 + ".00"  # 10^29 contracts
 BIG_TRADE = "1" + "0" * 23 + ".00"  # 10^23 contracts
@@ -25,24 +25,24 @@ def encodes(out: list[Message]) -> None:
     assert BATCH_DECODER.decode(BATCH_ENCODER.encode(out)) == out
 
 
-def ranged() -> float:
-    return metric("kxfeed_ws_bad_frames_total", reason="range")
+def ranged(sc: Script) -> int:
+    return counted(sc.s, "bad_frames", "range")
 
 
 def test_delta_of_ten_to_the_29_contracts_is_a_gap_of_its_market_only() -> None:
     sc, sid = booted()
-    before = ranged()
+    before = ranged(sc)
     out = sc.feed(delta(sid, 3, A, "0.40", BIG_COUNT), delta(sid, 4, B, "0.40", "1.00"))
     encodes(out)
     assert kinds(out) == ["bookstate", "gap", "delta"]
     assert out[1].reason == "bad_delta" and out[1].tickers == [A]  # type: ignore[union-attr]
-    assert ranged() - before == 1
+    assert ranged(sc) - before == 1
     assert sc.s.broken == ""
 
 
 def test_delta_ts_ms_of_two_to_the_70_is_a_gap_of_its_market_and_keeps_the_sequence() -> None:
     sc, sid = booted()
-    before = ranged()
+    before = ranged(sc)
     bad = delta(sid, 3, A, "0.40", "1.00")
     bad["msg"]["ts_ms"] = 2**70
     out = sc.feed(bad, delta(sid, 4, B, "0.40", "1.00"))
@@ -50,12 +50,12 @@ def test_delta_ts_ms_of_two_to_the_70_is_a_gap_of_its_market_and_keeps_the_seque
     # The frame failed its decode yet held seq 3: B's delta is in order, A alone is broken.
     assert kinds(out) == ["bookstate", "gap", "delta"]
     assert out[1].tickers == [A] and out[1].reason == "bad_delta"  # type: ignore[union-attr]
-    assert ranged() - before == 1
+    assert ranged(sc) - before == 1
 
 
 def test_delta_seq_out_of_range_is_dropped_and_the_stream_goes_on() -> None:
     sc, sid = booted()
-    before = ranged()
+    before = ranged(sc)
     out = sc.feed(
         delta(sid, 2**70, A, "0.40", "1.00"),
         delta(sid, -1, A, "0.40", "1.00"),
@@ -63,7 +63,7 @@ def test_delta_seq_out_of_range_is_dropped_and_the_stream_goes_on() -> None:
     )
     encodes(out)
     assert kinds(out) == ["delta"]
-    assert ranged() - before == 2
+    assert ranged(sc) - before == 2
 
 
 def test_delta_with_an_unreadable_market_makes_the_next_frame_a_sid_gap() -> None:
@@ -81,12 +81,12 @@ def test_level_past_int64_is_a_gap_not_a_wrapped_size() -> None:
     sc, sid = booted()
     most = "92233720368547758.07"  # INT64_MAX hundredths
     assert parse.count(most) == INT64_MAX
-    before = ranged()
+    before = ranged(sc)
     out = sc.feed(delta(sid, 3, A, "0.41", most), delta(sid, 4, A, "0.41", "1.00"))
     encodes(out)
     assert kinds(out) == ["delta", "bookstate", "gap"]
     assert isinstance(out[0], BookDelta) and out[0].delta == INT64_MAX
-    assert ranged() - before == 1
+    assert ranged(sc) - before == 1
 
 
 def ticker_frame(sid: int, **msg: Any) -> dict[str, Any]:
@@ -120,18 +120,18 @@ def trade_frame(sid: int, **msg: Any) -> dict[str, Any]:
 )
 def test_ticker_and_trade_out_of_range_counted_and_dropped(frame: dict[str, Any]) -> None:
     sc, _ = booted()
-    before = ranged()
+    before = ranged(sc)
     good = ticker_frame(2)
     out = sc.feed(frame, good)
     encodes(out)
     assert kinds(out) == ["ticker"]
-    assert ranged() - before == 1
+    assert ranged(sc) - before == 1
 
 
 def test_lifecycle_and_fee_numbers_out_of_range() -> None:
     sc, _ = booted()
-    before = ranged()
-    units = metric("kxfeed_ws_bad_frames_total", reason="units")
+    before = ranged(sc)
+    units = counted(sc.s, "bad_frames", "units")
     lsid = sc.s.table.lifecycle.sid  # type: ignore[union-attr]
 
     def fee(multiplier: object) -> dict[str, Any]:
@@ -153,13 +153,13 @@ def test_lifecycle_and_fee_numbers_out_of_range() -> None:
     out = sc.feed(*raws)
     encodes(out)
     assert out == []
-    assert ranged() - before == 2  # the lifecycle open_ts and the 40-digit multiplier
-    assert metric("kxfeed_ws_bad_frames_total", reason="units") - units == 3
+    assert ranged(sc) - before == 2  # the lifecycle open_ts and the 40-digit multiplier
+    assert counted(sc.s, "bad_frames", "units") - units == 3
 
 
 def test_nesting_past_the_decoder_depth_is_a_counted_bad_frame() -> None:
     sc, sid = booted()
-    before = metric("kxfeed_ws_bad_frames_total", reason="json")
+    before = counted(sc.s, "bad_frames", "json")
     deep = b"[" * 50_000 + b"]" * 50_000
     out = sc.feed(
         b'{"type":"orderbook_delta","sid":%d,"seq":3,"junk":%s}' % (sid, deep),
@@ -167,7 +167,7 @@ def test_nesting_past_the_decoder_depth_is_a_counted_bad_frame() -> None:
         delta(sid, 3, A, "0.40", "1.00"),
     )
     assert kinds(out) == ["delta"]
-    assert metric("kxfeed_ws_bad_frames_total", reason="json") - before == 2
+    assert counted(sc.s, "bad_frames", "json") - before == 2
 
 
 def test_wire_bounds_follow_what_kxfeed_derives() -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from shared.messages import BookState, Gap
 
-from .test_connector_support import A, B, booted, delta, kinds, metric, snap
+from .test_connector_support import A, B, booted, counted, delta, kinds, snap
 
 FAR = 10**18
 
 
 def test_seq_jumping_to_ten_to_the_18_is_recovered_in_band_without_duplicates() -> None:
     sc, sid = booted()
-    dups = metric("kxfeed_ws_duplicates_total")
-    reanchored = metric("kxfeed_ws_seq_reanchored_total")
+    dups = counted(sc.s, "duplicates")
+    reanchored = counted(sc.s, "reanchored")
     out = sc.feed(delta(sid, 3, A, "0.40", "1.00"), delta(sid, FAR, A, "0.40", "1.00"), now=1.0)
     gaps = [m for m in out if isinstance(m, Gap)]
     assert len(gaps) == 1 and (gaps[0].expected, gaps[0].received) == (4, FAR)
@@ -21,8 +21,8 @@ def test_seq_jumping_to_ten_to_the_18_is_recovered_in_band_without_duplicates() 
     # The stream goes on at its real sequence: those frames wait for snapshots, none a duplicate.
     out = sc.feed(*(delta(sid, seq, B, "0.40", "1.00") for seq in range(4, 1217)), now=1.1)
     assert out == []
-    assert metric("kxfeed_ws_duplicates_total") == dups
-    assert metric("kxfeed_ws_seq_reanchored_total") - reanchored == 1
+    assert counted(sc.s, "duplicates") == dups
+    assert counted(sc.s, "reanchored") - reanchored == 1
     # The snapshots answering get_snapshot continue that sequence and close the gap at once.
     out = sc.feed(snap(sid, 1217, A, yes=[("0.30", "1.00")]), snap(sid, 1218, B), now=1.2)
     assert kinds(out) == ["snap", "bookstate", "snap", "bookstate", "gap"]
@@ -44,10 +44,10 @@ def test_a_real_gap_then_in_order_frames_keeps_later_duplicates_duplicates() -> 
     sc.commands()
     out = sc.feed(snap(sid, 7, A), snap(sid, 8, B), now=1.1)
     assert [m.kind for m in out].count("snap") == 2
-    dups = metric("kxfeed_ws_duplicates_total")
+    dups = counted(sc.s, "duplicates")
     out = sc.feed(delta(sid, 5, A, "0.40", "1.00"), delta(sid, 9, A, "0.40", "1.00"), now=1.2)
     assert kinds(out) == ["delta"]
-    assert metric("kxfeed_ws_duplicates_total") - dups == 1
+    assert counted(sc.s, "duplicates") - dups == 1
 
 
 def test_jump_confirmed_by_the_next_frame_is_the_new_sequence() -> None:
@@ -56,9 +56,9 @@ def test_jump_confirmed_by_the_next_frame_is_the_new_sequence() -> None:
     sc.commands()
     out = sc.feed(snap(sid, FAR + 1, A), snap(sid, FAR + 2, B), delta(sid, FAR + 3, A, "0.5", "1"), now=1.1)
     assert kinds(out)[-1] == "delta"
-    dups = metric("kxfeed_ws_duplicates_total")
+    dups = counted(sc.s, "duplicates")
     sc.feed(delta(sid, 3, A, "0.40", "1.00"))  # after the jump was confirmed, old seqs are stale
-    assert metric("kxfeed_ws_duplicates_total") - dups == 1
+    assert counted(sc.s, "duplicates") - dups == 1
 
 
 def test_lifecycle_seq_far_ahead_does_not_silence_later_gaps() -> None:

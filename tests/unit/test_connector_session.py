@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.messages import BookDelta, BookSnapshot, BookState, Gap, MarketLifecycle, Ticker, Trade
 
-from .test_connector_support import TS_MS, Script, delta, kinds, metric, snap
+from .test_connector_support import TS_MS, Script, counted, delta, kinds, snap
 
 A, B, C = "KXA-26JAN01-X", "KXB-26JAN01-Y", "KXC-26JAN01-Z"
 
@@ -79,21 +79,21 @@ def test_level_removed_at_zero() -> None:
 def test_duplicate_dropped_and_counted() -> None:
     sc = booted()
     sid = with_books(sc, A, B)
-    before = metric("kxfeed_ws_duplicates_total")
+    before = counted(sc.s, "duplicates")
     out = sc.feed(
         delta(sid, 3, A, "0.40", "-1.00"),
         delta(sid, 3, A, "0.40", "-1.00"),
         delta(sid, 2, A, "0.40", "-1.00"),
     )
     assert len(out) == 1
-    assert metric("kxfeed_ws_duplicates_total") - before == 2
+    assert counted(sc.s, "duplicates") - before == 2
     assert sc.s.books[A].yes == {4000: 900}
 
 
 def test_gap_marks_every_market_of_the_sid_and_recovers_in_band() -> None:
     sc = booted()
     sid = with_books(sc, A, B)
-    gaps_before = metric("kxfeed_ws_gaps_total", reason="seq_gap")
+    gaps_before = counted(sc.s, "gaps", "seq_gap")
     out = sc.feed(delta(sid, 5, A, "0.40", "-1.00"), now=1.0)  # expected 3
     gap = [m for m in out if isinstance(m, Gap)]
     states = [m for m in out if isinstance(m, BookState)]
@@ -109,7 +109,7 @@ def test_gap_marks_every_market_of_the_sid_and_recovers_in_band() -> None:
         (B, False, "seq_gap"),
     ]
     assert not [m for m in out if isinstance(m, BookDelta)]  # the delta after the gap is not trusted
-    assert metric("kxfeed_ws_gaps_total", reason="seq_gap") - gaps_before == 1
+    assert counted(sc.s, "gaps", "seq_gap") - gaps_before == 1
     cmds = sc.commands()
     assert cmds == [
         {
@@ -119,9 +119,9 @@ def test_gap_marks_every_market_of_the_sid_and_recovers_in_band() -> None:
         }
     ]
     # Deltas before each market's new snapshot are discarded; seq checking resumes from the gap.
-    discarded = metric("kxfeed_ws_discarded_total", reason="awaiting_snapshot")
+    discarded = counted(sc.s, "discarded", "awaiting_snapshot")
     out = sc.feed(delta(sid, 6, B, "0.40", "-1.00"), now=1.1)
-    assert out == [] and metric("kxfeed_ws_discarded_total", reason="awaiting_snapshot") - discarded == 1
+    assert out == [] and counted(sc.s, "discarded", "awaiting_snapshot") - discarded == 1
     out = sc.feed(snap(sid, 7, A, yes=[("0.30", "1.00")]), delta(sid, 8, A, "0.30", "1.00"), now=1.2)
     assert kinds(out) == ["snap", "bookstate", "delta"]
     assert isinstance(out[1], BookState) and out[1].valid and out[1].ticker == A
@@ -167,19 +167,19 @@ def test_resync_timeout_resubscribes_with_a_new_sid() -> None:
     sc.commands()
     sc.s.tick(14.0, 0)
     assert sc.commands() == []
-    before = metric("kxfeed_ws_resubscribes_total", reason="resync_timeout")
+    before = counted(sc.s, "resubscribes", "resync_timeout")
     sc.s.tick(15.5, 0)
     cmds = sc.commands()
     assert [c["cmd"] for c in cmds] == ["unsubscribe", "subscribe"]
     assert cmds[0]["params"] == {"sids": [sid]}
     assert cmds[1]["params"] == {"channels": ["orderbook_delta"], "market_tickers": [A, B]}
-    assert metric("kxfeed_ws_resubscribes_total", reason="resync_timeout") - before == 1
+    assert counted(sc.s, "resubscribes", "resync_timeout") - before == 1
     sc.confirm(cmds, now=15.6)
     new = sc.book_sid(A)
     assert new != sid
-    retired = metric("kxfeed_ws_discarded_total", reason="retired_sid")
+    retired = counted(sc.s, "discarded", "retired_sid")
     assert sc.feed(delta(sid, 10, A, "0.40", "1.00")) == []
-    assert metric("kxfeed_ws_discarded_total", reason="retired_sid") - retired == 1
+    assert counted(sc.s, "discarded", "retired_sid") - retired == 1
     out = sc.feed(snap(new, 1, A), snap(new, 2, B), now=15.7)
     assert kinds(out) == ["snap", "bookstate", "snap", "bookstate", "gap"]
     assert out[-1].method == "resubscribe"  # type: ignore[union-attr]
@@ -213,18 +213,18 @@ def test_terminal_error_on_ticker_sid_resubscribes_that_channel() -> None:
 
 def test_non_terminal_error_is_counted_not_acted_on() -> None:
     sc = booted()
-    before = metric("kxfeed_ws_command_errors_total", code="18")
+    before = counted(sc.s, "command_errors", "18")
     sc.feed({"type": "error", "msg": {"code": 18, "msg": "Command timeout"}})
     assert sc.commands() == []
-    assert metric("kxfeed_ws_command_errors_total", code="18") - before == 1
+    assert counted(sc.s, "command_errors", "18") - before == 1
 
 
 def test_malformed_frames_counted_and_stream_unharmed() -> None:
     sc = booted()
     sid = with_books(sc, A, B)
-    json_bad = metric("kxfeed_ws_bad_frames_total", reason="json")
-    schema_bad = metric("kxfeed_ws_bad_frames_total", reason="schema")
-    unknown = metric("kxfeed_ws_unknown_types_total", type="rfq_created")
+    json_bad = counted(sc.s, "bad_frames", "json")
+    schema_bad = counted(sc.s, "bad_frames", "schema")
+    unknown = counted(sc.s, "unknown_types", "rfq_created")
     out = sc.feed(
         b"{not json",
         b'{"type":"orderbook_delta","sid":1,"seq":3,"msg":{"market_ticker":"X"}}',
@@ -235,20 +235,20 @@ def test_malformed_frames_counted_and_stream_unharmed() -> None:
     )
     # The misshapen delta held seq 3 of a market not followed: no gap, nothing lost.
     assert kinds(out) == ["delta"]
-    assert metric("kxfeed_ws_bad_frames_total", reason="json") - json_bad == 2
-    assert metric("kxfeed_ws_bad_frames_total", reason="schema") - schema_bad == 2
-    assert metric("kxfeed_ws_unknown_types_total", type="rfq_created") - unknown == 1
+    assert counted(sc.s, "bad_frames", "json") - json_bad == 2
+    assert counted(sc.s, "bad_frames", "schema") - schema_bad == 2
+    assert counted(sc.s, "unknown_types", "rfq_created") - unknown == 1
     assert "rfq_created" in sc.s.faults.unknown_types
 
 
 def test_bad_units_in_a_delta_break_that_market_only() -> None:
     sc = booted()
     sid = with_books(sc, A, B)
-    before = metric("kxfeed_ws_bad_frames_total", reason="units")
+    before = counted(sc.s, "bad_frames", "units")
     out = sc.feed(delta(sid, 3, A, "0.40001", "1.00"), delta(sid, 4, B, "0.40", "1.00"))
     assert kinds(out) == ["bookstate", "gap", "delta"]
     assert out[1].reason == "bad_delta"  # type: ignore[union-attr]
-    assert metric("kxfeed_ws_bad_frames_total", reason="units") - before == 1
+    assert counted(sc.s, "bad_frames", "units") - before == 1
 
 
 def test_ticker_trade_lifecycle_published() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from services.connector.session import Session
 from services.connector.validity import Recovery
 from shared.messages import Message
@@ -15,8 +13,10 @@ TS = 1_790_000_000_000_000_000  # ns
 TS_MS = TS // 1_000_000
 
 
-def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def counted(s: Session, name: str, label: str = "") -> int:
+    """What the session's core counted (its gaps are counted by its Recovery): the worker
+    exports these counts as ``kxfeed_ws_<name>_total``."""
+    return s.counts.of(name, label) + s.recovery.counts.of(name, label)
 
 
 def snap(sid: int, seq: int, ticker: str, yes: Any = (), no: Any = ()) -> dict[str, Any]:
