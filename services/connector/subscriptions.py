@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from shared.kalshi.ws import (
-    Command,
     SubscribeParams,
     UnsubscribeParams,
     UpdateAction,
     UpdateParams,
+    WsCommand,
     encode_command,
 )
 from shared.log import get_logger
@@ -124,7 +124,7 @@ class SubscriptionTable:
         self._next_shard = 0
 
     # ---- commands --------------------------------------------------------------------------
-    def _send(self, cmd: Command) -> None:
+    def _send(self, cmd: WsCommand) -> None:
         self.cmds.append(encode_command(cmd))
         COMMANDS.labels(cmd.cmd if cmd.cmd != "update_subscription" else f"update:{cmd.params.action}").inc()  # type: ignore[union-attr]
 
@@ -144,13 +144,13 @@ class SubscriptionTable:
             market_tickers=markets or None,
             use_yes_price=self.use_yes_price and BOOK in channels,
         )
-        self._send(Command(cid, "subscribe", params))
+        self._send(WsCommand(cid, "subscribe", params))
         self.pending[cid] = Pending("subscribe", subs, tuple(markets), now)
 
     def _update(self, sub: Sub, action: UpdateAction, markets: list[str], kind: str, now: float) -> None:
         cid = self._id()
         self._send(
-            Command(
+            WsCommand(
                 cid,
                 "update_subscription",
                 UpdateParams(sids=[sub.sid], action=action, market_tickers=markets),
@@ -160,7 +160,7 @@ class SubscriptionTable:
 
     def _unsubscribe(self, sids: list[int], now: float) -> None:
         cid = self._id()
-        self._send(Command(cid, "unsubscribe", UnsubscribeParams(sids=sids)))
+        self._send(WsCommand(cid, "unsubscribe", UnsubscribeParams(sids=sids)))
         self.pending[cid] = Pending("unsubscribe", (), (), now)
 
     # ---- building the subscription set -----------------------------------------------------
