@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from services.exchange_sim import metrics
+from services.exchange_sim.app_key import SIM_KEY, ServedSim
 from services.exchange_sim.emission import TradeRec
 from services.exchange_sim.ratelimit import TOO_MANY
 from services.exchange_sim.rest_json import (
@@ -26,10 +27,6 @@ from services.exchange_sim.rest_json import (
     trade_json,
 )
 from services.exchange_sim.state import MarketState
-from services.exchange_sim.ws import SIM_KEY
-
-if TYPE_CHECKING:
-    from services.exchange_sim.server import ExchangeSim
 
 API = "/trade-api/v2"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,7 +44,7 @@ def bad_request(message: str) -> web.Response:
 async def rest_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(API + "/"):
         return await handler(request)
-    sim: ExchangeSim = request.app[SIM_KEY]
+    sim: ServedSim = request.app[SIM_KEY]
     now = time.monotonic()
     resp: web.StreamResponse | None = None
     if sim.plan.http_fires("rest5xx", now):
@@ -132,11 +129,11 @@ def _tickers(q: Any) -> list[str]:
 
 
 # ---- handlers ---------------------------------------------------------------------------------
-def _sim(request: web.Request) -> ExchangeSim:
+def _sim(request: web.Request) -> ServedSim:
     return request.app[SIM_KEY]
 
 
-def _filter_markets(sim: ExchangeSim, q: Any) -> list[MarketState]:
+def _filter_markets(sim: ServedSim, q: Any) -> list[MarketState]:
     state = sim.public
     markets = list(state.markets.values())
     status = q.get("status")
@@ -276,7 +273,7 @@ async def get_event(request: web.Request) -> web.Response:
     return web.json_response({"event": body, "markets": [market_json(m) for m in markets]})
 
 
-def _series_volume(sim: ExchangeSim, series: str) -> int:
+def _series_volume(sim: ServedSim, series: str) -> int:
     events = sim.public.events
     return sum(
         m.volume for m in sim.public.markets.values() if events[m.d.event_ticker].d.series_ticker == series

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
 from services.exchange_sim import metrics
+from services.exchange_sim.app_key import SIM_KEY
 from services.exchange_sim.session import SessionLimits
 
-if TYPE_CHECKING:
-    from services.exchange_sim.server import ExchangeSim
-
 WS_PATH = "/trade-api/ws/v2"
-SIM_KEY: web.AppKey[ExchangeSim] = web.AppKey("kxfeed_sim")
 
 
 def unauthorized(reason: str) -> web.Response:
