@@ -57,7 +57,7 @@ class Settings:
 
 
 @dataclass
-class Catalog:
+class SportsCatalog:
     settings: Settings
     leagues: dict[str, League]
     fees: FeeSchedule

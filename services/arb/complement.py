@@ -17,9 +17,9 @@ from shared.config import ArbConfig
 from . import sizing
 from .books import BookView
 from .candidate import Candidate
-from .catalog import Catalog
+from .catalog import SportsCatalog
 from .fees import FEE_DEN_CONTRACT, FeeModel
-from .ledger import Ledger
+from .ledger import ExposureLedger
 from .matching import Game
 
 PPM = 1_000_000
@@ -33,8 +33,8 @@ class ComplementArbitrage:
         self,
         *,
         cfg: ArbConfig,
-        catalog: Catalog,
-        ledger: Ledger,
+        catalog: SportsCatalog,
+        ledger: ExposureLedger,
         books: dict[str, BookView],
         last: dict[tuple[str, str, str], tuple[Any, ...]],
         counts: dict[str, int],

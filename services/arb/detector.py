@@ -28,11 +28,11 @@ from shared.messages import BookState, Depth, FeeUpdate, MarketLifecycle, Market
 from . import sizing
 from .books import BookView
 from .candidate import Candidate
-from .catalog import Catalog, MarketInfo, Settings
+from .catalog import MarketInfo, Settings, SportsCatalog
 from .complement import ComplementArbitrage
 from .fees import CENT, CENTICENT, FEE_DEN_CONTRACT, FeeModel, FeeSchedule
 from .leagues import League
-from .ledger import Ledger, Limits
+from .ledger import ExposureLedger, ExposureLimits
 from .odds import ParseResult
 from .tickers import series_of
 
@@ -53,12 +53,12 @@ class Detector:
             int(cfg.max_odds_age_s * 1000),
             cfg.min_confidence,
         )
-        self.catalog = Catalog(
+        self.catalog = SportsCatalog(
             settings, leagues, FeeSchedule(CENT if cfg.fee_precision == "cent" else CENTICENT)
         )
         self.counts = self.catalog.counts
-        self.ledger = Ledger(
-            Limits(
+        self.ledger = ExposureLedger(
+            ExposureLimits(
                 cfg.max_market_exposure_usd * USD,
                 cfg.max_sport_exposure_usd * USD,
                 cfg.max_daily_exposure_usd * USD,

@@ -17,7 +17,7 @@ MINUTE_MS = 60_000
 
 
 @dataclass(frozen=True)
-class Limits:
+class ExposureLimits:
     market_micro: int
     sport_micro: int
     day_micro: int
@@ -25,8 +25,8 @@ class Limits:
     cooldown_ms: int
 
 
-class Ledger:
-    def __init__(self, limits: Limits) -> None:
+class ExposureLedger:
+    def __init__(self, limits: ExposureLimits) -> None:
         self.limits = limits
         self.by_market: dict[str, int] = {}
         self.by_sport: dict[str, int] = {}

@@ -36,7 +36,7 @@ class Outcome(msgspec.Struct, frozen=True):
     price: float
 
 
-class Market(msgspec.Struct, frozen=True):
+class OddsApiMarket(msgspec.Struct, frozen=True):
     key: str
     outcomes: list[Outcome] = []
     last_update: str | None = None
@@ -46,10 +46,10 @@ class Bookmaker(msgspec.Struct, frozen=True):
     key: str
     last_update: str | None = None
     title: str = ""
-    markets: list[Market] = []
+    markets: list[OddsApiMarket] = []
 
 
-class Event(msgspec.Struct, frozen=True):
+class OddsApiEvent(msgspec.Struct, frozen=True):
     id: str
     sport_key: str
     commence_time: str
@@ -59,8 +59,8 @@ class Event(msgspec.Struct, frozen=True):
     sport_title: str = ""
 
 
-_EVENTS = msgspec.json.Decoder(list[Event])
-_EVENT = msgspec.json.Decoder(Event)
+_EVENTS = msgspec.json.Decoder(list[OddsApiEvent])
+_EVENT = msgspec.json.Decoder(OddsApiEvent)
 _CONVERT_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 
 
@@ -115,7 +115,7 @@ def _implied(prices: list[float]) -> list[Fraction]:
     return [implied_decimal(Fraction(repr(float(p)))) for p in prices]
 
 
-def _line(ev: Event, bm: Bookmaker, method: Method, res: ParseResult) -> BookLine | None:
+def _line(ev: OddsApiEvent, bm: Bookmaker, method: Method, res: ParseResult) -> BookLine | None:
     market = next((m for m in bm.markets if m.key == "h2h"), None)
     if market is None:
         res.reject("no_h2h")
@@ -196,7 +196,7 @@ def parse_events(raw: Any, method: Method) -> ParseResult:
             events = _EVENTS.decode(text) if stripped[:1] == b"[" else [_EVENT.decode(text)]
         else:
             items = raw if isinstance(raw, list) else [raw]
-            events = [msgspec.convert(item, Event) for item in items]
+            events = [msgspec.convert(item, OddsApiEvent) for item in items]
     except _CONVERT_ERRORS:
         res.reject("bad_json")
         return res

@@ -57,8 +57,7 @@ from shared.commands.table import CommandHandler
 from shared.commands.unmatched import Unmatched
 from shared.config import ArbConfig
 from shared.journal import open_journal
-from shared.kalshi.discovery import Catalog as RestCatalog
-from shared.kalshi.discovery import MarketFilter, discover
+from shared.kalshi.discovery import MarketFilter, SeriesCatalog, discover
 from shared.kalshi.endpoints import effective_env, resolve, sim_port
 from shared.kalshi.rest import RestClient, RestError
 from shared.messages import Heartbeat, Message, Odds, to_jsonable
@@ -255,7 +254,7 @@ class ArbWorker(Actor):
         try:
             while True:
                 try:
-                    found = await discover(rest, filt, RestCatalog(rest))
+                    found = await discover(rest, filt, SeriesCatalog(rest))
                 except (RestError, OSError) as exc:
                     mx.DISCOVERY.labels("failed").inc()
                     self.sync.burst.event("discovery", "sports market discovery failed", error=str(exc)[:200])

@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from shared.kalshi.discovery import Catalog, MarketFilter, discover, resolve_market
+from shared.kalshi.discovery import MarketFilter, SeriesCatalog, discover, resolve_market
 from shared.kalshi.rest import RestClient, RestNotFound
 from shared.kalshi.rest_models import Market
 from shared.log import get_logger
@@ -62,7 +62,7 @@ class MarketSet:
     ) -> None:
         self.rest = rest
         self.filter = filt
-        self.catalog = Catalog(rest)
+        self.catalog = SeriesCatalog(rest)
         self.markets: dict[str, MarketMeta] = {}
         self.discovered_at = 0.0
         #: Lifecycle news may have been missed: discover again at the next chance.

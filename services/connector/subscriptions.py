@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from shared.kalshi.ws import (
-    Command,
     SubscribeParams,
     UnsubscribeParams,
     UpdateAction,
     UpdateParams,
+    WsCommand,
     encode_command,
 )
 from shared.log import get_logger
@@ -127,7 +127,7 @@ class SubscriptionTable:
         self.counts = counts if counts is not None else Counts()
 
     # ---- commands --------------------------------------------------------------------------
-    def _send(self, cmd: Command) -> None:
+    def _send(self, cmd: WsCommand) -> None:
         self.cmds.append(encode_command(cmd))
         name = cmd.cmd if cmd.cmd != "update_subscription" else f"update:{cmd.params.action}"  # type: ignore[union-attr]
         self.counts.add("commands", name)
@@ -148,13 +148,13 @@ class SubscriptionTable:
             market_tickers=markets or None,
             use_yes_price=self.use_yes_price and BOOK in channels,
         )
-        self._send(Command(cid, "subscribe", params))
+        self._send(WsCommand(cid, "subscribe", params))
         self.pending[cid] = Pending("subscribe", subs, tuple(markets), now)
 
     def _update(self, sub: Sub, action: UpdateAction, markets: list[str], kind: str, now: float) -> None:
         cid = self._id()
         self._send(
-            Command(
+            WsCommand(
                 cid,
                 "update_subscription",
                 UpdateParams(sids=[sub.sid], action=action, market_tickers=markets),
@@ -164,7 +164,7 @@ class SubscriptionTable:
 
     def _unsubscribe(self, sids: list[int], now: float) -> None:
         cid = self._id()
-        self._send(Command(cid, "unsubscribe", UnsubscribeParams(sids=sids)))
+        self._send(WsCommand(cid, "unsubscribe", UnsubscribeParams(sids=sids)))
         self.pending[cid] = Pending("unsubscribe", (), (), now)
 
     # ---- building the subscription set -----------------------------------------------------

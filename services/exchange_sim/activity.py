@@ -39,33 +39,14 @@ from services.exchange_sim.emission import (
     LifeChange,
     TradeRec,
 )
+from services.exchange_sim.event_model import EventModel
+from services.exchange_sim.lifecycle import Lifecycle
 from services.exchange_sim.pricing import max_price, min_price, snap_down, taker_fee, tick_at
 from services.exchange_sim.state import ExchangeState, MarketState
 from shared.units import ONE_DOLLAR
 
 MAX_LEVELS = 14
 MAX_LEVEL_SIZE = 500_000  # hundredths: 5,000 contracts
-
-
-class EventModel:
-    """The simulator's view of an event: true probabilities and any planted mispricing."""
-
-    __slots__ = ("arb_shift", "d", "edge", "fair", "live")
-
-    def __init__(self, d: EventDef) -> None:
-        self.d = d
-        self.fair = list(d.fair)
-        self.edge = 0  # added to market 0's quotes, taken from market 1's
-        self.arb_shift = 0  # taken from every market's quotes: YES asks sum below $1
-        self.live = True
-
-    def center(self, i: int) -> int:
-        c = self.fair[i] - self.arb_shift
-        if i == 0:
-            c += self.edge
-        elif i == 1:
-            c -= self.edge
-        return max(200, min(ONE_DOLLAR - 200, c))
 
 
 class Engine:
@@ -102,14 +83,12 @@ class Engine:
         self.due: list[tuple[int, int, str, str]] = []  # (step, tiebreak, action, key)
         self._due_n = 0
         self.log = log or logging.getLogger("kxfeed.sim.activity")
-        from services.exchange_sim.lifecycle import Lifecycle
-
         self.lifecycle = Lifecycle(self)
         for ev in self.initial_events:
-            self._adopt(ev)
+            self.adopt(ev)
 
     # ---- set-up -----------------------------------------------------------------------------
-    def _adopt(self, ev: EventDef) -> EventModel:
+    def adopt(self, ev: EventDef) -> EventModel:
         model = EventModel(ev)
         self.models[ev.event_ticker] = model
         for i, m in enumerate(ev.markets):
@@ -159,7 +138,7 @@ class Engine:
                 "prev_yes_ask": min(max_price(m.ranges()), snap_down(m.ranges(), last + 300)),
                 "prev_price": last,
             }
-            self._emit(
+            self.emit(
                 out, Emission(K_INIT, CH_TICKER, ticker, P_TICKER, None, LifeChange("market", ticker, stats))
             )
             out.extend(self.quote_book(ticker, now_ms, send=False))
@@ -310,7 +289,7 @@ class Engine:
     ) -> None:
         oi = m.oi + count if self.rng.random() < 0.6 else max(0, m.oi - count)
         t = TradeRec(self._trade_id(), m.d.ticker, yes_price, count, taker_yes, now_ms, oi, is_block)
-        self._emit(out, Emission(K_TRADE, CH_TRADE, m.d.ticker, P_TRADE, frames.trade_body(t), t))
+        self.emit(out, Emission(K_TRADE, CH_TRADE, m.d.ticker, P_TRADE, frames.trade_body(t), t))
         self._ticker(out, m, now_ms)
 
     # ---- emission helpers -------------------------------------------------------------------
@@ -323,7 +302,7 @@ class Engine:
     def _trade_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128) ^ self._run_mask, version=4))
 
-    def _emit(self, out: list[Emission], em: Emission) -> None:
+    def emit(self, out: list[Emission], em: Emission) -> None:
         self.state.apply(em)
         out.append(em)
 
@@ -344,12 +323,12 @@ class Engine:
         em = Emission(
             K_DELTA, CH_BOOK, m.d.ticker, P_DELTA, body, (side, price, delta), seq=True, body_yp=body_yp
         )
-        self._emit(out, em)
+        self.emit(out, em)
         if before is not None and m.top() != before:
             self._ticker(out, m, now_ms)
 
     def _ticker(self, out: list[Emission], m: MarketState, now_ms: int) -> None:
-        self._emit(
+        self.emit(
             out, Emission(K_TICKER, CH_TICKER, m.d.ticker, P_TICKER, frames.ticker_body(m, now_ms), None)
         )
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from services.exchange_sim.teams import LEAGUE_BY_SERIES, LEAGUES, League
+from services.exchange_sim.teams import LEAGUE_BY_SERIES, LEAGUES, SimLeague
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -190,7 +190,7 @@ class CatalogFactory:
                 return ev
 
     # ---- sports -----------------------------------------------------------------------------
-    def _game(self, lg: League, created_ms: int) -> EventDef | None:
+    def _game(self, lg: SimLeague, created_ms: int) -> EventDef | None:
         rng = self.rng
         (away_code, away), (home_code, home) = rng.sample(lg.teams, 2)
         base = max(created_ms, self.anchor)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.exchange_sim import metrics
-from services.exchange_sim.session import Session
+from services.exchange_sim.session import SimSession
 from services.exchange_sim.truth import Truth
 from shared.config import SimConfig
 from shared.tasks import Supervised
@@ -59,7 +59,7 @@ class Conn:
         transport: Any,
         protocol: Any,
         peer: str,
-        session: Session,
+        session: SimSession,
         *,
         cfg: SimConfig,
         truth: Truth,

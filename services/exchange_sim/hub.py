@@ -21,7 +21,7 @@ from services.exchange_sim.activity import Engine
 from services.exchange_sim.connection import Conn
 from services.exchange_sim.emission import CH_LIFE, K_DELTA, Emission
 from services.exchange_sim.faults import WS_KINDS, FaultError, FaultPlan, malformed_frames
-from services.exchange_sim.session import Session, Subscription
+from services.exchange_sim.session import SimSession, SimSubscription
 from services.exchange_sim.state import ExchangeState
 from services.exchange_sim.truth import Truth
 from shared.config import SimConfig
@@ -67,7 +67,7 @@ class Hub:
     def connect(self, transport: Any, protocol: Any, peer: str, limits: Any) -> Conn:
         conn_id = self._next_id
         self._next_id += 1
-        session = Session(conn_id, self.public, limits)
+        session = SimSession(conn_id, self.public, limits)
         session.mark = lambda sid, seq: self.truth.mark(conn_id, sid, seq)
         conn = Conn(
             conn_id,
@@ -174,7 +174,7 @@ class Hub:
                 self.overflow(c)
             c.wake.set()
 
-    def _faulty(self, c: Conn, sub: Subscription, frame: bytes, seq: bool) -> None:
+    def _faulty(self, c: Conn, sub: SimSubscription, frame: bytes, seq: bool) -> None:
         """The slow path: pending per-connection faults and per-frame probabilities."""
         sid = sub.sid
         if seq:
@@ -279,7 +279,7 @@ class Hub:
         return True
 
     @staticmethod
-    def _target_sub(c: Conn, sid: Any, *, seq_only: bool) -> Subscription | None:
+    def _target_sub(c: Conn, sid: Any, *, seq_only: bool) -> SimSubscription | None:
         subs = c.session.subs
         if sid is not None:
             sub = subs.get(int(sid))

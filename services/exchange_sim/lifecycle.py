@@ -11,20 +11,42 @@ reactivation); ``event_lifecycle`` + ``created`` for a new listing;
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from services.exchange_sim import frames
-from services.exchange_sim.catalog import DAY_MS
+from services.exchange_sim.catalog import DAY_MS, CatalogFactory, EventDef
 from services.exchange_sim.emission import CH_LIFE, K_LIFE, P_EVENT, P_FEE, P_LIFE, Emission, LifeChange
+from services.exchange_sim.event_model import EventModel
+from services.exchange_sim.state import ExchangeState, MarketState
 from shared.units import ONE_DOLLAR, format_price
 
-if TYPE_CHECKING:
-    from services.exchange_sim.activity import Engine
+
+class LifecycleEngine(Protocol):
+    """What a lifecycle action uses of the engine (:class:`services.exchange_sim.activity.Engine`).
+
+    Named here, so the lifecycle does not import the engine that owns it (no import cycle).
+    """
+
+    rng: random.Random
+    state: ExchangeState
+    factory: CatalogFactory
+    models: dict[str, EventModel]
+    #: tickers of the markets being quoted; an action that pauses or ends one removes it
+    active: list[str]
+    lifecycle_every: int
+
+    def emit(self, out: list[Emission], em: Emission) -> None: ...
+    def adopt(self, ev: EventDef) -> EventModel: ...
+    def schedule(self, after_steps: int, action: str, key: str) -> None: ...
+    def quote_book(self, ticker: str, now_ms: int, *, send: bool = True) -> list[Emission]: ...
+    def clear_book(self, m: MarketState, now_ms: int, out: list[Emission]) -> None: ...
+    def sports_models(self) -> list[EventModel]: ...
 
 
 class Lifecycle:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: LifecycleEngine) -> None:
         self.e = engine
 
     def _life(
@@ -37,7 +59,7 @@ class Lifecycle:
     ) -> None:
         """Apply ``change`` to the engine state, then build the body (a callable sees the new state)."""
         em = Emission(K_LIFE, CH_LIFE, key, prefix, None, change, seq=True)
-        self.e._emit(out, em)
+        self.e.emit(out, em)
         em.body = body() if callable(body) else body
 
     def act(self, now_ms: int, out: list[Emission]) -> None:
@@ -101,7 +123,7 @@ class Lifecycle:
             LifeChange("new_event", ev.event_ticker, None, ev),
             P_EVENT,
         )
-        e._adopt(ev)
+        e.adopt(ev)
         for md in ev.markets:
             m = e.state.markets[md.ticker]
             self._life(

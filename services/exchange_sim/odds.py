@@ -12,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from services.exchange_sim.activity import EventModel
+from services.exchange_sim.app_key import SIM_KEY, ServedSim
+from services.exchange_sim.event_model import EventModel
 from services.exchange_sim.rest_json import iso
 from services.exchange_sim.teams import LEAGUES
-from services.exchange_sim.ws import SIM_KEY
-
-if TYPE_CHECKING:
-    from services.exchange_sim.server import ExchangeSim
 
 #: (key, title, vig as a fraction of 1e4: 450 = 4.5% overround)
 BOOKMAKERS: tuple[tuple[str, str, int], ...] = (
@@ -123,7 +120,7 @@ async def get_sports(request: web.Request) -> web.Response:
 async def get_odds(request: web.Request) -> web.Response:
     if (bad := _check_key(request)) is not None:
         return bad
-    sim: ExchangeSim = request.app[SIM_KEY]
+    sim: ServedSim = request.app[SIM_KEY]
     sport = request.match_info["sport"]
     if sport not in {lg.sport_key for lg in LEAGUES} and sport != "upcoming":
         return web.json_response({"message": "Unknown sport", "error_code": "UNKNOWN_SPORT"}, status=404)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from services.exchange_sim import metrics
+from services.exchange_sim.app_key import SIM_KEY, ServedSim
 from services.exchange_sim.emission import TradeRec
 from services.exchange_sim.ratelimit import TOO_MANY
 from services.exchange_sim.rest_json import (
@@ -26,10 +27,6 @@ from services.exchange_sim.rest_json import (
     trade_json,
 )
 from services.exchange_sim.state import MarketState
-from services.exchange_sim.ws import SIM_KEY
-
-if TYPE_CHECKING:
-    from services.exchange_sim.server import ExchangeSim
 
 API = "/trade-api/v2"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,7 +44,7 @@ def bad_request(message: str) -> web.Response:
 async def rest_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(API + "/"):
         return await handler(request)
-    sim: ExchangeSim = request.app[SIM_KEY]
+    sim: ServedSim = request.app[SIM_KEY]
     now = time.monotonic()
     resp: web.StreamResponse | None = None
     if sim.plan.http_fires("rest5xx", now):
@@ -82,7 +79,7 @@ async def rest_guard(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 # ---- query helpers ----------------------------------------------------------------------------
-class QueryError(Exception):
+class BadRestQuery(Exception):
     pass
 
 
@@ -93,9 +90,9 @@ def _int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise QueryError(f"{name} must be an integer") from None
+        raise BadRestQuery(f"{name} must be an integer") from None
     if not lo <= value <= hi:
-        raise QueryError(f"{name} must be between {lo} and {hi}")
+        raise BadRestQuery(f"{name} must be between {lo} and {hi}")
     return value
 
 
@@ -109,7 +106,7 @@ def _cursor(raw: str | None) -> int:
     try:
         return int(base64.urlsafe_b64decode(raw.encode()).decode().removeprefix("o:"))
     except (ValueError, UnicodeDecodeError):
-        raise QueryError("invalid cursor") from None
+        raise BadRestQuery("invalid cursor") from None
 
 
 def _next_cursor(offset: int) -> str:
@@ -132,17 +129,17 @@ def _tickers(q: Any) -> list[str]:
 
 
 # ---- handlers ---------------------------------------------------------------------------------
-def _sim(request: web.Request) -> ExchangeSim:
+def _sim(request: web.Request) -> ServedSim:
     return request.app[SIM_KEY]
 
 
-def _filter_markets(sim: ExchangeSim, q: Any) -> list[MarketState]:
+def _filter_markets(sim: ServedSim, q: Any) -> list[MarketState]:
     state = sim.public
     markets = list(state.markets.values())
     status = q.get("status")
     if status:
         if status not in STATUS_FILTER or "," in status:
-            raise QueryError("status must be one of unopened, open, paused, closed, settled (one only)")
+            raise BadRestQuery("status must be one of unopened, open, paused, closed, settled (one only)")
         allowed = STATUS_FILTER[status]
         markets = [m for m in markets if m.status in allowed]
     families = {
@@ -153,7 +150,7 @@ def _filter_markets(sim: ExchangeSim, q: Any) -> list[MarketState]:
     }
     used = [f for f, names in families.items() if any(q.get(n) for n in names)]
     if len(used) > 1:
-        raise QueryError("timestamp filters from different families cannot be combined")
+        raise BadRestQuery("timestamp filters from different families cannot be combined")
     compatible = {
         "created": {"unopened", "open"},
         "close": {"closed"},
@@ -161,7 +158,7 @@ def _filter_markets(sim: ExchangeSim, q: Any) -> list[MarketState]:
         "updated": set(),
     }
     if used and status and status not in compatible[used[0]]:
-        raise QueryError(f"{used[0]} timestamp filters cannot be combined with status={status}")
+        raise BadRestQuery(f"{used[0]} timestamp filters cannot be combined with status={status}")
     hi = 1 << 62
     if used:
         fam = used[0]
@@ -195,7 +192,7 @@ async def get_markets(request: web.Request) -> web.Response:
     try:
         markets = _filter_markets(_sim(request), request.query)
         page, cursor = _page(markets, request.query, 100, 1000)
-    except QueryError as exc:
+    except BadRestQuery as exc:
         return bad_request(str(exc))
     return web.json_response({"markets": [market_json(m) for m in page], "cursor": cursor})
 
@@ -213,7 +210,7 @@ async def get_orderbook(request: web.Request) -> web.Response:
         return error(404, "not_found", "market not found")
     try:
         depth = _int(request.query, "depth", 0, -(1 << 31), 100)
-    except QueryError as exc:
+    except BadRestQuery as exc:
         return bad_request(str(exc))
     return web.json_response({"orderbook_fp": orderbook_json(m, max(0, depth))})
 
@@ -243,7 +240,7 @@ async def get_events(request: web.Request) -> web.Response:
         status = q.get("status")
         if status:
             if status not in ("unopened", "open", "closed", "settled"):
-                raise QueryError("status must be one of unopened, open, closed, settled")
+                raise BadRestQuery("status must be one of unopened, open, closed, settled")
             allowed = STATUS_FILTER[status]
             events = [e for e in events if any(m.status in allowed for m in by_event[e.d.event_ticker])]
         if q.get("series_ticker"):
@@ -255,7 +252,7 @@ async def get_events(request: web.Request) -> web.Response:
             lo = _int(q, "min_updated_ts", 0, 0, 1 << 62)
             events = [e for e in events if e.updated_ms // 1000 > lo]
         page, cursor = _page(events, q, 200, 200)
-    except QueryError as exc:
+    except BadRestQuery as exc:
         return bad_request(str(exc))
     nested = _bool(q, "with_nested_markets")
     out = [
@@ -276,7 +273,7 @@ async def get_event(request: web.Request) -> web.Response:
     return web.json_response({"event": body, "markets": [market_json(m) for m in markets]})
 
 
-def _series_volume(sim: ExchangeSim, series: str) -> int:
+def _series_volume(sim: ServedSim, series: str) -> int:
     events = sim.public.events
     return sum(
         m.volume for m in sim.public.markets.values() if events[m.d.event_ticker].d.series_ticker == series
@@ -316,7 +313,7 @@ async def get_trades(request: web.Request) -> web.Response:
         top = _cursor(q.get("cursor")) if q.get("cursor") else state.trades_total - 1
         min_ts = _int(q, "min_ts", 0, 0, 1 << 62)
         max_ts = _int(q, "max_ts", 1 << 62, 0, 1 << 62)
-    except QueryError as exc:
+    except BadRestQuery as exc:
         return bad_request(str(exc))
     ticker = q.get("ticker")
     block = _bool(q, "is_block_trade") if q.get("is_block_trade") else None

@@ -18,13 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from services.exchange_sim import odds, rest
 from services.exchange_sim.activity import Engine
+from services.exchange_sim.app_key import SIM_KEY
 from services.exchange_sim.faults import HTTP_KINDS, KINDS, WS_KINDS, FaultError, FaultPlan, Rule
 from services.exchange_sim.hub import Hub
 from services.exchange_sim.keyring import KeyRing
 from services.exchange_sim.ratelimit import TokenBuckets
 from services.exchange_sim.state import ExchangeState
 from services.exchange_sim.truth import Truth
-from services.exchange_sim.ws import SIM_KEY, WS_PATH, ws_handler
+from services.exchange_sim.ws import WS_PATH, ws_handler
 from shared.config import SimConfig
 from shared.log import BurstLog, get_logger
 from shared.tasks import Supervised

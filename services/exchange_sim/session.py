@@ -1,9 +1,9 @@
 """One WS connection's protocol state: commands, subscriptions, sids and per-sid seq.
 
-Pure: :meth:`Session.handle` takes a client text frame and returns the frames
+Pure: :meth:`SimSession.handle` takes a client text frame and returns the frames
 to send back (replies, then any snapshots), reading books from the public
-state. The dispatcher routes live emissions through :attr:`Session.routes`
-(per channel: ticker -> subscriptions) and :attr:`Session.alls` (per channel:
+state. The dispatcher routes live emissions through :attr:`SimSession.routes`
+(per channel: ticker -> subscriptions) and :attr:`SimSession.alls` (per channel:
 subscriptions to every market).
 
 Behaviour follows the protocol reference; where Kalshi's is unconfirmed the
@@ -58,7 +58,7 @@ class ProtoError(Exception):
         self.extra = extra
 
 
-class Subscription:
+class SimSubscription:
     __slots__ = (
         "all",
         "bucket",
@@ -93,7 +93,7 @@ class Subscription:
         return h
 
 
-class Limits:
+class SessionLimits:
     def __init__(
         self,
         max_markets_per_sub: int = 50_000,
@@ -105,16 +105,16 @@ class Limits:
         self.session_cmd_rate = session_cmd_rate
 
 
-class Session:
-    def __init__(self, conn_id: int, state: ExchangeState, limits: Limits | None = None) -> None:
+class SimSession:
+    def __init__(self, conn_id: int, state: ExchangeState, limits: SessionLimits | None = None) -> None:
         self.conn_id = conn_id
         self.state = state
-        self.limits = limits or Limits()
-        self.subs: dict[int, Subscription] = {}
-        self.by_channel: dict[str, Subscription] = {}
+        self.limits = limits or SessionLimits()
+        self.subs: dict[int, SimSubscription] = {}
+        self.by_channel: dict[str, SimSubscription] = {}
         self.next_sid = 1
-        self.routes: tuple[dict[str, list[Subscription]], ...] = ({}, {}, {}, {})
-        self.alls: tuple[list[Subscription], ...] = ([], [], [], [])
+        self.routes: tuple[dict[str, list[SimSubscription]], ...] = ({}, {}, {}, {})
+        self.alls: tuple[list[SimSubscription], ...] = ([], [], [], [])
         self._bucket = _command_bucket(self.limits.session_cmd_rate)
         #: Called with (sid, seq) for every seq-numbered frame this session produces (ground truth).
         self.mark: Callable[[int, int], None] = _no_mark
@@ -197,7 +197,7 @@ class Session:
         for ch in dict.fromkeys(channels):
             sub = self.by_channel.get(ch)
             if sub is None:
-                sub = Subscription(
+                sub = SimSubscription(
                     self.next_sid,
                     ch,
                     yes_price=bool(params.get("use_yes_price", False)),
@@ -219,21 +219,21 @@ class Session:
             self._initial(sub, added, bool(params.get("send_initial_snapshot")), now_ms, out)
 
     def _initial(
-        self, sub: Subscription, added: list[str], ticker_snap: bool, now_ms: int, out: list[bytes]
+        self, sub: SimSubscription, added: list[str], ticker_snap: bool, now_ms: int, out: list[bytes]
     ) -> None:
         if sub.channel == "orderbook_delta":
             self.snapshots(sub, added, now_ms, out)
         elif sub.channel == "ticker" and ticker_snap:
             self._tickers(sub, added, now_ms, out)
 
-    def snapshots(self, sub: Subscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
+    def snapshots(self, sub: SimSubscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
         for t in tickers:
             sub.seq += 1
             self.mark(sub.sid, sub.seq)
             body = frames.snapshot_body(self.state.markets[t], sub.yes_price)
             out.append(frames.data_frame(P_SNAPSHOT, sub.sid, sub.seq, body, now_ms))
 
-    def _tickers(self, sub: Subscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
+    def _tickers(self, sub: SimSubscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
         for t in tickers:
             body = frames.ticker_body(self.state.markets[t], now_ms)
             out.append(frames.data_frame(P_TICKER, sub.sid, None, body, now_ms))
@@ -254,7 +254,7 @@ class Session:
             sub = self.drop(sid)
             out.append(frames.reply(cmd_id, "unsubscribed", sid=sid, seq=max(1, sub.seq)))
 
-    def drop(self, sid: int) -> Subscription:
+    def drop(self, sid: int) -> SimSubscription:
         """Remove a subscription (unsubscribe, or a terminal error)."""
         sub = self.subs.pop(sid)
         del self.by_channel[sub.channel]
@@ -325,7 +325,7 @@ class Session:
                     self._unroute(sub, t)
             self._ok(cmd_id, sub, out)
 
-    def _ok(self, cmd_id: int | None, sub: Subscription, out: list[bytes]) -> None:
+    def _ok(self, cmd_id: int | None, sub: SimSubscription, out: list[bytes]) -> None:
         msg: dict[str, Any] | None = None
         if not sub.skip_ack:
             msg = {"market_tickers": list(sub.markets)}
@@ -370,7 +370,7 @@ class Session:
                 raise ProtoError(16, market_ticker=t)
         return list(dict.fromkeys(tickers))
 
-    def _add(self, sub: Subscription, tickers: list[str]) -> list[str]:
+    def _add(self, sub: SimSubscription, tickers: list[str]) -> list[str]:
         added = []
         for t in tickers:
             if t not in sub.markets:
@@ -380,7 +380,7 @@ class Session:
                 added.append(t)
         return added
 
-    def _set_all(self, sub: Subscription) -> None:
+    def _set_all(self, sub: SimSubscription) -> None:
         if sub.all:
             return
         for t in list(sub.markets):
@@ -390,7 +390,7 @@ class Session:
         if sub.route is not None:
             self.alls[sub.route].append(sub)
 
-    def _unroute(self, sub: Subscription, ticker: str) -> None:
+    def _unroute(self, sub: SimSubscription, ticker: str) -> None:
         if sub.route is None:
             return
         subs = self.routes[sub.route].get(ticker)

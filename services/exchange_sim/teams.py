@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class League:
+class SimLeague:
     series: str  # Kalshi game-winner series ticker
     title: str  # series title
     sport_key: str  # The Odds API v4 sport key
@@ -236,12 +236,12 @@ TOR Toronto Tempo
 GS Golden State Valkyries
 """)
 
-LEAGUES: tuple[League, ...] = (
-    League("KXNFLGAME", "Pro Football Game", "americanfootball_nfl", "NFL", "Football", False, False, NFL),
-    League("KXNBAGAME", "Pro Basketball Game", "basketball_nba", "NBA", "Basketball", False, False, NBA),
-    League("KXNHLGAME", "Pro Hockey Game", "icehockey_nhl", "NHL", "Hockey", False, False, NHL),
-    League("KXEPLGAME", "English Premier League Game", "soccer_epl", "EPL", "Soccer", True, False, EPL),
-    League(
+LEAGUES: tuple[SimLeague, ...] = (
+    SimLeague("KXNFLGAME", "Pro Football Game", "americanfootball_nfl", "NFL", "Football", False, False, NFL),
+    SimLeague("KXNBAGAME", "Pro Basketball Game", "basketball_nba", "NBA", "Basketball", False, False, NBA),
+    SimLeague("KXNHLGAME", "Pro Hockey Game", "icehockey_nhl", "NHL", "Hockey", False, False, NHL),
+    SimLeague("KXEPLGAME", "English Premier League Game", "soccer_epl", "EPL", "Soccer", True, False, EPL),
+    SimLeague(
         "KXNCAAFGAME",
         "College Football Game",
         "americanfootball_ncaaf",
@@ -251,8 +251,8 @@ LEAGUES: tuple[League, ...] = (
         False,
         NCAAF,
     ),
-    League("KXMLBGAME", "Pro Baseball Game", "baseball_mlb", "MLB", "Baseball", False, True, MLB),
-    League(
+    SimLeague("KXMLBGAME", "Pro Baseball Game", "baseball_mlb", "MLB", "Baseball", False, True, MLB),
+    SimLeague(
         "KXNCAAMBGAME",
         "Men's College Basketball Game",
         "basketball_ncaab",
@@ -262,7 +262,7 @@ LEAGUES: tuple[League, ...] = (
         False,
         NCAAMB,
     ),
-    League(
+    SimLeague(
         "KXWNBAGAME",
         "Pro Women's Basketball Game",
         "basketball_wnba",

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
 from services.exchange_sim import metrics
-from services.exchange_sim.session import Limits
-
-if TYPE_CHECKING:
-    from services.exchange_sim.server import ExchangeSim
+from services.exchange_sim.app_key import SIM_KEY
+from services.exchange_sim.session import SessionLimits
 
 WS_PATH = "/trade-api/ws/v2"
-SIM_KEY: web.AppKey[ExchangeSim] = web.AppKey("kxfeed_sim")
 
 
 def unauthorized(reason: str) -> web.Response:
@@ -38,7 +34,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return unauthorized(reason)
     ws = web.WebSocketResponse(autoping=False, autoclose=True, compress=False, max_msg_size=1 << 20)
     await ws.prepare(request)
-    limits = Limits(cfg.max_markets_per_sub, cfg.sub_cmd_rate)
+    limits = SessionLimits(cfg.max_markets_per_sub, cfg.sub_cmd_rate)
     conn = sim.hub.connect(request.transport, request.protocol, request.remote or "", limits)
     try:
         async for msg in ws:

@@ -32,7 +32,7 @@ def level_hash(side: int, price: int, size: int) -> int:
     return hash((price + NO_HASH_KEY if side else price, size))
 
 
-class Book:
+class MarketBook:
     """State of one market. Mutated by :class:`services.orderbook.builder.Builder` only."""
 
     __slots__ = (

@@ -37,7 +37,7 @@ from shared.messages import (
 )
 from shared.units import ONE_DOLLAR
 
-from .book import NO_HASH_KEY, Book
+from .book import NO_HASH_KEY, MarketBook
 from .ticks import PRICES, Ladder, LadderError, ladder
 
 #: Lifecycle events / market statuses after which a market's book can be dropped.
@@ -69,7 +69,7 @@ class Builder:
         self.own_pub = own_pub
         self.resync_timeout_s = resync_timeout_s
         self.resync_max_backoff_s = resync_max_backoff_s
-        self.books: dict[str, Book] = {}
+        self.books: dict[str, MarketBook] = {}
         self.ladders: dict[str, Ladder | None] = {}
         self.closed: set[str] = set()
         self.invalid: set[str] = set()
@@ -178,7 +178,7 @@ class Builder:
         self.apply_many((msg,), now)
 
     # ---- deltas that are not the plain case -----------------------------------------------
-    def _admit(self, m: BookDelta, b: Book | None, now: float) -> Book | None:
+    def _admit(self, m: BookDelta, b: MarketBook | None, now: float) -> MarketBook | None:
         """Decide what to do with a delta the fast path cannot take; the book to apply it to, or None."""
         if m.ticker in self.closed:
             self.count("ignored.closed_market")
@@ -233,8 +233,8 @@ class Builder:
         else:
             self.count("ignored.other_kind")
 
-    def _new_book(self, ticker: str, market_id: str, now: float) -> Book:
-        b = Book(ticker, market_id)
+    def _new_book(self, ticker: str, market_id: str, now: float) -> MarketBook:
+        b = MarketBook(ticker, market_id)
         lad = self.ladders.get(ticker)
         if lad is not None:
             b.yes_ticks, b.no_ticks = lad
@@ -287,7 +287,9 @@ class Builder:
                 self._invalidate(b, "gap", m, now)
 
     # ---- validity --------------------------------------------------------------------------
-    def _invalidate(self, b: Book, reason: str, trigger: Any, now: float, *, force: bool = False) -> None:
+    def _invalidate(
+        self, b: MarketBook, reason: str, trigger: Any, now: float, *, force: bool = False
+    ) -> None:
         """Mark ``b`` INVALID. ``force`` records a transition even for a book that was never valid
         (a new book, or a snapshot that is itself broken)."""
         if not b.valid and not force:

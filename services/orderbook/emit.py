@@ -15,7 +15,7 @@ from typing import Any
 from shared.messages import BookState, Depth, Message, TopOfBook
 from shared.units import ONE_DOLLAR
 
-from .book import NO, YES, Book
+from .book import NO, YES, MarketBook
 from .builder import Builder
 
 TopKey = tuple[bool, int, int, int, int]
@@ -27,11 +27,11 @@ def _stamp(trigger: Any) -> tuple[int | None, int]:
     return trigger.ts_exch, trigger.ts_recv
 
 
-def top_of_book(b: Book) -> TopOfBook:
+def top_of_book(b: MarketBook) -> TopOfBook:
     return _top(b, top_key(b))
 
 
-def _top(b: Book, key: TopKey) -> TopOfBook:
+def _top(b: MarketBook, key: TopKey) -> TopOfBook:
     ts_exch, ts_recv = b.ts_exch, b.ts_recv
     valid, by, bys, bn, bns = key
     if not valid:
@@ -80,7 +80,7 @@ def invalid_top(ticker: str, xseq: int, ts_exch: int | None, ts_recv: int) -> To
 INVALID_KEY: TopKey = (False, 0, 0, 0, 0)
 
 
-def top_key(b: Book) -> TopKey:
+def top_key(b: MarketBook) -> TopKey:
     if not b.valid:
         return INVALID_KEY
     by, bn = b.best_yes, b.best_no

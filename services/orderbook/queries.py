@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.units import ONE_DOLLAR
 
-from .book import NO, YES, Book
+from .book import NO, YES, MarketBook
 from .builder import Builder
 
 
@@ -48,7 +48,7 @@ def sample(builder: Builder, now: float, horizon_s: float) -> None:
             del ht[:k], hm[:k], hv[:k]
 
 
-def _reference(b: Book, t_ms: int) -> tuple[int, int, int] | None:
+def _reference(b: MarketBook, t_ms: int) -> tuple[int, int, int] | None:
     """(sample time, mid_x2 or -1, volume) of the newest sample at or before ``t_ms``
     (the oldest one when the book is younger than that)."""
     ht, hm, hv = b.hist_t, b.hist_mid, b.hist_vol
@@ -58,7 +58,7 @@ def _reference(b: Book, t_ms: int) -> tuple[int, int, int] | None:
     return ht[i], hm[i], hv[i]
 
 
-def _top(b: Book) -> dict[str, Any]:
+def _top(b: MarketBook) -> dict[str, Any]:
     by, bys, bn, bns = b.top()
     return {
         "yes_bid": by or None,
@@ -147,7 +147,7 @@ def spreads(builder: Builder, *, top: int, order: str = "widest") -> list[dict[s
     """VALID two-sided books by YES spread (ask - bid), widest or narrowest first."""
     if order not in ("widest", "narrowest"):
         raise QueryError("order must be 'widest' or 'narrowest'")
-    rows: list[tuple[int, str, Book]] = []
+    rows: list[tuple[int, str, MarketBook]] = []
     for b in builder.books.values():
         if b.valid and b.best_yes and b.best_no:
             rows.append((ONE_DOLLAR - b.best_no - b.best_yes, b.ticker, b))

@@ -39,7 +39,7 @@ PAGE = 1000
 Poll = Callable[[Any, int, bool, list[Message]], None]
 
 
-class Fallback:
+class PollFallback:
     """Given its collaborators by the poller worker (no back reference to the worker):
     ``poll`` appends a changed snapshot to ``out``, ``publish`` sends, ``failed`` counts and
     logs a failed REST round."""

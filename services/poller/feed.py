@@ -28,7 +28,7 @@ def connector_ids(shard_count: int) -> list[str]:
 
 
 @dataclass
-class Link:
+class ConnectorHealth:
     name: str
     last_hb: float | None = None
     epoch: int = 0
@@ -44,9 +44,9 @@ class FeedHealth:
         self.timeout_s = timeout_s
         self.fallback_after = fallback_after
         # Nothing heard yet counts as down from now: a feed that never comes up is a feed down.
-        self.links = {n: Link(n, down_since=now) for n in connector_ids(self.shard_count)}
+        self.links = {n: ConnectorHealth(n, down_since=now) for n in connector_ids(self.shard_count)}
 
-    def link_of(self, ticker: str) -> Link:
+    def link_of(self, ticker: str) -> ConnectorHealth:
         names = list(self.links)
         return self.links[names[shard_of(ticker, self.shard_count)] if self.shard_count > 1 else names[0]]
 

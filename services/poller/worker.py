@@ -44,7 +44,7 @@ from shared.messages import BookState, FeeUpdate, Heartbeat, Message
 from shared.units import UnitError
 
 from . import metrics as M
-from .fallback import Fallback
+from .fallback import PollFallback
 from .feed import FeedHealth
 from .polls import Published, poll_snapshot
 from .schedule import ExchangeClock
@@ -86,7 +86,7 @@ class PollerWorker(Actor):
         self.clock = ExchangeClock()
         self.published = Published()
         self.own_list: list[str] = []
-        self.fallback = Fallback(
+        self.fallback = PollFallback(
             enabled=pc.fallback,
             rest=self.rest,
             universe=self.universe,

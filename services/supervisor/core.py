@@ -4,7 +4,7 @@ Inputs: :meth:`SupervisorCore.tick`, ``spawned`` / ``spawn_failed`` / ``exited``
 ``heartbeat`` / ``probe_ok`` (liveness), ``restart`` / ``stop_child`` / ``shutdown`` /
 ``reload`` (operators). Outputs, collected with :meth:`SupervisorCore.take`: actions
 (:class:`~.model.Spawn`, :class:`~.model.Kill`) for the shell to carry out, and
-:class:`~.model.Event` records to log, count and publish. No processes, sockets or clocks here.
+:class:`~.model.SupervisorEvent` records to log, count and publish. No processes, sockets or clocks here.
 
 Child states: pending (waiting for its start: backoff, or an earlier child not ready yet)
 -> starting (spawned, not ready) -> running (ready) -> stopping (signalled) -> pending
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.supervisor.gate import may_start
-from services.supervisor.model import Action, Child, ChildSpec, Event, Kill, Spawn, StopSequence
+from services.supervisor.model import Action, Child, ChildSpec, Kill, Spawn, StopSequence, SupervisorEvent
 from services.supervisor.model import describe_exit as describe
 from services.supervisor.model import exit_reason as reason_of
 from services.supervisor.parking import decide, new_child, stable_for, unpark
@@ -61,16 +61,16 @@ class SupervisorCore:
         self._group = 0
         self._sequences: list[StopSequence] = []
         self._actions: list[Action] = []
-        self._events: list[Event] = []
+        self._events: list[SupervisorEvent] = []
 
     # ---- outputs ---------------------------------------------------------------------------
-    def take(self) -> tuple[list[Action], list[Event]]:
+    def take(self) -> tuple[list[Action], list[SupervisorEvent]]:
         actions, events = self._actions, self._events
         self._actions, self._events = [], []
         return actions, events
 
     def _event(self, child: str, event: str, detail: str = "", **kw: Any) -> None:
-        self._events.append(Event(child, event, detail, **kw))
+        self._events.append(SupervisorEvent(child, event, detail, **kw))
 
     @property
     def done(self) -> bool:

@@ -50,7 +50,7 @@ Action = Spawn | Kill
 
 
 @dataclass(frozen=True)
-class Event:
+class SupervisorEvent:
     worker: str
     event: str
     detail: str = ""

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from services.supervisor.happenings import Note
-from services.supervisor.model import Child, Event
+from services.supervisor.model import Child, SupervisorEvent
 from shared.messages import WorkerEvent
 
 WORKER_UP = Gauge("kxfeed_worker_up", "1 while the supervised worker runs and has reported ready", ["worker"])
@@ -67,7 +67,7 @@ class Reporter:
         self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self._known: set[str] = set()
 
-    def record(self, e: Event) -> None:
+    def record(self, e: SupervisorEvent) -> None:
         ctx: dict[str, Any] = {"worker": e.worker}
         if e.pid:
             ctx["pid"] = e.pid
@@ -108,7 +108,7 @@ class Reporter:
         recent events, so it is not logged, counted or published a second time."""
         self.recent.append(n.as_event(time.time()))
 
-    def _log(self, e: Event, ctx: dict[str, Any]) -> None:
+    def _log(self, e: SupervisorEvent, ctx: dict[str, Any]) -> None:
         extra = {"ctx": ctx}
         if e.event == "escalated":
             self.log.error(_ESCALATION_LINES.get(e.exit_code or 1, "stopping everything"), extra=extra)

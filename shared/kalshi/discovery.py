@@ -1,6 +1,6 @@
 """Which markets this connector follows: config filters, shard selection, REST discovery.
 
-:class:`MarketFilter` is pure (config in, yes/no out). :class:`Catalog` resolves
+:class:`MarketFilter` is pure (config in, yes/no out). :class:`SeriesCatalog` resolves
 what a market needs for the filter and for its ``MarketMeta`` - series, category,
 fees - over REST (``/series`` once, ``/events`` pages, single lookups for
 stragglers) and caches it, so lifecycle-driven additions cost one or two requests.
@@ -96,7 +96,7 @@ def event_info(ev: Event) -> EventInfo:
     return EventInfo(ev.series_ticker, ev.category, ev.title, ev.fee_type_override or None, ppm)
 
 
-class Catalog:
+class SeriesCatalog:
     """Series and event facts, fetched once and cached."""
 
     def __init__(self, rest: RestClient) -> None:
@@ -173,7 +173,7 @@ async def candidates(rest: RestClient, filt: MarketFilter) -> list[Market]:
     return [m for m in found.values() if m.status in LIVE_STATUSES and filt.in_shard(m.ticker)]
 
 
-async def discover(rest: RestClient, filt: MarketFilter, catalog: Catalog) -> dict[str, MarketMeta]:
+async def discover(rest: RestClient, filt: MarketFilter, catalog: SeriesCatalog) -> dict[str, MarketMeta]:
     """Every market this connector should follow now, as MarketMeta by ticker."""
     await catalog.load_series()
     if filt.explicit and not filt.categories and filt.series and not filt.tickers:
@@ -189,7 +189,7 @@ async def discover(rest: RestClient, filt: MarketFilter, catalog: Catalog) -> di
     return out
 
 
-async def resolve_market(catalog: Catalog, filt: MarketFilter, market: Market) -> MarketMeta | None:
+async def resolve_market(catalog: SeriesCatalog, filt: MarketFilter, market: Market) -> MarketMeta | None:
     """MarketMeta for ``market`` if the filters want it, else None."""
     info = await catalog.event(market.event_ticker)
     if info is None:

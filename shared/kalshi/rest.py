@@ -47,12 +47,12 @@ from shared.kalshi.rest_models import (
     Orderbook,
     OrderbookResponse,
     OrderbooksResponse,
+    RestTrade,
     Schedule,
     ScheduleResponse,
     Series,
     SeriesList,
     SeriesResponse,
-    Trade,
     TradesPage,
 )
 from shared.log import BurstLog, get_logger
@@ -345,7 +345,7 @@ class RestClient:
         min_ts: int | None = None,
         max_ts: int | None = None,
         limit: int = 1000,
-    ) -> AsyncIterator[Trade]:
+    ) -> AsyncIterator[RestTrade]:
         """Trades newest first across pages (``GET /markets/trades``; times in Unix seconds)."""
         params: dict[str, str] = {"limit": str(limit)}
         if ticker:

@@ -111,7 +111,7 @@ class OrderbooksResponse(msgspec.Struct, frozen=True):
     orderbooks: list[MarketOrderbook] = []
 
 
-class Trade(msgspec.Struct, frozen=True):
+class RestTrade(msgspec.Struct, frozen=True):
     trade_id: str
     ticker: str
     count_fp: str
@@ -123,7 +123,7 @@ class Trade(msgspec.Struct, frozen=True):
 
 
 class TradesPage(msgspec.Struct, frozen=True):
-    trades: list[Trade] = []
+    trades: list[RestTrade] = []
     cursor: str | None = None
 
 

@@ -10,7 +10,7 @@ Prices and counts stay the wire's decimal strings here; :mod:`shared.kalshi.pars
 turns them into exact integers. Field names are Kalshi's, including deprecated
 ones we still read as fallbacks (``taker_side``).
 
-Client commands (:class:`Command`) are encoded with :data:`COMMAND_ENCODER`;
+Client commands (:class:`WsCommand`) are encoded with :data:`COMMAND_ENCODER`;
 ``omit_defaults`` keeps unset optional params off the wire, because Kalshi
 rejects some combinations (``market_ticker`` with ``market_tickers``).
 """
@@ -397,7 +397,7 @@ class UpdateParams(msgspec.Struct, frozen=True, omit_defaults=True):
     send_initial_snapshot: bool = False
 
 
-class Command(msgspec.Struct, frozen=True, omit_defaults=True):
+class WsCommand(msgspec.Struct, frozen=True, omit_defaults=True):
     id: Sid
     cmd: Literal["subscribe", "unsubscribe", "update_subscription", "list_subscriptions"]
     params: SubscribeParams | UnsubscribeParams | UpdateParams | None = None
@@ -406,6 +406,6 @@ class Command(msgspec.Struct, frozen=True, omit_defaults=True):
 COMMAND_ENCODER = msgspec.json.Encoder()
 
 
-def encode_command(cmd: Command) -> str:
+def encode_command(cmd: WsCommand) -> str:
     """A command as the text frame to send (Kalshi expects text, not binary)."""
     return COMMAND_ENCODER.encode(cmd).decode()

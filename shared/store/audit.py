@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import DbConfig
 from shared.store.engine import normalize_url
-from shared.store.queries import Subscription, subscription_holes
+from shared.store.queries import SubscriptionRecord, subscription_holes
 from shared.store.schema import book_snapshots, gaps
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
@@ -49,7 +49,7 @@ def parse_since(text: str) -> timedelta:
 
 
 @dataclass
-class SubscriptionAudit(Subscription):
+class SubscriptionAudit(SubscriptionRecord):
     """A stored subscription's holes, and those no recorded gap explains."""
 
     unexplained: list[tuple[int, int]] = field(default_factory=list)

@@ -150,7 +150,7 @@ async def latest(engine: AsyncEngine, ticker: str) -> Latest:
 
 
 @dataclass
-class Subscription:
+class SubscriptionRecord:
     conn: int
     sid: int
     first_seq: int
@@ -176,9 +176,9 @@ class GapEvent:
 
 
 @dataclass
-class Gaps:
+class GapReport:
     ticker: str
-    subscriptions: list[Subscription]
+    subscriptions: list[SubscriptionRecord]
     events: list[GapEvent]
 
     @property
@@ -203,14 +203,14 @@ _HOLES = text(
 _RANGE = text(f"SELECT MIN(xseq), MAX(xseq), COUNT(*) FROM ({_SEQS}) u")
 
 
-async def subscription_holes(conn: AsyncConnection, c: int, sid: int) -> Subscription:
+async def subscription_holes(conn: AsyncConnection, c: int, sid: int) -> SubscriptionRecord:
     """The stored sequence range of one WS subscription and the holes in it."""
     lo, hi, n = (await conn.execute(_RANGE, {"conn": c, "sid": sid})).one()
     holes = [(a, b) for a, b in await conn.execute(_HOLES, {"conn": c, "sid": sid})]
-    return Subscription(c, sid, lo, hi, n, holes)
+    return SubscriptionRecord(c, sid, lo, hi, n, holes)
 
 
-async def gap_report(engine: AsyncEngine, ticker: str) -> Gaps:
+async def gap_report(engine: AsyncEngine, ticker: str) -> GapReport:
     """Sequence holes in what is stored, per WS subscription (connection, sid) that carried
     ``ticker`` (one with a stored snapshot of it), across all markets of the subscription."""
     async with engine.connect() as conn:
@@ -220,7 +220,7 @@ async def gap_report(engine: AsyncEngine, ticker: str) -> Gaps:
                 select(s.conn, s.sid).where(s.ticker == ticker, s.xseq > 0).distinct().order_by(s.conn, s.sid)
             )
         ).all()
-        out: list[Subscription] = []
+        out: list[SubscriptionRecord] = []
         for c, sid in subs:
             out.append(await subscription_holes(conn, c, sid))
         g = gaps.c
@@ -233,7 +233,7 @@ async def gap_report(engine: AsyncEngine, ticker: str) -> Gaps:
         for r in rows:
             if ticker in msgspec.json.decode(r.tickers):
                 events.append(GapEvent(*r[:8]))
-    return Gaps(ticker, out, events)
+    return GapReport(ticker, out, events)
 
 
 # ---- stats --------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class TableStats:
 
 
 @dataclass
-class Stats:
+class StoreStats:
     tables: list[TableStats]
     hours: list[tuple[datetime, str, int, int | None]]  # hour, table, rows, estimated bytes
 
@@ -273,7 +273,7 @@ async def _table_bytes(conn: AsyncConnection) -> dict[str, int]:
     return sizes
 
 
-async def stats(engine: AsyncEngine, *, hours: int, now: datetime) -> Stats:
+async def stats(engine: AsyncEngine, *, hours: int, now: datetime) -> StoreStats:
     """Rows and bytes per table; rows (and estimated bytes) per hour of receive time."""
     async with engine.connect() as conn:
         sizes = await _table_bytes(conn)
@@ -301,7 +301,7 @@ async def stats(engine: AsyncEngine, *, hours: int, now: datetime) -> Stats:
         if ts is not None and ts.bytes is not None and ts.rows:
             est = ts.bytes * rows // ts.rows
         out_hours.append((hour, name, rows, est))
-    return Stats(tables, out_hours)
+    return StoreStats(tables, out_hours)
 
 
 def jsonable(value: Any) -> Any:

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from services.exchange_sim.server import ExchangeSim
 from shared.config import ConnectorConfig, SimConfig
-from shared.kalshi.discovery import Catalog, MarketFilter, discover
+from shared.kalshi.discovery import MarketFilter, SeriesCatalog, discover
 from shared.kalshi.rest import RestClient
 from shared.messages import MarketMeta
 
@@ -29,7 +29,7 @@ def with_sim(body: Callable[[ExchangeSim, Find], Awaitable[None]], fault: str = 
 
                 async def find(shard_index: int | None = None, **filters: Any) -> dict[str, MarketMeta]:
                     filt = MarketFilter.from_config(ConnectorConfig(**filters), shard_index)
-                    return await discover(rc, filt, Catalog(rc))
+                    return await discover(rc, filt, SeriesCatalog(rc))
 
                 await body(sim, find)
         finally:

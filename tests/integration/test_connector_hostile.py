@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.exchange_sim.connection import Conn
-from services.exchange_sim.session import Subscription
+from services.exchange_sim.session import SimSubscription
 from shared.messages import Gap
 
 from .test_connector_support import Stack, metric, stack
@@ -30,7 +30,7 @@ def only_conn(st: Stack) -> Conn:
     return conns[0]
 
 
-def sim_sub(conn: Conn, channel: str) -> Subscription:
+def sim_sub(conn: Conn, channel: str) -> SimSubscription:
     subs = [s for s in conn.session.subs.values() if s.channel == channel]
     assert subs, channel
     return subs[0]

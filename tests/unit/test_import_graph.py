@@ -95,3 +95,78 @@ def test_the_walk_resolves_relative_and_nested_imports() -> None:
     assert "services.connector.session" in found
     assert {_owner(m) for m in found} == {"services.poller", "services.connector"}
     assert _owner("shared.bus") is None
+
+
+def _graph(modules: dict[str, str]) -> dict[str, set[str]]:
+    """Module -> the modules of ``modules`` (name -> source) it imports.
+
+    Every import counts, ``if TYPE_CHECKING:`` and function-level ones too: a cycle that only
+    the type checker walks is still two modules that cannot be read one without the other.
+    ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to ``pkg``.
+    """
+    graph: dict[str, set[str]] = {}
+    for name, source in modules.items():
+        found = _imports_of(source, name, is_package=False)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, edges = work[-1]
+            w = next(edges, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def test_no_import_cycle_in_shared_or_services() -> None:
+    modules = {
+        _module_name(p): p.read_text()
+        for top in ("shared", "services")
+        for p in _files(top)
+        if p.name != "__init__.py"
+    }
+    assert _cycles(_graph(modules)) == []
+
+
+def test_the_cycle_check_sees_a_type_checking_only_cycle() -> None:
+    modules = {
+        "services.x.a": "from services.x.b import B\n",
+        "services.x.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from services.x import a\n",
+        "services.x.c": "from services.x import a\n",
+    }
+    assert _cycles(_graph(modules)) == [["services.x.a", "services.x.b"]]

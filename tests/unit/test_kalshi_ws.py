@@ -133,7 +133,7 @@ def test_side_must_be_yes_or_no() -> None:
 
 
 def test_commands_encode_like_kalshi_examples() -> None:
-    sub = ws.Command(
+    sub = ws.WsCommand(
         1, "subscribe", ws.SubscribeParams(channels=["orderbook_delta"], market_tickers=["A", "B"])
     )
     assert json.loads(ws.encode_command(sub)) == {
@@ -141,15 +141,15 @@ def test_commands_encode_like_kalshi_examples() -> None:
         "cmd": "subscribe",
         "params": {"channels": ["orderbook_delta"], "market_tickers": ["A", "B"]},
     }
-    glob = ws.Command(2, "subscribe", ws.SubscribeParams(channels=["market_lifecycle_v2"]))
+    glob = ws.WsCommand(2, "subscribe", ws.SubscribeParams(channels=["market_lifecycle_v2"]))
     assert json.loads(ws.encode_command(glob))["params"] == {"channels": ["market_lifecycle_v2"]}
-    yp = ws.Command(
+    yp = ws.WsCommand(
         3,
         "subscribe",
         ws.SubscribeParams(channels=["orderbook_delta"], market_tickers=["A"], use_yes_price=True),
     )
     assert json.loads(ws.encode_command(yp))["params"]["use_yes_price"] is True
-    snap = ws.Command(
+    snap = ws.WsCommand(
         127, "update_subscription", ws.UpdateParams(sids=[456], action="get_snapshot", market_tickers=["M-1"])
     )
     assert json.loads(ws.encode_command(snap)) == {
@@ -157,13 +157,13 @@ def test_commands_encode_like_kalshi_examples() -> None:
         "cmd": "update_subscription",
         "params": {"sids": [456], "action": "get_snapshot", "market_tickers": ["M-1"]},
     }
-    unsub = ws.Command(124, "unsubscribe", ws.UnsubscribeParams(sids=[1, 2]))
+    unsub = ws.WsCommand(124, "unsubscribe", ws.UnsubscribeParams(sids=[1, 2]))
     assert json.loads(ws.encode_command(unsub)) == {
         "id": 124,
         "cmd": "unsubscribe",
         "params": {"sids": [1, 2]},
     }
-    assert json.loads(ws.encode_command(ws.Command(3, "list_subscriptions"))) == {
+    assert json.loads(ws.encode_command(ws.WsCommand(3, "list_subscriptions"))) == {
         "id": 3,
         "cmd": "list_subscriptions",
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.orderbook.book import NO, YES, Book
+from services.orderbook.book import NO, YES, MarketBook
 from services.orderbook.builder import Builder
 from services.orderbook.ticks import LadderError, ladder
 from shared.messages import (
@@ -319,7 +319,7 @@ def test_touch_stamps_the_last_change_off_the_delta_path() -> None:
 
 
 def test_a_book_with_a_few_dozen_levels_costs_a_few_kilobytes() -> None:
-    book = Book(T, "mid")
+    book = MarketBook(T, "mid")
     book.load(
         [(p, 1_000_000 + p) for p in range(100, 4100, 100)],
         [(p, 2_000_000 + p) for p in range(100, 4100, 100)],

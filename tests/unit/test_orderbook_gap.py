@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.orderbook.book import NO, YES, Book
+from services.orderbook.book import NO, YES, MarketBook
 from services.orderbook.builder import Builder
 from services.orderbook.emit import Emitter
 from shared.messages import BookDelta, BookSnapshot, BookState, Gap, Message, Side, TopOfBook
@@ -35,9 +35,9 @@ def _delta(t: str, xseq: int, side: Side, price: int, d: int) -> BookDelta:
     )
 
 
-def gap_sample_stream() -> tuple[list[Message], dict[str, Book]]:
+def gap_sample_stream() -> tuple[list[Message], dict[str, MarketBook]]:
     """(what the builder receives, the exchange's true books at the end)."""
-    truth = {A: Book(A), B: Book(B)}
+    truth = {A: MarketBook(A), B: MarketBook(B)}
     truth[A].load([(4300, 2500), (4200, 1000)], [(5500, 700)])
     truth[B].load([(5400, 600)], [(4400, 900), (4300, 100)])
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.exchange_sim.activity import Engine
-from services.exchange_sim.session import Limits, Session
+from services.exchange_sim.session import SessionLimits, SimSession
 from services.exchange_sim.state import ExchangeState
 from shared.units import format_count, format_price
 
@@ -24,11 +24,11 @@ def state() -> ExchangeState:
     return public
 
 
-def session(state: ExchangeState, **limits: Any) -> Session:
-    return Session(1, state, Limits(**limits))
+def session(state: ExchangeState, **limits: Any) -> SimSession:
+    return SimSession(1, state, SessionLimits(**limits))
 
 
-def send(s: Session, cmd: Any, now: int = NOW) -> list[dict[str, Any]]:
+def send(s: SimSession, cmd: Any, now: int = NOW) -> list[dict[str, Any]]:
     raw = cmd if isinstance(cmd, str) else json.dumps(cmd)
     return [json.loads(f) for f in s.handle(raw, now)]
 
@@ -39,7 +39,7 @@ def err(frames: list[dict[str, Any]]) -> int:
     return code
 
 
-def sub(s: Session, cid: int, channels: list[str], **params: Any) -> list[dict[str, Any]]:
+def sub(s: SimSession, cid: int, channels: list[str], **params: Any) -> list[dict[str, Any]]:
     return send(s, {"id": cid, "cmd": "subscribe", "params": {"channels": channels, **params}})
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.supervisor.core import SupervisorCore
-from services.supervisor.model import ChildSpec, Event, Kill, Spawn, describe_exit
+from services.supervisor.model import ChildSpec, Kill, Spawn, SupervisorEvent, describe_exit
 from services.supervisor.policy import PolicySettings
 from services.supervisor.status import message_rate, restarts_in_window
 from shared.config import EX_CONFIG
@@ -55,7 +55,7 @@ class Harness:
         self.pids: dict[str, int] = {}
         self.spawns: list[str] = []
         self.signals: list[tuple[str, str]] = []
-        self.events: list[Event] = []
+        self.events: list[SupervisorEvent] = []
 
     def tick(self, dt: float = 0.0) -> None:
         self.now += dt
@@ -113,7 +113,7 @@ class Harness:
     def state(self, name: str) -> str:
         return self.core.children[name].state
 
-    def named(self, event: str) -> list[Event]:
+    def named(self, event: str) -> list[SupervisorEvent]:
         return [e for e in self.events if e.event == event]
 
 
