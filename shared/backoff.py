@@ -4,7 +4,8 @@ Pure: no clock of its own (the caller passes ``now`` in monotonic seconds, or ho
 run lasted) and randomness from an injected ``random.Random`` (or an explicit uniform
 number), so every delay is reproducible in tests. The connector, the supervisor (restarts
 and parking), the orderbook's snapshot requests, the writer, the REST client and the arb
-odds sources all pace themselves with it.
+odds sources all pace themselves with it. I/O loops use it through :mod:`shared.retry`,
+which adds the give-up limits, the classification of failures and the per-retry notice.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from shared.backoff import Backoff
 from shared.config import ConnectorConfig
 from shared.kalshi.rest import RestAuthError, RestError
 from shared.messages import EventLifecycle, MarketLifecycle, Message
+from shared.retry import Retry, RetryPolicy
 
 from .marketset import MarketSet
 from .metrics import DISCOVERY_FAILURES
@@ -57,11 +58,12 @@ class MarketUpkeep:
 
     # ---- discovery -------------------------------------------------------------------------
     async def discover_until_done(self) -> None:
-        backoff = Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s)
+        # discover_once counts and logs each failure itself; the policy only paces the next try.
+        policy = RetryPolicy(Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s), sleep=self._sleep)
         while not self.stopping.is_set():
             if await self.discover_once(initial=True):
                 return
-            await self._sleep(self.cc.auth_backoff_s if self.auth_refused else backoff.delay())
+            await policy.pause(Retry("auth", self.cc.auth_backoff_s) if self.auth_refused else None)
 
     async def discover_once(self, *, initial: bool) -> bool:
         self.auth_refused = False

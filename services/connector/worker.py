@@ -46,6 +46,7 @@ from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.rest import RestClient
 from shared.messages import Control, Message
+from shared.retry import Retry, RetryPolicy
 from shared.tasks import finish
 
 from .batching import by_market
@@ -93,6 +94,8 @@ class ConnectorWorker(Actor):
         self.backoff = Backoff(
             self.cc.backoff_initial_s, self.cc.backoff_max_s, self.cc.backoff_reset_after_s
         )
+        #: Paces reconnects; the backoff resets itself after a stable connection (connected/disconnected).
+        self.reconnect = RetryPolicy(self.backoff, sleep=self._sleep)
         self.session: Session | None = None
         self.link: Link | None = None
         self.sendq: asyncio.Queue[str] = asyncio.Queue()
@@ -140,13 +143,15 @@ class ConnectorWorker(Actor):
             self._ended(reason)
             if self.stopping.is_set():
                 return
-            delay = (
-                self.cc.auth_backoff_s * random.uniform(0.75, 1.0)
+            # A refused key waits its own (jittered) interval: retrying sooner only burns the limit.
+            refused = (
+                Retry("auth", self.cc.auth_backoff_s * random.uniform(0.75, 1.0))
                 if reason == "auth"
-                else self.backoff.delay()
+                else None
             )
+            delay = self.reconnect.next_delay(refused)
             self.log.info("reconnecting", extra={"ctx": {"reason": reason, "in_s": round(delay, 3)}})
-            await self._sleep(delay)
+            await self.reconnect.sleep(delay)
             if self.markets.stale or time.monotonic() - self.markets.discovered_at > REDISCOVER_AFTER_S:
                 await self.upkeep.discover_once(initial=False)
 

@@ -25,6 +25,7 @@ from shared.backoff import Backoff
 from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.rest import TICKERS_PER_CALL, RestClient, RestError
 from shared.messages import Message
+from shared.retry import RetryPolicy
 
 from . import metrics as M
 from .feed import FeedHealth
@@ -72,7 +73,7 @@ class PollFallback:
         self.feed_markets: list[str] = []
         #: Markets being polled now (due).
         self.markets: set[str] = set()
-        self.backoff = Backoff(0.5, 30.0)
+        self.retry = RetryPolicy(Backoff(0.5, 30.0))
         for name in health.links:
             M.FEED_UP.labels(name).set(0)
 
@@ -122,10 +123,10 @@ class PollFallback:
                 continue
             try:
                 await self._sweep(due)
-                self.backoff.attempt = 0
+                self.retry.succeeded()
             except (RestError, OSError) as exc:
                 self._failed("fallback", exc)
-                await asyncio.sleep(self.backoff.delay())
+                await self.retry.pause()
 
     def _by_pages(self, due: set[str]) -> bool:
         total = self.universe.open_total

@@ -41,6 +41,7 @@ from shared.kalshi.discovery import LIVE_STATUSES, MarketFilter, candidates
 from shared.kalshi.rest import RestError
 from shared.log import BurstLog
 from shared.messages import BookState, FeeUpdate, Heartbeat, Message
+from shared.retry import RetryPolicy
 from shared.units import UnitError
 
 from . import metrics as M
@@ -231,16 +232,17 @@ class PollerWorker(Actor):
     # ---- discovery and periodic snapshots --------------------------------------------------
     async def _universe_loop(self) -> None:
         pc = self.pc
-        backoff = Backoff(1.0, 60.0)
+        # A timetable, not a retry-until-done: a failed discovery only brings the next one forward.
+        retry = RetryPolicy(Backoff(1.0, 60.0))
         next_discovery = next_poll = 0.0
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= next_discovery or self.rediscover.is_set():
                 self.rediscover.clear()
                 ok = await self._discover()
-                next_discovery = time.monotonic() + (pc.discovery_interval_s if ok else backoff.delay())
+                next_discovery = time.monotonic() + (pc.discovery_interval_s if ok else retry.next_delay())
                 if ok:
-                    backoff.attempt = 0
+                    retry.succeeded()
             if pc.poll_interval_s > 0 and self.universe.discovered_at and time.monotonic() >= next_poll:
                 if not await self._poll_round():
                     self.rediscover.set()

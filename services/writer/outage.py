@@ -19,9 +19,9 @@ from services.writer.batches import Store
 from services.writer.core import StreamKey
 from services.writer.errors import classify
 from services.writer.rows import PollContent
-from shared.backoff import Backoff
 from shared.config import DbConfig
 from shared.log import BurstLog
+from shared.retry import Retry, RetryEvent, RetryPolicy, retrying
 from shared.store.engine import redact
 from shared.store.migrate import SchemaTooNew, upgrade
 
@@ -66,35 +66,32 @@ async def open_database(
     engine: AsyncEngine,
     store: Store,
     db: DbConfig,
-    backoff: Backoff,
+    policy: RetryPolicy,
     burst: BurstLog,
     log: logging.Logger,
     stopping: asyncio.Event,
 ) -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
     """Upgrade the schema and load the committed state, retrying while the database is down
     (only while it is *down*: a schema too new, bad data or a bug fails the start)."""
-    attempt = 0
-    while True:
-        try:
-            before, head = await upgrade(engine, db)
-            state = await store.load_state()
-            await store.warm()
-        except SchemaTooNew:
-            raise
-        except Exception as exc:
-            if classify(exc) != "transient" or stopping.is_set():
-                raise
-            m.RETRIES.labels("connect").inc()
-            burst.event(
-                "open-db",
-                "database unavailable at start; retrying",
-                error=repr(exc)[:300],
-                attempt=attempt + 1,
-            )
-            await asyncio.sleep(backoff.delay())
-            attempt += 1
-            continue
+
+    async def attempt() -> tuple[dict[StreamKey, int], dict[str, PollContent]]:
+        before, head = await upgrade(engine, db)
+        state = await store.load_state()
+        await store.warm()
         log.info(
             "database ready", extra={"ctx": {"url": redact(db.url), "schema_from": before, "schema": head}}
         )
         return state
+
+    def verdict(exc: BaseException) -> Retry | None:
+        if isinstance(exc, SchemaTooNew) or classify(exc) != "transient" or stopping.is_set():
+            return None
+        return Retry("connect")
+
+    def note(e: RetryEvent) -> None:
+        m.RETRIES.labels(e.reason).inc()
+        burst.event(
+            "open-db", "database unavailable at start; retrying", error=repr(e.error)[:300], attempt=e.attempt
+        )
+
+    return await retrying(attempt, policy, verdict, note)

@@ -34,6 +34,7 @@ from shared.commands.table import CommandHandler
 from shared.config import WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
+from shared.retry import Retry, RetryEvent, RetryPolicy, retrying
 from shared.store.engine import make_engine
 
 #: Topic prefixes of every kind the writer stores.
@@ -52,7 +53,7 @@ class WriterWorker(Actor):
         self.engine = make_engine(self.config.db)
         self.store: Store = open_store(self.engine)
         offsets, polls = await open_database(
-            self.engine, self.store, self.config.db, self._backoff(), self.burst, self.log, self.stopping
+            self.engine, self.store, self.config.db, self._retry_policy(), self.burst, self.log, self.stopping
         )
         self.journals = Journals(self.config.journal.dir, self.worker_id)
         self.core = WriterCore(
@@ -90,8 +91,11 @@ class WriterWorker(Actor):
         self.spawn(self._cursor_loop(), name="cursor")
         self.spawn(self._gauge_loop(), name="gauges")
 
-    def _backoff(self) -> Backoff:
-        return Backoff(self.wc.retry_initial_s, max(self.wc.retry_max_s, self.wc.retry_initial_s))
+    def _retry_policy(self) -> RetryPolicy:
+        """Database I/O retries forever (the journals hold what the buffer cannot); bugs crash."""
+        return RetryPolicy(
+            Backoff(self.wc.retry_initial_s, max(self.wc.retry_max_s, self.wc.retry_initial_s))
+        )
 
     # ---- main loop ---------------------------------------------------------------------------
     async def main(self) -> None:
@@ -266,44 +270,49 @@ class WriterWorker(Actor):
                 self._changed.set()
 
     async def _write(self, batch: Batch) -> None:
-        attempt = 0
-        backoff = self._backoff()
         data_failures = 0
-        while True:
+        isolate = False
+
+        started = 0.0
+
+        async def attempt() -> WriteResult:
+            nonlocal isolate, started
             started = time.perf_counter()
             isolate = data_failures >= 2
-            try:
-                res = await asyncio.wait_for(
-                    self.store.write(batch, time.time_ns() // 1000, isolate=isolate), self.wc.write_timeout_s
-                )
-            except Exception as exc:
-                kind = "timeout" if isinstance(exc, TimeoutError) else classify(exc)
-                if kind == "bug":
-                    raise
-                if kind == "data":
-                    data_failures += 1
-                else:
-                    if self.outage.tick():
-                        self._changed.set()
-                m.RETRIES.labels(kind).inc()
-                self.counters["retries"] += 1
-                self.burst.event(
-                    f"write-{kind}",
-                    "batch write failed; retrying",
-                    error=repr(exc)[:300],
-                    attempt=attempt + 1,
-                    rows=batch.row_count(),
-                    isolate=isolate,
-                )
-                await self.store.reset()
-                await asyncio.sleep(backoff.delay())
-                attempt += 1
-                continue
-            self.outage.end()
-            self.core.commit(batch)
-            self._committed(batch, res, time.perf_counter() - started)
-            self._set_gauges()
-            return
+            return await asyncio.wait_for(
+                self.store.write(batch, time.time_ns() // 1000, isolate=isolate), self.wc.write_timeout_s
+            )
+
+        def verdict(exc: BaseException) -> Retry | None:
+            nonlocal data_failures
+            kind = "timeout" if isinstance(exc, TimeoutError) else classify(exc)
+            if kind == "bug":
+                return None
+            if kind == "data":
+                data_failures += 1
+            elif self.outage.tick():
+                self._changed.set()
+            return Retry(kind)
+
+        async def note(e: RetryEvent) -> None:
+            m.RETRIES.labels(e.reason).inc()
+            self.counters["retries"] += 1
+            self.burst.event(
+                f"write-{e.reason}",
+                "batch write failed; retrying",
+                error=repr(e.error)[:300],
+                attempt=e.attempt,
+                rows=batch.row_count(),
+                isolate=isolate,
+            )
+            await self.store.reset()
+
+        # Only the write itself is retried: what follows a success is not I/O.
+        res = await retrying(attempt, self._retry_policy(), verdict, note)
+        self.outage.end()
+        self.core.commit(batch)
+        self._committed(batch, res, time.perf_counter() - started)
+        self._set_gauges()
 
     def _committed(self, batch: Batch, res: WriteResult, seconds: float) -> None:
         m.count_batch(batch, res, seconds, time.time_ns(), self.counters, self.burst)

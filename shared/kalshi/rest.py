@@ -3,7 +3,7 @@
 - Every request can be signed (pass ``signer``: ``(method, path) -> headers``); the
   signed path is the URL path from the API root, query string excluded.
 - 429 and 5xx and connection failures are retried with capped exponential
-  backoff and full jitter (Kalshi sends no Retry-After); each retry is counted in
+  backoff and full jitter through :mod:`shared.retry` (Kalshi sends no Retry-After); each retry is counted in
   ``kxfeed_rest_retries_total{endpoint,reason}``. 401/403 raise
   :class:`RestAuthError` at once (retrying a bad key only burns the rate limit);
   404 raises :class:`RestNotFound`.
@@ -32,7 +32,7 @@ import aiohttp
 import msgspec
 from prometheus_client import Counter
 
-from shared.backoff import ceiling
+from shared.backoff import Backoff
 from shared.kalshi.envelope import decode_failure
 from shared.kalshi.ratelimit import TokenBucket
 from shared.kalshi.rest_models import (
@@ -57,6 +57,7 @@ from shared.kalshi.rest_models import (
 )
 from shared.log import BurstLog, get_logger
 from shared.messages import DECODE_ERRORS
+from shared.retry import GaveUp, Retry, RetryEvent, RetryPolicy, retrying
 
 REQUESTS = Counter(
     "kxfeed_rest_requests_total", "Kalshi REST requests by endpoint and HTTP status", ["endpoint", "status"]
@@ -106,6 +107,19 @@ class RestAuthError(RestError):
 
 class RestNotFound(RestError):
     pass
+
+
+class _Retryable(Exception):
+    """An attempt that may succeed if tried again (429, 5xx, no connection); never escapes."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _retryable(exc: BaseException) -> Retry | None:
+    return Retry(exc.reason) if isinstance(exc, _Retryable) else None
 
 
 def _body_text(body: bytes) -> str:
@@ -187,23 +201,21 @@ class RestClient:
         """GET ``path`` (relative to the API root), decode with ``decoder``; retries as documented."""
         endpoint = endpoint or path
         url = self.base_url + path
-        attempt = 0
-        while True:
+
+        async def attempt() -> T:
             if self.bucket is not None:
                 wait = self.bucket.reserve(self._clock())
                 if wait > 0:
                     BUDGET_WAIT.labels(endpoint).inc(wait)
                     await self._sleep(wait)
             headers = dict(self._signer("GET", self._base_path + path)) if self._signer is not None else {}
-            reason = ""
             try:
                 async with self._http().get(url, params=params, headers=headers) as resp:
                     body = await resp.read()
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError) as exc:
-                status, body, reason = 0, b"", type(exc).__name__
-            if status:
-                REQUESTS.labels(endpoint, str(status)).inc()
+                raise _Retryable(0, type(exc).__name__) from exc
+            REQUESTS.labels(endpoint, str(status)).inc()
             if status == 200:
                 try:
                     return decoder.decode(body)
@@ -223,20 +235,35 @@ class RestClient:
             if status == 404:
                 raise RestNotFound(endpoint, status, f"not found: {_body_text(body)}")
             if status == 429:
-                reason = "rate_limited"
                 if self.bucket is not None:
                     self.bucket.empty(self._clock())
-            elif status >= 500:
-                reason = f"http_{status}"
-            elif status:
-                raise RestError(endpoint, status, _body_text(body))
-            if attempt >= self._max_retries:
-                raise RestError(endpoint, status, f"gave up after {attempt + 1} attempts ({reason})")
-            RETRIES.labels(endpoint, reason).inc()
-            delay = self._rng.uniform(0, ceiling(self._backoff[0], self._backoff[1], attempt))
-            self._burst.event(f"retry:{endpoint}", "REST request retried", endpoint=endpoint, reason=reason)
-            attempt += 1
-            await self._sleep(delay)
+                raise _Retryable(status, "rate_limited")
+            if status >= 500:
+                raise _Retryable(status, f"http_{status}")
+            raise RestError(endpoint, status, _body_text(body))
+
+        def note(e: RetryEvent) -> None:
+            RETRIES.labels(endpoint, e.reason).inc()
+            self._burst.event(f"retry:{endpoint}", "REST request retried", endpoint=endpoint, reason=e.reason)
+
+        try:
+            return await retrying(attempt, self._policy(), _retryable, note)
+        except GaveUp as g:
+            status = g.last.status if isinstance(g.last, _Retryable) else 0
+            raise RestError(endpoint, status, str(g)) from None
+
+    def _policy(self) -> RetryPolicy:
+        """Per request: ``max_retries`` retries after the first try, full jitter drawn from
+        the client's rng (``uniform(0, ceiling)``, as ``1 - r`` turns the backoff's
+        ``c * (1 - r)`` into)."""
+        initial, cap = self._backoff
+        return RetryPolicy(
+            Backoff(initial, cap, jitter=1.0),
+            max_attempts=self._max_retries + 1,
+            sleep=self._sleep,
+            clock=self._clock,
+            draw=lambda: 1.0 - self._rng.random(),
+        )
 
     async def _pages(
         self, path: str, decoder: msgspec.json.Decoder[T], params: dict[str, str], endpoint: str
