@@ -53,6 +53,11 @@ def frames_per_step(markets: int) -> float:
     return len(eng.run(n, 0)) / n
 
 
+def sim_at(msgs_per_s: float, markets: int, **sim: Any) -> dict[str, Any]:
+    """A [sim] section sending about ``msgs_per_s`` frames a second over ``markets`` markets."""
+    return {"rate": msgs_per_s / frames_per_step(markets), "markets": markets, **sim}
+
+
 def sent_frames(system: System) -> int:
     """Frames the simulator has sent so far, over every connection it remembers (those its
     truth kept and those that fell off its bounded log)."""
