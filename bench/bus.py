@@ -25,13 +25,18 @@ import asyncio
 import multiprocessing as mp
 import random
 import socket
+import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import zmq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from shared.bus import Proxy, Publisher, Subscriber
-from shared.messages import BATCH_ENCODER, BookDelta, Message, Ticker, Trade
+from shared.messages import BATCH_ENCODER, BookDelta, Message, Trade
+from tests.support.messages import ticker_msg
 
 
 def _port() -> int:
@@ -84,19 +89,12 @@ def _messages(n: int, tickers: int, run: int, seed: int = 1) -> list[Message]:
                 )
             else:
                 out.append(
-                    Ticker(
-                        ticker=t,
-                        market_id="m",
-                        price=4300,
-                        yes_bid=4200,
-                        yes_ask=4400,
+                    ticker_msg(
+                        t,
+                        i,
                         yes_bid_size=100,
                         yes_ask_size=200,
                         last_trade_size=100,
-                        volume=i,
-                        open_interest=5,
-                        dollar_volume=6,
-                        dollar_open_interest=7,
                         ts_exch=1793749267412,
                         ts_recv=i,
                     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.messages import MarketMeta, PriceRange
+from shared.messages import MarketMeta, PriceRange, Ticker
 
 #: One-cent ticks over the whole $0-$1 range (the ladder of most binary markets).
 CENT = [PriceRange(0, 10_000, 100)]
@@ -42,3 +42,22 @@ def game_meta(event: str, ticker: str, team: str, title: str, **fields: Any) -> 
         fee_type="quadratic_with_maker_fees",
         **fields,
     )
+
+
+def ticker_msg(ticker: str, volume: int, **fields: Any) -> Ticker:
+    """A Ticker with a fixed, uncrossed top of book ($0.42 / $0.44, last $0.43) and distinct
+    small stats; ``volume`` is the field a case varies (to tell messages apart)."""
+    values: dict[str, Any] = {
+        "market_id": "m",
+        "price": 4300,
+        "yes_bid": 4200,
+        "yes_ask": 4400,
+        "yes_bid_size": 1,
+        "yes_ask_size": 2,
+        "last_trade_size": 3,
+        "open_interest": 5,
+        "dollar_volume": 6,
+        "dollar_open_interest": 7,
+        **fields,
+    }
+    return Ticker(ticker=ticker, volume=volume, **values)
