@@ -30,17 +30,16 @@ def book_meta(
 
 
 def game_meta(event: str, ticker: str, team: str, title: str, **fields: Any) -> MarketMeta:
-    """One side of a Kalshi NBA game market (``team`` wins), as the arb matcher reads it."""
-    return MarketMeta(
-        ticker=ticker,
-        event_ticker=event,
-        series_ticker="KXNBAGAME",
-        title=title,
-        yes_sub_title=team,
-        no_sub_title=team,
-        status="active",
-        fee_type="quadratic_with_maker_fees",
+    """One side of a Kalshi game market (``team`` wins; an active NBA game unless ``fields``
+    says otherwise), as the arb matcher reads it."""
+    values: dict[str, Any] = {
+        "series_ticker": "KXNBAGAME",
+        "status": "active",
+        "fee_type": "quadratic_with_maker_fees",
         **fields,
+    }
+    return MarketMeta(
+        ticker=ticker, event_ticker=event, title=title, yes_sub_title=team, no_sub_title=team, **values
     )
 
 
