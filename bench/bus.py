@@ -35,8 +35,8 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.bus import Proxy, Publisher, Subscriber
-from shared.messages import BATCH_ENCODER, BookDelta, Message, Trade
-from tests.support.messages import ticker_msg
+from shared.messages import BATCH_ENCODER, Message, Trade
+from tests.support.messages import book_delta, ticker_msg
 
 
 def _port() -> int:
@@ -61,15 +61,12 @@ def _messages(n: int, tickers: int, run: int, seed: int = 1) -> list[Message]:
             r = (runs if run > 1 else i) % 10
             if r < 8:
                 out.append(
-                    BookDelta(
-                        ticker=t,
+                    book_delta(
+                        t,
+                        i,
+                        4300,
+                        -2500,
                         market_id="3f0c9a62-1c1e-4c55-9a4e-2b7f0d1e8a11",
-                        conn=1,
-                        sid=1,
-                        xseq=i,
-                        side="yes",
-                        price=4300,
-                        delta=-2500,
                         ts_exch=1793749267412,
                         ts_recv=i,
                     )

@@ -39,7 +39,7 @@ from shared.control import request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, BookDelta, BookSnapshot, MarketMeta
 from tests.support.config import make_config, write_config
 from tests.support.control import stats as control_stats
-from tests.support.messages import book_meta
+from tests.support.messages import book_delta, book_meta
 from tests.support.procs import spawn, stop_all, wait_until
 
 CHUNK = 5000
@@ -94,18 +94,7 @@ def delta_stream(
         # Stamped as the connector stamps them: a builder that keeps stamps keeps these objects.
         ts_recv = TS0 + xseq * 3_000
         out.append(
-            BookDelta(
-                ticker=t,
-                market_id=t,
-                conn=1,
-                sid=1,
-                xseq=xseq,
-                side=side,
-                price=p,
-                delta=d,
-                ts_exch=ts_recv // 1_000_000,
-                ts_recv=ts_recv,
-            )
+            book_delta(t, xseq, p, d, market_id=t, side=side, ts_exch=ts_recv // 1_000_000, ts_recv=ts_recv)
         )
     return out
 

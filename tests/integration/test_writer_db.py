@@ -46,6 +46,7 @@ from shared.store.engine import make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 from shared.store.schema import APPEND, metadata, stream_offsets, table_hours
 from tests.support.config import make_config, write_config
+from tests.support.messages import book_delta
 from tests.support.pg import DB_PARAMS, drop_schema, fresh_db
 from tests.support.procs import kxfeed_cmd
 from tests.support.synth import expected_tables, mixed, read_tables, stamp
@@ -423,17 +424,7 @@ def test_a_batch_spanning_an_hour_counts_rows_per_hour(db: DbConfig, per_hour: i
 
 def test_a_row_the_database_refuses_is_isolated_and_the_rest_stored(db: DbConfig) -> None:
     def delta(i: int, price: int) -> BookDelta:
-        return BookDelta(
-            ticker="T",
-            market_id="u",
-            conn=1,
-            sid=1,
-            xseq=i,
-            side="yes",
-            price=price,
-            delta=100,
-            ts_recv=T0 + i,
-        )
+        return book_delta("T", i, price, 100, market_id="u", ts_recv=T0 + i)
 
     msgs = stamp([delta(1, 100), delta(2, 2**63), delta(3, 300)])  # 2**63 does not fit a BIGINT
 
@@ -571,17 +562,7 @@ def test_bulk_copy_goes_direct_and_falls_back_to_staging_on_stored_keys(pg_url: 
     db = DbConfig(url=pg_url, schema=f"kxt_{uuid.uuid4().hex[:12]}")
 
     def delta(xseq: int, recv: int) -> BookDelta:
-        return BookDelta(
-            ticker="T",
-            market_id="m",
-            conn=9,
-            sid=1,
-            xseq=xseq,
-            side="yes",
-            price=100,
-            delta=100,
-            ts_recv=recv,
-        )
+        return book_delta("T", xseq, 100, 100, conn=9, ts_recv=recv)
 
     fresh = [delta(i, T0 + i) for i in range(1, 1501)]
     # 200 keys already stored (re-sent by a reconnecting producer), 1300 new, one new key twice

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.messages import MarketMeta, PriceRange, Ticker
+from shared.messages import BookDelta, MarketMeta, PriceRange, Ticker
 
 #: One-cent ticks over the whole $0-$1 range (the ladder of most binary markets).
 CENT = [PriceRange(0, 10_000, 100)]
@@ -60,3 +60,9 @@ def ticker_msg(ticker: str, volume: int, **fields: Any) -> Ticker:
         **fields,
     }
     return Ticker(ticker=ticker, volume=volume, **values)
+
+
+def book_delta(ticker: str, xseq: int, price: int, delta: int, **fields: Any) -> BookDelta:
+    """A YES-side delta on subscription (conn 1, sid 1) unless ``fields`` says otherwise."""
+    values: dict[str, Any] = {"market_id": "m", "conn": 1, "sid": 1, "side": "yes", **fields}
+    return BookDelta(ticker=ticker, xseq=xseq, price=price, delta=delta, **values)
