@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.main import main as cli_main
 from services.writer.batches import Store, open_store
-from services.writer.core import WriterCore
+from services.writer.core import Batch, WriterCore
 from services.writer.errors import classify
 from services.writer.metrics import count_batch
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
@@ -152,6 +152,15 @@ def core_for(committed: dict | None = None) -> WriterCore:
     return WriterCore(committed or {}, {}, lambda pub: True, max_buffer=10**7, stored=MAPPERS.__contains__)
 
 
+def first_batch(msgs: list[Message], size: int = 100) -> tuple[WriterCore, Batch]:
+    """A fresh core offered ``msgs``, and the first batch it takes (there is one)."""
+    core = core_for()
+    core.offer(msgs)
+    batch = core.take(size)
+    assert batch is not None
+    return core, batch
+
+
 def test_batches_store_exactly_the_messages_and_rewrites_change_nothing(db: DbConfig) -> None:
     msgs = stamp(mixed(3000, seed=11, duplicates=0.1))
 
@@ -225,10 +234,7 @@ def test_messages_that_share_a_millisecond_or_a_read_are_each_stored(db: DbConfi
 
     async def go() -> tuple[int, int, int]:
         async with opened(db) as (engine, store):
-            core = core_for()
-            core.offer(msgs)
-            b = core.take(100)
-            assert b is not None
+            core, b = first_batch(msgs)
             await store.write(b, NOW_US)
             core.commit(b)
             again = await store.write(b, NOW_US + 1)  # a re-delivered batch still stores nothing twice
@@ -368,10 +374,7 @@ def test_every_column_holds_its_own_field_read_back_by_name(db: DbConfig) -> Non
 
     async def go() -> dict[str, dict[str, Any]]:
         async with opened(db) as (engine, store):
-            core = core_for()
-            core.offer(stamp([m for m, _, _ in DISTINCT], pub="distinct"))
-            b = core.take(100)
-            assert b is not None
+            _, b = first_batch(stamp([m for m, _, _ in DISTINCT], pub="distinct"))
             await store.write(b, NOW_US)
             out = {}
             async with engine.connect() as conn:
@@ -402,10 +405,8 @@ def test_a_batch_spanning_an_hour_counts_rows_per_hour(db: DbConfig, per_hour: i
 
     async def go() -> None:
         async with opened(db) as (engine, store):
-            core = core_for()
-            core.offer(msgs)
-            batch = core.take(10_000)
-            assert batch is not None and len(batch.hours["trades"]) == 3
+            _, batch = first_batch(msgs, 10_000)
+            assert len(batch.hours["trades"]) == 3
             res = await store.write(batch, NOW_US)
             assert res.inserted == {"trades": 3 * per_hour}
             async with engine.connect() as conn:
@@ -430,10 +431,7 @@ def test_a_row_the_database_refuses_is_isolated_and_the_rest_stored(db: DbConfig
 
     async def go() -> None:
         async with opened(db) as (engine, store):
-            core = core_for()
-            core.offer(msgs)
-            batch = core.take(10)
-            assert batch is not None
+            _, batch = first_batch(msgs, 10)
             with pytest.raises(Exception) as err:
                 await store.write(batch, NOW_US)
             assert classify(err.value) == "data"
@@ -499,10 +497,7 @@ def test_cli_latest_gaps_stats(db: DbConfig, tmp_path: Path, capsys: pytest.Capt
 
     async def fill() -> None:
         async with opened(db) as (_, store):
-            core = core_for()
-            core.offer(msgs)
-            batch = core.take(100)
-            assert batch is not None
+            _, batch = first_batch(msgs)
             await store.write(batch, NOW_US)
 
     asyncio.run(fill())
