@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -40,12 +39,12 @@ from services.arb.detector import Detector
 from services.arb.leagues import load_leagues
 from services.arb.odds import parse_events
 from shared.bus import Publisher, Subscriber
-from shared.commands.stats import Stats
 from shared.config import ArbConfig
-from shared.control import ControlError, request
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, Depth, MarketMeta, Message, Signal, TopOfBook
 from tests.support.config import make_config, write_config
-from tests.support.procs import spawn, wait_until
+from tests.support.control import stats as control_stats
+from tests.support.messages import game_meta
+from tests.support.procs import spawn, stop_all, wait_until
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 BIG = 10**9
@@ -77,18 +76,7 @@ class Games:
             used.add(event)
             p_home = rng.randrange(30, 71) / 100
             for code, name in ((ac, away), (hc, home)):
-                self.metas.append(
-                    MarketMeta(
-                        ticker=f"{event}-{code}",
-                        event_ticker=event,
-                        series_ticker="KXNBAGAME",
-                        title=f"{away} at {home} Winner?",
-                        yes_sub_title=name,
-                        no_sub_title=name,
-                        status="active",
-                        fee_type="quadratic_with_maker_fees",
-                    )
-                )
+                self.metas.append(game_meta(event, f"{event}-{code}", name, f"{away} at {home} Winner?"))
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             books = []
             for key, vig in (("draftkings", 1.045), ("fanduel", 1.04)):
@@ -227,11 +215,7 @@ def bench_worker(games: Games, seconds: float, rate: int, rng: random.Random) ->
         pub.publish_many(games.metas)
 
         def stats() -> dict[str, Any]:
-            try:
-                out: dict[str, Any] = request(cfg.arb.control, Stats(), timeout_s=1.0)
-                return out
-            except ControlError:
-                return {}
+            return control_stats(cfg.arb.control, timeout_s=1.0)
 
         assert wait_until(lambda: stats().get("matched") == len(games.odds), 30), stats()
         tickers = [m.ticker for m in games.metas]
@@ -319,10 +303,7 @@ def bench_worker(games: Games, seconds: float, rate: int, rng: random.Random) ->
             f"(target >= {TARGET_RATE:,}; a bus batch evaluates each market it touched once)"
         )
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(15)
+        stop_all(reversed(procs))
         sub.close()
         pub.close(0)
         ctx.destroy(0)

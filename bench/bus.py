@@ -25,13 +25,18 @@ import asyncio
 import multiprocessing as mp
 import random
 import socket
+import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import zmq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from shared.bus import Proxy, Publisher, Subscriber
-from shared.messages import BATCH_ENCODER, BookDelta, Message, Ticker, Trade
+from shared.messages import BATCH_ENCODER, Message, Trade
+from tests.support.messages import book_delta, ticker_msg
 
 
 def _port() -> int:
@@ -56,15 +61,12 @@ def _messages(n: int, tickers: int, run: int, seed: int = 1) -> list[Message]:
             r = (runs if run > 1 else i) % 10
             if r < 8:
                 out.append(
-                    BookDelta(
-                        ticker=t,
+                    book_delta(
+                        t,
+                        i,
+                        4300,
+                        -2500,
                         market_id="3f0c9a62-1c1e-4c55-9a4e-2b7f0d1e8a11",
-                        conn=1,
-                        sid=1,
-                        xseq=i,
-                        side="yes",
-                        price=4300,
-                        delta=-2500,
                         ts_exch=1793749267412,
                         ts_recv=i,
                     )
@@ -84,19 +86,12 @@ def _messages(n: int, tickers: int, run: int, seed: int = 1) -> list[Message]:
                 )
             else:
                 out.append(
-                    Ticker(
-                        ticker=t,
-                        market_id="m",
-                        price=4300,
-                        yes_bid=4200,
-                        yes_ask=4400,
+                    ticker_msg(
+                        t,
+                        i,
                         yes_bid_size=100,
                         yes_ask_size=200,
                         last_trade_size=100,
-                        volume=i,
-                        open_interest=5,
-                        dollar_volume=6,
-                        dollar_open_interest=7,
                         ts_exch=1793749267412,
                         ts_recv=i,
                     )

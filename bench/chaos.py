@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import chaos  # noqa: E402
-from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames  # noqa: E402
+from tests.e2e.harness import System, drop_pg_schema, pg_db, sent_frames, sim_at  # noqa: E402
 from tests.e2e.proof import Bounds, settle  # noqa: E402
 from tests.support.pg import PG_URL  # noqa: E402
 from tests.support.tcpproxy import TcpProxy  # noqa: E402
@@ -69,11 +69,7 @@ def main() -> int:
         tmp,
         db=db,
         # every frame kept: the comparison is row by row over the whole run
-        sim={
-            "rate": args.msgs / frames_per_step(args.markets),
-            "markets": args.markets,
-            "truth_max_frames": int(args.msgs * (args.seconds + 60) * 1.5),
-        },
+        sim=sim_at(args.msgs, args.markets, truth_max_frames=int(args.msgs * (args.seconds + 60) * 1.5)),
     )
     try:
         system.start()

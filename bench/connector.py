@@ -45,6 +45,7 @@ from shared.control import ControlError, request  # noqa: E402
 from shared.journal import read  # noqa: E402
 from shared.kalshi.auth import SIM_DEV_KEY_ID, auth_headers, ensure_dev_keypair, load_private_key  # noqa: E402
 from tests.support.config import make_config, write_config  # noqa: E402
+from tests.support.procs import stop_all  # noqa: E402
 
 WS_PATH = "/trade-api/ws/v2"
 
@@ -235,14 +236,7 @@ def main() -> int:
         records = sum(1 for _ in read(Path(cfg.journal.dir) / "connector"))
         journal_bytes = sum(p.stat().st_size for p in (Path(cfg.journal.dir) / "connector").glob("*.seg"))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, 10)
 
     cpus = os.cpu_count()
     print(f"markets: {len(tickers)}  window: {args.seconds:.1f}s  journal fsync: {args.fsync}  cpus: {cpus}")

@@ -350,7 +350,7 @@ def limits(seconds: float, pg: str) -> dict[str, float]:
     try:
         copy_rate = asyncio.run(bench_writer.pg_limit(200_000, pg, schema))
     finally:
-        asyncio.run(bench_writer.drop_schema(pg, schema))
+        drop_pg_schema(pg, schema)
     return {"websockets": float(ws_rate), "pyzmq": zmq_rate, "copy": copy_rate}
 
 

@@ -25,25 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.kalshi.auth import generate_private_key, private_pem  # noqa: E402
-from tests.support.config import make_config, write_config  # noqa: E402
-from tests.support.procs import kxfeed_cmd  # noqa: E402
+from tests.support.config import config_file  # noqa: E402
+from tests.support.procs import clean_env, kxfeed_cmd  # noqa: E402
 
 LIMIT_S = 5.0
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KXFEED_", "KALSHI_")) and k != "ODDS_API_KEY"
-    }
-    env.update(extra)
-    return env
-
-
 def config(d: Path, **sections: Any) -> str:
-    sections.setdefault("sim", {"port": 0})
-    return str(write_config(make_config(d, **sections), d / "kx.toml"))
+    return str(config_file(d, **sections))
 
 
 def key(d: Path, mode: int) -> str:

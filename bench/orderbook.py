@@ -35,13 +35,13 @@ from services.orderbook.builder import Builder
 from shared.commands.movers import Movers
 from shared.commands.spreads import Spreads
 from shared.commands.stale import Stale
-from shared.commands.stats import Stats
-from shared.control import ControlError, request
-from shared.messages import BATCH_DECODER, BATCH_ENCODER, BookDelta, BookSnapshot, MarketMeta, PriceRange
+from shared.control import request
+from shared.messages import BATCH_DECODER, BATCH_ENCODER, BookDelta, BookSnapshot, MarketMeta
 from tests.support.config import make_config, write_config
-from tests.support.procs import spawn, wait_until
+from tests.support.control import stats as control_stats
+from tests.support.messages import book_delta, book_meta
+from tests.support.procs import spawn, stop_all, wait_until
 
-CENT = [PriceRange(0, 10_000, 100)]
 CHUNK = 5000
 TS0 = 1_763_769_600_000_000_000  # a receive time (ns): deltas are 3 us apart from here
 
@@ -94,18 +94,7 @@ def delta_stream(
         # Stamped as the connector stamps them: a builder that keeps stamps keeps these objects.
         ts_recv = TS0 + xseq * 3_000
         out.append(
-            BookDelta(
-                ticker=t,
-                market_id=t,
-                conn=1,
-                sid=1,
-                xseq=xseq,
-                side=side,
-                price=p,
-                delta=d,
-                ts_exch=ts_recv // 1_000_000,
-                ts_recv=ts_recv,
-            )
+            book_delta(t, xseq, p, d, market_id=t, side=side, ts_exch=ts_recv // 1_000_000, ts_recv=ts_recv)
         )
     return out
 
@@ -120,19 +109,7 @@ def snapshots(books: dict[str, tuple[dict[int, int], dict[int, int]]]) -> list[B
 
 
 def metas(tickers: list[str]) -> list[MarketMeta]:
-    return [
-        MarketMeta(
-            ticker=t,
-            event_ticker="E",
-            series_ticker="S",
-            title="",
-            yes_sub_title="",
-            no_sub_title="",
-            status="active",
-            price_ranges=CENT,
-        )
-        for t in tickers
-    ]
+    return [book_meta(t) for t in tickers]
 
 
 def bench_core(books: dict[str, Any], deltas: list[BookDelta], label: str) -> float:
@@ -174,11 +151,7 @@ def bench_worker(
     procs = [spawn("worker", "bus", "--config", str(path))]
 
     def stats() -> dict[str, Any]:
-        try:
-            out: dict[str, Any] = request(cfg.orderbook.control, Stats(), timeout_s=1.0)
-            return out
-        except ControlError:
-            return {}
+        return control_stats(cfg.orderbook.control, timeout_s=1.0)
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = ctx.socket(zmq.PUB)
@@ -261,9 +234,7 @@ def bench_worker(
                 "         (target < 50 ms; round trip over the control socket, best of 5)"
             )
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            p.wait(15)
+        stop_all(reversed(procs))
         sock.close(0)
         ctx.destroy(0)
 

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import chaos  # noqa: E402
-from tests.e2e.harness import System, drop_pg_schema, frames_per_step, pg_db, sent_frames  # noqa: E402
+from tests.e2e.harness import System, drop_pg_schema, pg_db, sent_frames, sim_at  # noqa: E402
 
 FULL_MINUTES = 30.0
 #: The full run's schedule (seconds): scaled by minutes / 30 for shorter runs.
@@ -254,12 +254,7 @@ def main() -> int:
         db=db,
         # A soak proves nothing row by row: the ground truth keeps little, so the simulator's own
         # memory stays flat and measures the same way as the workers'.
-        sim={
-            "rate": args.msgs / frames_per_step(args.markets),
-            "markets": args.markets,
-            "truth_max_frames": 2_000,
-            "truth_max_events": 50_000,
-        },
+        sim=sim_at(args.msgs, args.markets, truth_max_frames=2_000, truth_max_events=50_000),
         journal={"retention_s": retention_s, "segment_age_s": retention_s / 5, "segment_bytes": 4 << 20},
     )
     samples = Samples()

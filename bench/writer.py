@@ -47,6 +47,7 @@ from shared.store.engine import make_engine  # noqa: E402
 from shared.store.migrate import upgrade  # noqa: E402
 from shared.store.schema import APPEND  # noqa: E402
 from shared.store.sql import PG_EPOCH_US, Sql  # noqa: E402
+from tests.support.pg import drop_schema  # noqa: E402
 from tests.support.synth import deltas  # noqa: E402
 
 RAW_BATCH = 10_000
@@ -234,12 +235,6 @@ async def bytes_per_delta(url: str, schema: str, n: int) -> float:
             ).scalar_one()
     await engine.dispose()
     return float(size) / n
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    await conn.close()
 
 
 def report(name: str, rate: float, limit: float, limit_name: str, per: float, target: str, ok: bool) -> None:

@@ -28,6 +28,7 @@ from shared.control import ControlError, request
 from shared.units import parse_count, parse_price
 from tests.e2e.rows import Rows, Via, parse_levels, read_counts, read_rows, ticker_value
 from tests.support.config import make_config, reported_port, write_config
+from tests.support.pg import drop_schema
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 YES, NO = 0, 1
@@ -52,6 +53,11 @@ def frames_per_step(markets: int) -> float:
     return len(eng.run(n, 0)) / n
 
 
+def sim_at(msgs_per_s: float, markets: int, **sim: Any) -> dict[str, Any]:
+    """A [sim] section sending about ``msgs_per_s`` frames a second over ``markets`` markets."""
+    return {"rate": msgs_per_s / frames_per_step(markets), "markets": markets, **sim}
+
+
 def sent_frames(system: System) -> int:
     """Frames the simulator has sent so far, over every connection it remembers (those its
     truth kept and those that fell off its bounded log)."""
@@ -64,16 +70,7 @@ def pg_db(url: str) -> dict[str, Any]:
 
 
 def drop_pg_schema(url: str, schema: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
+    asyncio.run(drop_schema(url, schema))
 
 
 # ---- the running system ----------------------------------------------------------------------

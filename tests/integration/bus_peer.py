@@ -36,11 +36,11 @@ from shared.messages import (
     PollSnapshot,
     PriceRange,
     Signal,
-    Ticker,
     TopOfBook,
     Trade,
     WorkerEvent,
 )
+from tests.support.messages import ticker_msg
 
 T = "KXNFLGAME-25NOV23BUFHOU-BUF"
 
@@ -53,20 +53,7 @@ def sample(i: int) -> Message:
         ),
         lambda: BookDelta(ticker=T, market_id="m", conn=1, sid=1, xseq=i, side="yes", price=4300, delta=-250),
         lambda: BookState(ticker=T, valid=False, reason="seq_gap", xseq=i),
-        lambda: Ticker(
-            ticker=T,
-            market_id="m",
-            price=4300,
-            yes_bid=4200,
-            yes_ask=4400,
-            yes_bid_size=1,
-            yes_ask_size=2,
-            last_trade_size=3,
-            volume=i,
-            open_interest=5,
-            dollar_volume=6,
-            dollar_open_interest=7,
-        ),
+        lambda: ticker_msg(T, i),
         lambda: Trade(trade_id=f"t{i}", ticker=T, yes_price=4300, no_price=5700, count=100, taker_side="yes"),
         lambda: Fill(
             trade_id=f"f{i}",

@@ -23,22 +23,14 @@ from shared.control import ENCODER, REQUEST_DECODER, ControlReply
 from shared.log import BurstLog, get_logger
 from shared.messages import MarketMeta
 from tests.support.config import ipc_endpoint
+from tests.support.messages import game_meta
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"
 
 
 def meta(ticker: str, name: str) -> MarketMeta:
-    return MarketMeta(
-        ticker=ticker,
-        event_ticker=EVENT,
-        series_ticker="KXNBAGAME",
-        title="Memphis at Sacramento Winner?",
-        yes_sub_title=name,
-        no_sub_title=name,
-        status="active",
-        fee_type="quadratic_with_maker_fees",
-    )
+    return game_meta(EVENT, ticker, name, "Memphis at Sacramento Winner?")
 
 
 class FakeOrderbook:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import subprocess
 import threading
 import time
@@ -30,21 +29,14 @@ import zmq
 from services.exchange_sim.teams import LEAGUE_BY_SERIES
 from shared.bus import Subscriber
 from shared.config import Config
-from shared.control import ControlError, request
+from shared.control import request
 from shared.messages import Signal
 from tests.support.config import make_config, reported_port, write_config
-from tests.support.procs import kxfeed_cmd, spawn, wait_until
+from tests.support.control import stats
+from tests.support.procs import kxfeed_cmd, spawn, stop_all, wait_until
 
 MIN_EDGE = 300  # $0.03 a contract
 RATE = Fraction(7, 100)
-
-
-def stats(endpoint: str) -> dict[str, Any]:
-    try:
-        out: dict[str, Any] = request(endpoint, "stats", timeout_s=0.5)
-        return out
-    except ControlError:
-        return {}
 
 
 def get_json(url: str) -> Any:
@@ -215,14 +207,7 @@ class Stack:
         self.procs[name] = spawn("worker", name, "--config", str(self.path), stdout=log, stderr=log)
 
     def close(self) -> None:
-        for p in reversed(list(self.procs.values())):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(reversed(list(self.procs.values())))
         self.signals.close()
         self.zctx.destroy(0)
         self.odds.close()

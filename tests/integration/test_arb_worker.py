@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -39,7 +38,8 @@ from shared.messages import (
     TopOfBook,
 )
 from tests.support.config import make_config, write_config
-from tests.support.procs import spawn, wait_until
+from tests.support.messages import game_meta
+from tests.support.procs import spawn, stop_all, wait_until
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"
@@ -95,17 +95,7 @@ def odds_message(updated_ms: int) -> Odds:
 
 
 def meta(ticker: str, name: str) -> MarketMeta:
-    return MarketMeta(
-        ticker=ticker,
-        event_ticker=EVENT,
-        series_ticker="KXNBAGAME",
-        title="Memphis at Sacramento Winner?",
-        yes_sub_title=name,
-        no_sub_title=name,
-        status="active",
-        fee_type="quadratic_with_maker_fees",
-        ts_recv=time.time_ns(),
-    )
+    return game_meta(EVENT, ticker, name, "Memphis at Sacramento Winner?", ts_recv=time.time_ns())
 
 
 def top(ticker: str, yes: list[tuple[int, int]], no: list[tuple[int, int]], valid: bool = True) -> TopOfBook:
@@ -168,15 +158,7 @@ class Feed:
         return out
 
     def close(self) -> None:
-        for p in reversed(self.procs):
-            p.send_signal(signal.SIGTERM)
-        codes = []
-        for p in self.procs:
-            try:
-                codes.append(p.wait(15))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                codes.append(-9)
+        codes = stop_all(reversed(self.procs))
         self.signals.close()
         self.everything.close()
         self.odds_pub.close(0)

@@ -7,23 +7,14 @@ import signal
 import subprocess
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
 from shared.config import EX_CONFIG
-from shared.control import ControlError, request
 from shared.journal import read
-from shared.kalshi.auth import generate_private_key
+from shared.kalshi.auth import generate_private_key, private_pem
 from tests.support.config import make_config, write_config
-from tests.support.procs import kxfeed_cmd, spawn, wait_until
+from tests.support.control import stats
+from tests.support.procs import kxfeed_cmd, spawn, stop_all, wait_until
 
 KEY_ID = "0b7f1d2c-3e4a-4b5c-8d6e-7f8091a2b3c4"
-
-
-def stats(endpoint: str) -> dict[str, int]:
-    try:
-        return request(endpoint, "stats", timeout_s=0.5)  # type: ignore[no-any-return]
-    except ControlError:
-        return {}
 
 
 def test_runs_against_the_sim_and_stops_cleanly(tmp_path: Path) -> None:
@@ -43,25 +34,14 @@ def test_runs_against_the_sim_and_stops_cleanly(tmp_path: Path) -> None:
         err = conn.stderr.read().decode() if conn.stderr else ""
         assert "kxfeed-sim-dev" not in err  # the key id is never logged
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, 10)
     records = list(read(Path(cfg.journal.dir) / "connector"))
     assert len(records) > 10
 
 
 def test_key_file_readable_by_others_is_refused_at_start(tmp_path: Path) -> None:
     key_path = tmp_path / "kalshi-key.pem"
-    key_path.write_bytes(
-        generate_private_key().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_path.write_bytes(private_pem(generate_private_key()))
     os.chmod(key_path, 0o644)
     cfg = make_config(tmp_path, kalshi={"env": "demo"})
     path = write_config(cfg, tmp_path / "kxfeed.toml")

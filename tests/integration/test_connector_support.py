@@ -162,6 +162,29 @@ class Stack:
         return len(markets)
 
 
+async def start_sim(tmp: Path, sim: dict[str, Any] | None = None) -> ExchangeSim:
+    """The simulator in this event loop on a port the kernel picked, trusting the dev key in ``tmp``."""
+    exchange = await start_sim(tmp, sim)
+    return exchange
+
+
+@contextlib.asynccontextmanager
+async def tapped_bus(cfg: Config) -> AsyncIterator[Tap]:
+    """A real bus proxy on ``cfg``'s endpoints and a :class:`Tap` on it, closed after."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    proxy = Proxy(ctx, cfg.bus.xsub, cfg.bus.xpub, 1_000_000)
+    proxy.start()
+    tap = Tap(ctx, cfg.bus.xpub)
+    tap.start()
+    try:
+        await asyncio.sleep(0.2)  # the tap's subscription reaches the proxy before anything is published
+        yield tap
+    finally:
+        tap.close()
+        proxy.stop()
+        ctx.destroy(linger=0)
+
+
 @contextlib.asynccontextmanager
 async def stack(
     tmp: Path,
@@ -186,24 +209,16 @@ async def stack(
         },
         journal={"dir": str(tmp / "journal"), "fsync": "never"},
     )
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    proxy = Proxy(ctx, cfg.bus.xsub, cfg.bus.xpub, 1_000_000)
-    proxy.start()
-    tap = Tap(ctx, cfg.bus.xpub)
-    tap.start()
-    await asyncio.sleep(0.2)  # the tap's subscription reaches the proxy before anything is published
-    worker = ConnectorWorker(cfg)
-    task = asyncio.create_task(worker.serve())
-    st = Stack(exchange, worker, tap, cfg, task)
-    try:
-        if start:
-            await st.until(st.connected, 10.0, "first subscription")
-        yield st
-    finally:
-        worker.request_stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10.0)
-        tap.close()
-        await exchange.stop()
-        proxy.stop()
-        ctx.destroy(linger=0)
+    async with tapped_bus(cfg) as tap:
+        worker = ConnectorWorker(cfg)
+        task = asyncio.create_task(worker.serve())
+        st = Stack(exchange, worker, tap, cfg, task)
+        try:
+            if start:
+                await st.until(st.connected, 10.0, "first subscription")
+            yield st
+        finally:
+            worker.request_stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10.0)
+            await exchange.stop()

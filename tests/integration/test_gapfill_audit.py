@@ -9,12 +9,10 @@ import json
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import msgspec
 import pytest
 
@@ -28,6 +26,7 @@ from shared.store.audit import audit
 from shared.store.engine import make_engine
 from shared.store.migrate import upgrade
 from tests.support.config import make_config, write_config
+from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.procs import kxfeed_cmd
 from tests.support.synth import stamp
 
@@ -36,23 +35,9 @@ from .test_poller_support import metric
 CONN = 1_795_000_000_000_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DB_PARAMS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConfig]:
-    if request.param == "sqlite":
-        yield DbConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'kx.db'}")
-        return
-    url = request.getfixturevalue("pg_url")
-    schema = f"kxgf_{uuid.uuid4().hex[:12]}"
-    yield DbConfig(url=url, schema=schema)
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    yield from fresh_db(request, tmp_path, "kxgf")
 
 
 def book(sid: int, seqs: list[int], ticker: str, now: int) -> list[Message]:

@@ -4,27 +4,18 @@ again within 2 s of coming up (it asks the connector for fresh snapshots of ever
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.config import Config
-from shared.control import ControlError, request
+from shared.control import request
 from tests.support.config import make_config, write_config
-from tests.support.procs import spawn, wait_until
-
-
-def stats(endpoint: str) -> dict[str, Any]:
-    try:
-        out: dict[str, Any] = request(endpoint, "stats", timeout_s=0.5)
-        return out
-    except ControlError:
-        return {}
+from tests.support.control import stats
+from tests.support.procs import spawn, stop, stop_all, wait_until
 
 
 class Stack:
@@ -65,14 +56,7 @@ class Stack:
             request(self.cfg.sim.control, "resume")
 
     def close(self) -> None:
-        for p in reversed(list(self.procs.values())):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(reversed(list(self.procs.values())))
 
 
 @pytest.fixture
@@ -92,8 +76,7 @@ def test_books_match_the_simulator_and_a_restarted_builder_is_valid_from_fresh_s
     time.sleep(0.5)
 
     old = stack.procs["orderbook"]
-    old.send_signal(signal.SIGTERM)
-    assert old.wait(15) == 0
+    assert stop(old) == 0
     spawned = time.monotonic()
     stack.start("orderbook")
     assert wait_until(lambda: bool(stats(stack.cfg.orderbook.control)), 20, 0.01)

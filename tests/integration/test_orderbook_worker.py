@@ -25,14 +25,12 @@ from shared.messages import (
     Depth,
     MarketMeta,
     Message,
-    PriceRange,
     TopOfBook,
 )
 from tests.support.config import make_config, write_config
+from tests.support.messages import book_meta
 from tests.support.procs import ROOT, kxfeed_cmd, spawn, wait_until
 from tests.unit.test_orderbook_gap import A, B, gap_sample_stream
-
-CENT = [PriceRange(0, 10_000, 100)]
 
 
 def _up(endpoint: str) -> bool:
@@ -118,16 +116,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def meta(t: str) -> MarketMeta:
-    return MarketMeta(
-        ticker=t,
-        event_ticker="E",
-        series_ticker="S",
-        title=t,
-        yes_sub_title="",
-        no_sub_title="",
-        status="active",
-        price_ranges=CENT,
-    )
+    return book_meta(t, title=t)
 
 
 def test_worker_builds_books_publishes_tops_and_answers_queries(rig: Rig) -> None:

@@ -4,34 +4,15 @@ was not running at the time store everything it published."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from shared.control import ControlError, request
 from shared.journal import read
 from shared.messages import BATCH_DECODER, MarketMeta, PollSnapshot
 from tests.support.config import make_config, write_config
-from tests.support.procs import spawn, wait_until
-
-
-def stats(endpoint: str) -> dict[str, Any]:
-    try:
-        out: dict[str, Any] = request(endpoint, "stats", timeout_s=0.5)
-        return out
-    except ControlError:
-        return {}
-
-
-def stop(p: subprocess.Popen[bytes]) -> int:
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(15)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
+from tests.support.control import stats
+from tests.support.procs import spawn, stop, stop_all, wait_until
 
 
 def db_count(db: Path, sql: str) -> int:
@@ -77,11 +58,4 @@ def test_poller_journal_is_stored_by_a_writer_started_later(tmp_path: Path) -> N
         assert metas <= stored
         assert stop(writer) == 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, 10)

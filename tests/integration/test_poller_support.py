@@ -12,14 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from services.exchange_sim.server import ExchangeSim
 from shared.actor import Actor
-from shared.bus import Proxy
-from shared.config import Config, SimConfig
-from shared.kalshi.auth import SIM_DEV_KEY_ID, ensure_dev_keypair, load_public_key
-from tests.integration.test_connector_support import Tap, metric
+from shared.config import Config
+from tests.integration.test_connector_support import Tap, metric, start_sim, tapped_bus
 from tests.support.config import make_config
 
 __all__ = ["Rig", "metric", "rig"]
@@ -63,10 +59,7 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """Simulator + bus proxy + tap; start workers with :meth:`Rig.start`. ``sections``
     override config sections (``connector={...}``, ``poller={...}``, ...)."""
-    _, pem = ensure_dev_keypair(tmp)
-    sim_cfg = SimConfig(**{"port": 0, "markets": 10, "rate": 150.0, "seed": 11, **(sim or {})})
-    exchange = ExchangeSim(sim_cfg, keys={SIM_DEV_KEY_ID: load_public_key(pem)})
-    await exchange.start()
+    exchange = await start_sim(tmp, sim)
     fast_connector = {
         "backoff_initial_s": 0.05,
         "backoff_max_s": 0.2,
@@ -80,22 +73,14 @@ async def rig(
         journal={"dir": str(tmp / "journal"), "fsync": "never"},
         **sections,
     )
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    proxy = Proxy(ctx, cfg.bus.xsub, cfg.bus.xpub, 1_000_000)
-    proxy.start()
-    tap = Tap(ctx, cfg.bus.xpub)
-    tap.start()
-    await asyncio.sleep(0.2)  # the tap's subscription reaches the proxy before anything is published
-    r = Rig(exchange, cfg, tap)
-    try:
-        yield r
-    finally:
-        for name in reversed(list(r.workers)):
-            r.workers[name].request_stop()
-        for task in r.tasks.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 15.0)
-        tap.close()
-        await exchange.stop()
-        proxy.stop()
-        ctx.destroy(linger=0)
+    async with tapped_bus(cfg) as tap:
+        r = Rig(exchange, cfg, tap)
+        try:
+            yield r
+        finally:
+            for name in reversed(list(r.workers)):
+                r.workers[name].request_stop()
+            for task in r.tasks.values():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 15.0)
+            await exchange.stop()

@@ -8,29 +8,13 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.config import EX_CONFIG
 from shared.kalshi.auth import generate_private_key, private_pem
-from tests.support.config import make_config, write_config
-from tests.support.procs import ROOT, kxfeed_cmd
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KXFEED_", "KALSHI_")) and k != "ODDS_API_KEY"
-    }
-    env.update(extra)
-    return env
-
-
-def _config(tmp_path: Path, **sections: Any) -> Path:
-    sections.setdefault("sim", {"port": 0})
-    return write_config(make_config(tmp_path, **sections), tmp_path / "kx.toml")
+from tests.support.config import config_file
+from tests.support.procs import ROOT, clean_env, kxfeed_cmd
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -73,8 +57,8 @@ def refusing_port() -> Iterator[int]:
 
 
 def test_demo_without_credentials(tmp_path: Path) -> None:
-    path = _config(tmp_path, kalshi={"env": "demo"})
-    env = _clean_env(ODDS_API_KEY="odds-key")
+    path = config_file(tmp_path, kalshi={"env": "demo"})
+    env = clean_env(ODDS_API_KEY="odds-key")
     for args in (("up", "--config", str(path)), ("check", "--config", str(path))):
         _one_line(_run(*args, env=env), "env=demo needs a Kalshi API key", "export KALSHI_KEY_ID=")
     assert not (tmp_path / "logs").exists(), "nothing started"
@@ -83,9 +67,9 @@ def test_demo_without_credentials(tmp_path: Path) -> None:
 
 
 def test_key_file_readable_by_others(tmp_path: Path) -> None:
-    path = _config(tmp_path, kalshi={"env": "demo"})
+    path = config_file(tmp_path, kalshi={"env": "demo"})
     key = _key(tmp_path / "kalshi.pem", 0o644)
-    env = _clean_env(KALSHI_KEY_ID="the-key-id", KALSHI_PRIVATE_KEY_PATH=str(key), ODDS_API_KEY="x")
+    env = clean_env(KALSHI_KEY_ID="the-key-id", KALSHI_PRIVATE_KEY_PATH=str(key), ODDS_API_KEY="x")
     line = _one_line(_run("up", "--config", str(path), env=env), f"chmod 600 {key}", "mode 0644")
     assert "the-key-id" not in line
     # The one rule: 0600, or 0640 with a group only kxfeed is in (the ops/ install uses root:kxfeed).
@@ -97,8 +81,8 @@ def test_key_file_readable_by_others(tmp_path: Path) -> None:
 
 def test_unreachable_postgresql(tmp_path: Path, refusing_port: int) -> None:
     url = f"postgresql+asyncpg://kx:hunter2@127.0.0.1:{refusing_port}/kx"
-    path = _config(tmp_path, db={"url": url})
-    env = _clean_env()
+    path = config_file(tmp_path, db={"url": url})
+    env = clean_env()
     line = _one_line(
         _run("up", "--config", str(path), env=env),
         f"postgresql+asyncpg://kx:***@127.0.0.1:{refusing_port}/kx",
@@ -113,8 +97,8 @@ def test_unreachable_postgresql(tmp_path: Path, refusing_port: int) -> None:
 
 def test_taken_worker_port(tmp_path: Path, held_port: socket.socket) -> None:
     port = held_port.getsockname()[1]
-    path = _config(tmp_path, connector={"metrics_port": port})
-    env = _clean_env()
+    path = config_file(tmp_path, connector={"metrics_port": port})
+    env = clean_env()
     want = (f"port {port} on 127.0.0.1 ([connector] metrics_port) is taken", "KXFEED_CONNECTOR_METRICS_PORT")
     _one_line(_run("up", "--config", str(path), env=env), *want)
     _one_line(_run("worker", "connector", "--config", str(path), env=env), *want)
@@ -122,9 +106,9 @@ def test_taken_worker_port(tmp_path: Path, held_port: socket.socket) -> None:
 
 
 def test_simulator_refused_outside_sim(tmp_path: Path) -> None:
-    path = _config(tmp_path, kalshi={"env": "demo"})
+    path = config_file(tmp_path, kalshi={"env": "demo"})
     key = _key(tmp_path / "kalshi.pem", 0o600)
-    env = _clean_env(KALSHI_KEY_ID="k", KALSHI_PRIVATE_KEY_PATH=str(key), ODDS_API_KEY="x")
+    env = clean_env(KALSHI_KEY_ID="k", KALSHI_PRIVATE_KEY_PATH=str(key), ODDS_API_KEY="x")
     _one_line(
         _run("up", "--config", str(path), "--workers", "bus,sim", env=env),
         'the exchange simulator runs only with [kalshi] env = "sim"',
@@ -138,7 +122,7 @@ def test_simulator_refused_outside_sim(tmp_path: Path) -> None:
 
 def test_environments_keep_their_data_apart(tmp_path: Path) -> None:
     for env in ("sim", "demo", "prod"):
-        res = _run("config", "check", "--offline", env=_clean_env(KXFEED_KALSHI_ENV=env))
+        res = _run("config", "check", "--offline", env=clean_env(KXFEED_KALSHI_ENV=env))
         assert f'data_dir = "data/{env}"' in res.stdout, res.stdout
         assert f'url = "sqlite+aiosqlite:///data/{env}/kxfeed.db"' in res.stdout
         assert f'dir = "data/{env}/journal"' in res.stdout

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from shared.config import Config
-from shared.kalshi.auth import generate_private_key
+from shared.kalshi.auth import generate_private_key, private_pem
 from tests.integration.test_supervisor_processes import Up, metric, supervised_config, up_factory
 from tests.support.config import make_config, write_config
-from tests.support.procs import ROOT, kxfeed_cmd, wait_until
+from tests.support.procs import ROOT, clean_env, kxfeed_cmd, wait_until
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 
@@ -157,18 +156,13 @@ def test_a_worker_killed_six_times_is_parked_while_the_rest_keeps_storing(
 
 
 # ---- config errors are not crashes -----------------------------------------------------------
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KALSHI_", "KXFEED_"))}
-    return {**env, **extra}
-
-
 def test_up_on_demo_without_credentials_exits_2_with_one_line(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, supervisor={"workers": ["bus", "connector"], "ready_timeout_s": 90.0})
     path = write_config(cfg, tmp_path / "kx.toml")
     proc = subprocess.run(
         kxfeed_cmd("up", "--config", str(path), "--no-live"),
         cwd=ROOT,
-        env=_clean_env(KXFEED_KALSHI_ENV="demo"),
+        env=clean_env(KXFEED_KALSHI_ENV="demo"),
         capture_output=True,
         text=True,
         timeout=180,
@@ -189,15 +183,11 @@ def test_up_on_demo_without_credentials_exits_2_with_one_line(tmp_path: Path) ->
 
 def test_up_in_a_terminal_with_an_unsafe_key_file_exits_2_with_the_fix(tmp_path: Path) -> None:
     key = tmp_path / "kalshi-key.pem"
-    key.write_bytes(
-        generate_private_key().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key.write_bytes(private_pem(generate_private_key()))
     os.chmod(key, 0o644)
     cfg = make_config(tmp_path, supervisor={"workers": ["bus", "connector"], "ready_timeout_s": 90.0})
     path = write_config(cfg, tmp_path / "kx.toml")
-    env = _clean_env(KXFEED_KALSHI_ENV="demo", KALSHI_KEY_ID="test-key-id", KALSHI_PRIVATE_KEY_PATH=str(key))
+    env = clean_env(KXFEED_KALSHI_ENV="demo", KALSHI_KEY_ID="test-key-id", KALSHI_PRIVATE_KEY_PATH=str(key))
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         kxfeed_cmd("up", "--config", str(path)), cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave

@@ -4,26 +4,27 @@ migrations, batch writes (idempotent, atomic with positions), bad rows, state, q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.main import main as cli_main
-from services.writer.batches import open_store
-from services.writer.core import WriterCore
+from services.writer.batches import Store, open_store
+from services.writer.core import Batch, WriterCore
 from services.writer.errors import classify
 from services.writer.metrics import count_batch
 from services.writer.rows import HOUR_NS, MAPPERS, poll_content
@@ -45,6 +46,8 @@ from shared.store.engine import make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 from shared.store.schema import APPEND, metadata, stream_offsets, table_hours
 from tests.support.config import make_config, write_config
+from tests.support.messages import book_delta
+from tests.support.pg import DB_PARAMS, drop_schema, fresh_db
 from tests.support.procs import kxfeed_cmd
 from tests.support.synth import expected_tables, mixed, read_tables, stamp
 
@@ -52,23 +55,9 @@ T0 = 1_793_750_400_000_000_000  # ns, on an hour boundary
 NOW_US = T0 // 1000 + 10**9
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DB_PARAMS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConfig]:
-    if request.param == "sqlite":
-        yield DbConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'kx.db'}")
-        return
-    url = request.getfixturevalue("pg_url")
-    schema = f"kxt_{uuid.uuid4().hex[:12]}"
-    yield DbConfig(url=url, schema=schema)
-    asyncio.run(drop_schema(url, schema))
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    yield from fresh_db(request, tmp_path)
 
 
 def config_for(tmp_path: Path, db: DbConfig) -> tuple[Config, Path]:
@@ -144,65 +133,85 @@ def test_cli_upgrade_and_refusal_of_a_newer_schema(
 # ---- writing ------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def opened(db: DbConfig) -> AsyncIterator[tuple[AsyncEngine, Store]]:
+    """An engine on ``db`` migrated to head and a store over it, both closed after."""
+    engine = make_engine(db)
+    try:
+        await upgrade(engine, db)
+        store = open_store(engine)
+        try:
+            yield engine, store
+        finally:
+            await store.close()
+    finally:
+        await engine.dispose()
+
+
 def core_for(committed: dict | None = None) -> WriterCore:
     return WriterCore(committed or {}, {}, lambda pub: True, max_buffer=10**7, stored=MAPPERS.__contains__)
+
+
+def first_batch(msgs: list[Message], size: int = 100) -> tuple[WriterCore, Batch]:
+    """A fresh core offered ``msgs``, and the first batch it takes (there is one)."""
+    core = core_for()
+    core.offer(msgs)
+    batch = core.take(size)
+    assert batch is not None
+    return core, batch
 
 
 def test_batches_store_exactly_the_messages_and_rewrites_change_nothing(db: DbConfig) -> None:
     msgs = stamp(mixed(3000, seed=11, duplicates=0.1))
 
     async def go() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(msgs)
-        batches = []
-        sizes = iter([400, 2500] * 100)  # on PostgreSQL: unnest below 1000 rows per table, COPY above
-        while (b := core.take(next(sizes))) is not None:
-            batches.append(b)
-        inserted = 0
-        for b in batches:
-            res = await store.write(b, NOW_US)
-            inserted += sum(res.inserted.values())
-            core.commit(b)
-        # A batch whose commit reply was lost is retried at once: nothing changes.
-        again = await store.write(batches[-1], NOW_US + 1)
-        assert sum(again.inserted.values()) == 0 and sum(again.candidates.values()) > 0
-        want = expected_tables(msgs)
-        got = await read_tables(engine)
-        for name, rows in want.items():
-            assert got[name] == rows, name
-        appended = (
-            "book_deltas",
-            "trades",
-            "ticks",
-            "lifecycle",
-            "book_snapshots",
-            "gaps",
-            "signals",
-            "worker_events",
-        )
-        assert inserted == sum(len(want[n]) for n in appended)
-        async with engine.connect() as conn:
-            offsets = {
-                (r.publisher, r.epoch, r.kind): r.seq for r in await conn.execute(select(stream_offsets))
-            }
-            hours = dict((await conn.execute(select(table_hours.c.table_name, table_hours.c.rows))).all())
-        assert offsets == core.committed  # the rewrite did not move any position back
-        assert max(s for (_, _, k), s in offsets.items() if k == "delta") == sum(
-            1 for m in msgs if isinstance(m, BookDelta)
-        )
-        assert hours["book_deltas"] == len(want["book_deltas"])
-        loaded_offsets, polls = await store.load_state()
-        assert loaded_offsets == core.committed
-        last: dict[str, Any] = {}
-        for m in msgs:
-            if isinstance(m, PollSnapshot):
-                last[m.ticker] = poll_content(m)
-        assert polls == last
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            core = core_for()
+            core.offer(msgs)
+            batches = []
+            sizes = iter([400, 2500] * 100)  # on PostgreSQL: unnest below 1000 rows per table, COPY above
+            while (b := core.take(next(sizes))) is not None:
+                batches.append(b)
+            inserted = 0
+            for b in batches:
+                res = await store.write(b, NOW_US)
+                inserted += sum(res.inserted.values())
+                core.commit(b)
+            # A batch whose commit reply was lost is retried at once: nothing changes.
+            again = await store.write(batches[-1], NOW_US + 1)
+            assert sum(again.inserted.values()) == 0 and sum(again.candidates.values()) > 0
+            want = expected_tables(msgs)
+            got = await read_tables(engine)
+            for name, rows in want.items():
+                assert got[name] == rows, name
+            appended = (
+                "book_deltas",
+                "trades",
+                "ticks",
+                "lifecycle",
+                "book_snapshots",
+                "gaps",
+                "signals",
+                "worker_events",
+            )
+            assert inserted == sum(len(want[n]) for n in appended)
+            async with engine.connect() as conn:
+                offsets = {
+                    (r.publisher, r.epoch, r.kind): r.seq for r in await conn.execute(select(stream_offsets))
+                }
+                hours = dict((await conn.execute(select(table_hours.c.table_name, table_hours.c.rows))).all())
+            assert offsets == core.committed  # the rewrite did not move any position back
+            assert max(s for (_, _, k), s in offsets.items() if k == "delta") == sum(
+                1 for m in msgs if isinstance(m, BookDelta)
+            )
+            assert hours["book_deltas"] == len(want["book_deltas"])
+            loaded_offsets, polls = await store.load_state()
+            assert loaded_offsets == core.committed
+            last: dict[str, Any] = {}
+            for m in msgs:
+                if isinstance(m, PollSnapshot):
+                    last[m.ticker] = poll_content(m)
+            assert polls == last
 
     asyncio.run(go())
 
@@ -224,19 +233,12 @@ def test_messages_that_share_a_millisecond_or_a_read_are_each_stored(db: DbConfi
     msgs = stamp([*tickers, *snaps])
 
     async def go() -> tuple[int, int, int]:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(msgs)
-        b = core.take(100)
-        assert b is not None
-        await store.write(b, NOW_US)
-        core.commit(b)
-        again = await store.write(b, NOW_US + 1)  # a re-delivered batch still stores nothing twice
-        got = await read_tables(engine, ["ticks", "book_snapshots"])
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            core, b = first_batch(msgs)
+            await store.write(b, NOW_US)
+            core.commit(b)
+            again = await store.write(b, NOW_US + 1)  # a re-delivered batch still stores nothing twice
+            got = await read_tables(engine, ["ticks", "book_snapshots"])
         return len(got["ticks"]), len(got["book_snapshots"]), sum(again.inserted.values())
 
     assert asyncio.run(go()) == (3, 2, 0)
@@ -262,19 +264,15 @@ def test_rows_discarded_as_duplicates_are_counted_and_said_once_with_their_conte
     caplog.set_level(logging.INFO, logger=log.name)
 
     async def go() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        for epoch in (1, 2, 3):
-            core.offer(run(epoch))
-            b = core.take(100)
-            assert b is not None
-            res = await store.write(b, NOW_US)
-            core.commit(b)
-            count_batch(b, res, 0.01, T0, counters, burst)
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (_, store):
+            core = core_for()
+            for epoch in (1, 2, 3):
+                core.offer(run(epoch))
+                b = core.take(100)
+                assert b is not None
+                res = await store.write(b, NOW_US)
+                core.commit(b)
+                count_batch(b, res, 0.01, T0, counters, burst)
 
     before = REGISTRY.get_sample_value("kxfeed_writer_duplicate_rows_total", {"table": "trades"}) or 0
     asyncio.run(go())
@@ -375,22 +373,15 @@ def test_every_column_holds_its_own_field_read_back_by_name(db: DbConfig) -> Non
         assert list(want) == list(APPEND[table].columns), table
 
     async def go() -> dict[str, dict[str, Any]]:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(stamp([m for m, _, _ in DISTINCT], pub="distinct"))
-        b = core.take(100)
-        assert b is not None
-        await store.write(b, NOW_US)
-        out = {}
-        async with engine.connect() as conn:
-            for table in APPEND:
-                rows = (await conn.execute(text(f'SELECT * FROM "{table}"'))).mappings().all()
-                assert len(rows) == 1, (table, rows)
-                out[table] = dict(rows[0])
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            _, b = first_batch(stamp([m for m, _, _ in DISTINCT], pub="distinct"))
+            await store.write(b, NOW_US)
+            out = {}
+            async with engine.connect() as conn:
+                for table in APPEND:
+                    rows = (await conn.execute(text(f'SELECT * FROM "{table}"'))).mappings().all()
+                    assert len(rows) == 1, (table, rows)
+                    out[table] = dict(rows[0])
         return out
 
     got = asyncio.run(go())
@@ -413,65 +404,44 @@ def test_a_batch_spanning_an_hour_counts_rows_per_hour(db: DbConfig, per_hour: i
     )
 
     async def go() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(msgs)
-        batch = core.take(10_000)
-        assert batch is not None and len(batch.hours["trades"]) == 3
-        res = await store.write(batch, NOW_US)
-        assert res.inserted == {"trades": 3 * per_hour}
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(table_hours.c.hour, table_hours.c.rows).order_by("hour"))).all()
-        assert [r.rows for r in rows] == [per_hour] * 3
-        assert [int(r.hour.timestamp()) for r in rows] == [
-            T0 // 10**9 - 3600,
-            T0 // 10**9,
-            T0 // 10**9 + 3600,
-        ]
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            _, batch = first_batch(msgs, 10_000)
+            assert len(batch.hours["trades"]) == 3
+            res = await store.write(batch, NOW_US)
+            assert res.inserted == {"trades": 3 * per_hour}
+            async with engine.connect() as conn:
+                rows = (
+                    await conn.execute(select(table_hours.c.hour, table_hours.c.rows).order_by("hour"))
+                ).all()
+            assert [r.rows for r in rows] == [per_hour] * 3
+            assert [int(r.hour.timestamp()) for r in rows] == [
+                T0 // 10**9 - 3600,
+                T0 // 10**9,
+                T0 // 10**9 + 3600,
+            ]
 
     asyncio.run(go())
 
 
 def test_a_row_the_database_refuses_is_isolated_and_the_rest_stored(db: DbConfig) -> None:
     def delta(i: int, price: int) -> BookDelta:
-        return BookDelta(
-            ticker="T",
-            market_id="u",
-            conn=1,
-            sid=1,
-            xseq=i,
-            side="yes",
-            price=price,
-            delta=100,
-            ts_recv=T0 + i,
-        )
+        return book_delta("T", i, price, 100, market_id="u", ts_recv=T0 + i)
 
     msgs = stamp([delta(1, 100), delta(2, 2**63), delta(3, 300)])  # 2**63 does not fit a BIGINT
 
     async def go() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(msgs)
-        batch = core.take(10)
-        assert batch is not None
-        with pytest.raises(Exception) as err:
-            await store.write(batch, NOW_US)
-        assert classify(err.value) == "data"
-        await store.reset()
-        res = await store.write(batch, NOW_US, isolate=True)
-        assert res.inserted == {"book_deltas": 2}
-        assert [r.table for r in res.rejected] == ["book_deltas"] and "1, 1, 2" in res.rejected[0].key
-        got = await read_tables(engine, ["book_deltas", "stream_offsets"])
-        assert sorted(r[2] for r in got["book_deltas"]) == [1, 3]
-        assert {(r[2], r[3]) for r in got["stream_offsets"]} == {("delta", 3)}
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            _, batch = first_batch(msgs, 10)
+            with pytest.raises(Exception) as err:
+                await store.write(batch, NOW_US)
+            assert classify(err.value) == "data"
+            await store.reset()
+            res = await store.write(batch, NOW_US, isolate=True)
+            assert res.inserted == {"book_deltas": 2}
+            assert [r.table for r in res.rejected] == ["book_deltas"] and "1, 1, 2" in res.rejected[0].key
+            got = await read_tables(engine, ["book_deltas", "stream_offsets"])
+            assert sorted(r[2] for r in got["book_deltas"]) == [1, 3]
+            assert {(r[2], r[3]) for r in got["stream_offsets"]} == {("delta", 3)}
 
     asyncio.run(go())
 
@@ -526,16 +496,9 @@ def test_cli_latest_gaps_stats(db: DbConfig, tmp_path: Path, capsys: pytest.Capt
     msgs = stamp(query_fixture())
 
     async def fill() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        core = core_for()
-        core.offer(msgs)
-        batch = core.take(100)
-        assert batch is not None
-        await store.write(batch, NOW_US)
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (_, store):
+            _, batch = first_batch(msgs)
+            await store.write(batch, NOW_US)
 
     asyncio.run(fill())
 
@@ -594,17 +557,7 @@ def test_bulk_copy_goes_direct_and_falls_back_to_staging_on_stored_keys(pg_url: 
     db = DbConfig(url=pg_url, schema=f"kxt_{uuid.uuid4().hex[:12]}")
 
     def delta(xseq: int, recv: int) -> BookDelta:
-        return BookDelta(
-            ticker="T",
-            market_id="m",
-            conn=9,
-            sid=1,
-            xseq=xseq,
-            side="yes",
-            price=100,
-            delta=100,
-            ts_recv=recv,
-        )
+        return book_delta("T", xseq, 100, 100, conn=9, ts_recv=recv)
 
     fresh = [delta(i, T0 + i) for i in range(1, 1501)]
     # 200 keys already stored (re-sent by a reconnecting producer), 1300 new, one new key twice
@@ -613,31 +566,27 @@ def test_bulk_copy_goes_direct_and_falls_back_to_staging_on_stored_keys(pg_url: 
     msgs = stamp([*fresh, *overlap, *clean])
 
     async def go() -> None:
-        engine = make_engine(db)
-        await upgrade(engine, db)
-        store = open_store(engine)
-        await store.warm()
-        core = core_for()
-        core.offer(msgs)
-        results = []
-        for size in (len(fresh), len(overlap), len(clean)):
-            batch = core.take(size)
-            assert batch is not None
-            results.append(await store.write(batch, NOW_US))
-            results.append(store._conflicted.copy())  # type: ignore[attr-defined]
-            core.commit(batch)
-        assert results[0].inserted == {"book_deltas": 1500} and results[1] == set()
-        assert results[2].inserted == {"book_deltas": 1500} and results[3] == {"book_deltas"}
-        assert results[4].inserted == {"book_deltas": 1500} and results[5] == set()
-        async with engine.connect() as conn:
-            keys = [r[0] for r in await conn.execute(text("SELECT xseq FROM book_deltas ORDER BY xseq"))]
-            hours = (await conn.execute(select(table_hours.c.rows))).scalars().all()
-            offsets = (await conn.execute(select(stream_offsets.c.seq))).scalars().all()
-        assert keys == list(range(1, 4501))
-        assert hours == [4500]
-        assert offsets == [len(msgs)]
-        await store.close()
-        await engine.dispose()
+        async with opened(db) as (engine, store):
+            await store.warm()
+            core = core_for()
+            core.offer(msgs)
+            results = []
+            for size in (len(fresh), len(overlap), len(clean)):
+                batch = core.take(size)
+                assert batch is not None
+                results.append(await store.write(batch, NOW_US))
+                results.append(store._conflicted.copy())  # type: ignore[attr-defined]
+                core.commit(batch)
+            assert results[0].inserted == {"book_deltas": 1500} and results[1] == set()
+            assert results[2].inserted == {"book_deltas": 1500} and results[3] == {"book_deltas"}
+            assert results[4].inserted == {"book_deltas": 1500} and results[5] == set()
+            async with engine.connect() as conn:
+                keys = [r[0] for r in await conn.execute(text("SELECT xseq FROM book_deltas ORDER BY xseq"))]
+                hours = (await conn.execute(select(table_hours.c.rows))).scalars().all()
+                offsets = (await conn.execute(select(stream_offsets.c.seq))).scalars().all()
+            assert keys == list(range(1, 4501))
+            assert hours == [4500]
+            assert offsets == [len(msgs)]
 
     try:
         asyncio.run(go())

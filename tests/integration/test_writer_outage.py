@@ -20,11 +20,11 @@ from shared.messages import Message
 from tests.integration.test_writer_process import (
     Harness,
     assert_stored_exactly,
-    drop_schema,
     harness_factory,
     kinds_of,
     publish,
 )
+from tests.support.pg import drop_schema
 from tests.support.procs import wait_until
 from tests.support.synth import mixed
 from tests.support.tcpproxy import TcpProxy

@@ -13,12 +13,10 @@ import subprocess
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 import zmq
@@ -34,27 +32,16 @@ from shared.messages import BookDelta, Message, Trade
 from shared.store.engine import make_engine
 from shared.store.migrate import upgrade
 from tests.support.config import make_config, reported_port, write_config
+from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.procs import spawn, wait_until
 from tests.support.synth import expected_tables, mixed, read_tables
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DB_PARAMS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    if request.param == "sqlite":
-        yield {"url": f"sqlite+aiosqlite:///{tmp_path / 'kx.db'}"}
-        return
-    url = request.getfixturevalue("pg_url")
-    schema = f"kxt_{uuid.uuid4().hex[:12]}"
-    yield {"url": url, "schema": schema}
-    asyncio.run(drop_schema(url, schema))
-
-
-async def drop_schema(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    """The [db] section as a dict (what ``make_config`` takes)."""
+    for cfg in fresh_db(request, tmp_path):
+        yield {"url": cfg.url, "schema": cfg.schema} if cfg.schema else {"url": cfg.url}
 
 
 class DropFrames:

@@ -80,3 +80,10 @@ def write_config(cfg: Config, path: Path) -> Path:
     """Write ``cfg`` as TOML (for tests that start real processes with --config)."""
     path.write_text(tomli_w.dumps(to_toml_dict(cfg)))
     return path
+
+
+def config_file(d: Path, **sections: Any) -> Path:
+    """``make_config(d, **sections)`` written to ``d/kx.toml``; the simulator on port 0 unless
+    ``sections`` says otherwise (for tests that only start a command, not the whole stack)."""
+    sections.setdefault("sim", {"port": 0})
+    return write_config(make_config(d, **sections), d / "kx.toml")

@@ -6,15 +6,26 @@ import asyncio
 import contextlib
 import threading
 import typing
+from typing import Any
 
 import msgspec
 import zmq
 import zmq.asyncio
 
 from shared.commands.base import Command
+from shared.control import ControlError, request
 from shared.control_server import DEFAULT_MAX_MSG_BYTES, ControlServer, Dispatcher, Handler
 from shared.log import get_logger
 from tests.support.procs import wait_until
+
+
+def stats(endpoint: str, timeout_s: float = 0.5) -> dict[str, Any]:
+    """A worker's ``stats`` reply, or ``{}`` while it is not answering yet (for ``wait_until``)."""
+    try:
+        out: dict[str, Any] = request(endpoint, "stats", timeout_s=timeout_s)
+        return out
+    except ControlError:
+        return {}
 
 
 class Served:

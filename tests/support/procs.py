@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,18 @@ def spawn(*args: str, env: dict[str, str] | None = None, **kw: Any) -> subproces
     return subprocess.Popen(kxfeed_cmd(*args), cwd=ROOT, env=full_env, **kw)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without kxfeed's own settings and credentials (``KXFEED_*``, ``KALSHI_*``,
+    ``ODDS_API_KEY``) and with ``extra``: a child sees only what the test gives it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KXFEED_", "KALSHI_")) and k != "ODDS_API_KEY"
+    }
+    env.update(extra)
+    return env
+
+
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -29,3 +43,33 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def stop(p: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    """SIGTERM ``p`` and return its exit code; a process that ignores it is killed and the
+    timeout re-raised, so a test that expects a clean stop fails loudly."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+
+
+def stop_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15.0) -> list[int]:
+    """Teardown: SIGTERM every process still running (in the order given: pass them reversed
+    to stop consumers before what they consume), then wait for each; one that does not exit
+    in ``timeout`` is killed (its code reads -9). Returns the exit codes in the same order."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            codes.append(-9)
+    return codes

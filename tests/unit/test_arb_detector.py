@@ -19,6 +19,7 @@ from services.arb.odds import iso_ms, parse_events
 from shared.config import ArbConfig
 from shared.messages import BookState, Depth, FeeUpdate, MarketLifecycle, MarketMeta, TopOfBook
 from shared.units import ONE_DOLLAR
+from tests.support.messages import game_meta
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"
@@ -43,15 +44,13 @@ def config(**kw: Any) -> ArbConfig:
 
 
 def meta(ticker: str, name: str, *, status: str = "active", series: str = "KXNBAGAME") -> MarketMeta:
-    return MarketMeta(
-        ticker=ticker,
-        event_ticker=ticker.rpartition("-")[0],
-        series_ticker=series,
-        title="Memphis at Sacramento Winner?",
-        yes_sub_title=name,
-        no_sub_title=name,
+    return game_meta(
+        ticker.rpartition("-")[0],
+        ticker,
+        name,
+        "Memphis at Sacramento Winner?",
         status=status,
-        fee_type="quadratic_with_maker_fees",
+        series_ticker=series,
     )
 
 

@@ -243,34 +243,29 @@ def test_ambiguous_and_missing_candidates_are_never_guessed() -> None:
     assert match_game(nolg, parsed, [a], 0.9).reason == "no_league"
 
 
-def test_doubleheader_without_start_time_goes_by_start_order() -> None:
+@pytest.mark.parametrize(
+    ("event", "want"),
+    [
+        # a doubleheader's second game, no start time in the ticker: the later of the two by start order
+        pytest.param(
+            "KXMLBGAME-26JUL29SEALADG2", "late", id="doubleheader_without_start_time_goes_by_start_order"
+        ),
+        # 13:10 US Eastern in the ticker is 17:10Z: that game, not the later one
+        pytest.param("KXMLBGAME-26JUL291310SEALAD", "early", id="start_time_in_the_ticker_picks_the_game"),
+    ],
+)
+def test_two_games_on_one_day_are_told_apart(event: str, want: str) -> None:
     mlb = LEAGUES["KXMLBGAME"]
-    event = "KXMLBGAME-26JUL29SEALADG2"
-    game = Game(event, "KXMLBGAME", mlb, {"SEA": f"{event}-SEA", "LAD": f"{event}-LAD"}, {})
-    parsed = parse_game(event, "KXMLBGAME", game.markets, mlb.teams)
-    g1 = OddsEvent(
-        "g1", "baseball_mlb", iso_ms("2026-07-29T17:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
-    )
-    g2 = OddsEvent(
-        "g2", "baseball_mlb", iso_ms("2026-07-29T23:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
-    )
-    res = match_game(game, parsed, [g2, g1], 0.9)
-    assert res.matched and res.odds_id == "g2"
-
-
-def test_start_time_in_the_ticker_picks_the_game() -> None:
-    mlb = LEAGUES["KXMLBGAME"]
-    event = "KXMLBGAME-26JUL291310SEALAD"
     game = Game(event, "KXMLBGAME", mlb, {"SEA": f"{event}-SEA", "LAD": f"{event}-LAD"}, {})
     parsed = parse_game(event, "KXMLBGAME", game.markets, mlb.teams)
     early = OddsEvent(
-        "e", "baseball_mlb", iso_ms("2026-07-29T17:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
+        "early", "baseball_mlb", iso_ms("2026-07-29T17:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
     )
     late = OddsEvent(
-        "l", "baseball_mlb", iso_ms("2026-07-29T23:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
+        "late", "baseball_mlb", iso_ms("2026-07-29T23:10:00Z"), "Los Angeles Dodgers", "Seattle Mariners"
     )
     res = match_game(game, parsed, [late, early], 0.9)
-    assert res.matched and res.odds_id == "e"
+    assert res.matched and res.odds_id == want
 
 
 def test_soccer_lists_home_first_and_maps_the_tie() -> None:

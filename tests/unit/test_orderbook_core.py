@@ -19,9 +19,9 @@ from shared.messages import (
     PriceRange,
     Trade,
 )
+from tests.support.messages import CENT, book_meta
 
 T = "KXNBAGAME-26NOV03LALBOS-LAL"
-CENT = [PriceRange(0, 10_000, 100)]
 
 
 def snap(
@@ -56,16 +56,7 @@ def delta(side: str, price: int, d: int, xseq: int, t: str = T, **kw: Any) -> Bo
 
 
 def meta(t: str = T, ranges: list[PriceRange] | None = None, status: str = "active") -> MarketMeta:
-    return MarketMeta(
-        ticker=t,
-        event_ticker="E",
-        series_ticker="S",
-        title="",
-        yes_sub_title="",
-        no_sub_title="",
-        status=status,
-        price_ranges=CENT if ranges is None else ranges,
-    )
+    return book_meta(t, ranges, status)
 
 
 def built(*msgs: Any) -> Builder:

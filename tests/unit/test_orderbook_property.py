@@ -21,6 +21,7 @@ from services.orderbook.builder import Builder
 from services.orderbook.emit import Emitter
 from shared.messages import BookDelta, BookSnapshot, MarketMeta, PriceRange, TopOfBook
 from shared.units import ONE_DOLLAR, format_count, format_price, parse_count, parse_price
+from tests.support.messages import book_meta
 
 LADDERS = {
     "linear_cent": [PriceRange(0, 10_000, 100)],
@@ -182,19 +183,7 @@ def wire_stream(ops: list[Op], yes_mode: bool, trim: bool) -> list[dict[str, Any
 
 
 def metas(ladders: dict[str, str]) -> list[MarketMeta]:
-    return [
-        MarketMeta(
-            ticker=t,
-            event_ticker="E",
-            series_ticker="S",
-            title="",
-            yes_sub_title="",
-            no_sub_title="",
-            status="active",
-            price_ranges=LADDERS[name],
-        )
-        for t, name in ladders.items()
-    ]
+    return [book_meta(t, LADDERS[name]) for t, name in ladders.items()]
 
 
 # ---- properties ----------------------------------------------------------------------------
