@@ -347,7 +347,6 @@ class JournalWriter:
             )
         return removed
 
-
     def _needed_from(self) -> int | None:
         """The oldest segment some consumer still needs; None when no consumer is registered.
 
