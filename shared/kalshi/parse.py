@@ -169,8 +169,8 @@ def ticker(frame: ws.TickerFrame, ts_recv: int) -> Ticker:
         yes_bid_size=count(m.yes_bid_size_fp),
         yes_ask_size=count(m.yes_ask_size_fp),
         last_trade_size=count(m.last_trade_size_fp),
-        volume=count(m.volume_fp),
-        open_interest=count(m.open_interest_fp),
+        volume=parse_count(m.volume_fp),  # running totals: not memoised (they rarely repeat)
+        open_interest=parse_count(m.open_interest_fp),
         dollar_volume=m.dollar_volume,
         dollar_open_interest=m.dollar_open_interest,
         ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),

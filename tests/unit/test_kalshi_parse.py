@@ -107,6 +107,23 @@ def test_ticker_without_trade_and_ts_ms() -> None:
     assert (empty.yes_bid, empty.yes_ask) == (0, 10_000)
 
 
+def test_memo_caches_stay_small_over_a_long_run() -> None:
+    """A week of tickers brings millions of distinct running totals (volume, open interest):
+    they are not memoised, and every memo stays within its bound however many strings it sees.
+    (Remembering them filled a 200,000-entry cache: the soak's connector grew 41 MB.)"""
+    from shared.kalshi import numbers
+
+    for i in range(3 * numbers._CACHE_LIMIT):
+        text = f"{1_000_000 + i}.00"
+        t = parse.ticker(frame("ws_ticker.json", volume_fp=text, open_interest_fp=text), TS)
+        assert t.volume == t.open_interest == (1_000_000 + i) * 100
+        assert text not in numbers._counts
+        assert numbers.signed_count(f"-{i}.00") == -i * 100
+        assert numbers.price(f"0.{i % 10_000:04d}") == i % 10_000
+    for memo in (numbers._prices, numbers._counts, numbers._signed, numbers._any_prices):
+        assert len(memo) <= numbers._CACHE_LIMIT
+
+
 def test_trade() -> None:
     t = parse.trade(frame("ws_trade.json"), TS)
     assert (t.trade_id, t.ticker) == ("d91bc706-ee49-470d-82d8-11418bda6fed", "HIGHNY-22DEC23-B53.5")
