@@ -164,7 +164,10 @@ class Stack:
 
 async def start_sim(tmp: Path, sim: dict[str, Any] | None = None) -> ExchangeSim:
     """The simulator in this event loop on a port the kernel picked, trusting the dev key in ``tmp``."""
-    exchange = await start_sim(tmp, sim)
+    _, pem = ensure_dev_keypair(tmp)
+    sim_cfg = SimConfig(**{"port": 0, "markets": 10, "rate": 150.0, "seed": 11, **(sim or {})})
+    exchange = ExchangeSim(sim_cfg, keys={SIM_DEV_KEY_ID: load_public_key(pem)})
+    await exchange.start()
     return exchange
 
 
