@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import websockets
@@ -134,6 +134,19 @@ class BookClient:
                 break
             n += 1
         return n
+
+    async def pump_until(self, done: Callable[[], bool], limit: float = 20.0) -> bool:
+        """Read frames until ``done()`` holds; False when ``limit`` seconds pass first."""
+        deadline = time.monotonic() + limit
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await self.next(timeout=left)
+            except TimeoutError:
+                return done()
+        return True
 
     def _apply(self, f: dict[str, Any]) -> None:
         kind = f.get("type")
