@@ -34,3 +34,12 @@ def pg_url() -> Iterator[str]:
             )
         pytest.skip("no PostgreSQL at 127.0.0.1:5432")
     yield PG_URL
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The whole-system tests (marked ``slow``: each runs several workers flat out) run one after
+    another on one xdist worker, so two of them never share the machine's two cores; the rest
+    spread over both workers (``-n 2 --dist loadgroup`` in the README's test command)."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("system"))
