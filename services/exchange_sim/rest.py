@@ -146,7 +146,7 @@ def _filter_markets(sim: ServedSim, q: Any) -> list[MarketState]:
         "created": ("min_created_ts", "max_created_ts"),
         "close": ("min_close_ts", "max_close_ts"),
         "settled": ("min_settled_ts", "max_settled_ts"),
-        "updated": ("min_updated_ts",),
+        "updated": ("min_updated_ts", "max_updated_ts"),  # max_updated_ts: 3.31
     }
     used = [f for f, names in families.items() if any(q.get(n) for n in names)]
     if len(used) > 1:
