@@ -1,10 +1,11 @@
-"""Contract: every frame kind the simulator emits validates against Kalshi's AsyncAPI spec, and
-every REST response against the OpenAPI spec (copies in tests/fixtures/kalshi-spec/).
+"""Contract: every frame kind the simulator emits validates against Kalshi's current AsyncAPI
+(December 2026) and still against the previous one, and every REST response against OpenAPI
+3.31 (copies in tests/fixtures/kalshi-spec/, the older pair under previous/).
 
-Where the specs and the protocol reference (newer docs) differ, the simulator follows the
-reference and these tests say so: lifecycle frames carry ``seq`` and every data frame carries
-``sending_ts_ms`` (extra properties the 2026-08 AsyncAPI allows); terminal errors carry the
-``sid`` they end (also an allowed extra).
+Where the specs and the protocol reference differ, these tests say which they follow: every data
+frame carries ``sending_ts_ms`` (an extra property both AsyncAPIs allow; the reference says read
+it when present); whether an ``ok`` to update_subscription takes a seq is unconfirmed
+(section 0), so the frame test runs under both ``ok_consumes_seq`` settings.
 """
 
 from __future__ import annotations
@@ -103,55 +104,113 @@ WS_SCHEMAS = {
     "event_lifecycle": "eventLifecyclePayload",
     "event_fee_update": "eventFeeUpdatePayload",
 }
+#: Sequenced per sid in the current AsyncAPI (``seq`` required).
+SEQUENCED = {
+    "orderbook_snapshot",
+    "orderbook_delta",
+    "trade",
+    "market_lifecycle_v2",
+    "event_lifecycle",
+    "event_fee_update",
+}
 
 
-def test_every_ws_frame_kind_validates(previous_asyncapi: Spec) -> None:
-    asyncapi = previous_asyncapi  # until the simulator's frames follow the current AsyncAPI
+def ws_schema(f: dict[str, Any]) -> str:
+    kind = f["type"]
+    if kind == "ok":
+        return "listSubscriptionsResponsePayload" if isinstance(f.get("msg"), list) else "okResponsePayload"
+    if kind == "market_lifecycle_v2" and f["msg"].get("event_type") == "metadata_updated":
+        return "marketMetadataUpdatedPayload"  # its own message shape since the December AsyncAPI
+    return WS_SCHEMAS[kind]
 
-    async def collect() -> list[dict[str, Any]]:
-        async with running_sim(markets=16, rate=600.0, lifecycle_every=15) as sim:
-            c = await BookClient(sim.ws_url).connect()
-            await c.subscribe(
-                ["orderbook_delta", "ticker", "trade", "market_lifecycle_v2"],
-                sim.tickers[:8],
-                send_initial_snapshot=True,
-            )
-            await c.subscribe(["orderbook_delta"], sim.tickers[8:10], use_yes_price=True)
-            await c.pump(quiet=0.1, limit=1.5)
-            await c.send(
+
+async def collect_frames(ok_consumes_seq: bool) -> tuple[list[dict[str, Any]], dict[str, int], list[Any]]:
+    """Every frame kind the simulator sends, with the ids of the get_snapshot commands."""
+    async with running_sim(
+        markets=16, rate=600.0, lifecycle_every=15, ok_consumes_seq=ok_consumes_seq
+    ) as sim:
+        c = await BookClient(sim.ws_url).connect()
+        await c.subscribe(
+            ["orderbook_delta", "ticker", "trade", "market_lifecycle_v2"],
+            sim.tickers[:8],
+            send_initial_snapshot=True,
+        )
+        await c.subscribe(["orderbook_delta"], sim.tickers[8:10], use_yes_price=True)
+        await c.pump(quiet=0.1, limit=1.5)
+        ids = {
+            "add": await c.send(
                 "update_subscription",
                 {"sid": 1, "market_tickers": [sim.tickers[12]], "action": "add_markets"},
-            )
-            await c.send("list_subscriptions")
-            await c.send("subscribe", {"channels": ["nope"]})
-            await c.send("unsubscribe", {"sids": [3]})
-            sim.faults.inject("error25", sid=2)
-            sim.pause()
-            await c.pump(quiet=0.2, limit=3)
-            await c.close()
-            return c.frames
+            ),
+            "snapshot": await c.send(
+                "update_subscription",
+                {"sid": 1, "market_tickers": sim.tickers[:2], "action": "get_snapshot"},
+            ),
+            # A refusal about a live subscription: it names the sid (and its last seq).
+            "refused": await c.send(
+                "update_subscription",
+                {"sid": 1, "market_tickers": [sim.tickers[14]], "action": "get_snapshot"},
+            ),
+            "unknown_market": await c.send(
+                "subscribe", {"channels": ["trade"], "market_tickers": ["KXNOPE-1"]}
+            ),
+        }
+        await c.send("list_subscriptions")
+        await c.send("subscribe", {"channels": ["nope"]})
+        await c.send("unsubscribe", {"sids": [2]})  # ticker
+        sim.faults.inject("error25", sid=3)  # trade: a terminal error on a sequenced channel
+        sim.pause()
+        await c.pump(quiet=0.2, limit=3)
+        await c.close()
+        return c.frames, ids, c.seq_errors
 
-    frames = asyncio.run(collect())
+
+@pytest.mark.parametrize("ok_consumes_seq", [False, True], ids=["ok-repeats-seq", "ok-takes-seq"])
+def test_every_ws_frame_kind_validates(
+    asyncapi: Spec, previous_asyncapi: Spec, ok_consumes_seq: bool
+) -> None:
+    """Every frame validates against the current AsyncAPI, and still against the previous one
+    (a client written to either reads the simulator while Kalshi rolls the change out)."""
+    frames, ids, seq_errors = asyncio.run(collect_frames(ok_consumes_seq))
+    assert not seq_errors, seq_errors  # every sequenced sid is contiguous (ok rule of section 0)
     seen: dict[str, int] = {}
     lifecycle_events: set[str] = set()
+    last_seq: dict[int, int] = {}
     for f in frames:
         kind = f["type"]
+        if kind in SEQUENCED:
+            last_seq[f["sid"]] = f["seq"]
         if seen.get(kind, 0) >= 150 and kind != "market_lifecycle_v2":
             continue  # enough of a kind; every lifecycle event type is still checked
-        if kind == "ok":
-            schema = (
-                "listSubscriptionsResponsePayload" if isinstance(f.get("msg"), list) else "okResponsePayload"
-            )
-        else:
-            schema = WS_SCHEMAS[kind]
-        asyncapi.validate(f, schema)
+        asyncapi.validate(f, ws_schema(f))
+        # The previous spec had metadata_updated as one more lifecycle event type.
+        previous_asyncapi.validate(f, ws_schema(f).replace("marketMetadataUpdated", "marketLifecycleV2"))
         seen[kind] = seen.get(kind, 0) + 1
         if kind == "market_lifecycle_v2":
             lifecycle_events.add(f["msg"]["event_type"])
         if kind in WS_SCHEMAS and kind not in ("subscribed", "unsubscribed", "error"):
             assert isinstance(f["sending_ts_ms"], int)  # protocol reference: on every data frame
+        if kind == "error":
+            assert f["msg"]["code"] not in (6, 16, 17), f  # retired
     assert set(WS_SCHEMAS) | {"ok"} <= set(seen), seen
-    assert {"created", "close_date_updated"} <= lifecycle_events, lifecycle_events
+    assert {"created", "close_date_updated", "metadata_updated"} <= lifecycle_events, lifecycle_events
+
+    by_id = [f for f in frames if f.get("id") == ids["snapshot"]]
+    assert [f["type"] for f in by_id] == ["ok", "orderbook_snapshot", "orderbook_snapshot"], by_id
+    ok, snaps = by_id[0], by_id[1:]
+    before = [f["seq"] for f in frames[: frames.index(ok)] if f["type"] in SEQUENCED and f["sid"] == 1]
+    assert ok["seq"] == before[-1] + (1 if ok_consumes_seq else 0)
+    assert [s["seq"] for s in snaps] == [ok["seq"] + 1, ok["seq"] + 2]
+    assert all(s["id"] == ids["snapshot"] for s in snaps)
+    assert not [f for f in frames if f["type"] == "orderbook_snapshot" and "id" in f and f not in snaps]
+
+    (refused,) = [f for f in frames if f.get("id") == ids["refused"]]
+    assert refused["type"] == "error" and refused["sid"] == 1 and refused["msg"]["code"] == 11
+    assert isinstance(refused["seq"], int)
+    (unknown,) = [f for f in frames if f.get("id") == ids["unknown_market"]]
+    assert unknown["msg"]["code"] == 11 and unknown["msg"]["market_tickers"] == ["KXNOPE-1"]
+    (terminal,) = [f for f in frames if f["type"] == "error" and f["msg"]["code"] == 25]
+    assert terminal["sid"] == 3 and terminal["seq"] == last_seq[3]  # names its last seq, takes none
 
 
 REST_CASES = [
