@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from services.exchange_sim import odds, rest
+from services.exchange_sim import odds, rest, rest_history
 from services.exchange_sim.activity import Engine
 from services.exchange_sim.app_key import SIM_KEY
 from services.exchange_sim.faults import HTTP_KINDS, KINDS, WS_KINDS, FaultError, FaultPlan, Rule
@@ -114,6 +114,7 @@ class ExchangeSim:
         app = web.Application(middlewares=[rest.rest_guard])
         app[SIM_KEY] = self
         app.router.add_get(WS_PATH, ws_handler)
+        rest_history.add_routes(app)  # first: its static paths sit beside rest's {ticker} ones
         rest.add_routes(app)
         odds.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

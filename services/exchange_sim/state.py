@@ -111,6 +111,20 @@ class EventState:
         self.updated_ms = d.created_ms
 
 
+class FeeChange:
+    """An event fee override as it took effect (the simulator schedules none ahead)."""
+
+    __slots__ = ("event_ticker", "fee_multiplier", "fee_type", "id", "series_ticker", "ts_ms")
+
+    def __init__(self, n: int, ev: EventState) -> None:
+        self.id = f"sim-fee-{n}"
+        self.event_ticker = ev.d.event_ticker
+        self.series_ticker = ev.d.series_ticker
+        self.fee_type = ev.fee_type_override
+        self.fee_multiplier = ev.fee_multiplier_override
+        self.ts_ms = ev.updated_ms
+
+
 class ExchangeState:
     def __init__(self, events: list[EventDef], *, max_trades: int = 100_000) -> None:
         self.series: dict[str, SeriesDef] = {s.ticker: s for s in series_catalog()}
@@ -120,6 +134,10 @@ class ExchangeState:
         #: Newest last; REST pages newest first.
         self.trades: deque[TradeRec] = deque(maxlen=max_trades)
         self.trades_total = 0  # trades ever applied (REST cursors count from it)
+        #: Event fee overrides as applied, oldest first (``GET /events/fee_changes``); bounded,
+        #: as blast mode changes fees hundreds of times a second.
+        self.fee_changes: deque[FeeChange] = deque(maxlen=10_000)
+        self.fee_changes_total = 0
         for ev in events:
             self.add_event(ev)
 
@@ -162,3 +180,6 @@ class ExchangeState:
         target: Any = self.markets[ch.key] if ch.scope == "market" else self.events[ch.key]
         for name, value in ch.fields.items():
             setattr(target, name, value)
+        if ch.scope == "event" and "fee_type_override" in ch.fields:
+            self.fee_changes_total += 1
+            self.fee_changes.append(FeeChange(self.fee_changes_total, target))

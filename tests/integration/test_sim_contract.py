@@ -38,6 +38,8 @@ def _openapi_nullable(node: Any) -> Any:
                 out["enum"] = [*out["enum"], None]
             if "$ref" in out:
                 out = {"anyOf": [{"$ref": out.pop("$ref")}, {"type": "null"}], **out}
+            if "allOf" in out:  # e.g. EventFeeChange.fee_type_override: "When null, ... clears"
+                out = {"anyOf": [{"allOf": out.pop("allOf")}, {"type": "null"}], **out}
         return out
     if isinstance(node, list):
         return [_openapi_nullable(v) for v in node]
@@ -293,3 +295,41 @@ def test_rest_pages_validate(openapi: Spec) -> None:
             assert all(e["markets"] and "settlement_sources" in e for e in items)
         if key == "trades":
             assert len({t["trade_id"] for t in items}) == len(items), "pages do not overlap"
+
+
+def test_fee_changes_and_historical_cutoff_validate(openapi: Spec) -> None:
+    """The 3.31 endpoints the market-data path reads beside the catalog: fee schedules, cutoff."""
+
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
+        out: dict[str, Any] = {}
+        async with running_sim(markets=20, rate=50.0, lifecycle_every=5) as sim:
+            sim.pause()
+            sim.step(800)  # deterministic: lifecycle actions change event fees
+            overrides = {
+                t: (e.fee_type_override, e.fee_multiplier_override) for t, e in sim.public.events.items()
+            }
+            async with aiohttp.ClientSession() as http:
+                for path in ("/events/fee_changes?limit=3", "/series/fee_changes", "/historical/cutoff"):
+                    async with http.get(sim.rest_url + path) as r:
+                        assert r.status == 200, (path, await r.text())
+                        out[path] = await r.json()
+                pages, cursor = [], ""
+                while True:
+                    async with http.get(f"{sim.rest_url}/events/fee_changes?limit=3&cursor={cursor}") as r:
+                        pages.append(await r.json())
+                    cursor = pages[-1]["cursor"]
+                    if not cursor:
+                        break
+                out["pages"] = pages
+        return out, overrides
+
+    out, overrides = asyncio.run(fetch())
+    openapi.validate(out["/series/fee_changes"], "GetSeriesFeeChangesResponse")
+    openapi.validate(out["/historical/cutoff"], "GetHistoricalCutoffResponse")
+    for page in out["pages"]:
+        openapi.validate(page, "GetEventFeeChangesResponse")
+    changes = [c for page in out["pages"] for c in page["event_fee_changes"]]
+    assert len(out["pages"]) > 1 and changes, "fee changes happened and page"
+    assert len({c["id"] for c in changes}) == len(changes)
+    last = {c["event_ticker"]: (c["fee_type_override"], c["fee_multiplier_override"]) for c in changes}
+    assert all(overrides[t] == v for t, v in last.items())  # the newest change is the event's state
