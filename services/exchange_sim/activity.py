@@ -330,7 +330,7 @@ class Engine:
 
     def _ticker(self, out: list[Emission], m: MarketState, now_ms: int) -> None:
         self.emit(
-            out, Emission(K_TICKER, CH_TICKER, m.d.ticker, P_TICKER, frames.ticker_body(m, now_ms), None)
+            out, Emission(K_TICKER, CH_TICKER, m.d.ticker, P_TICKER, frames.ticker_body(m, now_ms), now_ms)
         )
 
     def clear_book(self, m: MarketState, now_ms: int, out: list[Emission]) -> None:

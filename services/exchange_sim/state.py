@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from services.exchange_sim.candles import MarketCandles
 from services.exchange_sim.catalog import PRICE_STRUCTURES, EventDef, MarketDef, SeriesDef, series_catalog
 from services.exchange_sim.emission import (
     K_DELTA,
     K_INIT,
     K_LIFE,
+    K_TICKER,
     K_TRADE,
     YES,
     Emission,
@@ -126,7 +128,7 @@ class FeeChange:
 
 
 class ExchangeState:
-    def __init__(self, events: list[EventDef], *, max_trades: int = 100_000) -> None:
+    def __init__(self, events: list[EventDef], *, max_trades: int = 100_000, candles: bool = False) -> None:
         self.series: dict[str, SeriesDef] = {s.ticker: s for s in series_catalog()}
         self.events: dict[str, EventState] = {}
         self.markets: dict[str, MarketState] = {}
@@ -138,6 +140,9 @@ class ExchangeState:
         #: as blast mode changes fees hundreds of times a second.
         self.fee_changes: deque[FeeChange] = deque(maxlen=10_000)
         self.fee_changes_total = 0
+        #: Minute candlesticks per market; only the public state (REST) keeps them.
+        self.keep_candles = candles
+        self.candles: dict[str, MarketCandles] = {}
         for ev in events:
             self.add_event(ev)
 
@@ -167,11 +172,25 @@ class ExchangeState:
             m.last_price = t.yes_price
             m.last_size = t.count
             m.dollar_volume += t.count * t.yes_price
+            if self.keep_candles:
+                yb, _, ya, _ = m.top()
+                self._candles(t.ticker).at(t.ts_ms, yb, ya, m.oi).trade(t.yes_price, t.count, t.oi_after)
             m.oi = t.oi_after
             self.trades.append(t)
             self.trades_total += 1
+        elif kind == K_TICKER:
+            if self.keep_candles:
+                m = self.markets[em.ticker]
+                yb, _, ya, _ = m.top()
+                self._candles(em.ticker).at(em.data, yb, ya, m.oi).quote(yb, ya)
         elif kind in (K_LIFE, K_INIT):
             self._life(em.data)
+
+    def _candles(self, ticker: str) -> MarketCandles:
+        c = self.candles.get(ticker)
+        if c is None:
+            c = self.candles[ticker] = MarketCandles()
+        return c
 
     def _life(self, ch: LifeChange) -> None:
         if ch.scope == "new_event":

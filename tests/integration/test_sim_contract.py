@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.units import parse_count
 from tests.support.sim_client import BookClient, running_sim
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi-spec"
@@ -333,3 +335,56 @@ def test_fee_changes_and_historical_cutoff_validate(openapi: Spec) -> None:
     assert len({c["id"] for c in changes}) == len(changes)
     last = {c["event_ticker"]: (c["fee_type_override"], c["fee_multiplier_override"]) for c in changes}
     assert all(overrides[t] == v for t, v in last.items())  # the newest change is the event's state
+
+
+def test_candlesticks_validate_and_add_up_to_the_market(openapi: Spec) -> None:
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
+        out: dict[str, Any] = {}
+        async with running_sim(markets=20, rate=50.0, lifecycle_every=10_000) as sim:
+            sim.pause()
+            start_volume = {t: m.volume for t, m in sim.public.markets.items()}  # the listing's history
+            sim.step(1500)
+            by_volume = sorted(sim.public.markets.values(), key=lambda m: start_volume[m.d.ticker] - m.volume)
+            t, t2 = by_volume[0].d.ticker, by_volume[1].d.ticker
+            series = sim.public.events[by_volume[0].d.event_ticker].d.series_ticker
+            now = int(time.time())
+            window = f"start_ts={now - 3600}&end_ts={now + 3600}"
+            paths = {
+                "minutes": f"/series/{series}/markets/{t}/candlesticks?{window}&period_interval=1",
+                # A day candle ends at the next midnight UTC: the window must reach it.
+                "day": f"/series/{series}/markets/{t}/candlesticks?start_ts={now - 3600}"
+                f"&end_ts={now + 86_400}&period_interval=1440",
+                "batch": f"/markets/candlesticks?market_tickers={t},{t2}&{window}&period_interval=60",
+                "carried": f"/series/{series}/markets/{t}/candlesticks?start_ts={now + 7200}"
+                f"&end_ts={now + 9000}&period_interval=60&include_latest_before_start=true",
+                "market": f"/markets/{t}",
+            }
+            async with aiohttp.ClientSession() as http:
+                for name, path in paths.items():
+                    async with http.get(sim.rest_url + path) as r:
+                        assert r.status == 200, (path, await r.text())
+                        out[name] = await r.json()
+                async with http.get(sim.rest_url + f"/series/NOPE/markets/{t}/candlesticks?{window}") as r:
+                    out["wrong_series"] = r.status
+                async with http.get(sim.rest_url + f"/series/{series}/markets/{t}/candlesticks") as r:
+                    out["no_window"] = r.status
+        return out, {"ticker": t, "traded": by_volume[0].volume - start_volume[t]}
+
+    out, facts = asyncio.run(fetch())
+    for name in ("minutes", "day", "carried"):
+        openapi.validate(out[name], "GetMarketCandlesticksResponse")
+    openapi.validate(out["batch"], "BatchGetMarketCandlesticksResponse")
+    market = out["market"]["market"]
+    minutes = out["minutes"]["candlesticks"]
+    assert minutes and out["minutes"]["ticker"] == facts["ticker"]
+    total = sum(parse_count(c["volume_fp"]) for c in minutes)
+    assert total == facts["traded"] > 0  # every trade since the start is in some minute
+    (day,) = out["day"]["candlesticks"]
+    assert parse_count(day["volume_fp"]) == total
+    last = market["last_price_dollars"]
+    assert day["price"]["close_dollars"] == minutes[-1]["price"]["close_dollars"] == last
+    assert out["batch"]["markets"][0]["market_ticker"] == facts["ticker"]
+    (carried,) = out["carried"]["candlesticks"]
+    assert carried["price"]["close_dollars"] is None
+    assert carried["price"]["previous_dollars"] == market["last_price_dollars"]
+    assert (out["wrong_series"], out["no_window"]) == (404, 400)
