@@ -388,3 +388,37 @@ def test_candlesticks_validate_and_add_up_to_the_market(openapi: Spec) -> None:
     assert carried["price"]["close_dollars"] is None
     assert carried["price"]["previous_dollars"] == market["last_price_dollars"]
     assert (out["wrong_series"], out["no_window"]) == (404, 400)
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.001], ids=["no-cutoff", "cutoff"])
+def test_historical_trades_validate_and_split_at_the_cutoff(openapi: Spec, after_s: float) -> None:
+    async def fetch() -> tuple[list[Any], list[Any], dict[str, Any], int]:
+        async with running_sim(markets=20, rate=50.0, historical_trades_after_s=after_s) as sim:
+            sim.pause()
+            sim.step(600)
+            await asyncio.sleep(0.01)  # every trade is now older than a 1 ms cutoff
+            pages: dict[str, list[Any]] = {"/markets/trades": [], "/historical/trades": []}
+            async with aiohttp.ClientSession() as http:
+                for path, bodies in pages.items():
+                    cursor = ""
+                    while True:
+                        async with http.get(f"{sim.rest_url}{path}?limit=25&cursor={cursor}") as r:
+                            assert r.status == 200, (path, await r.text())
+                            bodies.append(await r.json())
+                        cursor = bodies[-1]["cursor"]
+                        if not cursor:
+                            break
+                async with http.get(sim.rest_url + "/historical/cutoff") as r:
+                    cutoff = await r.json()
+            return pages["/markets/trades"], pages["/historical/trades"], cutoff, sim.public.trades_total
+
+    live, historical, cutoff, total = asyncio.run(fetch())
+    openapi.validate(cutoff, "GetHistoricalCutoffResponse")
+    for body in live + historical:
+        openapi.validate(body, "GetTradesResponse")
+    n_live = sum(len(b["trades"]) for b in live)
+    n_historical = sum(len(b["trades"]) for b in historical)
+    assert total > 0
+    assert (n_live, n_historical) == ((total, 0) if after_s == 0 else (0, total))
+    if after_s:
+        assert len(historical) > 1  # pages
