@@ -377,3 +377,20 @@ def test_get_snapshot_answers_carry_its_id_and_the_ok_seq_follows_the_setting(
     sub(s, 2, ["ticker"], market_tickers=[a])
     add = {"sid": 2, "market_tickers": [b], "action": "add_markets"}
     assert send(s, {"id": 8, "cmd": "update_subscription", "params": add})[0]["seq"] == 1
+
+
+def test_a_snapshot_leaves_an_empty_side_out() -> None:
+    """AsyncAPI: "This key will not exist if there are no Yes offers" (and the same for No)."""
+    engine = Engine(3, 12, start_ms=NOW)
+    own = ExchangeState(engine.initial_events)
+    for em in engine.initial_emissions(NOW):
+        own.apply(em)
+    a, b = list(own.markets)[:2]
+    own.markets[a].yes.clear()
+    own.markets[b].yes.clear()
+    own.markets[b].no.clear()
+    snaps = sub(session(own), 1, ["orderbook_delta"], market_tickers=[a, b])[1:]
+    assert [sorted(f["msg"]) for f in snaps] == [
+        ["market_id", "market_ticker", "no_dollars_fp"],
+        ["market_id", "market_ticker"],
+    ]
