@@ -67,6 +67,12 @@ class SimConfig(WorkerBase, frozen=True, kw_only=True):
     #: Markets one subscription may hold (error 26) and commands/s per subscription (error 27).
     max_markets_per_sub: int = 50_000
     sub_cmd_rate: float = 100.0
+    #: Whether the ``ok`` to update_subscription takes the sid's next seq (the next snapshot is
+    #: its seq + 1) or repeats the last one. Kalshi's behaviour is unconfirmed; false = repeat.
+    ok_consumes_seq: bool = False
+    #: Kalshi's historical cutoff for trades: ones older than this many seconds leave
+    #: /markets/trades for /historical/trades. 0 = never (every kept trade stays live).
+    historical_trades_after_s: float = 0.0
     #: A lifecycle action (game ends, pause, new market, ...) every N activity steps on average.
     lifecycle_every: int = 400
     #: Planted mispricings (price units, $0.0001): every Nth sports event quotes off the

@@ -289,7 +289,8 @@ class Engine:
     ) -> None:
         oi = m.oi + count if self.rng.random() < 0.6 else max(0, m.oi - count)
         t = TradeRec(self._trade_id(), m.d.ticker, yes_price, count, taker_yes, now_ms, oi, is_block)
-        self.emit(out, Emission(K_TRADE, CH_TRADE, m.d.ticker, P_TRADE, frames.trade_body(t), t))
+        # seq=True: the December AsyncAPI numbers trade frames per sid, like the book's.
+        self.emit(out, Emission(K_TRADE, CH_TRADE, m.d.ticker, P_TRADE, frames.trade_body(t), t, seq=True))
         self._ticker(out, m, now_ms)
 
     # ---- emission helpers -------------------------------------------------------------------
@@ -329,7 +330,7 @@ class Engine:
 
     def _ticker(self, out: list[Emission], m: MarketState, now_ms: int) -> None:
         self.emit(
-            out, Emission(K_TICKER, CH_TICKER, m.d.ticker, P_TICKER, frames.ticker_body(m, now_ms), None)
+            out, Emission(K_TICKER, CH_TICKER, m.d.ticker, P_TICKER, frames.ticker_body(m, now_ms), now_ms)
         )
 
     def clear_book(self, m: MarketState, now_ms: int, out: list[Emission]) -> None:

@@ -19,7 +19,7 @@ CH_LIFE = 3
 
 # What ``data`` holds.
 K_DELTA = 0  # (side 0=yes 1=no, price, delta)
-K_TICKER = 1  # None
+K_TICKER = 1  # the time (Unix ms) of the top-of-book change it reports
 K_TRADE = 2  # TradeRec
 K_LIFE = 3  # LifeChange
 K_INIT = 4  # LifeChange, never sent (initial market statistics)

@@ -7,7 +7,7 @@ Kinds (``inject(kind, **params)``; ``conn=`` targets one connection, default all
 - ``disconnect`` drop the TCP connection (``code=`` sends a close frame first)
 - ``stall``      send nothing at all (data, replies, pings) for ``seconds``
 - ``no_ping``    neither ping nor answer pings for ``seconds`` (default: for good)
-- ``error25``    terminal error on ``sid`` (``code=`` 25, 17 or 10) and end that subscription
+- ``error25``    terminal error on ``sid`` (``code=`` 25 or 10) and end that subscription
 - ``auth401``    refuse the next ``count`` WS handshakes (or all for ``seconds``) with HTTP 401
 - ``rate429``    answer the next ``count`` REST requests (or all for ``seconds``) with Kalshi's 429
 - ``rest5xx``    answer REST with ``status`` (default 500) likewise

@@ -161,6 +161,21 @@ def created_body(m: MarketState, ev: EventState) -> bytes:
     )
 
 
+def metadata_body(m: MarketState) -> bytes:
+    """``metadata_updated``: its own message shape since the December AsyncAPI (strike fields and
+    ``yes_sub_title`` left the other lifecycle events for it)."""
+    d = m.d
+    msg: dict[str, Any] = {"market_ticker": d.ticker, "event_type": "metadata_updated"}
+    if d.strike_type:
+        msg["strike_type"] = d.strike_type
+    if d.floor_strike is not None:
+        msg["floor_strike"] = d.floor_strike
+    if d.cap_strike is not None:
+        msg["cap_strike"] = d.cap_strike
+    msg["yes_sub_title"] = d.yes_sub_title
+    return _ENC.encode(msg)
+
+
 def life_body(ticker: str, event_type: str, **fields: Any) -> bytes:
     return _ENC.encode({"market_ticker": ticker, "event_type": event_type, **fields})
 
@@ -205,13 +220,19 @@ def reply(cmd_id: int | None, type_name: str, msg: Any = None, **top: Any) -> by
     return _ENC.encode(out)
 
 
+def with_id(type_prefix: bytes, cmd_id: int) -> bytes:
+    """``{"type":"X","sid":`` -> ``{"type":"X","id":N,"sid":`` (a frame answering command N)."""
+    head, sid = type_prefix.rsplit(b'"sid":', 1)
+    return b'%s"id":%d,"sid":%s' % (head, cmd_id, sid)
+
+
+#: Kalshi's current table; 6, 16 and 17 are retired (not emitted, numbers reserved).
 ERROR_TEXT = {
     1: "Unable to process message",
     2: "Params required",
     3: "Channels required",
     4: "Subscription IDs required",
     5: "Unknown command",
-    6: "Already subscribed",
     7: "Unknown subscription ID",
     8: "Unknown channel name",
     9: "Authentication required",
@@ -221,8 +242,6 @@ ERROR_TEXT = {
     13: "Unsupported action",
     14: "Market Ticker required",
     15: "Action required",
-    16: "Market not found",
-    17: "Internal error",
     18: "Command timeout",
     25: "Subscription buffer overflow",
     26: "Subscription market limit exceeded",
@@ -230,7 +249,15 @@ ERROR_TEXT = {
 }
 
 
-def error(cmd_id: int | None, code: int, *, sid: int | None = None, **extra: Any) -> bytes:
+def error(
+    cmd_id: int | None, code: int, *, sid: int | None = None, seq: int | None = None, **extra: Any
+) -> bytes:
+    """``sid`` (and ``seq``, on a sequenced channel) when the error concerns a subscription."""
     msg: dict[str, Any] = {"code": code, "msg": ERROR_TEXT.get(code, "Error")}
     msg.update(extra)
-    return reply(cmd_id, "error", msg, **({"sid": sid} if sid is not None else {}))
+    top: dict[str, Any] = {}
+    if sid is not None:
+        top["sid"] = sid
+    if seq is not None:
+        top["seq"] = seq
+    return reply(cmd_id, "error", msg, **top)

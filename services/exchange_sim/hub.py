@@ -21,8 +21,9 @@ from services.exchange_sim.activity import Engine
 from services.exchange_sim.connection import Conn
 from services.exchange_sim.emission import CH_LIFE, K_DELTA, Emission
 from services.exchange_sim.faults import WS_KINDS, FaultError, FaultPlan, malformed_frames
-from services.exchange_sim.session import SimSession, SimSubscription
+from services.exchange_sim.session import SimSession
 from services.exchange_sim.state import ExchangeState
+from services.exchange_sim.subscription import SEQ_CHANNELS, SimSubscription
 from services.exchange_sim.truth import Truth
 from shared.config import SimConfig
 from shared.log import BurstLog
@@ -220,8 +221,8 @@ class Hub:
         )
         c.out.clear()
         for sid in list(c.session.subs):
-            c.session.drop(sid)
-            c.out.append(frames.error(None, 25, sid=sid))
+            sub = c.session.drop(sid)
+            c.out.append(frames.error(None, 25, sid=sid, seq=sub.error_seq()))
             metrics.COMMAND_ERRORS.labels("25").inc()
 
     # ---- WS faults --------------------------------------------------------------------------
@@ -270,10 +271,10 @@ class Hub:
             c.dups[sub.sid] = c.dups.get(sub.sid, 0) + count
         else:  # error25: a terminal channel error, then the subscription is gone
             code = int(params.get("code", 25))
-            if code not in (10, 17, 25):
-                raise FaultError(f"terminal error code must be 10, 17 or 25, not {code}")
+            if code not in (10, 25):  # Kalshi's terminal codes; 17 is retired
+                raise FaultError(f"terminal error code must be 10 or 25, not {code}")
             c.session.drop(sub.sid)
-            c.push([frames.error(None, code, sid=sub.sid)])
+            c.push([frames.error(None, code, sid=sub.sid, seq=sub.error_seq())])
             metrics.COMMAND_ERRORS.labels(str(code)).inc()
         self._rearm(c)
         return True
@@ -290,7 +291,7 @@ class Hub:
         if book is not None:
             return book
         for sub in subs.values():
-            if not seq_only or sub.channel in ("orderbook_delta", "market_lifecycle_v2"):
+            if not seq_only or sub.channel in SEQ_CHANNELS:
                 return sub
         return None
 

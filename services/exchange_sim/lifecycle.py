@@ -4,7 +4,7 @@ new games are listed; price structures and fees change.
 Frames follow Kalshi's ``market_lifecycle_v2`` channel: ``close_date_updated``
 when a game ends early, ``determined`` then ``settled``; ``deactivated`` /
 ``activated`` for pause and resume (resting orders are cancelled on
-reactivation); ``event_lifecycle`` + ``created`` for a new listing;
+reactivation); ``event_lifecycle`` + ``created`` + ``metadata_updated`` for a new listing;
 ``price_level_structure_updated``; ``event_fee_update``. Opening at
 ``open_time`` and closing at ``close_time`` emit nothing, as on Kalshi.
 """
@@ -132,6 +132,8 @@ class Lifecycle:
                 frames.created_body(m, e.state.events[ev.event_ticker]),
                 LifeChange("market", md.ticker),
             )
+            # The metadata follows as its own message; it changes nothing the state keeps.
+            self._life(out, md.ticker, frames.metadata_body(m), LifeChange("market", md.ticker))
         for md in ev.markets:
             out.extend(e.quote_book(md.ticker, now_ms))
 

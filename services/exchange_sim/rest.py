@@ -146,7 +146,7 @@ def _filter_markets(sim: ServedSim, q: Any) -> list[MarketState]:
         "created": ("min_created_ts", "max_created_ts"),
         "close": ("min_close_ts", "max_close_ts"),
         "settled": ("min_settled_ts", "max_settled_ts"),
-        "updated": ("min_updated_ts",),
+        "updated": ("min_updated_ts", "max_updated_ts"),  # max_updated_ts: 3.31
     }
     used = [f for f, names in families.items() if any(q.get(n) for n in names)]
     if len(used) > 1:
@@ -304,9 +304,24 @@ async def get_series(request: web.Request) -> web.Response:
     return web.json_response({"series": series_json(s, _series_volume(sim, s.ticker) if vol else None)})
 
 
+def trades_cutoff_ms(sim: ServedSim) -> int | None:
+    """Kalshi's historical cutoff for trades: older ones are served by ``/historical/trades``
+    only. None when ``historical_trades_after_s`` is 0 (every kept trade is live)."""
+    after = sim.cfg.historical_trades_after_s
+    return int(time.time() * 1000 - after * 1000) if after > 0 else None
+
+
 async def get_trades(request: web.Request) -> web.Response:
-    state = _sim(request).public
-    q = request.query
+    sim = _sim(request)
+    return trades_page(sim, request.query, live_from_ms=trades_cutoff_ms(sim))
+
+
+def trades_page(
+    sim: ServedSim, q: Any, *, live_from_ms: int | None = None, before_ms: int | None = None
+) -> web.Response:
+    """A page of kept trades, newest first: at or after ``live_from_ms`` (the live endpoint
+    past a cutoff), or before ``before_ms`` (the historical one)."""
+    state = sim.public
     try:
         limit = _int(q, "limit", 100, 0, 1000) or 100
         # Cursor = absolute number of the next (older) trade, so new trades don't shift pages.
@@ -322,8 +337,11 @@ async def get_trades(request: web.Request) -> web.Response:
     n = min(top, state.trades_total - 1)
     while n >= base and len(page) < limit:
         t = state.trades[n - base]
+        if live_from_ms is not None and t.ts_ms < live_from_ms:
+            n = base - 1  # newest first: every older trade is past the cutoff too
+            break
         n -= 1
-        if ticker and t.ticker != ticker:
+        if (ticker and t.ticker != ticker) or (before_ms is not None and t.ts_ms >= before_ms):
             continue
         if not min_ts <= t.ts_ms // 1000 <= max_ts or (block is not None and t.is_block != block):
             continue

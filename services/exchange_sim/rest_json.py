@@ -58,17 +58,18 @@ def market_json(m: MarketState) -> dict[str, Any]:
         "previous_price_dollars": format_price(m.prev_price),
         "volume_fp": format_count(m.volume),
         "volume_24h_fp": format_count(m.volume),
-        "liquidity_dollars": "0.0000",
         "open_interest_fp": format_count(m.oi),
         "result": m.result,
         "can_close_early": d.can_close_early,
-        "fractional_trading_enabled": True,
         "expiration_value": "",
         "rules_primary": d.rules_primary,
         "rules_secondary": d.rules_secondary,
         "price_level_structure": m.structure,
         "price_ranges": price_ranges(m),
         "is_provisional": False,
+        # 3.31: required; the simulator's markets settle at 0 or 1 with no floor.
+        "settlement_bounds_type": "default",
+        "exchange_index": 0,
     }
     if m.settlement_value is not None:
         out["settlement_value_dollars"] = format_price(m.settlement_value)
@@ -91,8 +92,9 @@ def event_json(ev: EventState, series: SeriesDef | None, markets: list[MarketSta
         "collateral_return_type": d.collateral_return_type,
         "mutually_exclusive": d.mutually_exclusive,
         "category": series.category if series else d.category,
-        "available_on_brokers": False,
         "product_metadata": None,
+        # 3.31: required on events; the simulator's events take their series' sources.
+        "settlement_sources": [{"name": series.source_name, "url": series.source_url}] if series else [],
         "last_updated_ts": iso(ev.updated_ms),
         "exchange_index": 0,
     }
@@ -112,6 +114,8 @@ def series_json(s: SeriesDef, volume: int | None = None) -> dict[str, Any]:
         "frequency": s.frequency,
         "title": s.title,
         "category": s.category,
+        # 3.31: the `category` filter matches any entry of this list; each simulated series has one.
+        "categories": [s.category],
         "tags": list(s.tags),
         "settlement_sources": [{"name": s.source_name, "url": s.source_url}],
         "contract_url": f"https://kalshi.com/series/{s.ticker.lower()}",

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from services.exchange_sim import odds, rest
+from services.exchange_sim import odds, rest, rest_candles, rest_history
 from services.exchange_sim.activity import Engine
 from services.exchange_sim.app_key import SIM_KEY
 from services.exchange_sim.faults import HTTP_KINDS, KINDS, WS_KINDS, FaultError, FaultPlan, Rule
@@ -73,7 +73,7 @@ class ExchangeSim:
             run=cfg.run_id or time.time_ns(),
             log=self.log,
         )
-        self.public = ExchangeState(self.engine.initial_events)
+        self.public = ExchangeState(self.engine.initial_events, candles=True)
         for em in self.engine.initial_emissions(int(time.time() * 1000)):
             self.public.apply(em)
         self.truth = Truth(self.public, max_frames=cfg.truth_max_frames, max_events=cfg.truth_max_events)
@@ -114,6 +114,9 @@ class ExchangeSim:
         app = web.Application(middlewares=[rest.rest_guard])
         app[SIM_KEY] = self
         app.router.add_get(WS_PATH, ws_handler)
+        # First: their static paths sit beside rest's {ticker} ones.
+        rest_history.add_routes(app)
+        rest_candles.add_routes(app)
         rest.add_routes(app)
         odds.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

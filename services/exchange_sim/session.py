@@ -9,14 +9,19 @@ subscriptions to every market).
 Behaviour follows the protocol reference; where Kalshi's is unconfirmed the
 choice is noted: a repeated subscribe for a channel merges its markets into the
 existing subscription and answers ``subscribed`` with the existing sid;
-``ok``/``unsubscribed`` report the sid's last seq (at least 1) and never consume
-one; ``get_snapshot`` answers ``ok`` then sends snapshots on the next seqs.
+``unsubscribed`` reports the sid's last seq (at least 1); the ``ok`` to
+update_subscription repeats it, or takes the next one when
+``SessionLimits.ok_consumes_seq`` is set; ``get_snapshot`` answers ``ok`` then
+sends snapshots on the next seqs, each carrying the command's ``id``. An unknown
+market is error 11 naming it in ``market_tickers`` (16, "Market not found", is
+retired); a simulator bug is error 1 (17 is retired). An error about a live
+subscription carries its ``sid``, and on a sequenced channel its last ``seq``
+(errors never take a number).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,85 +29,23 @@ from typing import Any
 import msgspec
 
 from services.exchange_sim import frames, metrics
-from services.exchange_sim.emission import CH_BOOK, CH_LIFE, CH_TICKER, CH_TRADE, P_SNAPSHOT, P_TICKER
+from services.exchange_sim.emission import P_SNAPSHOT, P_TICKER
 from services.exchange_sim.state import ExchangeState
-from shared.kalshi.ratelimit import TokenBucket
+from services.exchange_sim.subscription import (
+    ADD_DELETE,
+    CHANNELS,
+    MARKET_FILTERED,
+    NO_ACCESS,
+    SEQ_CHANNELS,
+    TICKER_RE,
+    ProtoError,
+    SessionLimits,
+    SimSubscription,
+    command_bucket,
+)
 
-#: channel -> routing key (None: accepted, but the simulator has no private account activity to send).
-CHANNELS: dict[str, int | None] = {
-    "orderbook_delta": CH_BOOK,
-    "ticker": CH_TICKER,
-    "trade": CH_TRADE,
-    "market_lifecycle_v2": CH_LIFE,
-    "multivariate_market_lifecycle": None,
-    "fill": None,
-    "market_positions": None,
-    "user_orders": None,
-    "order_group_updates": None,
-    "communications": None,
-}
-#: Paid index feeds the simulated account has no access to.
-NO_ACCESS = {"cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value"}
-MARKET_FILTERED = {"orderbook_delta", "ticker", "trade", "fill", "market_positions", "user_orders"}
-ADD_DELETE = {"orderbook_delta", "ticker", "trade", "fill", "user_orders"}
-SEQ_CHANNELS = {"orderbook_delta", "market_lifecycle_v2", "order_group_updates"}
-_TICKER_RE = re.compile(r"^[A-Z0-9-]+$")
 _DECODER = msgspec.json.Decoder()
 _log = logging.getLogger("kxfeed.sim.session")
-
-
-class ProtoError(Exception):
-    def __init__(self, code: int, **extra: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.extra = extra
-
-
-class SimSubscription:
-    __slots__ = (
-        "all",
-        "bucket",
-        "channel",
-        "heads",
-        "markets",
-        "marks",
-        "route",
-        "seq",
-        "sid",
-        "skip_ack",
-        "yes_price",
-    )
-
-    def __init__(self, sid: int, channel: str, *, yes_price: bool, skip_ack: bool, rate: float) -> None:
-        self.sid = sid
-        self.channel = channel
-        self.route = CHANNELS.get(channel)
-        self.markets: dict[str, None] = {}  # insertion-ordered set
-        self.all = False
-        self.yes_price = yes_price
-        self.skip_ack = skip_ack
-        self.seq = 0
-        self.bucket = _command_bucket(rate)
-        #: Envelope heads per frame type (``{"type":...,"sid":N,"seq":``), built once.
-        self.heads: dict[bytes, bytes] = {}
-        #: Ground truth's delta-log position per seq (index seq - 1), when recording.
-        self.marks: list[int] | None = None
-
-    def head(self, type_prefix: bytes, seq: bool) -> bytes:
-        h = self.heads[type_prefix] = type_prefix + (b'%d,"seq":' if seq else b"%d") % self.sid
-        return h
-
-
-class SessionLimits:
-    def __init__(
-        self,
-        max_markets_per_sub: int = 50_000,
-        sub_cmd_rate: float = 100.0,
-        session_cmd_rate: float = 10_000.0,
-    ):
-        self.max_markets = max_markets_per_sub
-        self.sub_cmd_rate = sub_cmd_rate
-        self.session_cmd_rate = session_cmd_rate
 
 
 class SimSession:
@@ -115,7 +58,7 @@ class SimSession:
         self.next_sid = 1
         self.routes: tuple[dict[str, list[SimSubscription]], ...] = ({}, {}, {}, {})
         self.alls: tuple[list[SimSubscription], ...] = ([], [], [], [])
-        self._bucket = _command_bucket(self.limits.session_cmd_rate)
+        self._bucket = command_bucket(self.limits.session_cmd_rate)
         #: Called with (sid, seq) for every seq-numbered frame this session produces (ground truth).
         self.mark: Callable[[int, int], None] = _no_mark
 
@@ -158,13 +101,15 @@ class SimSession:
             handler(cmd_id, params, now_ms, out)
         except ProtoError as exc:
             metrics.COMMAND_ERRORS.labels(str(exc.code)).inc()
-            out.append(frames.error(cmd_id, exc.code, **exc.extra))
-        except Exception as exc:  # a simulator bug answers like Kalshi's server-side failure
+            sub = exc.sub
+            top = {"sid": sub.sid, "seq": sub.error_seq()} if sub is not None else {}
+            out.append(frames.error(cmd_id, exc.code, **top, **exc.extra))
+        except Exception as exc:  # a simulator bug: the general processing error (17 is retired)
             _log.exception(
                 "command failed", extra={"ctx": {"conn": self.conn_id, "cmd": name, "error": repr(exc)}}
             )
-            metrics.COMMAND_ERRORS.labels("17").inc()
-            out.append(frames.error(cmd_id, 17))
+            metrics.COMMAND_ERRORS.labels("1").inc()
+            out.append(frames.error(cmd_id, 1))
         return out
 
     # ---- subscribe --------------------------------------------------------------------------
@@ -193,7 +138,7 @@ class SimSession:
                     have + len([t for t in tickers if not existing or t not in existing.markets])
                     > self.limits.max_markets
                 ):
-                    raise ProtoError(26)
+                    raise ProtoError(26, existing)
         for ch in dict.fromkeys(channels):
             sub = self.by_channel.get(ch)
             if sub is None:
@@ -226,12 +171,21 @@ class SimSession:
         elif sub.channel == "ticker" and ticker_snap:
             self._tickers(sub, added, now_ms, out)
 
-    def snapshots(self, sub: SimSubscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
+    def snapshots(
+        self,
+        sub: SimSubscription,
+        tickers: list[str],
+        now_ms: int,
+        out: list[bytes],
+        cmd_id: int | None = None,
+    ) -> None:
+        """``cmd_id``: the get_snapshot these answer; each snapshot carries it (id 0 = none)."""
+        prefix = frames.with_id(P_SNAPSHOT, cmd_id) if cmd_id else P_SNAPSHOT
         for t in tickers:
             sub.seq += 1
             self.mark(sub.sid, sub.seq)
             body = frames.snapshot_body(self.state.markets[t], sub.yes_price)
-            out.append(frames.data_frame(P_SNAPSHOT, sub.sid, sub.seq, body, now_ms))
+            out.append(frames.data_frame(prefix, sub.sid, sub.seq, body, now_ms))
 
     def _tickers(self, sub: SimSubscription, tickers: list[str], now_ms: int, out: list[bytes]) -> None:
         for t in tickers:
@@ -267,6 +221,14 @@ class SimSession:
 
     # ---- update_subscription ----------------------------------------------------------------
     def _update(self, cmd_id: int | None, params: dict[str, Any], now_ms: int, out: list[bytes]) -> None:
+        sub, action = self._update_target(params)
+        try:
+            self._update_sub(sub, action, cmd_id, params, now_ms, out)
+        except ProtoError as exc:
+            exc.sub = exc.sub or sub  # every refusal from here on concerns this subscription
+            raise
+
+    def _update_target(self, params: dict[str, Any]) -> tuple[SimSubscription, str]:
         action = params.get("action")
         if action is None:
             raise ProtoError(15)
@@ -285,6 +247,17 @@ class SimSession:
         sub = self.subs.get(sid)
         if sub is None:
             raise ProtoError(7)
+        return sub, action
+
+    def _update_sub(
+        self,
+        sub: SimSubscription,
+        action: str,
+        cmd_id: int | None,
+        params: dict[str, Any],
+        now_ms: int,
+        out: list[bytes],
+    ) -> None:
         if not sub.bucket.take(now_ms / 1000.0, 1.0):
             raise ProtoError(27)
         if action not in ("add_markets", "delete_markets", "get_snapshot"):
@@ -298,9 +271,9 @@ class SimSession:
             tickers = self._markets({"market_tickers": tickers}, allow_ids=False)
             for t in tickers:
                 if t not in sub.markets:
-                    raise ProtoError(11, market_ticker=t)
+                    raise ProtoError(11, market_ticker=t, market_tickers=[t])
             self._ok(cmd_id, sub, out)
-            self.snapshots(sub, tickers, now_ms, out)
+            self.snapshots(sub, tickers, now_ms, out, cmd_id)
             return
         if sub.channel not in ADD_DELETE:
             raise ProtoError(13)
@@ -331,7 +304,13 @@ class SimSession:
             msg = {"market_tickers": list(sub.markets)}
             if sub.channel == "ticker":
                 msg["market_ids"] = [self.state.markets[t].d.market_id for t in sub.markets]
-        out.append(frames.reply(cmd_id, "ok", msg, sid=sub.sid, seq=max(1, sub.seq)))
+        if self.limits.ok_consumes_seq and sub.channel in SEQ_CHANNELS:
+            sub.seq += 1  # the ok takes a number: the next snapshot or delta is seq + 1
+            self.mark(sub.sid, sub.seq)
+            seq = sub.seq
+        else:
+            seq = max(1, sub.seq)
+        out.append(frames.reply(cmd_id, "ok", msg, sid=sub.sid, seq=seq))
 
     # ---- helpers ----------------------------------------------------------------------------
     def _markets(self, params: dict[str, Any], *, allow_ids: bool) -> list[str]:
@@ -354,20 +333,18 @@ class SimSession:
                 try:
                     uuid.UUID(i)
                 except ValueError:
-                    raise ProtoError(11, market_id=i) from None
+                    raise ProtoError(11) from None  # msg.market_id left the spec; it names no ticker
                 t = self.state.by_id.get(i)
                 if t is None:
-                    raise ProtoError(16, market_id=i)
+                    raise ProtoError(11)
                 out.append(t)
             return list(dict.fromkeys(out))
         tickers = [one] if one is not None else many
         if not isinstance(tickers, list) or not all(isinstance(t, str) for t in tickers):
             raise ProtoError(1)
         for t in tickers:
-            if not _TICKER_RE.match(t):
-                raise ProtoError(11, market_ticker=t)
-            if t not in self.state.markets:
-                raise ProtoError(16, market_ticker=t)
+            if not TICKER_RE.match(t) or t not in self.state.markets:
+                raise ProtoError(11, market_ticker=t, market_tickers=[t])
         return list(dict.fromkeys(tickers))
 
     def _add(self, sub: SimSubscription, tickers: list[str]) -> list[str]:
@@ -402,9 +379,3 @@ class SimSession:
 
 def _no_mark(sid: int, seq: int) -> None:
     pass
-
-
-def _command_bucket(rate: float) -> TokenBucket:
-    """Commands per second, with a burst of one second's worth; starts full."""
-    # A rate of 0 (or below) refuses every command, as it always has.
-    return TokenBucket(max(rate, 1e-9), max(rate, 1e-9), now=0.0)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from services.exchange_sim.candles import MarketCandles
 from services.exchange_sim.catalog import PRICE_STRUCTURES, EventDef, MarketDef, SeriesDef, series_catalog
 from services.exchange_sim.emission import (
     K_DELTA,
     K_INIT,
     K_LIFE,
+    K_TICKER,
     K_TRADE,
     YES,
     Emission,
@@ -111,8 +113,22 @@ class EventState:
         self.updated_ms = d.created_ms
 
 
+class FeeChange:
+    """An event fee override as it took effect (the simulator schedules none ahead)."""
+
+    __slots__ = ("event_ticker", "fee_multiplier", "fee_type", "id", "series_ticker", "ts_ms")
+
+    def __init__(self, n: int, ev: EventState) -> None:
+        self.id = f"sim-fee-{n}"
+        self.event_ticker = ev.d.event_ticker
+        self.series_ticker = ev.d.series_ticker
+        self.fee_type = ev.fee_type_override
+        self.fee_multiplier = ev.fee_multiplier_override
+        self.ts_ms = ev.updated_ms
+
+
 class ExchangeState:
-    def __init__(self, events: list[EventDef], *, max_trades: int = 100_000) -> None:
+    def __init__(self, events: list[EventDef], *, max_trades: int = 100_000, candles: bool = False) -> None:
         self.series: dict[str, SeriesDef] = {s.ticker: s for s in series_catalog()}
         self.events: dict[str, EventState] = {}
         self.markets: dict[str, MarketState] = {}
@@ -120,6 +136,13 @@ class ExchangeState:
         #: Newest last; REST pages newest first.
         self.trades: deque[TradeRec] = deque(maxlen=max_trades)
         self.trades_total = 0  # trades ever applied (REST cursors count from it)
+        #: Event fee overrides as applied, oldest first (``GET /events/fee_changes``); bounded,
+        #: as blast mode changes fees hundreds of times a second.
+        self.fee_changes: deque[FeeChange] = deque(maxlen=10_000)
+        self.fee_changes_total = 0
+        #: Minute candlesticks per market; only the public state (REST) keeps them.
+        self.keep_candles = candles
+        self.candles: dict[str, MarketCandles] = {}
         for ev in events:
             self.add_event(ev)
 
@@ -149,11 +172,25 @@ class ExchangeState:
             m.last_price = t.yes_price
             m.last_size = t.count
             m.dollar_volume += t.count * t.yes_price
+            if self.keep_candles:
+                yb, _, ya, _ = m.top()
+                self._candles(t.ticker).at(t.ts_ms, yb, ya, m.oi).trade(t.yes_price, t.count, t.oi_after)
             m.oi = t.oi_after
             self.trades.append(t)
             self.trades_total += 1
+        elif kind == K_TICKER:
+            if self.keep_candles:
+                m = self.markets[em.ticker]
+                yb, _, ya, _ = m.top()
+                self._candles(em.ticker).at(em.data, yb, ya, m.oi).quote(yb, ya)
         elif kind in (K_LIFE, K_INIT):
             self._life(em.data)
+
+    def _candles(self, ticker: str) -> MarketCandles:
+        c = self.candles.get(ticker)
+        if c is None:
+            c = self.candles[ticker] = MarketCandles()
+        return c
 
     def _life(self, ch: LifeChange) -> None:
         if ch.scope == "new_event":
@@ -162,3 +199,6 @@ class ExchangeState:
         target: Any = self.markets[ch.key] if ch.scope == "market" else self.events[ch.key]
         for name, value in ch.fields.items():
             setattr(target, name, value)
+        if ch.scope == "event" and "fee_type_override" in ch.fields:
+            self.fee_changes_total += 1
+            self.fee_changes.append(FeeChange(self.fee_changes_total, target))

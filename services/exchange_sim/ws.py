@@ -34,7 +34,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return unauthorized(reason)
     ws = web.WebSocketResponse(autoping=False, autoclose=True, compress=False, max_msg_size=1 << 20)
     await ws.prepare(request)
-    limits = SessionLimits(cfg.max_markets_per_sub, cfg.sub_cmd_rate)
+    limits = SessionLimits(cfg.max_markets_per_sub, cfg.sub_cmd_rate, ok_consumes_seq=cfg.ok_consumes_seq)
     conn = sim.hub.connect(request.transport, request.protocol, request.remote or "", limits)
     try:
         async for msg in ws:

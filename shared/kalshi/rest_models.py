@@ -6,9 +6,11 @@ converts them to exact units. Unknown fields are ignored.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
-from shared.kalshi.ws import PriceRangeWire
+from shared.kalshi.ws import PriceRangeWire, Side
 
 
 class Market(msgspec.Struct, frozen=True):
@@ -112,14 +114,34 @@ class OrderbooksResponse(msgspec.Struct, frozen=True):
 
 
 class RestTrade(msgspec.Struct, frozen=True):
+    """A trade as ``GET /markets/trades`` lists it.
+
+    3.31 requires ``taker_outcome_side``/``taker_book_side`` and deprecates ``taker_side``; 3.13
+    bodies have only ``taker_side``. All three are optional here so both decode (Kalshi rolls
+    changes out over weeks); :attr:`outcome_side` reads whichever is present.
+    """
+
     trade_id: str
     ticker: str
     count_fp: str
     yes_price_dollars: str
     no_price_dollars: str
-    taker_side: str
     created_time: str
+    taker_outcome_side: Side | None = None
+    taker_book_side: Literal["bid", "ask"] | None = None
+    taker_side: Side | None = None
     is_block_trade: bool = False
+
+    @property
+    def outcome_side(self) -> Side | None:
+        """The side the taker is positioned for; ``None`` only if the body names none."""
+        if self.taker_outcome_side is not None:
+            return self.taker_outcome_side
+        if self.taker_side is not None:
+            return self.taker_side
+        if self.taker_book_side is not None:
+            return "yes" if self.taker_book_side == "bid" else "no"  # bid = buy YES (BookSide)
+        return None
 
 
 class TradesPage(msgspec.Struct, frozen=True):

@@ -128,7 +128,10 @@ def test_trades_pages_status_schedule_and_errors_with_body() -> None:
             assert len(ids) == len(set(ids)) == min(total, len(sim.public.trades))
             one = sim.public.trades[-1].ticker
             mine = [t async for t in rest.trades(ticker=one, limit=3)]
-            assert mine and all(t.ticker == one and t.taker_side in ("yes", "no") for t in mine)
+            assert mine and all(t.ticker == one and t.outcome_side in ("yes", "no") for t in mine)
+            for t in mine:  # 3.31: the new direction fields are kept and agree with each other
+                assert t.taker_book_side == ("bid" if t.taker_outcome_side == "yes" else "ask")
+                assert t.is_block_trade in (True, False)
             status = await rest.exchange_status()
             assert status.exchange_active and status.trading_active
             schedule = await rest.exchange_schedule()

@@ -24,6 +24,18 @@ from shared.kalshi.auth import SIM_DEV_KEY_ID, auth_headers, generate_private_ke
 from shared.units import ONE_DOLLAR, parse_count, parse_price
 
 _KEY: RSAPrivateKey | None = None
+#: Data frames numbered per sid (the December AsyncAPI added trade and the lifecycle channels;
+#: event_lifecycle and event_fee_update share the market_lifecycle_v2 sid's sequence).
+SEQUENCED_DATA = frozenset(
+    {
+        "orderbook_snapshot",
+        "orderbook_delta",
+        "trade",
+        "market_lifecycle_v2",
+        "event_lifecycle",
+        "event_fee_update",
+    }
+)
 
 
 def client_key() -> RSAPrivateKey:
@@ -150,15 +162,17 @@ class BookClient:
 
     def _apply(self, f: dict[str, Any]) -> None:
         kind = f.get("type")
+        if kind == "ok" and isinstance(f.get("seq"), int) and f.get("sid") in self.last_seq:
+            # Section 0: an ok whose seq is last + 1 took that number; one equal to last did not.
+            if f["seq"] == self.last_seq[f["sid"]] + 1:
+                self.last_seq[f["sid"]] = f["seq"]
+            return
+        if kind in SEQUENCED_DATA and "seq" in f:
+            self._check_seq(f["sid"], f["seq"])
         if kind not in ("orderbook_snapshot", "orderbook_delta"):
             return
-        sid, seq = f["sid"], f["seq"]
-        expected = self.last_seq.get(sid, 0) + 1
-        if seq != expected:
-            self.seq_errors.append((sid, expected, seq))
-        self.last_seq[sid] = max(seq, self.last_seq.get(sid, 0))
         msg = f["msg"]
-        flip = sid in self.yes_price_sids
+        flip = f["sid"] in self.yes_price_sids
         if kind == "orderbook_snapshot":
             yes = {parse_price(p): parse_count(c) for p, c in msg.get("yes_dollars_fp", [])}
             no = {self._no_price(p, flip): parse_count(c) for p, c in msg.get("no_dollars_fp", [])}
@@ -178,6 +192,12 @@ class BookClient:
             book[price] = size
         else:
             book.pop(price, None)
+
+    def _check_seq(self, sid: int, seq: int) -> None:
+        expected = self.last_seq.get(sid, 0) + 1
+        if seq != expected:
+            self.seq_errors.append((sid, expected, seq))
+        self.last_seq[sid] = max(seq, self.last_seq.get(sid, 0))
 
     @staticmethod
     def _no_price(text: str, flip: bool) -> int:

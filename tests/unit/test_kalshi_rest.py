@@ -175,3 +175,42 @@ def test_connection_refused_is_retried_then_reported() -> None:
 
     with pytest.raises(RestError, match="gave up"):
         asyncio.run(body())
+
+
+def test_trades_decode_both_spec_vintages() -> None:
+    """3.31 makes ``taker_side`` optional and adds the outcome/book sides; 3.13 sent only ``taker_side``."""
+    base_trade = {
+        "ticker": "KXT-1",
+        "count_fp": "3.00",
+        "yes_price_dollars": "0.4200",
+        "no_price_dollars": "0.5800",
+        "created_time": "2026-12-03T07:00:00Z",
+    }
+    trades = [
+        {
+            **base_trade,
+            "trade_id": "new",
+            "taker_outcome_side": "no",
+            "taker_book_side": "ask",
+            "is_block_trade": True,
+        },
+        {**base_trade, "trade_id": "old", "taker_side": "yes"},
+        {**base_trade, "trade_id": "book", "taker_book_side": "bid", "is_block_trade": False},
+    ]
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"trades": trades, "cursor": ""})
+
+    async def body() -> list[Any]:
+        async with server({"/trade-api/v2/markets/trades": handler}) as base, client(base) as rc:
+            return [t async for t in rc.trades()]
+
+    new, old, book = asyncio.run(body())
+    assert (new.outcome_side, new.taker_book_side, new.is_block_trade, new.taker_side) == (
+        "no",
+        "ask",
+        True,
+        None,
+    )
+    assert (old.outcome_side, old.taker_outcome_side, old.is_block_trade) == ("yes", None, False)
+    assert book.outcome_side == "yes"

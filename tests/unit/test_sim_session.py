@@ -13,6 +13,7 @@ from services.exchange_sim.state import ExchangeState
 from shared.units import format_count, format_price
 
 NOW = 1_793_750_400_000
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +241,9 @@ def test_use_yes_price_snapshot_reports_no_levels_on_the_yes_scale(state: Exchan
                 "cmd": "subscribe",
                 "params": {"channels": ["orderbook_delta"], "market_tickers": ["KXNOPE-26JAN01-X"]},
             },
-            16,
+            11,  # 16 ("Market not found") is retired
         ),
+        ({"id": 1, "cmd": "subscribe", "params": {"channels": ["ticker"], "market_ids": [NO_SUCH_ID]}}, 11),
     ],
 )
 def test_error_codes(state: ExchangeState, cmd: Any, code: int) -> None:
@@ -257,7 +259,12 @@ def test_error_echoes_id_and_names_the_market(state: ExchangeState) -> None:
         {
             "id": 9,
             "type": "error",
-            "msg": {"code": 16, "msg": "Market not found", "market_ticker": "KXNOPE-X"},
+            "msg": {
+                "code": 11,
+                "msg": "Invalid parameter",
+                "market_ticker": "KXNOPE-X",
+                "market_tickers": ["KXNOPE-X"],  # the current spec's field (msg.market_id left it)
+            },
         }
     ]
     # id 0 is the same as no id: the reply has none.
@@ -318,12 +325,72 @@ def test_market_limit_and_command_rate(state: ExchangeState) -> None:
     assert send(s, snap, NOW + 2_000)[0]["type"] == "ok"  # the bucket refills
 
 
-def test_an_internal_failure_is_error_17_not_a_dead_connection(state: ExchangeState) -> None:
+def test_an_internal_failure_is_error_1_not_a_dead_connection(state: ExchangeState) -> None:
     s = session(state)
 
     def broken(*args: Any) -> None:
         raise RuntimeError("simulated bug")
 
     s._subscribe = broken  # type: ignore[method-assign,assignment]
-    assert err(send(s, {"id": 1, "cmd": "subscribe", "params": {"channels": ["trade"]}})) == 17
+    # 17 ("Internal error") is retired: the general processing error answers instead.
+    assert err(send(s, {"id": 1, "cmd": "subscribe", "params": {"channels": ["trade"]}})) == 1
     assert send(s, {"id": 2, "cmd": "list_subscriptions"})[0]["type"] == "ok"
+
+
+def test_errors_about_a_live_subscription_name_its_sid_and_last_seq(state: ExchangeState) -> None:
+    s = session(state)
+    a, b = list(state.markets)[:2]
+    sub(s, 1, ["orderbook_delta"], market_tickers=[a])  # snapshot: seq 1
+    sub(s, 2, ["ticker"], market_tickers=[a])
+    bad_snapshot = {"sid": 1, "market_tickers": [b], "action": "get_snapshot"}
+    (e,) = send(s, {"id": 3, "cmd": "update_subscription", "params": bad_snapshot})
+    assert (e["sid"], e["seq"], e["msg"]["code"], e["msg"]["market_tickers"]) == (1, 1, 11, [b])
+    (e,) = send(s, {"id": 4, "cmd": "update_subscription", "params": {"sid": 2, "action": "explode"}})
+    assert (e["sid"], e["msg"]["code"]) == (2, 13) and "seq" not in e  # ticker frames have no seq
+    (e,) = send(s, {"id": 5, "cmd": "update_subscription", "params": {"sid": 9, "action": "add_markets"}})
+    assert e["msg"]["code"] == 7 and "sid" not in e  # no such subscription to name
+    # An error takes no number: the next snapshot is still seq 2.
+    ok, snap = send(
+        s, {"id": 6, "cmd": "update_subscription", "params": {**bad_snapshot, "market_tickers": [a]}}
+    )
+    assert (ok["seq"], snap["seq"]) == (1, 2)
+
+
+@pytest.mark.parametrize("consumes", [False, True])
+def test_get_snapshot_answers_carry_its_id_and_the_ok_seq_follows_the_setting(
+    state: ExchangeState, consumes: bool
+) -> None:
+    s = session(state, ok_consumes_seq=consumes)
+    a, b = list(state.markets)[:2]
+    assert [f["seq"] for f in sub(s, 1, ["orderbook_delta"], market_tickers=[a, b])[1:]] == [1, 2]
+    params = {"sid": 1, "market_tickers": [b, a], "action": "get_snapshot"}
+    ok, *snaps = send(s, {"id": 7, "cmd": "update_subscription", "params": params})
+    assert ok["seq"] == (3 if consumes else 2)
+    assert [(f["type"], f["id"], f["seq"]) for f in snaps] == [
+        ("orderbook_snapshot", 7, ok["seq"] + 1),
+        ("orderbook_snapshot", 7, ok["seq"] + 2),
+    ]
+    # Without an id (or id 0), the snapshots carry none, as any other.
+    ok, snap = send(s, {"id": 0, "cmd": "update_subscription", "params": {**params, "market_tickers": [a]}})
+    assert "id" not in snap and snap["seq"] == ok["seq"] + 1
+    # Channels without seq never take one.
+    sub(s, 2, ["ticker"], market_tickers=[a])
+    add = {"sid": 2, "market_tickers": [b], "action": "add_markets"}
+    assert send(s, {"id": 8, "cmd": "update_subscription", "params": add})[0]["seq"] == 1
+
+
+def test_a_snapshot_leaves_an_empty_side_out() -> None:
+    """AsyncAPI: "This key will not exist if there are no Yes offers" (and the same for No)."""
+    engine = Engine(3, 12, start_ms=NOW)
+    own = ExchangeState(engine.initial_events)
+    for em in engine.initial_emissions(NOW):
+        own.apply(em)
+    a, b = list(own.markets)[:2]
+    own.markets[a].yes.clear()
+    own.markets[b].yes.clear()
+    own.markets[b].no.clear()
+    snaps = sub(session(own), 1, ["orderbook_delta"], market_tickers=[a, b])[1:]
+    assert [sorted(f["msg"]) for f in snaps] == [
+        ["market_id", "market_ticker", "no_dollars_fp"],
+        ["market_id", "market_ticker"],
+    ]
