@@ -92,7 +92,7 @@ def rows(status: dict[str, Any]) -> list[tuple[str, ...]]:
 def table(status: dict[str, Any]) -> list[str]:
     body = rows(status)
     widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]
-    right = {1, 4, 5, 6, 7}
+    right = {1, 3, 4, 5, 6, 7}  # numbers and "-" line up on the right
 
     def fmt(r: tuple[str, ...]) -> str:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
