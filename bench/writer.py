@@ -46,7 +46,7 @@ from shared.journal import JournalWriter  # noqa: E402
 from shared.store.engine import make_engine  # noqa: E402
 from shared.store.migrate import upgrade  # noqa: E402
 from shared.store.schema import APPEND  # noqa: E402
-from shared.store.sql import PG_EPOCH_US, Sql  # noqa: E402
+from shared.store.sql import Sql, integer_timestamps  # noqa: E402
 from tests.support.pg import drop_schema  # noqa: E402
 from tests.support.synth import deltas  # noqa: E402
 
@@ -103,14 +103,7 @@ async def pg_limit(n: int, url: str, schema: str) -> float:
     await engine.dispose()
     conn = await asyncpg.connect(url.replace("+asyncpg", ""), server_settings={"search_path": schema})
     try:
-        # the writer's integer codec for timestamptz: no datetime object per value here either
-        await conn.set_type_codec(
-            "timestamptz",
-            schema="pg_catalog",
-            encoder=lambda us: (us - PG_EPOCH_US,),
-            decoder=lambda t: t[0] + PG_EPOCH_US,
-            format="tuple",
-        )
+        await integer_timestamps(conn)  # the writer's codec: no datetime object per value here either
         await conn.execute("CREATE TEMP TABLE stage (LIKE book_deltas) ON COMMIT DELETE ROWS")
         rows = rows_for(n)
         cols = ", ".join(f'"{c}"' for c in COLS)

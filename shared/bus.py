@@ -135,6 +135,18 @@ class Proxy:
             sock.close(0)
 
 
+def stamp(msgs: Iterable[Message], pub: str, epoch: int, after: int = 0) -> int:
+    """Stamp messages of one kind as their publisher: ``pub``, ``epoch`` and seq ``after`` + 1,
+    + 2, ...; the last seq given."""
+    seq = after
+    for m in msgs:
+        seq += 1
+        force_setattr(m, "pub", pub)
+        force_setattr(m, "epoch", epoch)
+        force_setattr(m, "seq", seq)
+    return seq
+
+
 class Publisher:
     """Stamps, journals and sends messages. Not thread-safe: one per event loop/thread.
 
@@ -165,14 +177,7 @@ class Publisher:
         self._counters: dict[str, Counter] = {}
 
     def _stamp(self, msgs: Sequence[Message], kind: str) -> None:
-        seq = self._seq.get(kind, 0)
-        pub, epoch = self.pub_id, self.epoch
-        for m in msgs:
-            seq += 1
-            force_setattr(m, "pub", pub)
-            force_setattr(m, "epoch", epoch)
-            force_setattr(m, "seq", seq)
-        self._seq[kind] = seq
+        self._seq[kind] = stamp(msgs, self.pub_id, self.epoch, self._seq.get(kind, 0))
 
     def publish(self, msg: Message) -> None:
         self.publish_many((msg,))

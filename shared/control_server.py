@@ -148,24 +148,20 @@ class Dispatcher:
         except (ValueError, KeyError, TypeError) as exc:  # the caller's mistake, not ours
             return self._mistake("bad_args", cmd, _caller_error(cmd, exc), peer)
         except Exception as exc:  # a failing command must not take the socket or the worker down
-            self.count("failed")
-            self.log.error(
-                "control command failed",
-                exc_info=exc,
-                extra={"ctx": {"cmd": cmd, "owner": self.owner, "error": repr(exc)}},
-            )
-            return self._encode(ControlReply(ok=False, error=f"{type(exc).__name__}: {exc}")), "failed"
+            return self._failure("failed", "control command failed", cmd, exc, f"{type(exc).__name__}: {exc}")
         try:
             return ENCODER.encode(ControlReply(ok=True, result=result)), None
         except Exception as exc:  # our bug: a handler returned something JSON cannot carry
-            self.count("reply_encode")
-            self.log.error(
-                "control reply not encodable",
-                exc_info=exc,
-                extra={"ctx": {"cmd": cmd, "owner": self.owner, "error": repr(exc)}},
-            )
-            reply = ControlReply(ok=False, error=f"{cmd}: result not encodable: {type(exc).__name__}")
-            return self._encode(reply), "reply_encode"
+            error = f"{cmd}: result not encodable: {type(exc).__name__}"
+            return self._failure("reply_encode", "control reply not encodable", cmd, exc, error)
+
+    def _failure(self, reason: str, message: str, cmd: str, exc: Exception, error: str) -> tuple[bytes, str]:
+        # Our side failed, not the caller: logged every time with its traceback, not per burst.
+        self.count(reason)
+        self.log.error(
+            message, exc_info=exc, extra={"ctx": {"cmd": cmd, "owner": self.owner, "error": repr(exc)}}
+        )
+        return self._encode(ControlReply(ok=False, error=error)), reason
 
     def _mistake(self, reason: str, cmd: str, error: str, peer: str, field: str = "") -> tuple[bytes, str]:
         self.count(reason)

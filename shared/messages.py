@@ -68,6 +68,8 @@ class PriceRange(msgspec.Struct, frozen=True, array_like=True):
 
 
 Level = tuple[Int64, Int64]  # (price, size)
+#: What makes two poll snapshots of one market "the same": :meth:`PollSnapshot.content`.
+PollContent = tuple[str, int | None, int | None, int, int, int | None, int, int]
 
 
 class BookSnapshot(_Header, frozen=True, tag="snap"):
@@ -233,6 +235,19 @@ class PollSnapshot(_Header, frozen=True, tag="poll"):
     volume: Int64
     open_interest: Int64
     fallback: bool = False
+
+    def content(self) -> PollContent:
+        """The poller publishes, and the writer stores, a market's snapshot only when this changes."""
+        return (
+            self.status,
+            self.yes_bid,
+            self.yes_ask,
+            self.yes_bid_size,
+            self.yes_ask_size,
+            self.last_price,
+            self.volume,
+            self.open_interest,
+        )
 
 
 class Gap(_Header, frozen=True, tag="gap"):

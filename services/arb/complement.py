@@ -19,7 +19,7 @@ from .books import BookView
 from .candidate import Candidate
 from .catalog import SportsCatalog
 from .fees import FEE_DEN_CONTRACT, FeeModel
-from .ledger import ExposureLedger
+from .ledger import ExposureLedger, SignalGate
 from .matching import Game
 
 PPM = 1_000_000
@@ -27,7 +27,8 @@ PPM = 1_000_000
 
 class ComplementArbitrage:
     """Owned by :class:`~services.arb.detector.Detector` and called per game; the detector's
-    catalog, ledger, books, last candidates and counts are handed in (shared, mutated in place)."""
+    catalog, ledger, signal gate, books, last candidates and counts are handed in (shared, mutated
+    in place)."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class ComplementArbitrage:
         cfg: ArbConfig,
         catalog: SportsCatalog,
         ledger: ExposureLedger,
+        gate: SignalGate,
         books: dict[str, BookView],
         last: dict[tuple[str, str, str], tuple[Any, ...]],
         counts: dict[str, int],
@@ -45,6 +47,7 @@ class ComplementArbitrage:
         self.cfg = cfg
         self.catalog = catalog
         self.ledger = ledger
+        self.gate = gate
         self.books = books
         self.last = last
         self.counts = counts
@@ -99,7 +102,6 @@ class ComplementArbitrage:
         trigger: str,
         out: list[Candidate],
     ) -> None:
-        cfg = self.cfg
         key = ("complement", game.event_ticker, side)
         ladders = [bk.asks(side) for bk in bks]
         bundles, fills = sizing.complement_walk(ladders, payoff, fees, self.min_complement_micro)
@@ -127,17 +129,11 @@ class ComplementArbitrage:
         cost = sum(c for c, _ in charges)
         fee_total = sum(f for _, f in charges)
         profit = payoff * count // 100 - cost - fee_total
-        if count <= 0 or count < cfg.min_size or profit * 100 // count < self.min_complement_micro:
-            self.count(f"blocked.{limited if count < max(1, cfg.min_size) else 'rounding'}")
-            self.last.pop(key, None)
+        booked = [(t, side, count, c + f) for t, (c, f) in zip(tickers, charges, strict=True)]
+        if not self.gate.send(
+            key, opportunity, booked, sport, now_ms, (count, profit, self.min_complement_micro, limited)
+        ):
             return
-        if not self.ledger.admit(now_ms):
-            self.count("blocked.breaker")
-            return
-        self.ledger.book(
-            [(t, side, count, c + f) for t, (c, f) in zip(tickers, charges, strict=True)], sport, now_ms
-        )
-        self.last[key] = opportunity
         detail = {
             "payoff": payoff,
             "legs": [

@@ -32,7 +32,7 @@ from .catalog import MarketInfo, Settings, SportsCatalog
 from .complement import ComplementArbitrage
 from .fees import CENT, CENTICENT, FEE_DEN_CONTRACT, FeeModel, FeeSchedule
 from .leagues import League
-from .ledger import ExposureLedger, ExposureLimits
+from .ledger import ExposureLedger, ExposureLimits, SignalGate
 from .odds import ParseResult
 from .tickers import series_of
 
@@ -75,10 +75,12 @@ class Detector:
         self.min_complement_num = self.min_complement_micro * FEE_DEN_CONTRACT
         self.bankroll_micro = cfg.bankroll_usd * USD
         self._order = 0
+        self.gate = SignalGate(self.ledger, self.last, self.counts, cfg.min_size)
         self.complement = ComplementArbitrage(
             cfg=cfg,
             catalog=self.catalog,
             ledger=self.ledger,
+            gate=self.gate,
             books=self.books,
             last=self.last,
             counts=self.counts,
@@ -276,15 +278,11 @@ class Detector:
         final = sizing.take(fills, count)
         cost, fees = sizing.charge(final, fee)
         profit = value * count // 100 - cost - fees
-        if count <= 0 or count < cfg.min_size or profit * 100 // count < self.min_edge_micro:
-            self.count(f"blocked.{limited if count < max(1, cfg.min_size) else 'rounding'}")
-            self.last.pop(key, None)
+        booked = [(mk.ticker, side, count, cost + fees)]
+        if not self.gate.send(
+            key, opportunity, booked, mk.sport, now_ms, (count, profit, self.min_edge_micro, limited)
+        ):
             return
-        if not self.ledger.admit(now_ms):
-            self.count("blocked.breaker")
-            return
-        self.ledger.book([(mk.ticker, side, count, cost + fees)], mk.sport, now_ms)
-        self.last[key] = opportunity
         res = self.catalog.matches.get(mk.event_ticker)
         detail = {
             "method": cfg.devig,

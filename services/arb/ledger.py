@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -106,3 +107,48 @@ class ExposureLedger:
             "breaker_open_for_ms": max(0, self.open_until_ms - now_ms),
             "breaker_trips": self.trips,
         }
+
+
+class SignalGate:
+    """What the sportsbook and the complement strategies send a sized signal through: booked in
+    the ledger, or its refusal counted (``blocked.<why>``). ``last`` keeps what was last sent per
+    key, so an unchanged offer is not sent again."""
+
+    def __init__(
+        self,
+        ledger: ExposureLedger,
+        last: dict[tuple[str, str, str], tuple[Any, ...]],
+        counts: dict[str, int],
+        min_size: int,
+    ) -> None:
+        self.ledger = ledger
+        self.last = last
+        self.counts = counts
+        self.min_size = min_size
+
+    def send(
+        self,
+        key: tuple[str, str, str],
+        offer: tuple[Any, ...],
+        legs: list[tuple[str, str, int, int]],
+        sport: str,
+        now_ms: int,
+        sized: tuple[int, int, int, str],
+    ) -> bool:
+        """``legs`` as for :meth:`ExposureLedger.book`; ``sized`` is (count, profit, the least profit
+        per contract in micro-dollars, what limited the count)."""
+        count, profit, min_edge_micro, limited = sized
+        if count <= 0 or count < self.min_size or profit * 100 // count < min_edge_micro:
+            self._blocked(limited if count < max(1, self.min_size) else "rounding")
+            self.last.pop(key, None)
+            return False
+        if not self.ledger.admit(now_ms):
+            self._blocked("breaker")
+            return False
+        self.ledger.book(legs, sport, now_ms)
+        self.last[key] = offer
+        return True
+
+    def _blocked(self, why: str) -> None:
+        key = f"blocked.{why}"
+        self.counts[key] = self.counts.get(key, 0) + 1

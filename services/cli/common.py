@@ -10,8 +10,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.commands.base import Command
 from shared.config import Config, load_config
+from shared.control import ControlError, request
 from shared.log import setup_logging
+from shared.messages import JSON_ENCODER
 from shared.units import format_count, format_price
 
 
@@ -53,6 +56,23 @@ def action(sub: Any, name: str, summary: str, usage_text: str, *examples: str, *
     return sub.add_parser(
         name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter, **kw
     )
+
+
+def show_answer(
+    args: argparse.Namespace, prog: str, endpoint: str, command: Command, show: Callable[[Any], None]
+) -> int:
+    """Ask a worker (``args.timeout``) and print its answer: as JSON with ``args.json``, else
+    through ``show``. Exit 1, the error on stderr after ``prog: ``, when it does not answer."""
+    try:
+        answer = request(endpoint, command, timeout_s=args.timeout)
+    except ControlError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(JSON_ENCODER.encode(answer).decode())
+    else:
+        show(answer)
+    return 0
 
 
 def unknown(what: str, name: str, known: Iterable[str]) -> str:

@@ -7,18 +7,11 @@ come in; the shell times each batch (``kxfeed_ws_decode_seconds``), exports ``co
 (shared with the session's table, frame faults and resync) and observes the message and
 send ages (ms) left in ``ages_ms`` / ``send_ages_ms``, which it empties.
 
-Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
-(dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
-such a gap too, and when the frames after it carry the sid's old sequence, they
-re-anchor it there (counted) instead of being read as duplicates. A market waiting
-for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
-for a market without a snapshot, or one that would make a level negative, is a
-gap of that market alone. Recovery that does not finish within the resync
-timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
-unknown error codes are counted and logged once, never terminal.
-That bookkeeping, everything off the in-order delta's fast path, is
-:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
+Sequence checks, gaps and their recovery (the rules are in :mod:`.sequencing`) are
+:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls:
+everything off the in-order delta's fast path. Recovery that does not finish within the
+resync timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17)
+and unknown error codes are counted and logged once, never terminal.
 
 To check "negative level" the session keeps each book's level sizes: a dict per
 side, which also makes the delta path independent of anyone downstream.

@@ -57,13 +57,7 @@ class GapfillWorker(Actor):
         gc = self.config.gapfill
         assert isinstance(gc, GapfillConfig)
         self.gc = gc
-        self.rest, self.env = make_client(
-            self.config,
-            tier=gc.rest_tier,
-            share=gc.rest_budget_share,
-            timeout_s=gc.rest_timeout_s,
-            max_retries=gc.rest_max_retries,
-        )
+        self.rest, self.env = make_client(self.config, gc)
         self.tracker = GapTracker(gc.rest_after)
         self.requested: set[str] = set()
         self.fetched_at: dict[str, float] = {}

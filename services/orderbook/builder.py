@@ -140,36 +140,24 @@ class Builder:
             b.hash = h
             applied += 1
             # Only a change at or above the best bid moves the top; that message stamps the tob.
-            if side:
-                best = b.best_no
-                if new and price > best:
-                    b.best_no = price
-                elif price == best:
-                    if not new:
-                        b.best_no = max(levels) if levels else 0
-                    b.ts_exch = m.ts_exch
-                    b.ts_recv = m.ts_recv
-                    dirty_add(m.ticker)
-                    continue  # the best can only have fallen: no new crossing
-                else:
-                    continue
+            # Inlined rather than a call per side: this is the per-delta hot path.
+            best = b.best_no if side else b.best_yes
+            if new and price > best:
+                top = price
+                rose = True
+            elif price == best:
+                top = price if new else (max(levels) if levels else 0)
+                rose = False  # the best can only have fallen: no new crossing
             else:
-                best = b.best_yes
-                if new and price > best:
-                    b.best_yes = price
-                elif price == best:
-                    if not new:
-                        b.best_yes = max(levels) if levels else 0
-                    b.ts_exch = m.ts_exch
-                    b.ts_recv = m.ts_recv
-                    dirty_add(m.ticker)
-                    continue
-                else:
-                    continue
+                continue
+            if side:
+                b.best_no = top
+            else:
+                b.best_yes = top
             b.ts_exch = m.ts_exch
             b.ts_recv = m.ts_recv
             dirty_add(m.ticker)
-            if b.best_yes + b.best_no >= ONE_DOLLAR:
+            if rose and b.best_yes + b.best_no >= ONE_DOLLAR:
                 self._invalidate(b, "crossed", m, now)
         self.deltas += applied
         self.unchecked += unchecked

@@ -15,10 +15,8 @@ import msgspec
 
 from shared.kalshi import parse
 from shared.kalshi.rest_models import Market
-from shared.messages import MarketMeta, PollSnapshot
+from shared.messages import MarketMeta, PollContent, PollSnapshot
 from shared.units import ONE_DOLLAR
-
-PollContent = tuple[str, int | None, int | None, int, int, int | None, int, int]
 
 
 def _size(text: str) -> int:
@@ -45,19 +43,6 @@ def poll_snapshot(m: Market, ts_recv: int, *, fallback: bool) -> PollSnapshot:
     )
 
 
-def poll_content(p: PollSnapshot) -> PollContent:
-    return (
-        p.status,
-        p.yes_bid,
-        p.yes_ask,
-        p.yes_bid_size,
-        p.yes_ask_size,
-        p.last_price,
-        p.volume,
-        p.open_interest,
-    )
-
-
 def meta_content(m: MarketMeta) -> Any:
     # Header fields (publisher stamp, update/receive times) are not content.
     return msgspec.structs.replace(m, ts_exch=None, ts_recv=0, pub="", epoch=0, seq=0)
@@ -72,7 +57,7 @@ class Published:
         self.unchanged = 0
 
     def poll_changed(self, p: PollSnapshot) -> bool:
-        key = (poll_content(p), p.fallback)
+        key = (p.content(), p.fallback)
         if self.polls.get(p.ticker) == key:
             self.unchanged += 1
             return False

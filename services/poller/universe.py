@@ -16,11 +16,10 @@ fallback); a market is in it when any filter wants it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from shared.config import PollerConfig
 from shared.kalshi import parse
-from shared.kalshi.discovery import LIVE_STATUSES, MarketFilter
+from shared.kalshi.discovery import LIVE_STATUSES, EventInfo, MarketFilter, event_info
 from shared.kalshi.rest import TICKERS_PER_CALL, RestClient, RestNotFound
 from shared.kalshi.rest_models import Event, Market, Series
 from shared.log import get_logger
@@ -60,23 +59,8 @@ def poller_filter(cfg: PollerConfig) -> MarketFilter:
     )
 
 
-@dataclass(frozen=True)
-class EventFacts:
-    series_ticker: str
-    title: str
-    category: str
-    fee_type_override: str | None = None
-    fee_ppm_override: int | None = None
-
-
-def event_facts(ev: Event) -> EventFacts:
-    try:
-        ppm = parse.fee_multiplier_ppm(bytes(ev.fee_multiplier_override))
-    except UnitError:
-        BAD_MARKETS.labels("fee_override").inc()
-        _log.warning("event fee multiplier override unreadable", extra={"ctx": {"event": ev.event_ticker}})
-        ppm = None
-    return EventFacts(ev.series_ticker, ev.title, ev.category, ev.fee_type_override or None, ppm)
+def event_facts(ev: Event) -> EventInfo:
+    return event_info(ev, log=_log, unreadable=lambda: BAD_MARKETS.labels("fee_override").inc())
 
 
 class Universe:
@@ -84,7 +68,7 @@ class Universe:
         self.rest = rest
         self.filters = filters
         self.series: dict[str, Series] = {}
-        self.events: dict[str, EventFacts] = {}
+        self.events: dict[str, EventInfo] = {}
         #: ticker -> the latest REST Market of every market some filter wants.
         self.markets: dict[str, Market] = {}
         #: Open markets on the exchange, when the last discovery swept them all (else None).
@@ -92,7 +76,7 @@ class Universe:
         self.discovered_at = 0.0
 
     # ---- facts -----------------------------------------------------------------------------
-    def category(self, facts: EventFacts) -> str:
+    def category(self, facts: EventInfo) -> str:
         s = self.series.get(facts.series_ticker)
         return (s.category if s is not None and s.category else "") or facts.category
 
@@ -134,10 +118,10 @@ class Universe:
         facts = self.events.get(m.event_ticker)
         if facts is None:
             return []
-        self.events[m.event_ticker] = EventFacts(
+        self.events[m.event_ticker] = EventInfo(
             facts.series_ticker,
-            facts.title,
             facts.category,
+            facts.title,
             m.fee_type_override,
             m.fee_multiplier_ppm_override,
         )

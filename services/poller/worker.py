@@ -67,13 +67,7 @@ class PollerWorker(Actor):
         assert isinstance(pc, PollerConfig)
         self.pc = pc
         cc = self.config.connector
-        self.rest, self.env = make_client(
-            self.config,
-            tier=pc.rest_tier,
-            share=pc.rest_budget_share,
-            timeout_s=pc.rest_timeout_s,
-            max_retries=pc.rest_max_retries,
-        )
+        self.rest, self.env = make_client(self.config, pc)
         self.own = poller_filter(pc)
         # The connector's market set, every shard of it: what the fallback stands in for.
         self.feed_filter = dataclasses.replace(MarketFilter.from_config(cc, 0), shard_count=1, shard_index=0)

@@ -31,7 +31,7 @@ from services.writer.core import Batch, StreamKey
 from services.writer.errors import classify
 from services.writer.rows import HOUR_US, PollContent, Row
 from shared.store.schema import APPEND, stream_offsets, ticks
-from shared.store.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, PG_EPOCH_US, UNNEST, Sql, q, stage
+from shared.store.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, UNNEST, Sql, integer_timestamps, q, stage
 
 
 class Rejected(NamedTuple):
@@ -246,16 +246,8 @@ class PgStore(Store):
         self._conflicted: set[str] = set()
 
     async def _prepare(self, drv: asyncpg.Connection) -> None:
-        # Rows carry times as integer microseconds since 1970; this connection sends them as
-        # timestamptz's own integer (us since 2000) instead of building a datetime per value.
-        # It only ever writes, and is discarded (never pooled) after use.
-        await drv.set_type_codec(
-            "timestamptz",
-            schema="pg_catalog",
-            encoder=lambda us: (us - PG_EPOCH_US,),
-            decoder=lambda t: t[0] + PG_EPOCH_US,
-            format="tuple",
-        )
+        # This connection only ever writes, and is discarded (never pooled) after use.
+        await integer_timestamps(drv)
         self._staged = set()
 
     async def warm(self) -> None:

@@ -29,6 +29,7 @@ from shared.messages import (
     MarketLifecycle,
     MarketMeta,
     Message,
+    PollContent,
     PollSnapshot,
     Signal,
     Ticker,
@@ -48,8 +49,6 @@ from shared.store.rows import (
 )
 
 Row = tuple[Any, ...]
-#: What makes two poll snapshots of one market "the same".
-PollContent = tuple[str, int | None, int | None, int, int, int | None, int, int]
 
 HOUR_NS = 3_600_000_000_000
 HOUR_US = 3_600_000_000
@@ -59,19 +58,6 @@ _json = msgspec.json.Encoder()
 
 def json_text(value: Any) -> str:
     return _json.encode(value).decode()
-
-
-def poll_content(m: PollSnapshot) -> PollContent:
-    return (
-        m.status,
-        m.yes_bid,
-        m.yes_ask,
-        m.yes_bid_size,
-        m.yes_ask_size,
-        m.last_price,
-        m.volume,
-        m.open_interest,
-    )
 
 
 class BatchBuilder:
@@ -214,7 +200,7 @@ def _ticker(b: BatchBuilder, m: Ticker) -> None:
 
 
 def _poll(b: BatchBuilder, m: PollSnapshot) -> None:
-    content = poll_content(m)
+    content = m.content()
     if b.polls.get(m.ticker) == content:
         b.unchanged_polls += 1
         return

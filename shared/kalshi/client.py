@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from shared.config import Config
+from shared.config import Config, GapfillConfig, PollerConfig
 from shared.kalshi.credentials import load_credentials
 from shared.kalshi.endpoints import resolve
 from shared.kalshi.ratelimit import TokenBucket
@@ -35,16 +35,15 @@ def signer(cfg: Config, env: str, environ: Mapping[str, str] | None = None) -> S
     return sign
 
 
-def make_client(
-    cfg: Config, *, tier: str, share: float, timeout_s: float, max_retries: int
-) -> tuple[RestClient, str]:
-    """A client with this worker's share of the tier's read budget; and the environment name."""
+def make_client(cfg: Config, section: PollerConfig | GapfillConfig) -> tuple[RestClient, str]:
+    """A client with this worker's share of the tier's read budget (its ``rest_*`` settings);
+    and the environment name."""
     endpoints = resolve(cfg)
     client = RestClient(
         endpoints.rest_url,
         signer=signer(cfg, endpoints.env),
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-        bucket=TokenBucket.for_tier(tier, share),
+        timeout_s=section.rest_timeout_s,
+        max_retries=section.rest_max_retries,
+        bucket=TokenBucket.for_tier(section.rest_tier, section.rest_budget_share),
     )
     return client, endpoints.env

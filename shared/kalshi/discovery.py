@@ -12,8 +12,10 @@ own ``category`` is deprecated and only a fallback).
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.config import ConnectorConfig
@@ -86,12 +88,17 @@ class EventInfo:
     fee_ppm_override: int | None = None
 
 
-def event_info(ev: Event) -> EventInfo:
-    """What discovery keeps of an event, including its fee overrides."""
+def event_info(
+    ev: Event, *, log: logging.Logger = _log, unreadable: Callable[[], object] | None = None
+) -> EventInfo:
+    """What discovery keeps of an event, including its fee overrides; an unreadable fee
+    multiplier override is none, logged to ``log`` and told to ``unreadable`` (a metric)."""
     try:
         ppm = parse.fee_multiplier_ppm(bytes(ev.fee_multiplier_override))
     except UnitError:
-        _log.warning("event fee multiplier override unreadable", extra={"ctx": {"event": ev.event_ticker}})
+        if unreadable is not None:
+            unreadable()
+        log.warning("event fee multiplier override unreadable", extra={"ctx": {"event": ev.event_ticker}})
         ppm = None
     return EventInfo(ev.series_ticker, ev.category, ev.title, ev.fee_type_override or None, ppm)
 

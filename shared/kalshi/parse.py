@@ -18,6 +18,8 @@ So nothing out of range reaches a bus encoder or the database.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from shared.kalshi import rest_models, ws
 from shared.kalshi.numbers import (
     RangeError,
@@ -173,18 +175,30 @@ def ticker(frame: ws.TickerFrame, ts_recv: int) -> Ticker:
         open_interest=parse_count(m.open_interest_fp),
         dollar_volume=m.dollar_volume,
         dollar_open_interest=m.dollar_open_interest,
-        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_exch=_event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )
 
 
+def _event_ms(ts_ms: int | None, ts: int | None) -> int | None:
+    # Kalshi's frames carry milliseconds (``ts_ms``) now; older ones only whole seconds.
+    return ts_ms if ts_ms is not None else seconds_to_ms(ts)
+
+
+def _outcome_side(outcome: ws.Side | None, book_side: Literal["bid", "ask"] | None, missing: str) -> ws.Side:
+    # Frames without the outcome name the book side instead: bid is outcome YES, ask outcome NO.
+    if outcome is not None:
+        return outcome
+    if book_side is None:
+        raise UnitError(missing)
+    return "yes" if book_side == "bid" else "no"
+
+
 def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
     m = frame.msg
-    side = m.taker_outcome_side or m.taker_side
-    if side is None and m.taker_book_side is not None:
-        side = "yes" if m.taker_book_side == "bid" else "no"
-    if side is None:
-        raise UnitError("trade without a taker side")
+    side = _outcome_side(
+        m.taker_outcome_side or m.taker_side, m.taker_book_side, "trade without a taker side"
+    )
     return Trade(
         trade_id=m.trade_id,
         ticker=m.market_ticker,
@@ -193,7 +207,7 @@ def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
         count=count(m.count_fp),
         taker_side=side,
         is_block_trade=m.is_block_trade,
-        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_exch=_event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )
 
@@ -203,11 +217,7 @@ def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
 
 def fill(frame: ws.FillFrame, ts_recv: int) -> Fill:
     m = frame.msg
-    side = m.outcome_side or m.side
-    if side is None and m.book_side is not None:
-        side = "yes" if m.book_side == "bid" else "no"  # bid is outcome YES, ask outcome NO
-    if side is None:
-        raise UnitError("fill without a side")
+    side = _outcome_side(m.outcome_side or m.side, m.book_side, "fill without a side")
     return Fill(
         trade_id=m.trade_id,
         order_id=m.order_id,
@@ -220,7 +230,7 @@ def fill(frame: ws.FillFrame, ts_recv: int) -> Fill:
         action=m.action,
         post_position=parse_count(m.post_position_fp, signed=True),
         client_order_id=m.client_order_id,
-        ts_exch=m.ts_ms if m.ts_ms is not None else seconds_to_ms(m.ts),
+        ts_exch=_event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )
 

@@ -3,12 +3,15 @@ the PostgreSQL specifics (staging tables, unnest inserts, one-statement bookkeep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Column
 
 from shared.store.schema import APPEND, STATE, metadata
 from shared.store.types import UtcTimestamp
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 def q(name: str) -> str:
@@ -68,6 +71,20 @@ class Sql:
 
 #: 2000-01-01 (PostgreSQL's epoch) in microseconds since 1970-01-01.
 PG_EPOCH_US = 946_684_800_000_000
+
+
+async def integer_timestamps(conn: asyncpg.Connection) -> None:
+    """Have an asyncpg connection send and read timestamptz as integer microseconds since 1970
+    (the rows' form), as timestamptz's own integer (us since 2000): no datetime per value."""
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=lambda us: (us - PG_EPOCH_US,),
+        decoder=lambda t: t[0] + PG_EPOCH_US,
+        format="tuple",
+    )
+
+
 #: Below this many rows, a table's share of a batch goes in one INSERT from unnest(arrays):
 #: COPY's two extra round trips only pay off above it.
 COPY_MIN_ROWS = 1000

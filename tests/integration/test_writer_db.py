@@ -27,7 +27,7 @@ from services.writer.batches import Store, open_store
 from services.writer.core import Batch, WriterCore
 from services.writer.errors import classify
 from services.writer.metrics import count_batch
-from services.writer.rows import HOUR_NS, MAPPERS, poll_content
+from services.writer.rows import HOUR_NS, MAPPERS
 from shared.config import Config, DbConfig
 from shared.log import BurstLog
 from shared.messages import (
@@ -210,7 +210,7 @@ def test_batches_store_exactly_the_messages_and_rewrites_change_nothing(db: DbCo
             last: dict[str, Any] = {}
             for m in msgs:
                 if isinstance(m, PollSnapshot):
-                    last[m.ticker] = poll_content(m)
+                    last[m.ticker] = m.content()
             assert polls == last
 
     asyncio.run(go())

@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from msgspec.structs import force_setattr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.writer.rows import BatchBuilder, Row
+from shared import bus
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -232,10 +232,7 @@ def stamp(msgs: Iterable[Message], pub: str = "synth", epoch: int = 1) -> list[M
     seqs: dict[str, int] = {}
     out = []
     for m in msgs:
-        seq = seqs[m.kind] = seqs.get(m.kind, 0) + 1
-        force_setattr(m, "pub", pub)
-        force_setattr(m, "epoch", epoch)
-        force_setattr(m, "seq", seq)
+        seqs[m.kind] = bus.stamp((m,), pub, epoch, seqs.get(m.kind, 0))
         out.append(m)
     return out
 

@@ -9,12 +9,12 @@ import msgspec
 from services.poller.universe import (
     GAME_WINNER_SERIES,
     PER_SERIES_LIMIT,
-    EventFacts,
     Universe,
     event_facts,
     poller_filter,
 )
 from shared.config import PollerConfig
+from shared.kalshi.discovery import EventInfo
 from shared.kalshi.rest import RestClient
 from shared.kalshi.rest_models import Event, Market, Series
 from shared.messages import FeeUpdate
@@ -102,7 +102,7 @@ def test_meta_takes_event_fee_overrides_over_the_series() -> None:
 
 def test_wanted_needs_a_known_event_and_a_live_status() -> None:
     u = universe(PollerConfig(series=["KXNBAGAME"]))
-    u.events["E"] = EventFacts("KXNBAGAME", "Game", "")
+    u.events["E"] = EventInfo("KXNBAGAME", "", "Game")
     live = decode({"ticker": "E-LAL", "event_ticker": "E", "status": "active"}, Market)
     done = decode({"ticker": "E-BOS", "event_ticker": "E", "status": "finalized"}, Market)
     stray = decode({"ticker": "X-1", "event_ticker": "X", "status": "active"}, Market)

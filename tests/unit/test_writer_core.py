@@ -11,6 +11,7 @@ from msgspec.structs import force_setattr
 
 from services.writer.core import Batch, WriterCore, waited_s
 from services.writer.rows import HOUR_NS, MAPPERS
+from shared.bus import stamp
 from shared.messages import Fill, MarketPosition, Message, TopOfBook, Trade
 
 T0 = 1_793_749_267_000_000_000
@@ -20,14 +21,11 @@ def trades(pub: str, n: int, *, epoch: int = 1, start: int = 1) -> list[Message]
     """Trades stamped as a publisher would: seq start..start+n-1, trade_id = pub-seq."""
     out: list[Message] = []
     for seq in range(start, start + n):
-        m = Trade(
+        out.append(Trade(
             trade_id=f"{pub}-{epoch}-{seq}", ticker="T", yes_price=4000, no_price=6000, count=100,
             taker_side="yes", ts_recv=T0 + seq * 1000,
-        )  # fmt: skip
-        force_setattr(m, "pub", pub)
-        force_setattr(m, "epoch", epoch)
-        force_setattr(m, "seq", seq)
-        out.append(m)
+        ))  # fmt: skip
+    stamp(out, pub, epoch, after=start - 1)
     return out
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import zmq
-from msgspec.structs import force_setattr
 
 from services.writer.journals import Journals, record_head
 from services.writer.rows import STORED_KINDS
 from shared import journal
-from shared.bus import Publisher
+from shared.bus import Publisher, stamp
 from shared.journal import JournalWriter
 from shared.messages import BATCH_ENCODER, Trade, WorkerEvent
 
@@ -37,10 +36,7 @@ def publish(root: Path, pub_id: str, msgs: list, *, epoch: int = 5) -> None:
 
 def test_record_head_reads_the_last_message_of_a_frame() -> None:
     msgs = [_trade(i) for i in range(3)]
-    for seq, m in enumerate(msgs, start=7):  # stamped as the publisher does
-        force_setattr(m, "pub", "conn")
-        force_setattr(m, "epoch", 11)
-        force_setattr(m, "seq", seq)
+    stamp(msgs, "conn", 11, after=6)
     head = record_head(BATCH_ENCODER.encode(msgs))
     assert head is not None and head.key == ("conn", 11, "trade") and head.last_seq == 9
     assert record_head(BATCH_ENCODER.encode([])) is None

@@ -16,13 +16,10 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from services.cli.common import action, add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, load, show_answer, subcommand
 from shared.commands.unmatched import Unmatched
-from shared.control import ControlError, request
-from shared.messages import JSON_ENCODER
 
 
 def register(sub: Any) -> None:
@@ -43,20 +40,14 @@ def register(sub: Any) -> None:
 
 
 def run_unmatched(args: argparse.Namespace) -> int:
-    cfg = load(args)
-    try:
-        rows: list[dict[str, Any]] = request(cfg.arb.control, Unmatched(), timeout_s=args.timeout)
-    except ControlError as exc:
-        print(f"kxfeed arb: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(JSON_ENCODER.encode(rows).decode())
-        return 0
+    return show_answer(args, "kxfeed arb", load(args).arb.control, Unmatched(), _show_unmatched)
+
+
+def _show_unmatched(rows: list[dict[str, Any]]) -> None:
     if not rows:
         print("every watched game is matched to a sportsbook event")
-        return 0
+        return
     print(f"{len(rows)} games not matched:")
     for r in rows:
         score = f" (best score {r['confidence']:.2f})" if r.get("confidence") else ""
         print(f"  {r['event_ticker']:<36} {r['reason']:<15}{score}  {r.get('detail', '')}")
-    return 0

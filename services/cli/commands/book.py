@@ -17,14 +17,11 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from services.cli import bookview as render
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, load, show_answer, subcommand
 from shared.commands.book import Book
-from shared.control import ControlError, request
-from shared.messages import JSON_ENCODER
 
 
 def register(sub: Any) -> None:
@@ -38,16 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load(args)
-    try:
-        ans = request(
-            cfg.orderbook.control, Book(ticker=args.ticker, depth=args.depth), timeout_s=args.timeout
-        )
-    except ControlError as exc:
-        print(f"kxfeed book: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(JSON_ENCODER.encode(ans).decode())
-    else:
-        print(render.book(ans))
-    return 0
+    command = Book(ticker=args.ticker, depth=args.depth)
+    return show_answer(
+        args, "kxfeed book", load(args).orderbook.control, command, lambda a: print(render.book(a))
+    )

@@ -21,17 +21,14 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from services.cli import bookview as render
-from services.cli.common import action, add_config_options, load, subcommand
+from services.cli.common import action, add_config_options, load, show_answer, subcommand
 from shared.commands.base import Command
 from shared.commands.movers import Movers
 from shared.commands.spreads import Spreads
 from shared.commands.stale import Stale
-from shared.control import ControlError, request
-from shared.messages import JSON_ENCODER
 
 #: What an empty answer means, per scan.
 EMPTY = {"movers": "book moved in the window", "spreads": "VALID two-sided book", "stale": "stale book"}
@@ -104,14 +101,13 @@ def run(args: argparse.Namespace) -> int:
         query = Spreads(top=args.top, order=args.order)
     else:
         query = Stale(top=args.top, older_than_s=args.older_than)
-    try:
-        rows = request(cfg.orderbook.control, query, timeout_s=args.timeout)
-    except ControlError as exc:
-        print(f"kxfeed scan {args.scan}: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(JSON_ENCODER.encode(rows).decode())
-    elif not rows:
+    return show_answer(
+        args, f"kxfeed scan {args.scan}", cfg.orderbook.control, query, lambda r: _show(r, args)
+    )
+
+
+def _show(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    if not rows:
         print(f"no {EMPTY[args.scan]} (the orderbook worker holds no such book right now)")
     elif args.scan == "movers":
         print(render.movers(rows, args.by))
@@ -119,4 +115,3 @@ def run(args: argparse.Namespace) -> int:
         print(render.spreads(rows, args.order))
     else:
         print(render.stale(rows))
-    return 0

@@ -14,14 +14,11 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from services.cli.common import add_config_options, load, subcommand
+from services.cli.common import add_config_options, load, show_answer, subcommand
 from services.cli.screen import event_line, headline, table
 from shared.commands.status import Status
-from shared.control import ControlError, request
-from shared.messages import JSON_ENCODER
 
 
 def register(sub: Any) -> None:
@@ -39,22 +36,22 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
-    endpoint = cfg.supervisor.control
-    try:
-        status = request(endpoint, Status(), timeout_s=args.timeout)
-    except ControlError as exc:
-        print(f"kxfeed status: no supervisor: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(JSON_ENCODER.encode(status).decode())
-        return 0
+    return show_answer(
+        args,
+        "kxfeed status: no supervisor",
+        cfg.supervisor.control,
+        Status(),
+        lambda s: _show(s, args.events),
+    )
+
+
+def _show(status: dict[str, Any], events: int) -> None:
     print(headline(status))
     print()
     for line in table(status):
         print(line)
-    events = status.get("events", [])[-args.events :] if args.events > 0 else []
-    if events:
+    recent = status.get("events", [])[-events:] if events > 0 else []
+    if recent:
         print("\nrecent:")
-        for e in events:
+        for e in recent:
             print("  " + event_line(e))
-    return 0
