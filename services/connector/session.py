@@ -7,16 +7,11 @@ come in; the shell times each batch (``kxfeed_ws_decode_seconds``), exports ``co
 (shared with the session's table, frame faults and resync) and observes the message and
 send ages (ms) left in ``ages_ms`` / ``send_ages_ms``, which it empties.
 
-Per book subscription (sid) the last seq is tracked. seq <= last is a duplicate
-(dropped, counted); seq > last + 1 is a gap: every market of the sid is INVALID,
-a Gap is published, and ``get_snapshot`` is asked for in band. A jump far ahead is
-such a gap too, and when the frames after it carry the sid's old sequence, they
-re-anchor it there (counted) instead of being read as duplicates. A market waiting
-for its snapshot drops its deltas; its snapshot makes it VALID again. A delta
-for a market without a snapshot, or one that would make a level negative, is a
-gap of that market alone. Recovery that does not finish within the resync
-timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17) and
-unknown error codes are counted and logged once, never terminal.
+Book sequencing (duplicates, gaps, get_snapshot recovery matched by the snapshots' ``id``,
+the resync timeout's resubscribe) is described in :mod:`.sequencing`. An ``ok`` or error
+whose seq is the sid's last + 1 takes that number; one repeating the last takes none.
+Terminal errors (10, 25) replace the subscription; retired (6, 16, 17) and unknown codes are
+counted and logged once, never terminal.
 That bookkeeping, everything off the in-order delta's fast path, is
 :class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
 
@@ -272,6 +267,7 @@ class Session:
         elif t is Unsubscribed:
             self.table.pop(f.id)
         elif t is Ok:
+            self._reply_seq(f.sid, f.seq)
             p = self.table.pop(f.id)
             if p is not None and p.kind == "add":
                 for sub in p.subs:
@@ -303,7 +299,7 @@ class Session:
         }
         if kind in ("retired", "unknown"):
             self.faults.odd_code(code, kind, ctx)
-        self._error_seq(f)
+        self._reply_seq(f.sid, f.seq)
         if p is not None:
             self._command_failed(p, f, now)
             self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
@@ -319,18 +315,22 @@ class Session:
         else:
             self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
 
-    def _error_seq(self, f: Error) -> None:
-        """An error on a book sid may take the next number of its sequence: then the frame after
-        it is in order, not a gap. One repeating the last seq takes nothing."""
-        if f.sid is None or f.seq is None:
+    def _reply_seq(self, sid: int | None, seq: int | None) -> None:
+        """An ok (to update_subscription) or an error on a sequenced sid may take the next number
+        of its sequence; Kalshi leaves open whether it does. One at last + 1 advances the sid, so
+        the frame after it is in order (else every get_snapshot would read as a new gap, and
+        recovery would loop); one repeating the last seq takes nothing."""
+        if sid is None or seq is None:
             return
-        sub = self.table.by_sid.get(f.sid)
-        if sub is not None and sub.channel == BOOK and sub.last_seq is not None and f.seq == sub.last_seq + 1:
-            sub.last_seq = f.seq
+        sub = self.table.by_sid.get(sid)
+        if sub is not None and sub.last_seq is not None and seq == sub.last_seq + 1:
+            sub.last_seq = seq
 
     def _command_failed(self, p: Pending, f: Error, now: float) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker
-        if code == 16 and ticker and p.kind in ("subscribe", "add"):
+        if p.kind == "snapshot":  # its markets wait on: the resync deadline resubscribes them
+            self.resync.requests.refused(f.id)
+        elif code == 16 and ticker and p.kind in ("subscribe", "add"):
             self.rejected.append(ticker)
             self.table.remove([ticker], now)
             self.books.pop(ticker, None)

@@ -133,6 +133,8 @@ class OrderbookSnapshot(_Frame, frozen=True, tag="orderbook_snapshot"):
     seq: Seq
     msg: SnapshotMsg
     sending_ts_ms: Int64 | None = None
+    #: The id of the ``get_snapshot`` this answers (December spec); 0 for a subscription's own.
+    id: Sid = 0
 
 
 class DeltaMsg(msgspec.Struct, frozen=True):
