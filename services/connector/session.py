@@ -57,10 +57,17 @@ from shared.units import UnitError
 from .badframes import FrameFaults
 from .counts import Counts
 from .sequencing import VALID, BookResync, MiniBook
-from .subscriptions import BOOK, Pending, SubscriptionTable
+from .streams import StreamSeq
+from .subscriptions import BOOK, LIFECYCLE, Pending, SubscriptionTable
 from .validity import Recovery
 
 _log = get_logger("connector.session")
+#: Frames with a per-sid seq besides the book's (Kalshi's December spec), checked by StreamSeq.
+_SEQUENCED = frozenset(
+    {TradeFrame, MarketLifecycleFrame, MultivariateLifecycleFrame, EventLifecycleFrame, EventFeeUpdateFrame}
+)
+#: A gap on these may have hidden a market's creation or settlement: the market set is re-discovered.
+_REDISCOVER = frozenset({LIFECYCLE, "multivariate_market_lifecycle"})
 
 
 class Session:
@@ -110,6 +117,7 @@ class Session:
         self.frames_total = 0
         self.faults = FrameFaults(unknown_types if unknown_types is not None else set(), self.counts)
         self._burst = BurstLog(_log)
+        self.streams = StreamSeq(conn=conn, out=self.out, counts=self.counts, burst=self._burst)
         self.resync = BookResync(
             conn=conn,
             recovery=recovery,
@@ -208,21 +216,20 @@ class Session:
     # ---- everything else -------------------------------------------------------------------
     def _other(self, f: Any, raw: bytes, now: float, ts_recv: int) -> None:
         t = type(f)
+        if t in _SEQUENCED:
+            self._stream_seq(f, ts_recv)  # before the parse: an unusable frame still took its seq
         try:
             if t is TickerFrame:
                 msg: Any = parse.ticker(f, ts_recv)
             elif t is TradeFrame:
                 msg = parse.trade(f, ts_recv)
             elif t is MarketLifecycleFrame or t is MultivariateLifecycleFrame:
-                self._lifecycle_seq(f)
                 msg = parse.lifecycle(f, ts_recv)
                 self.lifecycle.append(msg)
             elif t is EventLifecycleFrame:
-                self._lifecycle_seq(f)
                 msg = parse.event_lifecycle(f, ts_recv)
                 self.lifecycle.append(msg)
             elif t is EventFeeUpdateFrame:
-                self._lifecycle_seq(f)
                 msg = parse.fee_update(f, ts_recv)
             elif t is FillFrame:
                 msg = parse.fill(f, ts_recv)
@@ -239,23 +246,13 @@ class Session:
             self.ages_ms.append(ts_recv // 1_000_000 - ts)
         self.out.append(msg)
 
-    def _lifecycle_seq(self, f: Any) -> None:
-        """Lifecycle frames are published whatever their seq; a gap asks for re-discovery.
-        A jump far ahead re-anchors like a book sid's (see BookResync.seq_slow)."""
-        sub = self.table.lifecycle
-        if f.seq is None or sub is None or f.sid != sub.sid:
+    def _stream_seq(self, f: Any, ts_recv: int) -> None:
+        """A sequenced channel other than the book: checked, never dropped (see .streams)."""
+        sub = self.table.by_sid.get(f.sid)
+        if sub is None or sub.channel == BOOK:
             return
-        seq, last = f.seq, sub.last_seq
-        if last is None or seq == last + 1:
-            sub.last_seq = seq
-        elif seq > last:
-            self.counts.add("gaps", "lifecycle_seq")
+        if self.streams.check(sub, f.seq, ts_recv) and sub.channel in _REDISCOVER:
             self.lifecycle_gap = True
-            self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
-            sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
-        elif sub.jump_at == last and seq > sub.jump_from:
-            self.counts.add("reanchored")
-            sub.jump_at, sub.last_seq = None, seq
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
         t = type(f)
