@@ -44,6 +44,7 @@ from shared.kalshi.ws import (
     Unsubscribed,
     error_class,
 )
+from shared.kalshi.ws_private import COMMUNICATIONS, OrderGroupFrame
 from shared.log import BurstLog, get_logger
 from shared.messages import (
     DECODE_ERRORS,
@@ -65,6 +66,7 @@ _log = get_logger("connector.session")
 #: Frames with a per-sid seq besides the book's (Kalshi's December spec), checked by StreamSeq.
 _SEQUENCED = frozenset(
     {TradeFrame, MarketLifecycleFrame, MultivariateLifecycleFrame, EventLifecycleFrame, EventFeeUpdateFrame}
+    | {OrderGroupFrame, *COMMUNICATIONS}
 )
 #: A gap on these may have hidden a market's creation or settlement: the market set is re-discovered.
 _REDISCOVER = frozenset({LIFECYCLE, "multivariate_market_lifecycle"})
