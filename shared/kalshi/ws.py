@@ -252,6 +252,9 @@ class LifecycleMsg(msgspec.Struct, frozen=True):
     price_ranges: list[PriceRangeWire] | None = None
     yes_sub_title: str | None = None
     strike_type: str | None = None
+    #: ``metadata_updated``: JSON numbers, kept raw so they are carried exactly, never as floats.
+    floor_strike: msgspec.Raw = msgspec.Raw(b"null")
+    cap_strike: msgspec.Raw = msgspec.Raw(b"null")
     additional_metadata: AdditionalMetadata | None = None
 
 
