@@ -191,6 +191,8 @@ class BookResync:
         book.yes = dict(snap.yes)
         book.no = dict(snap.no)
         book.state = VALID
+        if not f.id:
+            self.requests.settled(sub.sid, ticker)
         sub.awaiting.discard(ticker)
         if not sub.awaiting:
             sub.deadline = None

@@ -40,6 +40,16 @@ class SnapshotRequests:
             del self._by_id[cid]
         return True
 
+    def settled(self, sid: int, ticker: str) -> None:
+        """A snapshot with no id (a server before the December spec, or a subscription's own)
+        made ``ticker`` whole: no request of ``sid`` waits for it any more, or the market's
+        next break would wait on an answer that never names itself."""
+        for cid in [c for c, (s, markets) in self._by_id.items() if s == sid and ticker in markets]:
+            markets = self._by_id[cid][1]
+            markets.discard(ticker)
+            if not markets:
+                del self._by_id[cid]
+
     def in_flight(self, sid: int, ticker: str) -> bool:
         """A request on ``sid`` still owes ``ticker`` its snapshot."""
         return any(s == sid and ticker in markets for s, markets in self._by_id.values())

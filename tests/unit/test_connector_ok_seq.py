@@ -121,3 +121,14 @@ def test_a_recovery_that_never_completes_resubscribes_and_forgets_its_requests()
     sc.s.tick(1.0 + sc.s.resync_timeout_s + 0.1, 0)
     assert counted(sc.s, "resubscribes", "resync_timeout") == 1
     assert len(sc.s.resync.requests) == 0
+
+
+def test_snapshots_without_id_from_an_older_server_leave_no_request_waiting() -> None:
+    sc, sid = booted()
+    sc.s.request_snapshots([A], "control", 1.0)
+    (cmd,) = sc.commands()
+    sc.feed(ok(cmd["id"], sid, 2), snap(sid, 3, A), now=1.1)  # the answer names no id
+    assert len(sc.s.resync.requests) == 0
+    # So the market's next break asks again instead of waiting on that answer.
+    sc.feed(delta(sid, 4, A, "0.40", "-50.00"), now=1.2)
+    assert [c["params"]["action"] for c in sc.commands()] == ["get_snapshot"]
