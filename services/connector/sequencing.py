@@ -84,6 +84,8 @@ class BookResync:
         self.send_ages_ms = send_ages_ms
         #: get_snapshot commands whose snapshots are still due, matched by the id they carry.
         self.requests = SnapshotRequests()
+        #: Whether this server's ``ok`` takes a seq (True) or repeats the last (False), once seen.
+        self.ok_takes_seq: bool | None = None
 
     # ---- book frames off the fast path -----------------------------------------------------
     def seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
@@ -130,6 +132,26 @@ class BookResync:
             self.counts.add("discarded", "awaiting_snapshot")
         else:  # NEW: a delta before the market's first snapshot
             self.market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
+
+    def reply_seq(self, sid: int | None, seq: int | None, *, ok: bool) -> None:
+        """An ``ok`` (to update_subscription) or an error on a sequenced sid may take the next
+        number of its sequence; Kalshi leaves open whether it does. One at last + 1 advances the
+        sid, so the frame after it is in order (else every get_snapshot would read as a new gap
+        and recovery would loop); one repeating the last seq takes nothing. Once an ``ok`` of
+        this server has repeated the last seq, a later one at last + 1 says the frame at last + 1
+        was lost before it: the sid is left where it was, so the next frame opens that gap
+        instead of the loss being taken for the ok's number."""
+        sub = self.table.by_sid.get(sid) if sid is not None else None
+        if sub is None or seq is None or sub.last_seq is None:
+            return
+        if ok and seq == sub.last_seq:
+            self.ok_takes_seq = False
+        elif seq == sub.last_seq + 1:
+            if ok and self.ok_takes_seq is False:
+                return
+            if ok:
+                self.ok_takes_seq = True
+            sub.last_seq = seq
 
     def bad_frame(self, env: Envelope, now: float, ts_recv: int) -> None:
         """A book frame that failed its decode (already counted) still holds its place in the

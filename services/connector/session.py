@@ -266,7 +266,7 @@ class Session:
         elif t is Unsubscribed:
             self.table.pop(f.id)
         elif t is Ok:
-            self._reply_seq(f.sid, f.seq)
+            self.resync.reply_seq(f.sid, f.seq, ok=True)
             p = self.table.pop(f.id)
             if p is not None and p.kind == "add":
                 for sub in p.subs:
@@ -298,7 +298,7 @@ class Session:
         }
         if kind in ("retired", "unknown"):
             self.faults.odd_code(code, kind, ctx)
-        self._reply_seq(f.sid, f.seq)
+        self.resync.reply_seq(f.sid, f.seq, ok=False)
         if p is not None:
             self._command_failed(p, f, now)
             self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
@@ -313,17 +313,6 @@ class Session:
                 self.resync.replace(sub, f"error_{code}", now, ts_recv)
         else:
             self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
-
-    def _reply_seq(self, sid: int | None, seq: int | None) -> None:
-        """An ok (to update_subscription) or an error on a sequenced sid may take the next number
-        of its sequence; Kalshi leaves open whether it does. One at last + 1 advances the sid, so
-        the frame after it is in order (else every get_snapshot would read as a new gap, and
-        recovery would loop); one repeating the last seq takes nothing."""
-        if sid is None or seq is None:
-            return
-        sub = self.table.by_sid.get(sid)
-        if sub is not None and sub.last_seq is not None and seq == sub.last_seq + 1:
-            sub.last_seq = seq
 
     def _command_failed(self, p: Pending, f: Error, now: float) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker

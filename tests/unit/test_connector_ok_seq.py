@@ -132,3 +132,21 @@ def test_snapshots_without_id_from_an_older_server_leave_no_request_waiting() ->
     # So the market's next break asks again instead of waiting on that answer.
     sc.feed(delta(sid, 4, A, "0.40", "-50.00"), now=1.2)
     assert [c["params"]["action"] for c in sc.commands()] == ["get_snapshot"]
+
+
+def test_once_oks_repeat_the_last_seq_an_ok_at_last_plus_one_reveals_a_lost_frame() -> None:
+    sc, sid = booted()
+    sc.feed(ok(90, sid, 2), now=1.0)  # this server's oks repeat the last seq
+    assert sc.s.resync.ok_takes_seq is False
+    # Delta 3 is lost; the ok after it repeats the server's last seq, 3.
+    out = sc.feed(ok(91, sid, 3), delta(sid, 4, A, "0.40", "1.00"), now=1.1)
+    (g,) = gaps(out, "open")
+    assert (g.expected, g.received) == (3, 4)
+
+
+def test_an_ok_taking_a_number_is_learned_and_keeps_taking() -> None:
+    sc, sid = booted()
+    out = sc.feed(
+        ok(90, sid, 3), delta(sid, 4, A, "0.40", "1.00"), ok(91, sid, 5), delta(sid, 6, A, "0.40", "1.00")
+    )
+    assert kinds(out) == ["delta", "delta"] and sc.s.resync.ok_takes_seq is True
