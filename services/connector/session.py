@@ -368,6 +368,7 @@ class Session:
         removed = self.table.remove(tickers, now)
         for t in removed:
             self.books.pop(t, None)
+        self.resync.requests.forget(removed)
         self.recovery.forget(removed, now, ts_recv, self.out)
         return removed
 

@@ -8,7 +8,8 @@ sequence, so it covers the break), and a snapshot naming an id this connection i
 on for that market is not taken for a recovery.
 
 Pure: no clock, no socket. A request leaves when all its markets were answered, when its
-command was refused, or when its subscription is replaced (the resync deadline's fallback).
+command was refused, when its markets leave the set, or when its subscription is replaced
+(the resync deadline's fallback) or breaks as a whole (a sid gap asks afresh).
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ class SnapshotRequests:
     def in_flight(self, sid: int, ticker: str) -> bool:
         """A request on ``sid`` still owes ``ticker`` its snapshot."""
         return any(s == sid and ticker in markets for s, markets in self._by_id.values())
+
+    def forget(self, tickers: Iterable[str]) -> None:
+        """These markets left the set: their answers are discarded unread, so none is awaited."""
+        gone = set(tickers)
+        for cid in list(self._by_id):
+            markets = self._by_id[cid][1]
+            markets -= gone
+            if not markets:
+                del self._by_id[cid]
 
     def refused(self, cid: int) -> None:
         self._by_id.pop(cid, None)

@@ -150,3 +150,10 @@ def test_an_ok_taking_a_number_is_learned_and_keeps_taking() -> None:
         ok(90, sid, 3), delta(sid, 4, A, "0.40", "1.00"), ok(91, sid, 5), delta(sid, 6, A, "0.40", "1.00")
     )
     assert kinds(out) == ["delta", "delta"] and sc.s.resync.ok_takes_seq is True
+
+
+def test_a_removed_market_leaves_no_request_waiting() -> None:
+    sc, sid, cid = gapped()
+    sc.s.remove_markets([B], 1.1, 0)
+    sc.feed(ok(cid, sid, 5), answer(sid, 6, A, cid), now=1.2)
+    assert len(sc.s.resync.requests) == 0
