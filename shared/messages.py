@@ -86,7 +86,7 @@ class BookSnapshot(_Header, frozen=True, tag="snap"):
     source: Source = "ws"
 
 
-class BookDelta(_Header, frozen=True, tag="delta"):
+class _BookDeltaFields(_Header, frozen=True):
     ticker: str
     market_id: str
     conn: Int64
@@ -95,6 +95,15 @@ class BookDelta(_Header, frozen=True, tag="delta"):
     side: Side
     price: Int64
     delta: Int64
+
+
+class BookDelta(_BookDeltaFields, frozen=True, kw_only=True, tag="delta"):
+    """``client_order_id``/``subaccount``: set when this account's own order made the change.
+    Added after the header (kw_only fields of a subclass go last), optional, so an older,
+    shorter payload still decodes positionally."""
+
+    client_order_id: str | None = None
+    subaccount: Int64 | None = None
 
 
 class BookState(_Header, frozen=True, tag="bookstate"):
@@ -164,9 +173,7 @@ class MarketPosition(_Header, frozen=True, tag="position"):
     volume: Int64
 
 
-class MarketLifecycle(_Header, frozen=True, tag="lifecycle"):
-    """One ``market_lifecycle_v2`` event; fields not carried by that event type are None."""
-
+class _MarketLifecycleFields(_Header, frozen=True):
     ticker: str
     event_type: str
     event_ticker: str | None = None
@@ -181,6 +188,16 @@ class MarketLifecycle(_Header, frozen=True, tag="lifecycle"):
     title: str | None = None
     yes_sub_title: str | None = None
     no_sub_title: str | None = None
+
+
+class MarketLifecycle(_MarketLifecycleFields, frozen=True, kw_only=True, tag="lifecycle"):
+    """One ``market_lifecycle_v2`` event; fields not carried by that event type are None.
+    The strikes (``metadata_updated``; decimal text exactly as Kalshi sent the number) came
+    later: after the header, optional, so older payloads still decode positionally."""
+
+    strike_type: str | None = None
+    floor_strike: str | None = None
+    cap_strike: str | None = None
 
 
 class EventLifecycle(_Header, frozen=True, tag="evlifecycle"):
@@ -203,7 +220,7 @@ class FeeUpdate(_Header, frozen=True, tag="fee"):
     topic_field: ClassVar[str] = "event_ticker"
 
 
-class MarketMeta(_Header, frozen=True, tag="meta"):
+class _MarketMetaFields(_Header, frozen=True):
     ticker: str
     event_ticker: str
     series_ticker: str
@@ -220,6 +237,15 @@ class MarketMeta(_Header, frozen=True, tag="meta"):
     fee_type: str = ""
     fee_multiplier_ppm: Int64 = 1_000_000
     result: str = ""
+
+
+class MarketMeta(_MarketMetaFields, frozen=True, kw_only=True, tag="meta"):
+    """The strikes (from ``metadata_updated``, decimal text as Kalshi sent it) came later: after
+    the header, optional, so older payloads still decode positionally."""
+
+    strike_type: str | None = None
+    floor_strike: str | None = None
+    cap_strike: str | None = None
 
 
 class PollSnapshot(_Header, frozen=True, tag="poll"):

@@ -39,6 +39,9 @@ def updated_meta(meta: MarketMeta, m: MarketLifecycle) -> MarketMeta:
         changes["close_ms"] = m.close_ms
     if m.yes_sub_title is not None:
         changes["yes_sub_title"] = m.yes_sub_title
+    for strike in ("strike_type", "floor_strike", "cap_strike"):  # metadata_updated
+        if getattr(m, strike) is not None:
+            changes[strike] = getattr(m, strike)
     candidate = msgspec.structs.replace(meta, **changes)
     same = all(getattr(candidate, k) == getattr(meta, k) for k in changes if k != "ts_recv")
     return meta if same else candidate

@@ -31,6 +31,7 @@ from shared.units import UnitError
 
 from .badframes import FrameFaults
 from .counts import Counts
+from .snapshots import SnapshotRequests
 from .subscriptions import BOOK, Sub, SubscriptionTable
 from .validity import Recovery
 
@@ -81,6 +82,10 @@ class BookResync:
         self.yes_price = yes_price
         self.counts = counts
         self.send_ages_ms = send_ages_ms
+        #: get_snapshot commands whose snapshots are still due, matched by the id they carry.
+        self.requests = SnapshotRequests()
+        #: Whether this server's ``ok`` takes a seq (True) or repeats the last (False), once seen.
+        self.ok_takes_seq: bool | None = None
 
     # ---- book frames off the fast path -----------------------------------------------------
     def seq_ok(self, sub: Sub, seq: int, now: float, ts_recv: int) -> bool:
@@ -128,6 +133,26 @@ class BookResync:
         else:  # NEW: a delta before the market's first snapshot
             self.market_gap(sub, ticker, "no_snapshot", f.seq, now, ts_recv)
 
+    def reply_seq(self, sid: int | None, seq: int | None, *, ok: bool) -> None:
+        """An ``ok`` (to update_subscription) or an error on a sequenced sid may take the next
+        number of its sequence; Kalshi leaves open whether it does. One at last + 1 advances the
+        sid, so the frame after it is in order (else every get_snapshot would read as a new gap
+        and recovery would loop); one repeating the last seq takes nothing. Once an ``ok`` of
+        this server has repeated the last seq, a later one at last + 1 says the frame at last + 1
+        was lost before it: the sid is left where it was, so the next frame opens that gap
+        instead of the loss being taken for the ok's number."""
+        sub = self.table.by_sid.get(sid) if sid is not None else None
+        if sub is None or seq is None or sub.last_seq is None:
+            return
+        if ok and seq == sub.last_seq:
+            self.ok_takes_seq = False
+        elif seq == sub.last_seq + 1:
+            if ok and self.ok_takes_seq is False:
+                return
+            if ok:
+                self.ok_takes_seq = True
+            sub.last_seq = seq
+
     def bad_frame(self, env: Envelope, now: float, ts_recv: int) -> None:
         """A book frame that failed its decode (already counted) still holds its place in the
         sid's sequence: a delta whose market is known is a gap of that market, as any bad delta;
@@ -169,6 +194,12 @@ class BookResync:
         if ticker not in sub.markets:
             self.counts.add("discarded", "unknown_market")
             return
+        if f.id and not self.requests.answered(f.id, sub.sid, ticker):
+            # It names a get_snapshot this connection is not waiting on for this market (one
+            # refused, or from a replaced sid): not a recovery; the sequence was still kept.
+            self.counts.add("discarded", "unrequested_snapshot")
+            self._burst.event("snapid", "snapshot answers no request of ours", sid=sub.sid, id=f.id)
+            return
         try:
             snap = parse.snapshot(f, self.conn, ts_recv, yes_price=self.yes_price)
         except UnitError as exc:
@@ -182,6 +213,8 @@ class BookResync:
         book.yes = dict(snap.yes)
         book.no = dict(snap.no)
         book.state = VALID
+        if not f.id:
+            self.requests.settled(sub.sid, ticker)
         sub.awaiting.discard(ticker)
         if not sub.awaiting:
             sub.deadline = None
@@ -189,6 +222,9 @@ class BookResync:
         self.recovery.restored(ticker, self.conn, sub.sid, f.seq, now, ts_recv, self.out)
 
     def sid_gap(self, sub: Sub, expected: int, received: int, now: float, ts_recv: int) -> None:
+        # Answers to earlier requests may be among the lost frames: ask afresh for every market,
+        # so no market waits on a snapshot that will never come.
+        self.requests.drop_sid(sub.sid)
         tickers = sorted(sub.markets)
         self.await_snapshots(sub, tickers, now, self.resync_timeout_s)
         self.recovery.open_gap(
@@ -228,6 +264,10 @@ class BookResync:
             out=self.out,
         )
         self._burst.event(f"mgap:{reason}", "book break: recovering market", ticker=ticker, reason=reason)
+        if self.requests.in_flight(sub.sid, ticker):
+            # Its answer is still to come, later in the sid's sequence than this break, so it
+            # covers it: asking again would only multiply the requests.
+            return
         self.request_snapshots([ticker], "gap", now)
 
     def await_snapshots(
@@ -247,8 +287,10 @@ class BookResync:
     def request_snapshots(self, tickers: Iterable[str] | None, source: str, now: float) -> list[str]:
         """get_snapshot for these markets (None = every market). Returns those requested."""
         wanted = self.table.markets() if tickers is None else tickers
-        groups = self.table.snapshot(wanted, now)
-        asked = sorted(t for markets in groups.values() for t in markets)
+        sent = self.table.snapshot(wanted, now)
+        for cid, (sub, markets) in sent.items():
+            self.requests.sent(cid, sub.sid, markets)
+        asked = sorted(t for _, markets in sent.values() for t in markets)
         if asked:
             self.counts.add("snapshot_requests", source, len(asked))
         return asked
@@ -256,6 +298,7 @@ class BookResync:
     def replace(self, sub: Sub, reason: str, now: float, ts_recv: int) -> None:
         """Resubscribe ``sub``; its book markets are suspect until the new sid's snapshots."""
         if sub.channel == BOOK:
+            self.requests.drop_sid(sub.sid)
             tickers = sorted(sub.markets)
             if reason.startswith("error_") and ts_recv:
                 self.recovery.open_gap(

@@ -7,11 +7,13 @@ come in; the shell times each batch (``kxfeed_ws_decode_seconds``), exports ``co
 (shared with the session's table, frame faults and resync) and observes the message and
 send ages (ms) left in ``ages_ms`` / ``send_ages_ms``, which it empties.
 
-Sequence checks, gaps and their recovery (the rules are in :mod:`.sequencing`) are
-:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls:
-everything off the in-order delta's fast path. Recovery that does not finish within the
-resync timeout, and terminal errors (10, 25), replace the subscription; retired (6, 16, 17)
-and unknown error codes are counted and logged once, never terminal.
+Book sequencing (duplicates, gaps, get_snapshot recovery matched by the snapshots' ``id``,
+the resync timeout's resubscribe) is described in :mod:`.sequencing`. An ``ok`` or error
+whose seq is the sid's last + 1 takes that number; one repeating the last takes none.
+Terminal errors (10, 25) replace the subscription; retired (6, 16, 17) and unknown codes are
+counted and logged once, never terminal.
+That bookkeeping, everything off the in-order delta's fast path, is
+:class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
 
 To check "negative level" the session keeps each book's level sizes: a dict per
 side, which also makes the delta path independent of anyone downstream.
@@ -42,6 +44,7 @@ from shared.kalshi.ws import (
     Unsubscribed,
     error_class,
 )
+from shared.kalshi.ws_private import COMMUNICATIONS, OrderGroupFrame
 from shared.log import BurstLog, get_logger
 from shared.messages import (
     DECODE_ERRORS,
@@ -55,10 +58,18 @@ from shared.units import UnitError
 from .badframes import FrameFaults
 from .counts import Counts
 from .sequencing import VALID, BookResync, MiniBook
-from .subscriptions import BOOK, Pending, SubscriptionTable
+from .streams import StreamSeq
+from .subscriptions import BOOK, LIFECYCLE, Pending, SubscriptionTable
 from .validity import Recovery
 
 _log = get_logger("connector.session")
+#: Frames with a per-sid seq besides the book's (Kalshi's December spec), checked by StreamSeq.
+_SEQUENCED = frozenset(
+    {TradeFrame, MarketLifecycleFrame, MultivariateLifecycleFrame, EventLifecycleFrame, EventFeeUpdateFrame}
+    | {OrderGroupFrame, *COMMUNICATIONS}
+)
+#: A gap on these may have hidden a market's creation or settlement: the market set is re-discovered.
+_REDISCOVER = frozenset({LIFECYCLE, "multivariate_market_lifecycle"})
 
 
 class Session:
@@ -108,6 +119,7 @@ class Session:
         self.frames_total = 0
         self.faults = FrameFaults(unknown_types if unknown_types is not None else set(), self.counts)
         self._burst = BurstLog(_log)
+        self.streams = StreamSeq(conn=conn, out=self.out, counts=self.counts, burst=self._burst)
         self.resync = BookResync(
             conn=conn,
             recovery=recovery,
@@ -206,21 +218,20 @@ class Session:
     # ---- everything else -------------------------------------------------------------------
     def _other(self, f: Any, raw: bytes, now: float, ts_recv: int) -> None:
         t = type(f)
+        if t in _SEQUENCED:
+            self._stream_seq(f, ts_recv)  # before the parse: an unusable frame still took its seq
         try:
             if t is TickerFrame:
                 msg: Any = parse.ticker(f, ts_recv)
             elif t is TradeFrame:
                 msg = parse.trade(f, ts_recv)
             elif t is MarketLifecycleFrame or t is MultivariateLifecycleFrame:
-                self._lifecycle_seq(f)
                 msg = parse.lifecycle(f, ts_recv)
                 self.lifecycle.append(msg)
             elif t is EventLifecycleFrame:
-                self._lifecycle_seq(f)
                 msg = parse.event_lifecycle(f, ts_recv)
                 self.lifecycle.append(msg)
             elif t is EventFeeUpdateFrame:
-                self._lifecycle_seq(f)
                 msg = parse.fee_update(f, ts_recv)
             elif t is FillFrame:
                 msg = parse.fill(f, ts_recv)
@@ -237,23 +248,13 @@ class Session:
             self.ages_ms.append(ts_recv // 1_000_000 - ts)
         self.out.append(msg)
 
-    def _lifecycle_seq(self, f: Any) -> None:
-        """Lifecycle frames are published whatever their seq; a gap asks for re-discovery.
-        A jump far ahead re-anchors like a book sid's (see BookResync.seq_slow)."""
-        sub = self.table.lifecycle
-        if f.seq is None or sub is None or f.sid != sub.sid:
+    def _stream_seq(self, f: Any, ts_recv: int) -> None:
+        """A sequenced channel other than the book: checked, never dropped (see .streams)."""
+        sub = self.table.by_sid.get(f.sid)
+        if sub is None or sub.channel == BOOK:
             return
-        seq, last = f.seq, sub.last_seq
-        if last is None or seq == last + 1:
-            sub.last_seq = seq
-        elif seq > last:
-            self.counts.add("gaps", "lifecycle_seq")
+        if self.streams.check(sub, f.seq, ts_recv) and sub.channel in _REDISCOVER:
             self.lifecycle_gap = True
-            self._burst.event("lgap", "lifecycle sequence gap: market set will be re-discovered", sid=f.sid)
-            sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
-        elif sub.jump_at == last and seq > sub.jump_from:
-            self.counts.add("reanchored")
-            sub.jump_at, sub.last_seq = None, seq
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
         t = type(f)
@@ -265,6 +266,7 @@ class Session:
         elif t is Unsubscribed:
             self.table.pop(f.id)
         elif t is Ok:
+            self.resync.reply_seq(f.sid, f.seq, ok=True)
             p = self.table.pop(f.id)
             if p is not None and p.kind == "add":
                 for sub in p.subs:
@@ -296,7 +298,7 @@ class Session:
         }
         if kind in ("retired", "unknown"):
             self.faults.odd_code(code, kind, ctx)
-        self._error_seq(f)
+        self.resync.reply_seq(f.sid, f.seq, ok=False)
         if p is not None:
             self._command_failed(p, f, now)
             self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
@@ -312,18 +314,11 @@ class Session:
         else:
             self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
 
-    def _error_seq(self, f: Error) -> None:
-        """An error on a book sid may take the next number of its sequence: then the frame after
-        it is in order, not a gap. One repeating the last seq takes nothing."""
-        if f.sid is None or f.seq is None:
-            return
-        sub = self.table.by_sid.get(f.sid)
-        if sub is not None and sub.channel == BOOK and sub.last_seq is not None and f.seq == sub.last_seq + 1:
-            sub.last_seq = f.seq
-
     def _command_failed(self, p: Pending, f: Error, now: float) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker
-        if code == 16 and ticker and p.kind in ("subscribe", "add"):
+        if p.kind == "snapshot":  # its markets wait on: the resync deadline resubscribes them
+            self.resync.requests.refused(f.id)
+        elif code == 16 and ticker and p.kind in ("subscribe", "add"):
             self.rejected.append(ticker)
             self.table.remove([ticker], now)
             self.books.pop(ticker, None)
@@ -373,6 +368,7 @@ class Session:
         removed = self.table.remove(tickers, now)
         for t in removed:
             self.books.pop(t, None)
+        self.resync.requests.forget(removed)
         self.recovery.forget(removed, now, ts_recv, self.out)
         return removed
 

@@ -151,7 +151,7 @@ class SubscriptionTable:
         self._send(WsCommand(cid, "subscribe", params))
         self.pending[cid] = Pending("subscribe", subs, tuple(markets), now)
 
-    def _update(self, sub: Sub, action: UpdateAction, markets: list[str], kind: str, now: float) -> None:
+    def _update(self, sub: Sub, action: UpdateAction, markets: list[str], kind: str, now: float) -> int:
         cid = self._id()
         self._send(
             WsCommand(
@@ -161,6 +161,7 @@ class SubscriptionTable:
             )
         )
         self.pending[cid] = Pending(kind, (sub,), tuple(markets), now)
+        return cid
 
     def _unsubscribe(self, sids: list[int], now: float) -> None:
         cid = self._id()
@@ -267,8 +268,9 @@ class SubscriptionTable:
         self._subscribe([sub.channel], (fresh,), sorted(fresh.markets), now)
         return fresh
 
-    def snapshot(self, tickers: Iterable[str], now: float) -> dict[Sub, list[str]]:
-        """get_snapshot for these markets, one command per book sid. Returns what was requested."""
+    def snapshot(self, tickers: Iterable[str], now: float) -> dict[int, tuple[Sub, list[str]]]:
+        """get_snapshot for these markets, one command per book sid. Returns what was requested,
+        by command id (the id its snapshots carry)."""
         groups: dict[Sub, list[str]] = {}
         for t in tickers:
             shard = self.market_shard.get(t)
@@ -277,10 +279,11 @@ class SubscriptionTable:
             sub = shard.subs.get(BOOK)
             if sub is not None and sub.sid:
                 groups.setdefault(sub, []).append(t)
+        sent: dict[int, tuple[Sub, list[str]]] = {}
         for sub, markets in groups.items():
             markets.sort()
-            self._update(sub, "get_snapshot", markets, "snapshot", now)
-        return groups
+            sent[self._update(sub, "get_snapshot", markets, "snapshot", now)] = (sub, markets)
+        return sent
 
     # ---- replies ---------------------------------------------------------------------------
     def on_subscribed(self, cid: int, channel: str, sid: int) -> tuple[Sub, set[str]] | None:

@@ -18,7 +18,10 @@ So nothing out of range reaches a bus encoder or the database.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+
+import msgspec
 
 from shared.kalshi import rest_models, ws
 from shared.kalshi.numbers import (
@@ -151,6 +154,8 @@ def delta(frame: ws.OrderbookDelta, conn: int, ts_recv: int, *, yes_price: bool 
         delta=signed_count(m.delta_fp),
         ts_exch=m.ts_ms if m.ts_ms is not None else frame.sending_ts_ms,
         ts_recv=ts_recv,
+        client_order_id=m.client_order_id,
+        subaccount=m.subaccount,
     )
 
 
@@ -272,9 +277,25 @@ def lifecycle(
         title=meta.title if meta is not None else None,
         yes_sub_title=meta.yes_sub_title if meta is not None else m.yes_sub_title,
         no_sub_title=meta.no_sub_title if meta is not None else None,
+        strike_type=m.strike_type if m.strike_type is not None else (meta.strike_type if meta else None),
+        floor_strike=strike_text(m.floor_strike),
+        cap_strike=strike_text(m.cap_strike),
         ts_exch=frame.sending_ts_ms,
         ts_recv=ts_recv,
     )
+
+
+_NUMBER = re.compile(rb"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,18})?([eE][-+]?[0-9]{1,3})?")
+
+
+def strike_text(raw: msgspec.Raw) -> str | None:
+    """A strike as the decimal text Kalshi wrote (a JSON number; exact, never a float)."""
+    b = bytes(raw)
+    if b == b"null":
+        return None
+    if not _NUMBER.fullmatch(b):
+        raise UnitError(f"strike {b[:40]!r} is not a plain decimal number")
+    return b.decode()
 
 
 def event_lifecycle(frame: ws.EventLifecycleFrame, ts_recv: int) -> EventLifecycle:

@@ -23,6 +23,18 @@ import msgspec
 
 from shared.messages import INT64_MAX, INT64_MIN, Int64
 
+from .ws_private import (
+    FillFrame,
+    MarketPositionFrame,
+    OrderGroupFrame,
+    QuoteAccepted,
+    QuoteCreated,
+    QuoteExecuted,
+    RfqCreated,
+    RfqDeleted,
+    UserOrderFrame,
+)
+
 Side = Literal["yes", "no"]
 Level = tuple[str, str]  # (price_dollars, count_fp)
 
@@ -133,6 +145,8 @@ class OrderbookSnapshot(_Frame, frozen=True, tag="orderbook_snapshot"):
     seq: Seq
     msg: SnapshotMsg
     sending_ts_ms: Int64 | None = None
+    #: The id of the ``get_snapshot`` this answers (December spec); 0 for a subscription's own.
+    id: Sid = 0
 
 
 class DeltaMsg(msgspec.Struct, frozen=True):
@@ -238,6 +252,9 @@ class LifecycleMsg(msgspec.Struct, frozen=True):
     price_ranges: list[PriceRangeWire] | None = None
     yes_sub_title: str | None = None
     strike_type: str | None = None
+    #: ``metadata_updated``: JSON numbers, kept raw so they are carried exactly, never as floats.
+    floor_strike: msgspec.Raw = msgspec.Raw(b"null")
+    cap_strike: msgspec.Raw = msgspec.Raw(b"null")
     additional_metadata: AdditionalMetadata | None = None
 
 
@@ -287,52 +304,8 @@ class EventFeeUpdateFrame(_Frame, frozen=True, tag="event_fee_update"):
     sending_ts_ms: Int64 | None = None
 
 
-# ---- private channels (this account's fills and positions) ------------------------------------
-
-
-class FillMsg(msgspec.Struct, frozen=True):
-    trade_id: str
-    order_id: str
-    market_ticker: str
-    yes_price_dollars: str
-    count_fp: str
-    is_taker: bool = False
-    outcome_side: Side | None = None
-    #: Deprecated by Kalshi in favour of ``outcome_side``; read when that is absent.
-    side: Side | None = None
-    book_side: Literal["bid", "ask"] | None = None
-    fee_cost: str = "0"
-    #: Deprecated by Kalshi ("buy", "sell", newer "sell_partial", "sell_to_close", "").
-    action: str = ""
-    post_position_fp: str = "0.00"
-    client_order_id: str | None = None
-    ts: Seconds | None = None
-    ts_ms: Int64 | None = None
-
-
-class FillFrame(_Frame, frozen=True, tag="fill"):
-    sid: Sid
-    msg: FillMsg
-    sending_ts_ms: Int64 | None = None
-
-
-class MarketPositionMsg(msgspec.Struct, frozen=True):
-    market_ticker: str
-    position_fp: str = "0.00"
-    position_cost_dollars: str = "0"
-    realized_pnl_dollars: str = "0"
-    fees_paid_dollars: str = "0"
-    volume_fp: str = "0.00"
-
-
-class MarketPositionFrame(_Frame, frozen=True, tag="market_position"):
-    sid: Sid
-    msg: MarketPositionMsg
-    sending_ts_ms: Int64 | None = None
-
-
 #: Every server frame Struct, in decode-union order.
-FRAME_TYPES: tuple[type[_Frame], ...] = (
+FRAME_TYPES: tuple[type[msgspec.Struct], ...] = (
     OrderbookDelta,
     OrderbookSnapshot,
     TickerFrame,
@@ -347,6 +320,13 @@ FRAME_TYPES: tuple[type[_Frame], ...] = (
     Error,
     FillFrame,
     MarketPositionFrame,
+    UserOrderFrame,
+    OrderGroupFrame,
+    RfqCreated,
+    RfqDeleted,
+    QuoteCreated,
+    QuoteAccepted,
+    QuoteExecuted,
 )
 
 ServerFrame = (
@@ -364,6 +344,13 @@ ServerFrame = (
     | Error
     | FillFrame
     | MarketPositionFrame
+    | UserOrderFrame
+    | OrderGroupFrame
+    | RfqCreated
+    | RfqDeleted
+    | QuoteCreated
+    | QuoteAccepted
+    | QuoteExecuted
 )
 
 FRAME_DECODER: msgspec.json.Decoder[ServerFrame] = msgspec.json.Decoder(ServerFrame)
@@ -391,8 +378,12 @@ UpdateAction = Literal["add_markets", "delete_markets", "get_snapshot"]
 
 
 class UpdateParams(msgspec.Struct, frozen=True, omit_defaults=True):
-    sids: list[int]
+    """Kalshi takes the subscription as ``sids`` (a list of one) or as ``sid``; kxfeed sends
+    ``sids``, and reads either (its contract tests decode the spec's examples)."""
+
     action: UpdateAction
+    sids: list[int] | None = None
+    sid: Sid | None = None
     market_tickers: list[str] | None = None
     send_initial_snapshot: bool = False
 

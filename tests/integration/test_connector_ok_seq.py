@@ -16,23 +16,12 @@ from shared.messages import Gap
 
 from .test_connector_support import metric, stack
 
-GAPS = 5
+#: Issue 15 item 5: 100 injected gaps, exactly 100 recoveries (an ok taking a number used to make
+#: every get_snapshot read as a new one-frame gap, for as long as the connector ran).
+GAPS = 100
 
 
-# Known connector bug (services/connector, not this branch's to fix; issue 15 item 5): it does not
-# read the ok's seq, so under an ok that takes a number every get_snapshot opens a new one-frame
-# gap (seen: 76->78 injected, then 79->80, 93->94, 106->107, ... for as long as it runs).
-# strict: the mark fails the suite the day the connector handles it, so it gets removed.
-LOOPS = pytest.mark.xfail(
-    strict=True, reason="connector ignores the ok's seq: its own recovery reads as a new gap, forever"
-)
-
-
-@pytest.mark.parametrize(
-    "ok_consumes_seq",
-    [False, pytest.param(True, marks=LOOPS)],
-    ids=["ok-repeats-seq", "ok-takes-seq"],
-)
+@pytest.mark.parametrize("ok_consumes_seq", [False, True], ids=["ok-repeats-seq", "ok-takes-seq"])
 def test_gaps_recover_in_band_under_either_ok_convention(tmp_path: Path, ok_consumes_seq: bool) -> None:
     async def body() -> None:
         async with stack(tmp_path, sim={"ok_consumes_seq": ok_consumes_seq}) as st:
@@ -47,7 +36,10 @@ def test_gaps_recover_in_band_under_either_ok_convention(tmp_path: Path, ok_cons
                 st.sim.faults.inject("gap", sid=sid, count=2)
                 await st.until(lambda: recovered_count() >= n, 10.0, f"gap recovery {n}")  # noqa: B023
             await st.settle()
-            recovered = [g for g in st.tap.of(Gap) if g.status == "recovered"]
+            gaps = st.tap.of(Gap)
+            recovered = [g for g in gaps if g.status == "recovered"]
+            # Exactly one gap opened per injection: none read from the connector's own recovery.
+            assert len([g for g in gaps if g.status == "open"]) == GAPS
             assert len(recovered) == GAPS and {g.method for g in recovered} == {"get_snapshot"}
             assert metric("kxfeed_ws_resubscribes_total", reason="resync_timeout") == resubs
             assert st.book_sid() == sid  # never resubscribed

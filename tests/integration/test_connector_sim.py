@@ -299,3 +299,28 @@ def test_use_yes_price_books_still_carry_no_prices(tmp_path: Path) -> None:
             assert any(d.side == "no" for d in st.tap.of(BookDelta))
 
     run(body())
+
+
+def test_trade_gap_counted_and_published_naming_channel_and_markets(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with stack(tmp_path) as st:
+            await asyncio.sleep(0.3)
+            s = st.worker.session
+            assert s is not None
+            (tsid,) = {sub.sid for sub in s.table.by_sid.values() if sub.channel == "trade"}
+            gaps = metric("kxfeed_ws_gaps_total", reason="trade_seq")
+            st.sim.faults.inject("gap", sid=tsid, count=2)
+
+            def trade_gaps() -> list[Gap]:
+                return [g for g in st.tap.of(Gap) if g.reason == "trade_seq"]
+
+            await st.until(lambda: bool(trade_gaps()), 20.0, "a trade gap")
+            (g,) = trade_gaps()
+            assert g.sid == tsid and g.status == "open" and g.received == g.expected + 2
+            assert g.tickers == []  # not books (see services/connector/streams.py)
+            assert metric("kxfeed_ws_gaps_total", reason="trade_seq") - gaps == 1
+            # No book was disturbed by it: nothing INVALID, books still the exchange's.
+            await st.settle()
+            st.assert_books_match_truth()
+
+    run(body())

@@ -69,3 +69,22 @@ def test_updated_meta_keeps_untouched_fields() -> None:
     )
     assert m.yes_sub_title == "AFC Bournemouth"
     assert (m.price_ranges, m.title, m.close_ms) == (CENT, "Bournemouth vs Newcastle", 1)
+
+
+def test_metadata_updated_strikes_reach_the_market_meta() -> None:
+    m = updated_meta(
+        _meta(),
+        MarketLifecycle(
+            ticker=T,
+            event_type="metadata_updated",
+            strike_type="between",
+            floor_strike="95000",
+            cap_strike="95250",
+        ),
+    )
+    assert (m.strike_type, m.floor_strike, m.cap_strike) == ("between", "95000", "95250")
+    assert (m.price_ranges, m.title, m.yes_sub_title) == (
+        CENT,
+        "Bournemouth vs Newcastle",
+        _meta().yes_sub_title,
+    )

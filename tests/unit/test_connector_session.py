@@ -224,11 +224,11 @@ def test_malformed_frames_counted_and_stream_unharmed() -> None:
     sid = with_books(sc, A, B)
     json_bad = counted(sc.s, "bad_frames", "json")
     schema_bad = counted(sc.s, "bad_frames", "schema")
-    unknown = counted(sc.s, "unknown_types", "rfq_created")
+    unknown = counted(sc.s, "unknown_types", "cfbenchmarks_value")
     out = sc.feed(
         b"{not json",
         b'{"type":"orderbook_delta","sid":1,"seq":3,"msg":{"market_ticker":"X"}}',
-        b'{"type":"rfq_created","sid":9,"msg":{}}',
+        b'{"type":"cfbenchmarks_value","sid":9,"msg":{}}',
         b"\xff\xfe",
         b"[1, 2, 3]",
         delta(sid, 4, A, "0.40", "1.00"),
@@ -237,8 +237,8 @@ def test_malformed_frames_counted_and_stream_unharmed() -> None:
     assert kinds(out) == ["delta"]
     assert counted(sc.s, "bad_frames", "json") - json_bad == 2
     assert counted(sc.s, "bad_frames", "schema") - schema_bad == 2
-    assert counted(sc.s, "unknown_types", "rfq_created") - unknown == 1
-    assert "rfq_created" in sc.s.faults.unknown_types
+    assert counted(sc.s, "unknown_types", "cfbenchmarks_value") - unknown == 1
+    assert "cfbenchmarks_value" in sc.s.faults.unknown_types
 
 
 def test_bad_units_in_a_delta_break_that_market_only() -> None:

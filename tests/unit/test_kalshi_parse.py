@@ -342,3 +342,33 @@ def test_signed_count_roundtrip(hundredths: int) -> None:
     sign = "-" if hundredths < 0 else ""
     text = f"{sign}{abs(hundredths) // 100}.{abs(hundredths) % 100:02d}"
     assert parse.signed_count(text) == hundredths
+
+
+def test_metadata_updated_carries_its_strikes_exactly() -> None:
+    # The December AsyncAPI's example: strikes are JSON numbers, kept as their text.
+    raw = (
+        b'{"type":"market_lifecycle_v2","sid":13,"seq":5,"msg":{"event_type":"metadata_updated",'
+        b'"market_ticker":"KXBTC-25APR30-T0915-B95000","strike_type":"between","floor_strike":95000,'
+        b'"cap_strike":95250.125}}'
+    )
+    f = ws.FRAME_DECODER.decode(raw)
+    assert isinstance(f, ws.MarketLifecycleFrame)
+    m = parse.lifecycle(f, 1)
+    assert (m.strike_type, m.floor_strike, m.cap_strike) == ("between", "95000", "95250.125")
+    bare = ws.FRAME_DECODER.decode(raw.replace(b',"floor_strike":95000,"cap_strike":95250.125', b""))
+    assert parse.lifecycle(bare, 1).floor_strike is None  # type: ignore[arg-type]
+    with pytest.raises(parse.UnitError):
+        parse.lifecycle(
+            ws.FRAME_DECODER.decode(raw.replace(b'"floor_strike":95000', b'"floor_strike":"x"')), 1
+        )  # type: ignore[arg-type]
+
+
+def test_a_delta_of_ones_own_order_keeps_client_order_id_and_subaccount() -> None:
+    raw = (
+        b'{"type":"orderbook_delta","sid":2,"seq":3,"msg":{"market_ticker":"M","market_id":"i",'
+        b'"price_dollars":"0.96","delta_fp":"-54.00","side":"yes","client_order_id":"mine-1","subaccount":3}}'
+    )
+    f = ws.FRAME_DECODER.decode(raw)
+    assert isinstance(f, ws.OrderbookDelta)
+    d = parse.delta(f, 1, 1)
+    assert (d.client_order_id, d.subaccount) == ("mine-1", 3)

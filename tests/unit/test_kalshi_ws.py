@@ -39,6 +39,13 @@ EXPECTED = {
     "ws_fill.json": ws.FillFrame,
     "ws_fill_outcome_side.json": ws.FillFrame,
     "ws_market_position.json": ws.MarketPositionFrame,
+    "ws_user_order.json": ws.UserOrderFrame,
+    "ws_order_group_updates.json": ws.OrderGroupFrame,
+    "ws_rfq_created.json": ws.RfqCreated,
+    "ws_rfq_deleted.json": ws.RfqDeleted,
+    "ws_quote_created.json": ws.QuoteCreated,
+    "ws_quote_accepted.json": ws.QuoteAccepted,
+    "ws_quote_executed.json": ws.QuoteExecuted,
 }
 
 
@@ -109,7 +116,7 @@ def test_unknown_fields_are_ignored() -> None:
 def test_unknown_type_versus_malformed() -> None:
     with pytest.raises(msgspec.ValidationError):
         ws.FRAME_DECODER.decode(load("ws_unknown_type.json"))
-    assert envelope.frame_type(load("ws_unknown_type.json")) == ("rfq_created", 15, None)
+    assert envelope.frame_type(load("ws_unknown_type.json")) == ("cfbenchmarks_value", 1, 42)
     assert envelope.frame_type(b"{not json") is None
     assert envelope.frame_type(b"[1, 2]") is None
     assert envelope.frame_type(b'{"type": 5}') is None

@@ -19,6 +19,7 @@ from shared.messages import (
     BookDelta,
     Gap,
     Heartbeat,
+    MarketLifecycle,
     json_schema,
     to_jsonable,
 )
@@ -102,7 +103,8 @@ def test_header_is_last_and_jsonable_names_fields() -> None:
         ticker="T", market_id="m", conn=1, sid=2, xseq=3, side="no", price=4300, delta=-250, ts_recv=9
     )
     raw = msgspec.msgpack.decode(BATCH_ENCODER.encode([d]))[0]
-    assert raw[0] == "delta" and raw[-1] == 9  # tag first, ts_recv last
+    # Tag first, then the header, then only fields added later (client_order_id, subaccount).
+    assert raw[0] == "delta" and raw[-3] == 9 and raw[-2:] == [None, None]
     j = to_jsonable(d)
     assert j["kind"] == "delta" and j["price"] == 4300 and j["side"] == "no"
 
@@ -117,3 +119,36 @@ def test_rejects_wrong_types() -> None:
     bad = msgspec.msgpack.encode([["delta", "T", "m", 1, 2, 3, "maybe", 1, 1, "", 0, 0, None, 0]])
     with pytest.raises(msgspec.ValidationError):
         BATCH_DECODER.decode(bad)
+
+
+def test_fields_added_after_the_header_leave_older_payloads_decodable() -> None:
+    """A payload written before client_order_id/subaccount (BookDelta) and the strikes
+    (MarketMeta, MarketLifecycle) existed: the header still lands in the header."""
+    old_delta = ["delta", "T", "m", 1, 2, 3, "no", 4300, -250, "pub-1", 7, 8, None, 9]
+    old_life = ["lifecycle", "T", "metadata_updated", *([None] * 12), "pub-1", 7, 8, None, 9]
+    (d, life) = BATCH_DECODER.decode(msgspec.msgpack.encode([old_delta, old_life]))
+    assert isinstance(d, BookDelta) and (d.pub, d.seq, d.ts_recv, d.client_order_id, d.subaccount) == (
+        "pub-1",
+        8,
+        9,
+        None,
+        None,
+    )
+    assert isinstance(life, MarketLifecycle) and (life.pub, life.ts_recv, life.floor_strike) == (
+        "pub-1",
+        9,
+        None,
+    )
+    new = BookDelta(
+        ticker="T",
+        market_id="m",
+        conn=1,
+        sid=2,
+        xseq=3,
+        side="no",
+        price=1,
+        delta=1,
+        client_order_id="c",
+        subaccount=2,
+    )
+    assert BATCH_DECODER.decode(BATCH_ENCODER.encode([new])) == [new]
