@@ -24,7 +24,9 @@ DOC_END = "<!-- end of generated field order -->"
 POSITIONAL = (
     "Every message is a msgspec array_like Struct: a POSITIONAL msgpack array, not a map. "
     "Element 0 is the kind tag; then the kind's own fields, then the header (pub, epoch, seq, "
-    "ts_exch, ts_recv), in the order x-kxfeed-fields and each prefixItems title give. A payload "
+    "ts_exch, ts_recv), then any field appended to the kind later (after the header, with a "
+    "default, so older payloads still decode: trade's source), in the order x-kxfeed-fields and "
+    "each prefixItems title give. A payload "
     "(one ZeroMQ frame) is an array of such messages, all of the frame's topic."
 )
 

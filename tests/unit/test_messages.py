@@ -19,6 +19,8 @@ from shared.messages import (
     BookDelta,
     Gap,
     Heartbeat,
+    Message,
+    Trade,
     json_schema,
     to_jsonable,
 )
@@ -117,3 +119,15 @@ def test_rejects_wrong_types() -> None:
     bad = msgspec.msgpack.encode([["delta", "T", "m", 1, 2, 3, "maybe", 1, 1, "", 0, 0, None, 0]])
     with pytest.raises(msgspec.ValidationError):
         BATCH_DECODER.decode(bad)
+
+
+def test_a_trade_from_before_source_decodes_as_ws() -> None:
+    """``Trade.source`` was appended with a default: a payload of the older layout (one
+    field shorter) still decodes, as a live-channel trade."""
+    t = Trade(trade_id="x", ticker="T", yes_price=1, no_price=2, count=3, taker_side="yes", ts_recv=9)
+    fields = msgspec.msgpack.decode(msgspec.msgpack.encode(t))
+    assert fields[-1] == "ws"
+    old = msgspec.msgpack.encode(fields[:-1])
+    assert msgspec.msgpack.decode(old, type=Message) == t
+    rest = msgspec.structs.replace(t, source="rest")
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(rest), type=Message) == rest
