@@ -21,7 +21,7 @@ from services.gapfill.worker import GapfillWorker
 from services.writer.worker import WriterWorker
 from shared.messages import Gap, Trade
 from shared.store.engine import make_engine
-from shared.store.schema import trades
+from shared.store.schema import gaps, trades
 
 from .test_poller_support import Rig, metric, rig
 
@@ -153,6 +153,14 @@ def test_trades_missed_while_disconnected_or_killed_are_backfilled_once(tmp_path
                         break
                     await asyncio.sleep(0.2)
                 assert now_stored == want
+                async with engine.connect() as c:
+                    rows = await c.execute(
+                        select(gaps.c.status, gaps.c.reason).where(gaps.c.method == "rest_trades")
+                    )
+                    stored_windows = rows.all()
+                # The windows are in the gaps table too (what `kxfeed gaps` reads).
+                assert len(stored_windows) == len(records(r)) >= 2
+                assert {st for st, _ in stored_windows} == {"recovered"}
             finally:
                 await engine.dispose()
 
