@@ -83,8 +83,11 @@ class TradeBackfill:
                 self._trigger(m.tickers, m.reason, now, conn=m.conn, sid=m.sid, expected=m.expected)
             else:  # a book gap: the connection dropped frames, trades may be gone too
                 self._trigger(None, m.reason, now, conn=m.conn)
-        elif isinstance(m, BookState) and connector and not m.valid and m.reason == "disconnect":
-            self._trigger(None, "disconnect", now, conn=m.conn)
+        elif isinstance(m, BookState) and connector:
+            if m.valid:  # a fresh snapshot: the connection is back
+                self.ledger.back(now)
+            elif m.reason == "disconnect":
+                self._trigger(None, "disconnect", now, conn=m.conn)
 
     def _trigger(
         self, tickers: list[str] | None, reason: str, now: float, *, pub: str = "", **key: int

@@ -7,7 +7,11 @@ markets; a book Gap, a disconnect or a connector restart: every market) opens a
 REST times are whole seconds and two trades can share a millisecond). The window ends at the
 first trade seen after the trigger (the stream is live again from there on), or, when none
 comes within ``wait_s``, at the time it is fetched. It is fetched ``settle_s`` after it
-ended, so every live trade up to its end has arrived and been seen. :meth:`TradeLedger.missing`
+ended, so every live trade up to its end has arrived and been seen. A window fetched on the
+``wait_s`` timeout while the connection is not known to be back (no live trade, no valid
+book since the trigger: a long outage) leaves a follow-up window from its end, which waits
+for the connection (:meth:`TradeLedger.back`) however long that takes, so the trades of the
+rest of the outage are fetched too. :meth:`TradeLedger.missing`
 then keeps the REST trades inside the window, of its markets, whose ids were not seen.
 
 Pure: ``now`` is monotonic seconds, ``*_ms`` are Unix milliseconds; no sockets, no clocks.
@@ -53,6 +57,10 @@ class Pending:
     expected: int = 0
     end_ms: int | None = None
     ended_at: float | None = None
+    #: When the connection was seen back (a valid book) after the trigger.
+    back_at: float | None = None
+    #: A follow-up of a window fetched mid-outage: waits for the connection, not ``wait_s``.
+    follow_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class TradeLedger:
         for p in self.pending if live else ():
             if p.end_ms is None:  # the first live trade after the trigger: live again from here
                 p.end_ms, p.ended_at = max(t.ts_ms, p.start_ms), now
+                p.back_at = now if p.back_at is None else p.back_at
         if t.trade_id in self.ids:
             return False
         self.ids[t.trade_id] = None
@@ -105,6 +114,14 @@ class TradeLedger:
         if t.ts_ms > self.newest_ms.get(t.ticker, -1):
             self.newest_ms[t.ticker] = t.ts_ms
         return True
+
+    def back(self, now: float) -> None:
+        """The connection is back (a valid book from the connector). Not an end: the trade
+        subscription may come a little later; a window with no live trade ``wait_s`` after
+        this ends when it is fetched."""
+        for p in self.pending:
+            if p.end_ms is None and p.back_at is None:
+                p.back_at = now
 
     def publisher(self, pub: str, epoch: int) -> bool:
         """A connector's message: True when its epoch changed (a new process: a restart)."""
@@ -158,8 +175,19 @@ class TradeLedger:
             if p.ended_at is not None and now - p.ended_at >= self.settle_s:
                 assert p.end_ms is not None
                 out.append(self._window(p, p.end_ms))
-            elif p.ended_at is None and now - p.opened_at >= self.wait_s:
-                out.append(self._window(p, max(now_ms, p.start_ms)))
+            elif p.ended_at is None and now - (p.back_at or p.opened_at) >= self.wait_s:
+                if p.back_at is None and p.follow_up:
+                    keep.append(p)  # mid-outage already fetched once: wait for the connection
+                    continue
+                end = max(now_ms, p.start_ms)
+                out.append(self._window(p, end))
+                if p.back_at is None:  # still down as far as we know: the rest comes later
+                    keep.append(
+                        Pending(
+                            p.tickers, p.reason, end - self.overlap_ms, p.detected_ms, now,
+                            conn=p.conn, follow_up=True,  # a window of its own: keyed by its start
+                        )
+                    )  # fmt: skip
             else:
                 keep.append(p)
         self.pending = keep

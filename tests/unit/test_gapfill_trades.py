@@ -97,3 +97,28 @@ def test_a_new_connector_epoch_is_a_restart_the_first_is_not() -> None:
     assert not lg.publisher("connector", 100)
     assert lg.publisher("connector", 200)
     assert not lg.publisher("connector-2", 5)  # another connector's first message
+
+
+def test_a_long_outage_is_fetched_at_wait_s_and_again_once_the_connection_is_back() -> None:
+    lg = ledger(wait_s=5.0, settle_s=1.0)
+    lg.seen(tr(1), 0.0)
+    lg.trigger(None, "disconnect", T0 + 1500, 1.0, conn=3)
+    (w1,) = lg.due(6.0, T0 + 6000)  # nothing back yet: what REST has so far
+    assert (w1.start_ms, w1.end_ms) == (T0 - 1000, T0 + 6000)
+    (p,) = lg.pending  # the rest of the outage
+    assert p.follow_up and p.start_ms == T0 + 6000 - 2000 and p.conn == 3
+    assert lg.due(60.0, T0 + 60_000) == []  # still down: no timeout for a follow-up
+    lg.back(61.0)  # a valid book: the connection is back, but no live trade yet
+    assert lg.due(65.9, T0 + 65_900) == []
+    (w2,) = lg.due(66.0, T0 + 66_000)
+    assert (w2.start_ms, w2.end_ms) == (T0 + 4000, T0 + 66_000) and lg.pending == []
+
+
+def test_a_live_trade_after_the_connection_is_back_still_ends_the_window() -> None:
+    lg = ledger(wait_s=5.0)
+    lg.seen(tr(1), 0.0)
+    lg.trigger(None, "disconnect", T0 + 1500, 1.0)
+    lg.back(2.0)
+    lg.seen(tr(3), 3.0)
+    (w,) = lg.due(4.0, T0 + 4000)
+    assert w.end_ms == T0 + 3000 and lg.pending == []
