@@ -3,7 +3,7 @@
 The gap filler follows the ``trade.`` stream. :class:`TradeLedger` remembers the newest
 trade time seen and a bounded set of recent trade ids. A trigger (a trade-channel Gap: its
 markets; a book Gap, a disconnect or a connector restart: every market) opens a
-:class:`Pending` window starting at the newest trade seen before it (less an overlap, since
+:class:`OpenWindow` starting at the newest trade seen before it (less an overlap, since
 REST times are whole seconds and two trades can share a millisecond). The window ends at the
 first trade seen after the trigger (the stream is live again from there on), or, when none
 comes within ``wait_s``, at the time it is fetched. It is fetched ``settle_s`` after it
@@ -43,7 +43,7 @@ class SeenTrade(NamedTuple):
 
 
 @dataclass
-class Pending:
+class OpenWindow:
     """A window of possibly missed trades. ``tickers`` None = every market."""
 
     tickers: set[str] | None
@@ -80,8 +80,10 @@ class Window:
 
     @property
     def rest_range_s(self) -> tuple[int, int]:
-        """REST's ``min_ts``/``max_ts`` (inclusive whole seconds) covering the window."""
-        return self.start_ms // 1000, -(-self.end_ms // 1000)
+        """REST's ``min_ts``/``max_ts`` (whole seconds) covering the window, one second wider
+        at the end: the spec says only "before"/"after", so a bound may be exclusive; what the
+        wider range brings beyond the window is filtered out by :meth:`TradeLedger.missing`."""
+        return self.start_ms // 1000, self.end_ms // 1000 + 1
 
 
 @dataclass
@@ -96,7 +98,7 @@ class TradeLedger:
     newest_ms: dict[str, int] = field(default_factory=dict)
     ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered: oldest first
     epochs: dict[str, int] = field(default_factory=dict)
-    pending: list[Pending] = field(default_factory=list)
+    pending: list[OpenWindow] = field(default_factory=list)
 
     # ---- what was seen -------------------------------------------------------------------------
     def seen(self, t: SeenTrade, now: float, *, live: bool = True) -> bool:
@@ -154,7 +156,7 @@ class TradeLedger:
                     p.reason = f"{p.reason}+{reason}"
                 return
         self.pending.append(
-            Pending(wanted, reason, start, now_ms, now, conn=conn, sid=sid, expected=expected)
+            OpenWindow(wanted, reason, start, now_ms, now, conn=conn, sid=sid, expected=expected)
         )
 
     def _newest(self, tickers: set[str] | None) -> int:
@@ -170,7 +172,7 @@ class TradeLedger:
     def due(self, now: float, now_ms: int) -> list[Window]:
         """Windows to fetch now (they leave the ledger; a failed fetch is the caller's retry)."""
         out: list[Window] = []
-        keep: list[Pending] = []
+        keep: list[OpenWindow] = []
         for p in self.pending:
             if p.ended_at is not None and now - p.ended_at >= self.settle_s:
                 assert p.end_ms is not None
@@ -183,7 +185,7 @@ class TradeLedger:
                 out.append(self._window(p, end))
                 if p.back_at is None:  # still down as far as we know: the rest comes later
                     keep.append(
-                        Pending(
+                        OpenWindow(
                             p.tickers, p.reason, end - self.overlap_ms, p.detected_ms, now,
                             conn=p.conn, follow_up=True,  # a window of its own: keyed by its start
                         )
@@ -193,7 +195,7 @@ class TradeLedger:
         self.pending = keep
         return out
 
-    def _window(self, p: Pending, end_ms: int) -> Window:
+    def _window(self, p: OpenWindow, end_ms: int) -> Window:
         start = p.start_ms
         capped = end_ms - start > self.max_window_ms
         if capped:

@@ -102,7 +102,7 @@ def test_a_window_publishes_the_unseen_trades_and_its_record() -> None:
     tb.on_message(live(1, "A", T0 + 1000), 0.0)
     w = Window(None, "disconnect", T0, T0 + 3000, T0 + 1500, False, conn=2)
     asyncio.run(tb.backfill(w))
-    assert rest.calls == [{"min_ts": T0 // 1000, "max_ts": (T0 + 3000) // 1000}]  # one call, every market
+    assert rest.calls == [{"min_ts": T0 // 1000, "max_ts": (T0 + 3000) // 1000 + 1}]  # one call, every market
     *trades, rec = out
     assert [(t.trade_id, t.source) for t in trades if isinstance(t, Trade)] == [
         ("t2", "rest"),

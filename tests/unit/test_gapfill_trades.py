@@ -25,7 +25,7 @@ def test_a_disconnect_window_runs_from_the_newest_trade_seen_to_the_first_after_
     assert lg.due(5.5, T0 + 9500) == []  # settling: live trades up to the end still arriving
     (w,) = lg.due(6.0, T0 + 10_000)
     assert w == Window(None, "disconnect", T0 + 2000 - 2000, T0 + 9000, T0 + 2500, False)
-    assert w.rest_range_s == ((T0 // 1000), (T0 + 9000) // 1000)
+    assert w.rest_range_s == ((T0 // 1000), (T0 + 9000) // 1000 + 1)
     assert lg.pending == []
     rest = [tr(9), tr(8, "B"), tr(5), tr(2, "B"), tr(1), tr(0, ts=T0 - 5000), tr(10, ts=T0 + 9001)]
     # Seen ids (1, 2, 9) and trades outside the window (0, 10) are not missing; oldest first.
