@@ -5,7 +5,7 @@ Split out of ``shared.config`` (which re-exports every name) to keep modules sma
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -236,6 +236,10 @@ class GapfillConfig(WorkerBase, frozen=True, kw_only=True):
     rest_budget_share: float = 0.3
     rest_timeout_s: float = 10.0
     rest_max_retries: int = 5
+    #: Trades missed in a trade gap, a disconnect or a connector restart are backfilled from
+    #: ``/markets/trades``, at most this many seconds back from the window's end: a long outage
+    #: is not paged through without bound (what lies before is counted and logged as capped).
+    trade_backfill_max_s: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 900.0
 
 
 class ArbConfig(WorkerBase, frozen=True, kw_only=True):

@@ -133,7 +133,9 @@ class Ticker(_Header, frozen=True, tag="ticker"):
     dollar_open_interest: Int64
 
 
-class Trade(_Header, frozen=True, tag="trade"):
+class _TradeFields(_Header, frozen=True):
+    """Trade's fields as first published (a base only: not a bus kind of its own)."""
+
     trade_id: str
     ticker: str
     yes_price: Int64
@@ -141,6 +143,18 @@ class Trade(_Header, frozen=True, tag="trade"):
     count: Int64
     taker_side: Side
     is_block_trade: bool = False
+
+
+class Trade(_TradeFields, frozen=True, kw_only=True, tag="trade"):
+    """One trade. ``source`` is "ws" from the live channel, "rest" when the gap filler
+    backfilled it from ``/markets/trades`` after trades may have been missed.
+
+    ``source`` is keyword-only so it sits after the header, the LAST element of the
+    positional array: a payload from before it (one element shorter) still decodes, as "ws".
+    A plain field would land before the header and shift it.
+    """
+
+    source: Source = "ws"
 
 
 class Fill(_Header, frozen=True, tag="fill"):

@@ -38,3 +38,16 @@ STORED_MISSING = Gauge(
 AUDITED = Gauge(
     "kxfeed_gapfill_audited_subscriptions", "Subscriptions (connection, sid) the last audit covered"
 )
+TRADES_BACKFILLED = Counter(
+    "kxfeed_gapfill_trades_backfilled_total", "Trades the live channel missed, published from REST"
+)
+TRADE_WINDOWS = Counter(
+    "kxfeed_gapfill_trade_windows_total",
+    "Trade backfill windows fetched, by result (ok, capped: longer than trade_backfill_max_s)",
+    ["result"],
+)
+TRADE_FAILURES = Counter(
+    "kxfeed_gapfill_trade_failures_total", "Trade backfill windows whose REST fetch failed for good"
+)
+TRADE_RETRIES = Counter("kxfeed_gapfill_trade_retries_total", "Trade backfill REST fetches retried")
+BAD_TRADES = Counter("kxfeed_gapfill_bad_trades_total", "REST trades with unreadable fields (skipped)")

@@ -12,8 +12,10 @@
   connector request) the same way; the control socket takes ``snapshot {"tickers": [..]}``.
 - Every ``audit_interval_s`` audits what the writer stored: sequence holes per
   subscription, explained or not by a recorded gap (metrics; ``kxfeed gaps`` shows them).
+- Backfills trades the live channel may have missed (a trade gap, a disconnect, a connector
+  restart) from ``/markets/trades``: published with source rest (see :mod:`.tradefill`).
 
-Durable: snapshots and gap records are journaled before they are published.
+Durable: snapshots, backfilled trades and gap records are journaled before they are published.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from shared.units import UnitError
 from . import metrics as M
 from .books import rest_snapshot
 from .tracker import GapTracker
+from .tradefill import TradeBackfill
 
 _TICK_S = 0.05
 
@@ -61,8 +64,11 @@ class GapfillWorker(Actor):
         self.tracker = GapTracker(gc.rest_after)
         self.requested: set[str] = set()
         self.fetched_at: dict[str, float] = {}
-        self.sub = self.subscriber(["gap.", "bookstate.", f"ctl.{self.name}"])
+        self.sub = self.subscriber(["gap.", "bookstate.", "trade.", f"ctl.{self.name}"])
         self.burst = BurstLog(self.log)
+        self.trades = TradeBackfill(
+            self.rest, gc.trade_backfill_max_s, self.worker_id, self.burst, self._publish
+        )
         self.engine: AsyncEngine | None = None
         self.counts = {"rest_repairs": 0, "rest_snapshots": 0, "rest_failures": 0, "requests": 0, "audits": 0}
         self.last_audit: dict[str, int] = {}
@@ -72,6 +78,7 @@ class GapfillWorker(Actor):
 
     async def main(self) -> None:
         self.spawn(self._bus_loop(), name="bus")
+        self.spawn(self.trades.run(), name="trades")
         if self.gc.audit_interval_s > 0:
             self.spawn(self._audit_loop(), name="audit")
         await self._repair_loop()
@@ -88,6 +95,7 @@ class GapfillWorker(Actor):
             return {}  # the control socket answers before setup has run
         return {
             **self.counts,
+            **self.trades.counts,
             "open_gaps": len(self.tracker.open),
             "pending_markets": self.tracker.pending(),
             **{f"audit_{k}": v for k, v in self.last_audit.items()},
@@ -134,6 +142,7 @@ class GapfillWorker(Actor):
             now = time.monotonic()
             out: list[Message] = []
             for m in msgs:
+                self.trades.on_message(m, now)
                 if isinstance(m, Gap):
                     self._gap(m, now)
                 elif isinstance(m, BookState) and m.valid and m.pub.startswith("connector"):
@@ -143,6 +152,10 @@ class GapfillWorker(Actor):
                     self.request(list(m.tickers), "bus")
             if out and self.pub is not None:
                 self.pub.publish_many(out)
+
+    def _publish(self, msgs: list[Message]) -> None:
+        if msgs and self.pub is not None:
+            self.pub.publish_many(msgs)
 
     def _for_me(self, c: Control) -> bool:
         return c.target in (self.name, self.worker_id) and c.cmd == "snapshot" and bool(c.tickers)

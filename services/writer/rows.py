@@ -221,6 +221,7 @@ def _trade(b: BatchBuilder, m: Trade) -> None:
     row = _trade_of(
         trade_id=m.trade_id, ticker=m.ticker, yes_price=m.yes_price, no_price=m.no_price,
         count=m.count, taker_side=m.taker_side, is_block_trade=m.is_block_trade, ts=ts, recv=recv,
+        source=m.source,
     )  # fmt: skip
     b.rows["trades"].append(row)
 

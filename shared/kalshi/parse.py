@@ -77,6 +77,7 @@ __all__ = [
     "parse_price",
     "price",
     "price_ranges",
+    "rest_trade",
     "rfc3339_ms",
     "seconds_to_ms",
     "signed_count",
@@ -214,6 +215,30 @@ def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
         is_block_trade=m.is_block_trade,
         ts_exch=_event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
+    )
+
+
+def rest_trade(t: rest_models.RestTrade, ts_recv: int) -> Trade:
+    """A ``/markets/trades`` trade as a bus Trade, source rest (backfilled: the live channel
+    missed it). ``ts_exch`` is its ``created_time``. Raises UnitError on a trade without a
+    taker side or a time, or a price or count finer than its unit."""
+    side = t.outcome_side
+    if side is None:
+        raise UnitError("trade without a taker side")
+    created = rfc3339_ms(t.created_time)
+    if created is None:
+        raise UnitError("trade without a created_time")
+    return Trade(
+        trade_id=t.trade_id,
+        ticker=t.ticker,
+        yes_price=price(t.yes_price_dollars),
+        no_price=price(t.no_price_dollars),
+        count=count(t.count_fp),
+        taker_side=side,
+        is_block_trade=t.is_block_trade,
+        ts_exch=created,
+        ts_recv=ts_recv,
+        source="rest",
     )
 
 

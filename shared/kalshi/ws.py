@@ -17,12 +17,13 @@ rejects some combinations (``market_ticker`` with ``market_tickers``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-from shared.messages import INT64_MAX, INT64_MIN, Int64
+from shared.messages import Int64
 
+from .ws_base import Frame, Seconds, Seq, Sid, Side
 from .ws_private import (
     FillFrame,
     MarketPositionFrame,
@@ -35,18 +36,7 @@ from .ws_private import (
     UserOrderFrame,
 )
 
-Side = Literal["yes", "no"]
 Level = tuple[str, str]  # (price_dollars, count_fp)
-
-# Every integer on the wire is bounded where it is decoded, by what kxfeed derives from it:
-# a value the bus or a BIGINT cannot hold fails the decode as a ValidationError that
-# shared.kalshi.envelope.is_range_error recognises, so no OverflowError can surface later at bus encode.
-#: A sid, a command id.
-Sid = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
-#: A per-sid seq: ``seq + 1`` (the next expected) must still fit.
-Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX - 1)]
-#: Unix seconds: kxfeed stores them as ms, so ``ts * 1000`` must fit.
-Seconds = Annotated[int, msgspec.Meta(ge=INT64_MIN // 1000 + 1, le=INT64_MAX // 1000)]
 
 #: Error codes after which the subscription is dead and must be made again.
 TERMINAL_ERRORS = frozenset({10, 25})
@@ -66,10 +56,6 @@ def error_class(code: int) -> str:
     return "retired" if code in RETIRED_ERRORS else "unknown"
 
 
-class _Frame(msgspec.Struct, tag_field="type", frozen=True):
-    pass
-
-
 # ---- replies to commands --------------------------------------------------------------------
 
 
@@ -78,12 +64,12 @@ class SubscribedMsg(msgspec.Struct, frozen=True):
     sid: Sid
 
 
-class Subscribed(_Frame, frozen=True, tag="subscribed"):
+class Subscribed(Frame, frozen=True, tag="subscribed"):
     msg: SubscribedMsg
     id: Sid = 0
 
 
-class Unsubscribed(_Frame, frozen=True, tag="unsubscribed"):
+class Unsubscribed(Frame, frozen=True, tag="unsubscribed"):
     sid: Sid
     id: Sid = 0
     seq: Seq | None = None
@@ -99,7 +85,7 @@ class OkMsg(msgspec.Struct, frozen=True):
     market_ids: list[str] | None = None
 
 
-class Ok(_Frame, frozen=True, tag="ok"):
+class Ok(Frame, frozen=True, tag="ok"):
     """Reply to update_subscription (``msg`` an object) or list_subscriptions (``msg`` a list)."""
 
     id: Sid = 0
@@ -119,7 +105,7 @@ class ErrorMsg(msgspec.Struct, frozen=True):
     sid: Sid | None = None
 
 
-class Error(_Frame, frozen=True, tag="error"):
+class Error(Frame, frozen=True, tag="error"):
     """A failed command (``id`` set) or an error on a live subscription (``sid``, and then
     possibly the ``seq`` it takes in that sid's sequence)."""
 
@@ -140,7 +126,7 @@ class SnapshotMsg(msgspec.Struct, frozen=True):
     no_dollars_fp: list[Level] = []
 
 
-class OrderbookSnapshot(_Frame, frozen=True, tag="orderbook_snapshot"):
+class OrderbookSnapshot(Frame, frozen=True, tag="orderbook_snapshot"):
     sid: Sid
     seq: Seq
     msg: SnapshotMsg
@@ -160,7 +146,7 @@ class DeltaMsg(msgspec.Struct, frozen=True):
     subaccount: Int64 | None = None
 
 
-class OrderbookDelta(_Frame, frozen=True, tag="orderbook_delta"):
+class OrderbookDelta(Frame, frozen=True, tag="orderbook_delta"):
     sid: Sid
     seq: Seq
     msg: DeltaMsg
@@ -188,7 +174,7 @@ class TickerMsg(msgspec.Struct, frozen=True):
     ts_ms: Int64 | None = None
 
 
-class TickerFrame(_Frame, frozen=True, tag="ticker"):
+class TickerFrame(Frame, frozen=True, tag="ticker"):
     sid: Sid
     msg: TickerMsg
     sending_ts_ms: Int64 | None = None
@@ -208,7 +194,7 @@ class TradeMsg(msgspec.Struct, frozen=True):
     ts_ms: Int64 | None = None
 
 
-class TradeFrame(_Frame, frozen=True, tag="trade"):
+class TradeFrame(Frame, frozen=True, tag="trade"):
     sid: Sid
     msg: TradeMsg
     seq: Seq | None = None
@@ -258,14 +244,14 @@ class LifecycleMsg(msgspec.Struct, frozen=True):
     additional_metadata: AdditionalMetadata | None = None
 
 
-class MarketLifecycleFrame(_Frame, frozen=True, tag="market_lifecycle_v2"):
+class MarketLifecycleFrame(Frame, frozen=True, tag="market_lifecycle_v2"):
     sid: Sid
     msg: LifecycleMsg
     seq: Seq | None = None
     sending_ts_ms: Int64 | None = None
 
 
-class MultivariateLifecycleFrame(_Frame, frozen=True, tag="multivariate_market_lifecycle"):
+class MultivariateLifecycleFrame(Frame, frozen=True, tag="multivariate_market_lifecycle"):
     sid: Sid
     msg: LifecycleMsg
     seq: Seq | None = None
@@ -283,7 +269,7 @@ class EventLifecycleMsg(msgspec.Struct, frozen=True):
     strike_period: str | None = None
 
 
-class EventLifecycleFrame(_Frame, frozen=True, tag="event_lifecycle"):
+class EventLifecycleFrame(Frame, frozen=True, tag="event_lifecycle"):
     sid: Sid
     msg: EventLifecycleMsg
     seq: Seq | None = None
@@ -297,7 +283,7 @@ class FeeUpdateMsg(msgspec.Struct, frozen=True):
     fee_multiplier_override: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class EventFeeUpdateFrame(_Frame, frozen=True, tag="event_fee_update"):
+class EventFeeUpdateFrame(Frame, frozen=True, tag="event_fee_update"):
     sid: Sid
     msg: FeeUpdateMsg
     seq: Seq | None = None

@@ -11,21 +11,13 @@ rolls it out), checked like the other sequenced channels.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
-from shared.messages import INT64_MAX, INT64_MIN, Int64
+from shared.messages import Int64
 
-# As shared.kalshi.ws bounds them (that module imports this one, so they are repeated here).
-Sid = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
-Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX - 1)]
-Seconds = Annotated[int, msgspec.Meta(ge=INT64_MIN // 1000 + 1, le=INT64_MAX // 1000)]
-Side = Literal["yes", "no"]
-
-
-class _Frame(msgspec.Struct, tag_field="type", frozen=True):
-    pass
+from .ws_base import Frame, Seconds, Seq, Sid, Side
 
 
 class FillMsg(msgspec.Struct, frozen=True):
@@ -48,7 +40,7 @@ class FillMsg(msgspec.Struct, frozen=True):
     ts_ms: Int64 | None = None
 
 
-class FillFrame(_Frame, frozen=True, tag="fill"):
+class FillFrame(Frame, frozen=True, tag="fill"):
     sid: Sid
     msg: FillMsg
     sending_ts_ms: Int64 | None = None
@@ -63,7 +55,7 @@ class MarketPositionMsg(msgspec.Struct, frozen=True):
     volume_fp: str = "0.00"
 
 
-class MarketPositionFrame(_Frame, frozen=True, tag="market_position"):
+class MarketPositionFrame(Frame, frozen=True, tag="market_position"):
     sid: Sid
     msg: MarketPositionMsg
     sending_ts_ms: Int64 | None = None
@@ -101,7 +93,7 @@ class UserOrderMsg(msgspec.Struct, frozen=True):
     subaccount_number: Int64 | None = None
 
 
-class UserOrderFrame(_Frame, frozen=True, tag="user_order"):
+class UserOrderFrame(Frame, frozen=True, tag="user_order"):
     sid: Sid
     msg: UserOrderMsg
 
@@ -113,13 +105,13 @@ class OrderGroupMsg(msgspec.Struct, frozen=True):
     contracts_limit_fp: str | None = None
 
 
-class OrderGroupFrame(_Frame, frozen=True, tag="order_group_updates"):
+class OrderGroupFrame(Frame, frozen=True, tag="order_group_updates"):
     sid: Sid
     msg: OrderGroupMsg
     seq: Seq | None = None
 
 
-class _Communication(_Frame, frozen=True):
+class _Communication(Frame, frozen=True):
     """An RFQ or quote event. Its ``msg`` is kept whole (a dozen optional fields that differ
     per event, none of which kxfeed computes with): nothing in it is dropped."""
 

@@ -76,6 +76,7 @@ class TradeRow(NamedTuple):
     is_block_trade: bool
     ts: int
     recv: int
+    source: str = "ws"
 
 
 class LifecycleRow(NamedTuple):

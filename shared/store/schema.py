@@ -141,6 +141,8 @@ trades = Table(
     _bool("is_block_trade"),
     _ts("ts"),
     _ts("recv"),
+    # ws (live channel) or rest (backfilled after a gap, disconnect or connector restart).
+    Column("source", Text(), nullable=False, server_default="ws"),
     PrimaryKeyConstraint("trade_id"),
     Index("ix_trades_ticker_ts", "ticker", "ts"),
 )

@@ -90,11 +90,11 @@ def test_gap_without_in_band_recovery_is_repaired_from_rest(tmp_path: Path) -> N
             gap = opened[0]
             assert gap.sid == sid and gap.received > gap.expected
             await r.until(
-                lambda: any(g.pub == "gapfill" and g.status == "recovered" for g in r.tap.of(Gap)),
+                lambda: any(g.pub == "gapfill" and g.method == "rest" for g in r.tap.of(Gap)),
                 10,
                 "REST repair",
             )
-            fixed = next(g for g in r.tap.of(Gap) if g.pub == "gapfill")
+            fixed = next(g for g in r.tap.of(Gap) if g.pub == "gapfill" and g.method == "rest")
             assert (fixed.conn, fixed.sid, fixed.expected) == (gap.conn, gap.sid, gap.expected)
             assert fixed.method == "rest" and fixed.tickers == gap.tickers
             assert (

@@ -42,7 +42,7 @@ from shared.messages import (
     Trade,
     WorkerEvent,
 )
-from shared.store.engine import make_engine
+from shared.store.engine import ensure_schema, make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
 from shared.store.schema import APPEND, metadata, stream_offsets, table_hours
 from tests.support.config import make_config, write_config
@@ -96,6 +96,48 @@ def test_migration_empty_to_head_then_no_op_and_matches_the_schema(db: DbConfig)
                     )
                 )
             assert diff == []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_trades_stored_before_0003_read_source_ws(db: DbConfig) -> None:
+    """0003 adds trades.source: a row stored under 0002 (the live channel was then the only
+    source of trades) reads back "ws"; a row written after it keeps its own source."""
+
+    def to_0002_then_row(sync_conn: Any) -> None:
+        from alembic import command
+
+        from shared.store.migrate import alembic_config
+
+        command.upgrade(alembic_config(sync_conn), "0002")
+        sync_conn.execute(
+            text(
+                "INSERT INTO trades (trade_id, ticker, yes_price, no_price, count, taker_side,"
+                " is_block_trade, ts, recv) VALUES ('old', 'T', 1, 2, 3, 'yes', false,"
+                " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+
+    async def go() -> None:
+        engine = make_engine(db)
+        try:
+            await ensure_schema(engine, db)
+            async with engine.begin() as conn:
+                await conn.run_sync(to_0002_then_row)
+            assert await upgrade(engine, db) == ("0002", head_revision())
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO trades (trade_id, ticker, yes_price, no_price, count, taker_side,"
+                        " is_block_trade, ts, recv, source) VALUES ('new', 'T', 1, 2, 3, 'no', false,"
+                        " '2026-01-01 00:00:01+00:00', '2026-01-01 00:00:01+00:00', 'rest')"
+                    )
+                )
+                rows = await conn.execute(text("SELECT trade_id, source FROM trades ORDER BY trade_id"))
+                got = rows.all()
+            assert [tuple(r) for r in got] == [("new", "rest"), ("old", "ws")]
         finally:
             await engine.dispose()
 
@@ -319,10 +361,10 @@ DISTINCT: list[tuple[Message, str, dict[str, Any]]] = [
     ),
     (
         Trade(trade_id="tid", ticker="tt", yes_price=41, no_price=42, count=43, taker_side="no",
-              is_block_trade=True, ts_exch=E_MS, ts_recv=R_NS),
+              is_block_trade=True, ts_exch=E_MS, ts_recv=R_NS, source="rest"),
         "trades",
         {"trade_id": "tid", "ticker": "tt", "yes_price": 41, "no_price": 42, "count": 43,
-         "taker_side": "no", "is_block_trade": True, "ts": E_US, "recv": R_US},
+         "taker_side": "no", "is_block_trade": True, "ts": E_US, "recv": R_US, "source": "rest"},
     ),
     (
         MarketLifecycle(ticker="lt", event_type="settled", event_ticker="le", open_ms=E_MS + 1,

@@ -96,3 +96,13 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     f.write_text("[bus\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(f, environ={})
+
+
+@pytest.mark.parametrize("value", ["0.5", "86401.0"])
+def test_trade_backfill_max_s_is_range_checked(tmp_path: Path, value: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(f"[gapfill]\ntrade_backfill_max_s = {value}\n")
+    with pytest.raises(ConfigError, match="trade_backfill_max_s"):
+        load_config(f, environ={})
+    f.write_text("[gapfill]\ntrade_backfill_max_s = 60.0\n")
+    assert load_config(f, environ={}).gapfill.trade_backfill_max_s == 60.0

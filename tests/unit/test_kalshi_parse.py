@@ -372,3 +372,19 @@ def test_a_delta_of_ones_own_order_keeps_client_order_id_and_subaccount() -> Non
     assert isinstance(f, ws.OrderbookDelta)
     d = parse.delta(f, 1, 1)
     assert (d.client_order_id, d.subaccount) == ("mine-1", 3)
+
+
+def test_rest_trade_is_a_backfilled_bus_trade() -> None:
+    from shared.kalshi.rest_models import RestTrade
+
+    body = RestTrade(
+        trade_id="r1", ticker="T", count_fp="2.50", yes_price_dollars="0.4300", no_price_dollars="0.5700",
+        created_time="2026-11-03T23:41:07.250Z", taker_book_side="ask",
+    )  # fmt: skip
+    t = parse.rest_trade(body, 99)
+    assert (t.trade_id, t.ticker, t.yes_price, t.no_price, t.count) == ("r1", "T", 4300, 5700, 250)
+    assert (t.taker_side, t.source, t.ts_exch, t.ts_recv) == ("no", "rest", 1793749267250, 99)
+    with pytest.raises(UnitError):
+        parse.rest_trade(msgspec.structs.replace(body, taker_book_side=None), 99)
+    with pytest.raises(UnitError):
+        parse.rest_trade(msgspec.structs.replace(body, created_time=""), 99)

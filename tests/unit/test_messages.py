@@ -20,6 +20,8 @@ from shared.messages import (
     Gap,
     Heartbeat,
     MarketLifecycle,
+    Message,
+    Trade,
     json_schema,
     to_jsonable,
 )
@@ -152,3 +154,15 @@ def test_fields_added_after_the_header_leave_older_payloads_decodable() -> None:
         subaccount=2,
     )
     assert BATCH_DECODER.decode(BATCH_ENCODER.encode([new])) == [new]
+
+
+def test_a_trade_from_before_source_decodes_as_ws() -> None:
+    """``Trade.source`` was appended with a default: a payload of the older layout (one
+    field shorter) still decodes, as a live-channel trade."""
+    t = Trade(trade_id="x", ticker="T", yes_price=1, no_price=2, count=3, taker_side="yes", ts_recv=9)
+    fields = msgspec.msgpack.decode(msgspec.msgpack.encode(t))
+    assert fields[-1] == "ws"
+    old = msgspec.msgpack.encode(fields[:-1])
+    assert msgspec.msgpack.decode(old, type=Message) == t
+    rest = msgspec.structs.replace(t, source="rest")
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(rest), type=Message) == rest

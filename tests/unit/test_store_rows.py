@@ -37,7 +37,7 @@ def test_check_refuses_two_swapped_fields(monkeypatch: pytest.MonkeyPatch) -> No
 def test_builder_builds_by_name_in_column_order_and_refuses_unknown_names() -> None:
     make = builder(TradeRow)
     values = dict(trade_id="t", ticker="k", yes_price=1, no_price=2, count=3, taker_side="no",
-                  is_block_trade=False, ts=4, recv=5)  # fmt: skip
+                  is_block_trade=False, ts=4, recv=5, source="rest")  # fmt: skip
     shuffled = dict(reversed(list(values.items())))
     assert make(**shuffled) == tuple(TradeRow(**values)) == tuple(values.values())
     with pytest.raises(TypeError):

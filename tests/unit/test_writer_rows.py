@@ -133,7 +133,9 @@ def test_trade_signal_gap_worker_event_rows() -> None:
         trade_id="abc", ticker="T", yes_price=4400, no_price=5600, count=150, taker_side="yes",
         is_block_trade=True, ts_exch=EXCH, ts_recv=RECV,
     )  # fmt: skip
-    assert only_row(build(tr), "trades") == ("abc", "T", 4400, 5600, 150, "yes", True, EXCH_US, RECV_US)
+    assert only_row(build(tr), "trades") == ("abc", "T", 4400, 5600, 150, "yes", True, EXCH_US, RECV_US, "ws")
+    backfilled = msgspec.structs.replace(tr, source="rest")
+    assert only_row(build(backfilled), "trades")[-1] == "rest"
     sg = Signal(
         ticker="T", strategy="arb", side="no", price=1, size=2, fair_ppm=3, edge=-4, fees=5, legs=["A", "B"],
         ts_recv=RECV,
