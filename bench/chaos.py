@@ -133,6 +133,10 @@ def main() -> int:
     )
     for name, n, bound in result.excuses():
         print(f"  excused, {name}: {n:,} rows, bound: {bound}")
+    print(
+        f"  trades made while no connection carried them: {result.info['trade_off_connection']:,}, "
+        f"not backfilled from REST by the end: {result.off_connection():,} (shown, not yet gated)"
+    )
     print("reference (issue 10): nothing lost, nothing duplicated, all books equal the truth, no give-up")
     if args.json:
         args.json.write_text(json.dumps(counts, indent=1))

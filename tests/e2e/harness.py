@@ -17,6 +17,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,46 @@ class System:
                 info[kind] += 1
                 rows[table].setdefault(key, value)
                 via[table].setdefault(key, {})[c] = writes[w][1] if writes else 0
+        self._off_connection_trades(rows, via, info)
         return rows, info, via
+
+    def _off_connection_trades(self, rows: dict[str, Rows], via: Via, info: Counter[str]) -> None:
+        """Trades the exchange made while no connection carried them (a disconnect, a killed
+        connector), from the first one a connection carried on: rows of the truth too (the gap
+        filler backfills them from REST), with no connection in ``via``."""
+        made = self.made_trades()
+        carried = [ms for key, (ms, _) in made.items() if key in rows["trade"]]
+        if not carried:
+            return
+        since = min(carried)
+        for key, (ms, value) in made.items():
+            if ms >= since and key not in rows["trade"]:
+                rows["trade"][key] = value
+                via["trade"][key] = {}
+                info["trade_off_connection"] += 1
+
+    def made_trades(self) -> dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]]:
+        """Every trade the simulator keeps, from its REST ``/markets/trades`` (all pages):
+        (trade_id,) -> (ms, the row as the writer stores it)."""
+        base = f"http://127.0.0.1:{reported_port(self.cfg, 'sim', 'http')}/trade-api/v2/markets/trades"
+        out: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
+        cursor = ""
+        while True:
+            url = f"{base}?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                page = json.loads(resp.read())
+            for t in page["trades"]:
+                ms = int(datetime.fromisoformat(t["created_time"].replace("Z", "+00:00")).timestamp() * 1000)
+                value = (
+                    t["ticker"],
+                    parse_price(t["yes_price_dollars"]),
+                    parse_count(t["count_fp"]),
+                    t["taker_outcome_side"],
+                )
+                out[(t["trade_id"],)] = (ms, value)
+            cursor = page.get("cursor") or ""
+            if not cursor:
+                return out
 
     def open_conns(self) -> set[int]:
         """Simulator connections open now."""

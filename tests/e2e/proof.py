@@ -13,6 +13,11 @@ Excuses (each printed with its bound, see :meth:`Settled.excuses`):
   connection's end, which came at most :attr:`Bounds.resync_s` after the delta. A market that
   never got its snapshot does not excuse its deltas.
 
+Trades are every trade the exchange made from the first one a connection carried on, not only
+those sent: the gap filler backfills the ones made while no connection carried them (from
+REST, ``source = "rest"``). Such a trade missing is counted as ``off_connection`` (printed;
+the stored ones must equal what the exchange made, like every row).
+
 Tickers carry no seq on the wire: each ticker message is one row keyed by (market, ms, what it
 says, its occurrence), so two updates of one market in one millisecond are two rows, each proven.
 """
@@ -64,6 +69,10 @@ class Settled:
     def in_flight(self) -> int:
         return sum(len(d.get("in_flight", [])) for d in self.diff.values())
 
+    def off_connection(self) -> int:
+        """Trades made while no connection carried them and not backfilled."""
+        return len(self.diff["trade"].get("off_connection", []))
+
     def tickers_not_stored(self) -> int:
         """Ticker messages sent, without a row, and not excused (part of :meth:`lost`)."""
         return len(self.diff["ticker"]["missing"])
@@ -91,7 +100,8 @@ class Settled:
         ]
 
     def excuses_text(self) -> str:
-        return "; ".join(f"{name}: {n} ({bound})" for name, n, bound in self.excuses())
+        shown = "; ".join(f"{name}: {n} ({bound})" for name, n, bound in self.excuses())
+        return f"{shown}; trades made off-connection, not backfilled: {self.off_connection()}"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -127,16 +137,24 @@ def settle(
         diff["snapshot"]["same_batch_key_collision"] = snapshot_key_collisions(
             truth, diff["snapshot"]["missing"], system.stored_recv
         )
+        _off_connection(s, via)
         _excuse_in_flight(s, via, killed, bounds)
         s.books = system.book_mismatches()
         last[:] = [s]
         # Extras too: a connection that opens while this reads (a killed connector back late on
         # a loaded machine) is in the database before it is in the truth read a moment earlier;
         # a row that is really foreign stays foreign until the timeout, and is reported.
-        return s.lost() == 0 and s.duplicated_or_foreign() == 0 and not s.books
+        # Off-connection trades come by REST some seconds after the connection is back.
+        return s.lost() == 0 and s.duplicated_or_foreign() == 0 and not s.books and not s.off_connection()
 
     wait_until(done, timeout, interval=1.0)
     return last[0]
+
+
+def _off_connection(s: Settled, via: Via) -> None:
+    d = s.diff["trade"]
+    d["off_connection"] = [k for k in d["missing"] if not via["trade"].get(k)]
+    d["missing"] = [k for k in d["missing"] if via["trade"].get(k)]
 
 
 def _excuse_in_flight(s: Settled, via: Via, killed: Mapping[int, int], bounds: Bounds) -> None:
