@@ -152,9 +152,12 @@ def settle(
 
 
 def _off_connection(s: Settled, via: Via) -> None:
+    """Trades made while no connection carried them and not stored: apart from the missing
+    (and from the truth's count, so stored == sent still means every row proven)."""
     d = s.diff["trade"]
     d["off_connection"] = [k for k in d["missing"] if not via["trade"].get(k)]
     d["missing"] = [k for k in d["missing"] if via["trade"].get(k)]
+    d["sent"] -= len(d["off_connection"])
 
 
 def _excuse_in_flight(s: Settled, via: Via, killed: Mapping[int, int], bounds: Bounds) -> None:
