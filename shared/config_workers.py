@@ -64,8 +64,10 @@ class SimConfig(WorkerBase, frozen=True, kw_only=True):
     rest_tier: str = "basic"
     #: Frames queued for one connection before its subscriptions die with error 25.
     out_buffer_frames: int = 200_000
-    #: Markets one subscription may hold (error 26) and commands/s per subscription (error 27).
-    max_markets_per_sub: int = 50_000
+    #: Markets one subscription may hold, 0 = no cap (Kalshi's is unpublished). Above it, error
+    #: 26; a subscribe that fits the cap but not the channel's subscription gets a new sid.
+    max_markets_per_sub: int = 0
+    #: Commands/s per subscription (error 27).
     sub_cmd_rate: float = 100.0
     #: Whether the ``ok`` to update_subscription takes the sid's next seq (the next snapshot is
     #: its seq + 1) or repeats the last one. Kalshi's behaviour is unconfirmed; false = repeat.
