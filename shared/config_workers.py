@@ -102,6 +102,9 @@ class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
     shard_index: int = 0
     #: At most this many markets per subscription (sid); more markets -> more sids.
     max_markets_per_subscription: int = 500
+    #: Commands sent per second at most, with a burst of one second's worth: at most twice this
+    #: in any second, so the default stays within Kalshi's published 10,000 commands/s.
+    commands_per_s: Annotated[float, msgspec.Meta(gt=0, le=5_000)] = 5_000.0
     #: No frame and no server ping for this long = a dead connection.
     stale_after_s: float = 30.0
     #: In-band recovery (get_snapshot) must finish within this, else unsubscribe + subscribe.
