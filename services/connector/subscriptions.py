@@ -337,7 +337,7 @@ class SubscriptionTable:
         markets = sorted(shard.markets)
         self.drop_shard(shard, now)
         for t in markets:
-            del self.market_shard[t]
+            self.market_shard.pop(t, None)
         if len(markets) <= 1:
             self.counts.add("splits", "gave_up", len(markets))
             self._split_log("gave_up", "Kalshi refused a subscription of one market: given up", markets)

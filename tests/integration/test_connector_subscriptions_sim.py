@@ -58,6 +58,7 @@ def test_both_use_yes_price_modes_give_the_exchanges_books(tmp_path: Path, yes_p
             await asyncio.sleep(0.5)
             await st.settle()
             assert st.assert_books_match_truth() >= 8
+            assert any(b.no for b in st.tap.books.values())  # NO levels crossed the YES axis and back
             assert any(m.source == "ws" for m in st.tap.of(BookSnapshot))
 
     asyncio.run(body())
