@@ -64,8 +64,10 @@ class SimConfig(WorkerBase, frozen=True, kw_only=True):
     rest_tier: str = "basic"
     #: Frames queued for one connection before its subscriptions die with error 25.
     out_buffer_frames: int = 200_000
-    #: Markets one subscription may hold (error 26) and commands/s per subscription (error 27).
-    max_markets_per_sub: int = 50_000
+    #: Markets one subscription may hold, 0 = no cap (Kalshi's is unpublished). Above it, error
+    #: 26; a subscribe that fits the cap but not the channel's subscription gets a new sid.
+    max_markets_per_sub: int = 0
+    #: Commands/s per subscription (error 27).
     sub_cmd_rate: float = 100.0
     #: Whether the ``ok`` to update_subscription takes the sid's next seq (the next snapshot is
     #: its seq + 1) or repeats the last one. Kalshi's behaviour is unconfirmed; false = repeat.
@@ -100,6 +102,9 @@ class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
     shard_index: int = 0
     #: At most this many markets per subscription (sid); more markets -> more sids.
     max_markets_per_subscription: int = 500
+    #: Commands sent per second at most, with a burst of one second's worth: at most twice this
+    #: in any second, so the default stays within Kalshi's published 10,000 commands/s.
+    commands_per_s: Annotated[float, msgspec.Meta(gt=0, le=5_000)] = 5_000.0
     #: No frame and no server ping for this long = a dead connection.
     stale_after_s: float = 30.0
     #: In-band recovery (get_snapshot) must finish within this, else unsubscribe + subscribe.

@@ -23,6 +23,8 @@ NAMES = frozenset(
         "snapshot_requests",
         "commands",
         "command_errors",
+        "splits",
+        "command_waits",
     }
 )
 

@@ -63,6 +63,14 @@ PRIVATE_SKIPPED = Counter(
 )
 COMMANDS = Counter("kxfeed_ws_commands_total", "Commands sent to Kalshi", ["cmd"])
 COMMAND_ERRORS = Counter("kxfeed_ws_command_errors_total", "Error replies from Kalshi, by code", ["code"])
+SPLITS = Counter(
+    "kxfeed_ws_splits_total",
+    "Subscriptions Kalshi refused for their market count (error 26): split in two, or (one market) given up",
+    ["outcome"],
+)
+COMMAND_WAITS = Counter(
+    "kxfeed_ws_command_waits_total", "Commands held back to stay under Kalshi's WebSocket command rate"
+)
 SUBSCRIBED_MARKETS = Gauge(
     "kxfeed_ws_subscribed_markets", "Markets in the connector's market set", ["worker"]
 )
@@ -144,9 +152,11 @@ COUNTERS: dict[str, Counter] = {
     "snapshot_requests": SNAPSHOT_REQUESTS,
     "commands": COMMANDS,
     "command_errors": COMMAND_ERRORS,
+    "splits": SPLITS,
+    "command_waits": COMMAND_WAITS,
 }
 assert set(COUNTERS) == NAMES
-_UNLABELLED = frozenset({"duplicates", "reanchored"})
+_UNLABELLED = frozenset({"duplicates", "reanchored", "command_waits"})
 # Series exported at 0 from the start (as when the cores resolved these label children at
 # import): a rate() over them works before the first bad frame.
 for _name in TYPE_NAMES.values():

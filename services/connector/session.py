@@ -11,7 +11,8 @@ Book sequencing (duplicates, gaps, get_snapshot recovery matched by the snapshot
 the resync timeout's resubscribe) is described in :mod:`.sequencing`. An ``ok`` or error
 whose seq is the sid's last + 1 takes that number; one repeating the last takes none.
 Terminal errors (10, 25) replace the subscription; retired (6, 16, 17) and unknown codes are
-counted and logged once, never terminal.
+counted and logged once, never terminal. Error 26 (a subscription's market cap) splits the
+refused subscription in two (:meth:`SubscriptionTable.split`).
 That bookkeeping, everything off the in-order delta's fast path, is
 :class:`~services.connector.sequencing.BookResync`, an object the session owns and calls.
 
@@ -300,7 +301,7 @@ class Session:
             self.faults.odd_code(code, kind, ctx)
         self.resync.reply_seq(f.sid, f.seq, ok=False)
         if p is not None:
-            self._command_failed(p, f, now)
+            self._command_failed(p, f, now, ts_recv)
             self._burst.event(f"err:{p.kind}:{kind}", "command refused", kind=p.kind, **ctx)
             return
         del ctx["sid"]
@@ -314,7 +315,7 @@ class Session:
         else:
             self._burst.event(f"err:{kind}", "error from Kalshi", sid=sid, **ctx)
 
-    def _command_failed(self, p: Pending, f: Error, now: float) -> None:
+    def _command_failed(self, p: Pending, f: Error, now: float, ts_recv: int) -> None:
         code, ticker = f.msg.code, f.msg.market_ticker
         if p.kind == "snapshot":  # its markets wait on: the resync deadline resubscribes them
             self.resync.requests.refused(f.id)
@@ -324,8 +325,12 @@ class Session:
             self.books.pop(ticker, None)
             if p.kind == "subscribe":
                 self.table.retry(p, now)
-        elif code == 26 and p.kind in ("subscribe", "add"):
-            self.table.shrink(p, now)
+        elif code == 26 and p.kind in ("subscribe", "add") and p.markets:
+            gave_up = self.table.split(p, now)
+            # Not subscribed on this connection (the next one tries again): stale until then.
+            self.recovery.invalidate(gave_up, "subscription_refused", self.conn, 0, 0, ts_recv, self.out)
+            for t in gave_up:
+                self.books.pop(t, None)
         elif p.kind == "subscribe":
             self.broken = f"subscribe_error_{code}"
         elif p.kind == "add":

@@ -15,7 +15,6 @@ names a sid we already hold is accepted as a merge, not an error.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from shared.kalshi.ws import (
     SubscribeParams,
@@ -29,70 +28,19 @@ from shared.log import get_logger
 
 from .counts import Counts
 
-BOOK = "orderbook_delta"
-MARKET_CHANNELS = (BOOK, "ticker", "trade")
-LIFECYCLE = "market_lifecycle_v2"
-#: Private channels the connector can carry (they need an authenticated account).
-PRIVATE_CHANNELS = ("fill", "market_positions")
+# Re-exported: the table's users import these names from here.
+from .shards import (
+    BOOK,
+    LIFECYCLE,
+    MARKET_CHANNELS,
+    PRIVATE_CHANNELS,
+    Pending,
+    Shard,
+    Sub,
+    _is_global,
+)
 
 _log = get_logger("connector.subscriptions")
-
-
-def _is_global(channel: str) -> bool:
-    """One subscription for every market (no market list), not one per shard."""
-    return channel == LIFECYCLE or channel in PRIVATE_CHANNELS
-
-
-class Sub:
-    """One subscription; ``sid`` is 0 until Kalshi confirms it."""
-
-    __slots__ = (
-        "awaiting",
-        "channel",
-        "deadline",
-        "jump_at",
-        "jump_from",
-        "last_seq",
-        "markets",
-        "shard",
-        "sid",
-    )
-
-    def __init__(self, channel: str, shard: int, markets: Iterable[str] = ()) -> None:
-        self.channel = channel
-        self.shard = shard
-        self.markets: set[str] = set(markets)
-        self.sid = 0
-        self.last_seq: int | None = None
-        #: The last gap: the seq that jumped ahead and the last seq before it. Until a frame
-        #: follows the jump in order, the jump itself may be the odd one out (see resync).
-        self.jump_at: int | None = None
-        self.jump_from = 0
-        #: Book markets waiting for a snapshot on this sid, and when that wait is over.
-        self.awaiting: set[str] = set()
-        self.deadline: float | None = None
-
-    def __repr__(self) -> str:
-        return f"Sub({self.channel}, sid={self.sid}, shard={self.shard}, markets={len(self.markets)})"
-
-
-class Shard:
-    __slots__ = ("index", "markets", "subs")
-
-    def __init__(self, index: int, markets: Iterable[str]) -> None:
-        self.index = index
-        self.markets: set[str] = set(markets)
-        self.subs: dict[str, Sub] = {}
-
-    def live(self) -> bool:
-        return len(self.subs) == len(MARKET_CHANNELS) and all(s.sid for s in self.subs.values())
-
-
-class Pending(NamedTuple):
-    kind: str  # subscribe | add | delete | snapshot | unsubscribe
-    subs: tuple[Sub, ...]
-    markets: tuple[str, ...]
-    sent: float
 
 
 class SubscriptionTable:
@@ -123,7 +71,9 @@ class SubscriptionTable:
         self.private: dict[str, Sub] = {}
         self._next_id = 1
         self._next_shard = 0
-        #: ``commands`` by command and ``resubscribes`` by reason (the shell exports them).
+        self._split_logged: set[str] = set()
+        #: ``commands`` by command, ``resubscribes`` by reason, ``splits`` by outcome (exported
+        #: by the shell).
         self.counts = counts if counts is not None else Counts()
 
     # ---- commands --------------------------------------------------------------------------
@@ -200,7 +150,12 @@ class SubscriptionTable:
         new = sorted({t for t in tickers if t not in self.market_shard})
         while new:
             shard = next(
-                (s for s in self.shards.values() if s.live() and len(s.markets) < self.max_markets), None
+                (
+                    s
+                    for s in self.shards.values()
+                    if s.live() and not s.full and len(s.markets) < self.max_markets
+                ),
+                None,
             )
             if shard is None:
                 take, new = new[: self.max_markets], new[self.max_markets :]
@@ -360,26 +315,46 @@ class SubscriptionTable:
             return
         self._subscribe([s.channel for s in subs], subs, markets, now)
 
-    def shrink(self, p: Pending, now: float) -> None:
-        """Error 26 (too many markets for one subscription): halve the cap and place the markets again."""
-        markets = [t for t in p.markets if t in self.market_shard]
-        shard_ids = {s.shard for s in p.subs}
-        if not markets or any(self.market_shard[t].index not in shard_ids for t in markets):
-            return  # already handled for another channel of the same command
-        self.max_markets = max(1, min(self.max_markets, len(markets)) // 2)
-        _log.warning(
-            "Kalshi refused a subscription's market count: lowering the cap",
-            extra={"ctx": {"max_markets_per_subscription": self.max_markets}},
-        )
-        if p.kind == "subscribe":
-            for index in shard_ids:
-                shard = self.shards.pop(index, None)
-                if shard is not None:
-                    for t in shard.markets:
-                        self.market_shard.pop(t, None)
-        else:
+    def split(self, p: Pending, now: float) -> list[str]:
+        """Error 26 (more markets than one subscription may hold). A refused subscribe: its
+        shard is unsubscribed and replaced by two shards of half its markets each (a half
+        refused again splits again); a refused add_markets: the shard is full, and the
+        markets go to other shards. Bounded: every split halves, and a single market refused
+        on its own is given up on this connection, never split further. New shards are never
+        larger than the halves Kalshi refused. Returns the markets given up."""
+        if p.kind == "add":
+            shard = self.shards.get(p.subs[0].shard)
+            markets = [t for t in p.markets if shard is not None and self.market_shard.get(t) is shard]
+            if shard is None or not markets:
+                return []  # already handled for another channel of the same add
+            shard.full = True
             self.remove(markets, now)
-        self.add(markets, now)
+            self.add(markets, now)
+            return []
+        shard = self.shards.get(p.subs[0].shard)
+        if shard is None or not any(shard.subs.get(s.channel) is s for s in p.subs):
+            return []  # the shard went away, or another channel's refusal split it already
+        markets = sorted(shard.markets)
+        self.drop_shard(shard, now)
+        for t in markets:
+            self.market_shard.pop(t, None)
+        if len(markets) <= 1:
+            self.counts.add("splits", "gave_up", len(markets))
+            self._split_log("gave_up", "Kalshi refused a subscription of one market: given up", markets)
+            return markets
+        half = (len(markets) + 1) // 2
+        self.max_markets = min(self.max_markets, half)
+        self.counts.add("splits", "split")
+        self._split_log("split", "Kalshi refused a subscription's market count: split in two", markets)
+        self._new_shard(markets[:half], now)
+        self._new_shard(markets[half:], now)
+        return []
+
+    def _split_log(self, what: str, msg: str, markets: list[str]) -> None:
+        """Once per connection and outcome (the splits counter has the rest)."""
+        if what not in self._split_logged:
+            self._split_logged.add(what)
+            _log.warning(msg, extra={"ctx": {"markets": len(markets), "first": markets[:3]}})
 
     # ---- reading ---------------------------------------------------------------------------
     def book_sub(self, ticker: str) -> Sub | None:

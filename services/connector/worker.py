@@ -17,6 +17,9 @@ batch before the bus does. Within a batch, messages are grouped by market
 travels as one bus frame; the order *across* markets inside one batch is not
 Kalshi's seq order.
 
+Commands go out paced by one token bucket (``[connector] commands_per_s``, under Kalshi's
+published 10,000/s; see .pacing), counted when they wait.
+
 Liveness: no frame and no server ping for ``stale_after_s`` = dead; reconnect
 forever with capped, jittered backoff; a refused key (401/403) waits
 ``auth_backoff_s``. The orderbook asks for snapshots with ``Control(cmd=
@@ -64,6 +67,7 @@ from .metrics import (
     UPTIME,
     CoreExport,
 )
+from .pacing import CommandPacer, send_paced
 from .session import Session
 from .upkeep import MarketUpkeep
 from .validity import Recovery
@@ -303,7 +307,7 @@ class ConnectorWorker(Actor):
         tasks = [
             asyncio.create_task(self._reader(link, session)),
             asyncio.create_task(self._watch(link, session)),
-            asyncio.create_task(self._sender(link)),
+            asyncio.create_task(self._sender(link, CommandPacer(cc.commands_per_s, session.counts, now=now))),
             asyncio.create_task(self._stop_watch()),
         ]
         reason = "crashed"
@@ -379,13 +383,13 @@ class ConnectorWorker(Actor):
                 self.ready = True
                 self.log.info("subscribed", extra={"ctx": {"sids": len(s.table.by_sid)}})
 
-    async def _sender(self, link: Link) -> str:
-        while True:
-            cmd = await self.sendq.get()
-            try:
-                await link.send(cmd)
-            except ConnectionClosed:
-                return "connection_lost"
+    async def _sender(self, link: Link, pacer: CommandPacer) -> str:
+        """The connection's commands, paced under Kalshi's command rate (see .pacing)."""
+        try:
+            await send_paced(self.sendq, link.send, pacer)
+        except ConnectionClosed:
+            return "connection_lost"
+        raise AssertionError("send_paced returned")  # it runs until cancelled
 
     async def _stop_watch(self) -> str:
         await self.stopping.wait()

@@ -8,7 +8,11 @@ subscriptions to every market).
 
 Behaviour follows the protocol reference; where Kalshi's is unconfirmed the
 choice is noted: a repeated subscribe for a channel merges its markets into the
-existing subscription and answers ``subscribed`` with the existing sid;
+existing subscription and answers ``subscribed`` with the existing sid (under a
+per-subscription market cap, ``[sim] max_markets_per_sub``, a subscribe naming more
+markets than the cap is error 26, and one that fits the cap but would take the existing
+subscription past it gets a subscription of its own: so a client splitting a refused
+subscription can place every market);
 ``unsubscribed`` reports the sid's last seq (at least 1); the ``ok`` to
 update_subscription repeats it, or takes the next one when
 ``SessionLimits.ok_consumes_seq`` is set; ``get_snapshot`` answers ``ok`` then
@@ -130,17 +134,19 @@ class SimSession:
                 raise ProtoError(1)
         if "orderbook_delta" in channels and not tickers:
             raise ProtoError(14)
-        for ch in channels:
-            existing = self.by_channel.get(ch)
-            if ch in MARKET_FILTERED and tickers:
-                have = len(existing.markets) if existing else 0
-                if (
-                    have + len([t for t in tickers if not existing or t not in existing.markets])
-                    > self.limits.max_markets
-                ):
-                    raise ProtoError(26, existing)
+        cap = self.limits.max_markets
+        if cap and len(tickers) > cap and any(ch in MARKET_FILTERED for ch in channels):
+            raise ProtoError(26)
         for ch in dict.fromkeys(channels):
             sub = self.by_channel.get(ch)
+            if (
+                sub is not None
+                and cap
+                and ch in MARKET_FILTERED
+                and not sub.all
+                and _overflows(sub, tickers, cap)
+            ):
+                sub = None  # merged it would pass the cap: a subscription of its own
             if sub is None:
                 sub = SimSubscription(
                     self.next_sid,
@@ -211,7 +217,13 @@ class SimSession:
     def drop(self, sid: int) -> SimSubscription:
         """Remove a subscription (unsubscribe, or a terminal error)."""
         sub = self.subs.pop(sid)
-        del self.by_channel[sub.channel]
+        if self.by_channel.get(sub.channel) is sub:
+            del self.by_channel[sub.channel]
+            # Under a market cap a channel may have had several: the newest left takes merges.
+            for other in reversed(self.subs.values()):
+                if other.channel == sub.channel:
+                    self.by_channel[sub.channel] = other
+                    break
         if sub.route is not None:
             if sub.all:
                 self.alls[sub.route].remove(sub)
@@ -284,7 +296,8 @@ class SimSession:
             if sub.all:
                 self._ok(cmd_id, sub, out)
                 return
-            if len(sub.markets) + len([t for t in tickers if t not in sub.markets]) > self.limits.max_markets:
+            cap = self.limits.max_markets
+            if cap and _overflows(sub, tickers, cap):
                 raise ProtoError(26)
             added = self._add(sub, tickers)
             self._ok(cmd_id, sub, out)
@@ -375,6 +388,11 @@ class SimSession:
             subs.remove(sub)
             if not subs:
                 del self.routes[sub.route][ticker]
+
+
+def _overflows(sub: SimSubscription, tickers: list[str], cap: int) -> bool:
+    """Whether adding ``tickers`` takes ``sub`` past ``cap`` markets."""
+    return len(sub.markets) + sum(1 for t in tickers if t not in sub.markets) > cap
 
 
 def _no_mark(sid: int, seq: int) -> None:

@@ -96,11 +96,12 @@ class SimSubscription:
 class SessionLimits:
     def __init__(
         self,
-        max_markets_per_sub: int = 50_000,
+        max_markets_per_sub: int = 0,
         sub_cmd_rate: float = 100.0,
         session_cmd_rate: float = 10_000.0,
         ok_consumes_seq: bool = False,
     ):
+        #: Markets per subscription, 0 = no cap (error 26 above it; see SimSession._subscribe).
         self.max_markets = max_markets_per_sub
         self.sub_cmd_rate = sub_cmd_rate
         self.session_cmd_rate = session_cmd_rate

@@ -1,12 +1,15 @@
 """Which Kalshi to talk to: environment (sim / demo / prod) -> WebSocket and REST URLs.
 
-Kalshi's dedicated market-data hosts (recommended since 2026-05-07) are the
-defaults; ``kalshi.ws_url`` / ``kalshi.rest_url`` override them (e.g. the shared
-``api.elections.kalshi.com`` host). The simulator serves the same paths as
-Kalshi on ``sim.host:sim.port``, so signatures cover the same strings. ``[sim] port = 0``: the
-simulator binds any free port and reports it in the data dir (shared/ports.py); clients read it
-when they resolve (at their start: a restarted simulator's new port reaches a client when it
-restarts too).
+The defaults are the hosts the current specs list first (the OpenAPI's ``servers``, the
+AsyncAPI's ``production`` server: Kalshi's dedicated ``external-api...`` hosts, recommended
+since 2026-05-07; the AsyncAPI lists no demo server, so demo WS is the protocol reference's).
+The older shared hosts still work and are the documented fallbacks (:data:`FALLBACK`): set
+``kalshi.ws_url`` / ``kalshi.rest_url`` to them (or to anything else) to override.
+
+The simulator serves the same paths as Kalshi on ``sim.host:sim.port``, so signatures cover
+the same strings. ``[sim] port = 0``: the simulator binds any free port and reports it in the
+data dir (shared/ports.py); clients read it when they resolve (at their start: a restarted
+simulator's new port reaches a client when it restarts too).
 
 ``KALSHI_ENV`` (demo | prod | sim) in the environment overrides ``kalshi.env``.
 """
@@ -48,6 +51,17 @@ KALSHI: dict[str, Endpoints] = {
         f"wss://external-api-ws.demo.kalshi.co{WS_PATH}",
         f"https://external-api.demo.kalshi.co{REST_PATH}",
     ),
+}
+
+
+#: The shared hosts Kalshi still serves ("shared, also supported" in the OpenAPI's server
+#: list): a fallback if the dedicated ones are unreachable. Never chosen automatically (a
+#: silent switch would hide an outage); put them in ``[kalshi] ws_url`` / ``rest_url``.
+FALLBACK: dict[str, Endpoints] = {
+    "prod": Endpoints(
+        "prod", f"wss://api.elections.kalshi.com{WS_PATH}", f"https://api.elections.kalshi.com{REST_PATH}"
+    ),
+    "demo": Endpoints("demo", f"wss://demo-api.kalshi.co{WS_PATH}", f"https://demo-api.kalshi.co{REST_PATH}"),
 }
 
 

@@ -2,8 +2,9 @@
 
 The REST client keeps its copy of its key's read budget (:meth:`TokenBucket.reserve`: wait,
 then send); the simulator enforces the same table per caller (:meth:`TokenBucket.take`:
-refuse with 429 when empty) and paces WebSocket commands with the same bucket. Pure: the
-caller passes ``now`` (monotonic seconds).
+refuse with 429 when empty) and paces WebSocket commands with the same bucket, and so does
+the connector its own commands (services/connector/pacing.py). Pure: the caller passes
+``now`` (monotonic seconds).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ READ_TIERS: dict[str, tuple[float, float]] = {
     "prestige": (10_000.0, 1.0),
 }
 REQUEST_COST = 10.0
+#: Kalshi's published WebSocket limits (changelog 2026-06-18): commands per second and market
+#: subscriptions per session. The per-subscription command rate (error 27) and market cap
+#: (error 26) exist but are unpublished.
+WS_COMMANDS_PER_S = 10_000.0
+WS_MARKETS_PER_SESSION = 500_000
 
 
 class TokenBucket:

@@ -428,7 +428,7 @@ def test_market_not_found_drops_market_and_retries() -> None:
     assert sc.s.subscribed() and sc.s.table.markets() == {A}
 
 
-def test_market_limit_error_halves_the_shards() -> None:
+def test_market_limit_error_splits_the_subscription_in_two() -> None:
     sc = Script([A, B, C], max_markets=4)
     cmds = sc.commands()
     sc.feed(
@@ -439,10 +439,10 @@ def test_market_limit_error_halves_the_shards() -> None:
         }
     )
     again = sc.commands()
-    assert sc.s.table.max_markets == 1
-    assert sorted(tuple(c["params"]["market_tickers"]) for c in again) == [(A,), (B,), (C,)]
+    assert sc.s.table.max_markets == 2
+    assert sorted(tuple(c["params"]["market_tickers"]) for c in again) == [(A, B), (C,)]
     sc.confirm([*again, cmds[1]])
-    assert sc.s.subscribed() and len({sc.book_sid(t) for t in (A, B, C)}) == 3
+    assert sc.s.subscribed() and len({sc.book_sid(t) for t in (A, B, C)}) == 2
 
 
 def test_subscribe_merged_by_server_is_accepted() -> None:

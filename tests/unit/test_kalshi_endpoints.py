@@ -1,14 +1,18 @@
-"""Environment -> URLs, per the protocol reference's host table."""
+"""Environment -> URLs: the current specs' server lists (defaults and fallbacks), the simulator."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from shared import ports
 from shared.config import ConfigError
-from shared.kalshi.endpoints import effective_env, resolve, sim_port
+from shared.kalshi.endpoints import FALLBACK, KALSHI, effective_env, resolve, sim_port
 from tests.support.config import make_config
 
 
@@ -68,3 +72,50 @@ def test_url_overrides_and_checks(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="ws_url"):
         resolve(make_config(tmp_path, kalshi={"ws_url": "https://x/trade-api/ws/v2"}), {})
+
+
+SPECS = Path(__file__).resolve().parents[1] / "fixtures" / "kalshi-spec"
+
+
+def _spec(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.load(
+        (SPECS / name).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )
+    return doc
+
+
+def test_defaults_and_fallbacks_are_the_current_specs_server_lists(tmp_path: Path) -> None:
+    """The OpenAPI lists four REST servers: per environment a dedicated one (the default) and a
+    shared one "also supported" (the fallback). The AsyncAPI lists the production WS server."""
+    servers = _spec("openapi.yaml")["servers"]
+    listed: dict[tuple[str, bool], str] = {}
+    for s in servers:
+        desc = s["description"].lower()
+        env = "prod" if desc.startswith("production") else "demo" if desc.startswith("demo") else None
+        assert env is not None, s
+        listed[env, "shared" in desc] = s["url"]
+    assert len(listed) == len(servers) == 4
+    for env in ("prod", "demo"):
+        assert KALSHI[env].rest_url == listed[env, False], env
+        assert FALLBACK[env].rest_url == listed[env, True], env
+        resolved = resolve(make_config(tmp_path, kalshi={"env": env}), {})
+        assert (resolved.ws_url, resolved.rest_url) == (KALSHI[env].ws_url, KALSHI[env].rest_url)
+    ws = _spec("asyncapi.yaml")["servers"]
+    assert set(ws) == {"production"}  # no demo WS server in the spec: demo's is the protocol doc's
+    prod = ws["production"]
+    assert KALSHI["prod"].ws_url == f"{prod['protocol']}://{prod['host']}{prod['pathname']}"
+    # Every WS host serves the same path (the handshake signature covers it), and each fallback
+    # WS host is its REST host, as the protocol reference's host table has them.
+    for e in (*KALSHI.values(), *FALLBACK.values()):
+        assert e.ws_path == prod["pathname"]
+    for env in ("prod", "demo"):
+        assert urlsplit(FALLBACK[env].ws_url).hostname == urlsplit(FALLBACK[env].rest_url).hostname
+    assert urlsplit(KALSHI["demo"].ws_url).hostname == "external-api-ws.demo.kalshi.co"
+
+
+@pytest.mark.parametrize("env", ["prod", "demo"])
+def test_the_config_files_name_the_fallback_hosts(env: str) -> None:
+    """The commented-out overrides in config/<env>.toml, once uncommented, are the fallback."""
+    text = (SPECS.parents[2] / "config" / f"{env}.toml").read_text()
+    found = dict(re.findall(r'^# (ws_url|rest_url) = "([^"]+)"$', text, re.M))
+    assert found == {"ws_url": FALLBACK[env].ws_url, "rest_url": FALLBACK[env].rest_url}

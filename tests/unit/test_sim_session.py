@@ -325,6 +325,29 @@ def test_market_limit_and_command_rate(state: ExchangeState) -> None:
     assert send(s, snap, NOW + 2_000)[0]["type"] == "ok"  # the bucket refills
 
 
+def test_under_a_market_cap_a_subscribe_that_fits_gets_its_own_sid(state: ExchangeState) -> None:
+    s = session(state, max_markets_per_sub=2)
+    a, b, c, d, e = list(state.markets)[:5]
+    assert err(sub(s, 1, ["orderbook_delta", "trade"], market_tickers=[a, b, c])) == 26
+    first = sub(s, 2, ["orderbook_delta", "trade"], market_tickers=[a, b])
+    assert [f["msg"]["sid"] for f in first if f["type"] == "subscribed"] == [1, 2]
+    # Merged into sid 1 it would hold 3 markets: a subscription of its own instead.
+    second = sub(s, 3, ["orderbook_delta", "trade"], market_tickers=[c, d])
+    assert [f["msg"]["sid"] for f in second if f["type"] == "subscribed"] == [3, 4]
+    snaps = [f for f in second if f["type"] == "orderbook_snapshot"]
+    assert [(f["sid"], f["seq"], f["msg"]["market_ticker"]) for f in snaps] == [(3, 1, c), (3, 2, d)]
+    assert s.routes[0][c] == [s.subs[3]] and s.subs[1].markets.keys() == {a, b}
+    # Dropping the newest leaves the older one taking merges again.
+    send(s, {"id": 4, "cmd": "unsubscribe", "params": {"sids": [3, 4]}})
+    third = sub(s, 5, ["orderbook_delta"], market_tickers=[a])
+    assert third[0]["msg"]["sid"] == 1
+    assert sub(s, 6, ["orderbook_delta"], market_tickers=[e])[0]["msg"]["sid"] == 5
+    # No cap (the default): everything merges.
+    s = session(state)
+    sub(s, 1, ["orderbook_delta"], market_tickers=[a, b, c])
+    assert sub(s, 2, ["orderbook_delta"], market_tickers=[d, e])[0]["msg"]["sid"] == 1
+
+
 def test_an_internal_failure_is_error_1_not_a_dead_connection(state: ExchangeState) -> None:
     s = session(state)
 
