@@ -139,6 +139,36 @@ class WorkerEventRow(NamedTuple):
     detail: str
 
 
+class FillRow(NamedTuple):
+    trade_id: str
+    order_id: str
+    ticker: str
+    is_taker: bool
+    side: str
+    yes_price: int
+    count: int  # type: ignore[assignment]  # the column shadows tuple.count (never called on a row)
+    fee: int
+    action: str
+    post_position: int
+    client_order_id: str | None
+    ts: int
+    recv: int
+
+
+class PositionRow(NamedTuple):
+    ticker: str
+    ts: int
+    recv: int
+    position: int
+    position_cost: int
+    realized_pnl: int
+    fees_paid: int
+    volume: int
+    pub: str
+    epoch: int
+    seq: int
+
+
 #: table -> its row type (every append table has one).
 ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "book_deltas": DeltaRow,
@@ -149,6 +179,8 @@ ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "gaps": GapRow,
     "signals": SignalRow,
     "worker_events": WorkerEventRow,
+    "fills": FillRow,
+    "positions": PositionRow,
 }
 
 

@@ -209,6 +209,49 @@ signals = Table(
     PrimaryKeyConstraint("strategy", "ticker", "side", "ts"),
 )
 
+fills = Table(
+    "fills",
+    metadata,
+    # This account's fills (private ``fill`` channel). Kalshi names a fill by the trade and the
+    # order: both sides of one trade can be this account's (two orders), each its own fill.
+    _text("trade_id"),
+    _text("order_id"),
+    _text("ticker"),
+    _bool("is_taker"),
+    _text("side"),
+    _int("yes_price"),
+    _int("count"),
+    _int("fee"),
+    _text("action"),
+    _int("post_position"),
+    _text("client_order_id", True),
+    _ts("ts"),
+    _ts("recv"),
+    PrimaryKeyConstraint("trade_id", "order_id"),
+    Index("ix_fills_ticker_ts", "ticker", "ts"),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    # Snapshots of this account's position in one market (private ``market_positions``
+    # channel). Kalshi's frame carries no time of its own, so ts is usually the receive time,
+    # shared by every frame of one read: the bus identity (as in ticks) keeps two updates of
+    # one market in one read apart, and a journal replay (same identity) stores them once.
+    _text("ticker"),
+    _ts("ts"),
+    _ts("recv"),
+    _int("position"),
+    _int("position_cost"),
+    _int("realized_pnl"),
+    _int("fees_paid"),
+    _int("volume"),
+    _text("pub"),
+    _int("epoch"),
+    _int("seq"),
+    PrimaryKeyConstraint("ticker", "ts", "pub", "epoch", "seq"),
+)
+
 worker_events = Table(
     "worker_events",
     metadata,
@@ -244,6 +287,10 @@ markets = Table(
     _int("fee_multiplier_ppm", True),
     _text("result", True),
     _ts("updated"),
+    # From ``metadata_updated`` (and REST): the strike as the exact decimal text Kalshi sent.
+    _text("strike_type", True),
+    _text("floor_strike", True),
+    _text("cap_strike", True),
     PrimaryKeyConstraint("ticker"),
 )
 
@@ -323,6 +370,8 @@ APPEND_TABLES: tuple[Table, ...] = (
     gaps,
     signals,
     worker_events,
+    fills,
+    positions,
 )
 STATE_TABLES: tuple[Table, ...] = (markets, events, series)
 

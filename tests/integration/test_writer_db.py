@@ -33,8 +33,10 @@ from shared.log import BurstLog
 from shared.messages import (
     BookDelta,
     BookSnapshot,
+    Fill,
     Gap,
     MarketLifecycle,
+    MarketPosition,
     Message,
     PollSnapshot,
     Signal,
@@ -399,6 +401,22 @@ DISTINCT: list[tuple[Message, str, dict[str, Any]]] = [
         "worker_events",
         {"worker": "wk", "ts": E_US, "event": "exited", "recv": R_US, "pid": 81, "exit_code": 82,
          "detail": "wd"},
+    ),
+    (
+        Fill(trade_id="ft", order_id="fo", ticker="fk", is_taker=True, side="no", yes_price=91, count=92,
+             fee=93, action="sell", post_position=-94, client_order_id="fc", ts_exch=E_MS, ts_recv=R_NS),
+        "fills",
+        {"trade_id": "ft", "order_id": "fo", "ticker": "fk", "is_taker": True, "side": "no",
+         "yes_price": 91, "count": 92, "fee": 93, "action": "sell", "post_position": -94,
+         "client_order_id": "fc", "ts": E_US, "recv": R_US},
+    ),
+    (
+        MarketPosition(ticker="pk", position=-101, position_cost=102, realized_pnl=-103, fees_paid=104,
+                       volume=105, ts_exch=E_MS, ts_recv=R_NS),
+        "positions",
+        {"ticker": "pk", "ts": E_US, "recv": R_US, "position": -101, "position_cost": 102,
+         "realized_pnl": -103, "fees_paid": 104, "volume": 105, "pub": "distinct", "epoch": 1,
+         "seq": 1},
     ),
 ]  # fmt: skip
 
