@@ -384,9 +384,9 @@ RUN_MAPPERS: dict[type[Any], Callable[[BatchBuilder, Any], None]] = {BookDelta: 
 #: Kind tags the writer stores (every durable kind of the bus schema but UNSTORED_KINDS).
 STORED_KINDS: frozenset[str] = frozenset(t.__struct_config__.tag for t in MAPPERS)
 
-#: Durable kinds deliberately not stored yet (this account's order updates and order-group
-#: events: no table yet). The writer does not subscribe to them; met in a journal replay they
-#: are skipped and counted.
-UNSTORED_KINDS: frozenset[str] = frozenset({"order", "ordergroup"})
+#: Durable kinds deliberately not stored yet (none today: fills, positions, orders and order
+#: groups were, until they got their tables). The writer does not subscribe to them; met in a
+#: journal replay they are skipped and counted.
+UNSTORED_KINDS: frozenset[str] = frozenset()
 
 _check_deltas()

@@ -19,6 +19,7 @@ from shared.store.schema import (
     gaps,
     markets,
     metadata,
+    orders,
     positions,
     table_hours,
     ticks,
@@ -173,7 +174,7 @@ async def latest(engine: AsyncEngine, ticker: str) -> Latest:
 
 
 #: Tables ``kxfeed db latest --table`` lists, newest first.
-LISTED_TABLES = {"fills": fills, "positions": positions}
+LISTED_TABLES = {"fills": fills, "positions": positions, "orders": orders}
 
 
 async def recent_rows(

@@ -169,6 +169,38 @@ class PositionRow(NamedTuple):
     seq: int
 
 
+class OrderRow(NamedTuple):
+    order_id: str
+    ts: int
+    status: str
+    yes_price: int
+    fill_count: int
+    remaining_count: int
+    recv: int
+    ticker: str
+    side: str
+    initial_count: int
+    taker_fill_cost: int
+    maker_fill_cost: int
+    taker_fees: int | None
+    maker_fees: int | None
+    client_order_id: str | None
+    order_group_id: str | None
+    self_trade_prevention_type: str | None
+    created_ts: int | None
+    expiration_ts: int | None
+    last_update_reason: str | None
+    subaccount: int | None
+
+
+class OrderGroupRow(NamedTuple):
+    order_group_id: str
+    event_type: str
+    ts: int
+    recv: int
+    contracts_limit: int | None
+
+
 #: table -> its row type (every append table has one).
 ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "book_deltas": DeltaRow,
@@ -181,6 +213,8 @@ ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "worker_events": WorkerEventRow,
     "fills": FillRow,
     "positions": PositionRow,
+    "orders": OrderRow,
+    "order_groups": OrderGroupRow,
 }
 
 

@@ -252,6 +252,50 @@ positions = Table(
     PrimaryKeyConstraint("ticker", "ts", "pub", "epoch", "seq"),
 )
 
+orders = Table(
+    "orders",
+    metadata,
+    # This account's orders, one row per state an order was in (private ``user_orders``). Two
+    # updates are the same row when they say the same at the same time: a replay, or a
+    # reconnecting connector publishing it again, stores it once.
+    _text("order_id"),
+    _ts("ts"),
+    _text("status"),
+    _int("yes_price"),
+    _int("fill_count"),
+    _int("remaining_count"),
+    _ts("recv"),
+    _text("ticker"),
+    _text("side"),
+    _int("initial_count"),
+    _int("taker_fill_cost"),
+    _int("maker_fill_cost"),
+    _int("taker_fees", True),
+    _int("maker_fees", True),
+    _text("client_order_id", True),
+    _text("order_group_id", True),
+    _text("self_trade_prevention_type", True),
+    _ts("created_ts", True),
+    _ts("expiration_ts", True),
+    _text("last_update_reason", True),
+    _int("subaccount", True),
+    PrimaryKeyConstraint("order_id", "ts", "status", "yes_price", "fill_count", "remaining_count"),
+    Index("ix_orders_ticker_ts", "ticker", "ts"),
+)
+
+order_groups = Table(
+    "order_groups",
+    metadata,
+    # Events of this account's order groups (private ``order_group_updates``); ts is the
+    # matching engine's (required by the spec).
+    _text("order_group_id"),
+    _text("event_type"),
+    _ts("ts"),
+    _ts("recv"),
+    _int("contracts_limit", True),
+    PrimaryKeyConstraint("order_group_id", "event_type", "ts"),
+)
+
 worker_events = Table(
     "worker_events",
     metadata,
@@ -372,6 +416,8 @@ APPEND_TABLES: tuple[Table, ...] = (
     worker_events,
     fills,
     positions,
+    orders,
+    order_groups,
 )
 STATE_TABLES: tuple[Table, ...] = (markets, events, series)
 

@@ -14,8 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from shared.config import DbConfig
-from shared.messages import Fill, MarketLifecycle, MarketMeta, MarketPosition, Message
-from shared.store.schema import fills, markets, positions
+from shared.messages import (
+    Fill,
+    MarketLifecycle,
+    MarketMeta,
+    MarketPosition,
+    Message,
+    OrderGroupUpdate,
+    UserOrder,
+)
+from shared.store.schema import fills, markets, order_groups, orders, positions
 from tests.integration.test_writer_db import NOW_US, Cli, config_for, core_for, opened
 from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.synth import stamp
@@ -63,7 +71,33 @@ def account_messages() -> list[Message]:
         ticker=TK, event_ticker="KXNBAGAME-26NOV03LALBOS", series_ticker="KXNBAGAME", title="LAL at BOS",
         yes_sub_title="LAL", no_sub_title="BOS", status="active", ts_exch=MS + 1, ts_recv=RECV + 1,
     )  # fmt: skip
-    return stamp([f1, f2, p1, p2, life, meta, f1_again], pub="connector", epoch=3)
+    resting = UserOrder(
+        order_id="o-buy", ticker=TK, status="resting", side="yes", yes_price=4300, fill_count=0,
+        remaining_count=1250, initial_count=1250, taker_fill_cost=0, maker_fill_cost=0, taker_fees=0,
+        maker_fees=0, client_order_id="mine-7", order_group_id="g-1", created_ms=MS - 10, ts_exch=MS - 10,
+        ts_recv=RECV - 10**6,
+    )  # fmt: skip
+    executed = UserOrder(
+        order_id="o-buy", ticker=TK, status="executed", side="yes", yes_price=4300, fill_count=1250,
+        remaining_count=0, initial_count=1250, taker_fill_cost=5_375_000, maker_fill_cost=0,
+        taker_fees=87_500, maker_fees=0, client_order_id="mine-7", order_group_id="g-1",
+        created_ms=MS - 10, ts_exch=MS, ts_recv=RECV,
+    )  # fmt: skip
+    # Republished by a reconnecting connector: the same state at the same time, one row.
+    executed_again = UserOrder(
+        order_id="o-buy", ticker=TK, status="executed", side="yes", yes_price=4300, fill_count=1250,
+        remaining_count=0, initial_count=1250, taker_fill_cost=5_375_000, maker_fill_cost=0,
+        taker_fees=87_500, maker_fees=0, client_order_id="mine-7", order_group_id="g-1",
+        created_ms=MS - 10, ts_exch=MS, ts_recv=RECV + 10**9,
+    )  # fmt: skip
+    group = OrderGroupUpdate(
+        order_group_id="g-1", event_type="triggered", ts_exch=MS + 2, ts_recv=RECV + 2
+    )  # fmt: skip
+    return stamp(
+        [resting, f1, f2, p1, p2, executed, life, meta, group, f1_again, executed_again],
+        pub="connector",
+        epoch=3,
+    )
 
 
 def test_fills_positions_strikes_stored_once_through_replays_and_shown(
@@ -78,7 +112,8 @@ def test_fills_positions_strikes_stored_once_through_replays_and_shown(
             batch = core.take(100)
             assert batch is not None and core.take(100) is None
             first = await store.write(batch, NOW_US)
-            assert (first.inserted["fills"], first.inserted["positions"]) == (2, 2)
+            got = {t: first.inserted[t] for t in ("fills", "positions", "orders", "order_groups")}
+            assert got == {"fills": 2, "positions": 2, "orders": 2, "order_groups": 1}
             # The commit reply lost: the batch is written again. And a writer that lost its
             # positions replays the whole journal: a fresh core, the same messages.
             again = await store.write(batch, NOW_US + 1)
@@ -93,6 +128,15 @@ def test_fills_positions_strikes_stored_once_through_replays_and_shown(
                 got_fills = (await conn.execute(select(fills).order_by(f.order_id))).all()
                 got_positions = (await conn.execute(select(positions).order_by(positions.c.seq))).all()
                 market = (await conn.execute(select(markets).where(markets.c.ticker == TK))).one()
+                got_orders = (await conn.execute(select(orders).order_by(orders.c.ts))).all()
+                got_groups = (await conn.execute(select(order_groups))).all()
+            assert [(r.status, r.fill_count, r.remaining_count, r.taker_fees) for r in got_orders] == [
+                ("resting", 0, 1250, 0),
+                ("executed", 1250, 0, 87_500),
+            ]
+            assert [(r.order_group_id, r.event_type, r.contracts_limit) for r in got_groups] == [
+                ("g-1", "triggered", None)
+            ]
             assert [(r.trade_id, r.order_id, r.side, r.count, r.fee, r.post_position) for r in got_fills] == [
                 ("t-1", "o-buy", "yes", 1250, 87_500, 1250),
                 ("t-1", "o-sell", "no", 1250, 0, 0),
@@ -122,6 +166,11 @@ def test_fills_positions_strikes_stored_once_through_replays_and_shown(
     assert pos.returncode == 0 and len(pos.stdout.strip().splitlines()) == 2  # title + one row
     assert "position 0.00" in pos.stdout and "realized -$0.087500" in pos.stdout  # the later of one read
     assert run_cli("latest", "NOPE", "--table", "positions").returncode == 1
+    listed_orders = run_cli("latest", TK, "--table", "orders")
+    assert listed_orders.returncode == 0, listed_orders.stderr
+    lines = listed_orders.stdout.splitlines()
+    assert "executed yes @ yes $0.4300  filled 12.50 of 12.50, 0.00 resting" in lines[1]
+    assert "fees $0.087500 + $0.000000" in lines[1] and "resting yes" in lines[2]
     latest = run_cli("latest", TK, "--json")
     assert latest.returncode == 1  # no book, tick or trade stored: only the market
     market = json.loads(latest.stdout)["market"]

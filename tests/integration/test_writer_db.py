@@ -38,10 +38,12 @@ from shared.messages import (
     MarketLifecycle,
     MarketPosition,
     Message,
+    OrderGroupUpdate,
     PollSnapshot,
     Signal,
     Ticker,
     Trade,
+    UserOrder,
     WorkerEvent,
 )
 from shared.store.engine import ensure_schema, make_engine
@@ -417,6 +419,27 @@ DISTINCT: list[tuple[Message, str, dict[str, Any]]] = [
         {"ticker": "pk", "ts": E_US, "recv": R_US, "position": -101, "position_cost": 102,
          "realized_pnl": -103, "fees_paid": 104, "volume": 105, "pub": "distinct", "epoch": 1,
          "seq": 1},
+    ),
+    (
+        UserOrder(order_id="oo", ticker="ok", status="resting", side="yes", yes_price=111, fill_count=112,
+                  remaining_count=113, initial_count=114, taker_fill_cost=115, maker_fill_cost=116,
+                  taker_fees=117, maker_fees=-118, client_order_id="oc", order_group_id="og",
+                  self_trade_prevention_type="maker", created_ms=E_MS + 7, expiration_ms=E_MS + 8,
+                  last_update_reason="amend", subaccount=119, ts_exch=E_MS, ts_recv=R_NS),
+        "orders",
+        {"order_id": "oo", "ts": E_US, "status": "resting", "yes_price": 111, "fill_count": 112,
+         "remaining_count": 113, "recv": R_US, "ticker": "ok", "side": "yes", "initial_count": 114,
+         "taker_fill_cost": 115, "maker_fill_cost": 116, "taker_fees": 117, "maker_fees": -118,
+         "client_order_id": "oc", "order_group_id": "og", "self_trade_prevention_type": "maker",
+         "created_ts": E_US + 7000, "expiration_ts": E_US + 8000, "last_update_reason": "amend",
+         "subaccount": 119},
+    ),
+    (
+        OrderGroupUpdate(order_group_id="gg", event_type="limit_updated", contracts_limit=121, ts_exch=E_MS,
+                         ts_recv=R_NS),
+        "order_groups",
+        {"order_group_id": "gg", "event_type": "limit_updated", "ts": E_US, "recv": R_US,
+         "contracts_limit": 121},
     ),
 ]  # fmt: skip
 

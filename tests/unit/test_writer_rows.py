@@ -17,11 +17,13 @@ from shared.messages import (
     MarketLifecycle,
     MarketMeta,
     MarketPosition,
+    OrderGroupUpdate,
     PollSnapshot,
     PriceRange,
     Signal,
     Ticker,
     Trade,
+    UserOrder,
     WorkerEvent,
 )
 from shared.store.schema import APPEND, STATE
@@ -51,10 +53,10 @@ def test_every_durable_kind_is_stored_and_nothing_else() -> None:
     durable = {tag for tag, cls in KINDS.items() if cls.durable}
     assert durable == STORED_KINDS | UNSTORED_KINDS
     assert not STORED_KINDS & UNSTORED_KINDS
-    assert {"order", "ordergroup"} == UNSTORED_KINDS
+    assert set() == UNSTORED_KINDS
     assert {
         "snap", "delta", "ticker", "trade", "lifecycle", "evlifecycle", "fee", "meta", "poll", "gap",
-        "signal", "wevent", "fill", "position",
+        "signal", "wevent", "fill", "position", "order", "ordergroup",
     } == STORED_KINDS  # fmt: skip
 
 
@@ -170,6 +172,24 @@ def test_fill_and_position_rows_exact_integers() -> None:
     )  # fmt: skip
     position_row = ("T", RECV_US, RECV_US, -3750, 50_000_000, -10_000_000, 1_000_000, 1500, "connector", 9, 4)
     assert only_row(build(p), "positions") == position_row
+
+
+def test_order_and_order_group_rows_exact_integers() -> None:
+    o = UserOrder(
+        order_id="o1", ticker="T", status="executed", side="no", yes_price=3500, fill_count=1000,
+        remaining_count=0, initial_count=1000, taker_fill_cost=3_500_000, maker_fill_cost=0,
+        taker_fees=70_001, client_order_id="mine", created_ms=EXCH - 5, subaccount=2, ts_exch=EXCH,
+        ts_recv=RECV,
+    )  # fmt: skip
+    order_row = (
+        "o1", EXCH_US, "executed", 3500, 1000, 0, RECV_US, "T", "no", 1000, 3_500_000, 0, 70_001, None,
+        "mine", None, None, (EXCH - 5) * 1000, None, None, 2,
+    )  # fmt: skip
+    assert only_row(build(o), "orders") == order_row
+    g = OrderGroupUpdate(
+        order_group_id="g", event_type="created", contracts_limit=15_000, ts_exch=EXCH, ts_recv=RECV
+    )
+    assert only_row(build(g), "order_groups") == ("g", "created", EXCH_US, RECV_US, 15_000)
 
 
 def test_strikes_reach_the_market_row_and_none_never_erases_them() -> None:

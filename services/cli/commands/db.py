@@ -3,8 +3,8 @@
   kxfeed db upgrade                    create or migrate the schema to this version's head
   kxfeed db latest TICKER [--json]     latest top of book (order book, WS ticker, poll; the
                                        newest is marked), the last trade, the market's strikes
-  kxfeed db latest [TICKER] --table fills|positions [--limit N] [--json]
-                                       this account's newest fills / position snapshots
+  kxfeed db latest [TICKER] --table fills|positions|orders [--limit N] [--json]
+                                       this account's newest fills / positions / order states
   kxfeed db gaps TICKER [--json]       stored sequence holes per subscription (connection,
                                        sid) that carried TICKER, as a list and a count
   kxfeed db stats [--hours N] [--json] rows and bytes per table; rows per hour (receive time)
@@ -61,8 +61,9 @@ def register(sub: Any) -> None:
         "latest top of book and last trade of a market; or this account's fills/positions",
         "Top of book from the order book, the WS ticker and the poller (the newest marked *),\n"
         "then the last stored trade and the market's stored state (status, strikes). Exit 1 when\n"
-        "nothing is stored for TICKER. With --table fills|positions: this account's newest fills\n"
-        "or position snapshots (of TICKER, or of every market), newest first; exit 1 when none.",
+        "nothing is stored for TICKER. With --table fills|positions|orders: this account's newest\n"
+        "fills, position snapshots or order states (of TICKER, or of every market), newest first;\n"
+        "exit 1 when none.",
         "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF",
         "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF --json",
         "kxfeed db latest --table fills",
@@ -70,7 +71,9 @@ def register(sub: Any) -> None:
     )
     lt.add_argument("ticker", metavar="TICKER", nargs="?", help="market ticker (optional with --table)")
     lt.add_argument(
-        "--table", choices=sorted(queries.LISTED_TABLES), help="list this account's fills or positions"
+        "--table",
+        choices=sorted(queries.LISTED_TABLES),
+        help="list this account's fills, positions or order states",
     )
     lt.add_argument("--limit", type=int, default=20, help="rows to list with --table (default 20)")
     gp = action(
@@ -159,7 +162,7 @@ def run_latest(args: argparse.Namespace) -> int:
     if args.table is not None:
         return _run_query(args, lambda engine: _list_table(engine, args))
     if args.ticker is None:
-        print("kxfeed db latest: TICKER is required (or --table fills|positions)", file=sys.stderr)
+        print("kxfeed db latest: TICKER is required (or --table fills|positions|orders)", file=sys.stderr)
         return 2
 
     async def body(engine: AsyncEngine) -> int:
@@ -235,6 +238,21 @@ def _position_line(r: dict[str, Any]) -> str:
     )
 
 
+def _order_line(r: dict[str, Any]) -> str:
+    fees = [_money(v) for k in ("taker_fees", "maker_fees") if (v := r[k]) is not None]
+    mine = f" client {r['client_order_id']}" if r["client_order_id"] else ""
+    return (
+        f"  {when(r['ts'])}  {r['ticker']}  {r['status']} {r['side']} @ yes {dollars(r['yes_price'])}  "
+        f"filled {contracts(r['fill_count'])} of {contracts(r['initial_count'])}, "
+        f"{contracts(r['remaining_count'])} resting"
+        + (f"  fees {' + '.join(fees)}" if fees else "")
+        + f"  (order {r['order_id']}{mine})"
+    )
+
+
+_LINES = {"fills": _fill_line, "positions": _position_line, "orders": _order_line}
+
+
 async def _list_table(engine: AsyncEngine, args: argparse.Namespace) -> int:
     rows = await queries.recent_rows(engine, args.table, args.ticker, max(args.limit, 1))
     if args.json:
@@ -245,7 +263,7 @@ async def _list_table(engine: AsyncEngine, args: argparse.Namespace) -> int:
     if not rows:
         print("  none stored")
         return 1
-    line = _fill_line if args.table == "fills" else _position_line
+    line = _LINES[args.table]
     for r in rows:
         print(line(r))
     return 0
