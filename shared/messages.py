@@ -187,6 +187,45 @@ class MarketPosition(_Header, frozen=True, tag="position"):
     volume: Int64
 
 
+class UserOrder(_Header, frozen=True, tag="order"):
+    """This account's order after one change (private ``user_orders`` channel): its state, not
+    the change. ``side`` is the outcome side (buy YES / sell NO = yes); ``yes_price`` the YES
+    price whatever the side; counts in hundredths; fill costs and fees in micro-dollars; times
+    in ms. ``ts_exch`` is its last update (or its creation)."""
+
+    order_id: str
+    ticker: str
+    status: str
+    side: Side
+    yes_price: Int64
+    fill_count: Int64
+    remaining_count: Int64
+    initial_count: Int64
+    taker_fill_cost: Int64
+    maker_fill_cost: Int64
+    #: None when the frame did not say (Kalshi's earlier user_order had no fee fields).
+    taker_fees: Int64 | None = None
+    maker_fees: Int64 | None = None
+    client_order_id: str | None = None
+    order_group_id: str | None = None
+    self_trade_prevention_type: str | None = None
+    created_ms: Int64 | None = None
+    expiration_ms: Int64 | None = None
+    last_update_reason: str | None = None
+    subaccount: Int64 | None = None
+
+
+class OrderGroupUpdate(_Header, frozen=True, tag="ordergroup"):
+    """An event of one of this account's order groups (private ``order_group_updates``):
+    created, triggered, reset, deleted, limit_updated. ``contracts_limit`` in hundredths
+    (set by created and limit_updated only)."""
+
+    order_group_id: str
+    event_type: str
+    contracts_limit: Int64 | None = None
+    topic_field: ClassVar[str] = "order_group_id"
+
+
 class _MarketLifecycleFields(_Header, frozen=True):
     ticker: str
     event_type: str
@@ -428,6 +467,8 @@ Message = (
     | Trade
     | Fill
     | MarketPosition
+    | UserOrder
+    | OrderGroupUpdate
     | MarketLifecycle
     | EventLifecycle
     | FeeUpdate
@@ -451,6 +492,8 @@ MESSAGE_TYPES: tuple[type[_Header], ...] = (
     Trade,
     Fill,
     MarketPosition,
+    UserOrder,
+    OrderGroupUpdate,
     MarketLifecycle,
     EventLifecycle,
     FeeUpdate,

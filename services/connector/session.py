@@ -45,7 +45,7 @@ from shared.kalshi.ws import (
     Unsubscribed,
     error_class,
 )
-from shared.kalshi.ws_private import COMMUNICATIONS, OrderGroupFrame
+from shared.kalshi.ws_private import COMMUNICATIONS, OrderGroupFrame, UserOrderFrame
 from shared.log import BurstLog, get_logger
 from shared.messages import (
     DECODE_ERRORS,
@@ -238,6 +238,10 @@ class Session:
                 msg = parse.fill(f, ts_recv)
             elif t is MarketPositionFrame:
                 msg = parse.market_position(f, ts_recv)
+            elif t is UserOrderFrame:
+                msg = parse.user_order(f, ts_recv)
+            elif t is OrderGroupFrame:
+                msg = parse.order_group(f, ts_recv)
             else:
                 self._reply(f, now, ts_recv)
                 return

@@ -26,7 +26,7 @@ MESSAGES = Counter(
     "kxfeed_writer_messages_total",
     "Bus/journal messages by outcome: accepted, duplicate (seq already taken), deferred (left to "
     "the journal replay), shed (dropped from the buffer during an outage), ignored (kind not stored), "
-    "unstored (a durable kind with no table yet: fill, position)",
+    "unstored (a durable kind with no table yet; none today)",
     ["outcome"],
 )
 UNCHANGED_POLLS = Counter(

@@ -18,8 +18,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
+from services.writer.account_rows import ACCOUNT_MAPPERS
+from services.writer.rowtime import HOUR_NS as HOUR_NS  # re-exported: core, batches, tests
+from services.writer.rowtime import HOUR_US as HOUR_US
+from services.writer.rowtime import Row, json_text, opt_us, times_us
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -48,16 +50,8 @@ from shared.store.rows import (
     builder,
 )
 
-Row = tuple[Any, ...]
-
-HOUR_NS = 3_600_000_000_000
-HOUR_US = 3_600_000_000
-
-_json = msgspec.json.Encoder()
-
-
-def json_text(value: Any) -> str:
-    return _json.encode(value).decode()
+_ts = times_us
+_opt_ms = opt_us
 
 
 class BatchBuilder:
@@ -124,15 +118,8 @@ _gap_of = builder(GapRow)
 _signal_of = builder(SignalRow)
 _worker_event_of = builder(WorkerEventRow)
 
-
-def _ts(m: Message) -> tuple[int, int]:
-    """(ts, recv) in microseconds: ts is the exchange time, or the receive time without one."""
-    recv = m.ts_recv // 1000
-    return (m.ts_exch * 1000 if m.ts_exch is not None else recv), recv
-
-
-def _opt_ms(ms: int | None) -> int | None:
-    return None if ms is None else ms * 1000
+#: The markets columns a lifecycle event or a MarketMeta may know the strike of.
+STRIKES = ("strike_type", "floor_strike", "cap_strike")
 
 
 def _delta_row(m: BookDelta) -> Row:
@@ -258,7 +245,9 @@ def _market_lifecycle(b: BatchBuilder, m: MarketLifecycle) -> None:
         "yes_sub_title": m.yes_sub_title,
         "no_sub_title": m.no_sub_title,
     }
-    _lifecycle_row(b, m, m.ticker, m.event_type, **cols)
+    # metadata_updated's strikes have no lifecycle column: its detail keeps them.
+    strikes = _strikes(m)
+    _lifecycle_row(b, m, m.ticker, m.event_type, strikes or None, **cols)
     # The market row learns whatever this event carries (creation: titles and times; ...).
     known = {
         k: v
@@ -267,7 +256,14 @@ def _market_lifecycle(b: BatchBuilder, m: MarketLifecycle) -> None:
     }
     if cols["price_ranges"] is not None:
         known["price_ranges"] = cols["price_ranges"]
+    known.update(strikes)
     b.upsert("markets", m.ticker, known, _ts(m)[0])
+
+
+def _strikes(m: MarketLifecycle | MarketMeta) -> dict[str, str]:
+    """The strikes the message knows. None is "not said" (REST markets and most lifecycle
+    events carry none), so it never erases a strike stored from ``metadata_updated``."""
+    return {k: v for k in STRIKES if (v := getattr(m, k)) is not None}
 
 
 def _event_lifecycle(b: BatchBuilder, m: EventLifecycle) -> None:
@@ -329,6 +325,7 @@ def _meta(b: BatchBuilder, m: MarketMeta) -> None:
             "fee_type": m.fee_type,
             "fee_multiplier_ppm": m.fee_multiplier_ppm,
             "result": m.result,
+            **_strikes(m),
         },
         ts,
     )
@@ -378,6 +375,7 @@ MAPPERS: dict[type[Any], Callable[[BatchBuilder, Any], None]] = {
     Gap: _gap,
     Signal: _signal,
     WorkerEvent: _worker_event,
+    **ACCOUNT_MAPPERS,
 }
 
 #: Mappers of a whole run of one kind, for the kinds that dominate traffic.
@@ -386,8 +384,9 @@ RUN_MAPPERS: dict[type[Any], Callable[[BatchBuilder, Any], None]] = {BookDelta: 
 #: Kind tags the writer stores (every durable kind of the bus schema but UNSTORED_KINDS).
 STORED_KINDS: frozenset[str] = frozenset(t.__struct_config__.tag for t in MAPPERS)
 
-#: Durable kinds deliberately not stored yet (this account's fills and positions: no table).
-#: The writer does not subscribe to them; met in a journal replay they are skipped and counted.
-UNSTORED_KINDS: frozenset[str] = frozenset({"fill", "position"})
+#: Durable kinds deliberately not stored yet (none today: fills, positions, orders and order
+#: groups were, until they got their tables). The writer does not subscribe to them; met in a
+#: journal replay they are skipped and counted.
+UNSTORED_KINDS: frozenset[str] = frozenset()
 
 _check_deltas()

@@ -19,7 +19,6 @@ So nothing out of range reaches a bus encoder or the database.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 import msgspec
 
@@ -39,16 +38,22 @@ from shared.kalshi.numbers import (
     seconds_to_ms,
     signed_count,
 )
+from shared.kalshi.parse_private import (  # the private channels' parsers, re-exported
+    event_ms,
+    fill,
+    market_position,
+    order_group,
+    outcome_side,
+    user_order,
+)
 from shared.messages import (
     BookDelta,
     BookSnapshot,
     EventLifecycle,
     FeeUpdate,
-    Fill,
     Level,
     MarketLifecycle,
     MarketMeta,
-    MarketPosition,
     PriceRange,
     Ticker,
     Trade,
@@ -72,6 +77,7 @@ __all__ = [
     "market_meta",
     "market_position",
     "optional_price",
+    "order_group",
     "parse_count",
     "parse_money",
     "parse_price",
@@ -84,6 +90,7 @@ __all__ = [
     "snapshot",
     "ticker",
     "trade",
+    "user_order",
 ]
 
 
@@ -181,30 +188,14 @@ def ticker(frame: ws.TickerFrame, ts_recv: int) -> Ticker:
         open_interest=parse_count(m.open_interest_fp),
         dollar_volume=m.dollar_volume,
         dollar_open_interest=m.dollar_open_interest,
-        ts_exch=_event_ms(m.ts_ms, m.ts),
+        ts_exch=event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )
 
 
-def _event_ms(ts_ms: int | None, ts: int | None) -> int | None:
-    # Kalshi's frames carry milliseconds (``ts_ms``) now; older ones only whole seconds.
-    return ts_ms if ts_ms is not None else seconds_to_ms(ts)
-
-
-def _outcome_side(outcome: ws.Side | None, book_side: Literal["bid", "ask"] | None, missing: str) -> ws.Side:
-    # Frames without the outcome name the book side instead: bid is outcome YES, ask outcome NO.
-    if outcome is not None:
-        return outcome
-    if book_side is None:
-        raise UnitError(missing)
-    return "yes" if book_side == "bid" else "no"
-
-
 def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
     m = frame.msg
-    side = _outcome_side(
-        m.taker_outcome_side or m.taker_side, m.taker_book_side, "trade without a taker side"
-    )
+    side = outcome_side(m.taker_outcome_side or m.taker_side, m.taker_book_side, "trade without a taker side")
     return Trade(
         trade_id=m.trade_id,
         ticker=m.market_ticker,
@@ -213,7 +204,7 @@ def trade(frame: ws.TradeFrame, ts_recv: int) -> Trade:
         count=count(m.count_fp),
         taker_side=side,
         is_block_trade=m.is_block_trade,
-        ts_exch=_event_ms(m.ts_ms, m.ts),
+        ts_exch=event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )
 
@@ -239,43 +230,6 @@ def rest_trade(t: rest_models.RestTrade, ts_recv: int) -> Trade:
         ts_exch=created,
         ts_recv=ts_recv,
         source="rest",
-    )
-
-
-# ---- private channels (this account's fills and positions) --------------------------------------
-
-
-def fill(frame: ws.FillFrame, ts_recv: int) -> Fill:
-    m = frame.msg
-    side = _outcome_side(m.outcome_side or m.side, m.book_side, "fill without a side")
-    return Fill(
-        trade_id=m.trade_id,
-        order_id=m.order_id,
-        ticker=m.market_ticker,
-        is_taker=m.is_taker,
-        side=side,
-        yes_price=parse_price(m.yes_price_dollars),
-        count=parse_count(m.count_fp),
-        fee=parse_money(m.fee_cost, signed=False),
-        action=m.action,
-        post_position=parse_count(m.post_position_fp, signed=True),
-        client_order_id=m.client_order_id,
-        ts_exch=_event_ms(m.ts_ms, m.ts),
-        ts_recv=ts_recv,
-    )
-
-
-def market_position(frame: ws.MarketPositionFrame, ts_recv: int) -> MarketPosition:
-    m = frame.msg
-    return MarketPosition(
-        ticker=m.market_ticker,
-        position=parse_count(m.position_fp, signed=True),
-        position_cost=parse_money(m.position_cost_dollars),
-        realized_pnl=parse_money(m.realized_pnl_dollars),
-        fees_paid=parse_money(m.fees_paid_dollars),
-        volume=parse_count(m.volume_fp),
-        ts_exch=frame.sending_ts_ms,
-        ts_recv=ts_recv,
     )
 
 

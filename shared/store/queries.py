@@ -15,8 +15,12 @@ from shared.store.schema import (
     STATE_TABLES,
     book_deltas,
     book_snapshots,
+    fills,
     gaps,
+    markets,
     metadata,
+    orders,
+    positions,
     table_hours,
     ticks,
     trades,
@@ -48,10 +52,24 @@ class LastTrade:
 
 
 @dataclass
+class StoredMarket:
+    """The market's stored state row (what ``kxfeed db latest`` shows about the market itself).
+    Strikes are the exact decimal text Kalshi sent; None when never said."""
+
+    title: str | None
+    status: str | None
+    strike_type: str | None
+    floor_strike: str | None
+    cap_strike: str | None
+    updated: datetime
+
+
+@dataclass
 class Latest:
     ticker: str
     tops: list[Top]
     trade: LastTrade | None
+    market: StoredMarket | None = None
 
     @property
     def newest(self) -> Top | None:
@@ -143,7 +161,35 @@ async def latest(engine: AsyncEngine, ticker: str) -> Latest:
             )
         ).first()
         trade = LastTrade(*trow) if trow is not None else None
-    return Latest(ticker, tops, trade)
+        mk = markets.c
+        mrow = (
+            await conn.execute(
+                select(mk.title, mk.status, mk.strike_type, mk.floor_strike, mk.cap_strike, mk.updated).where(
+                    mk.ticker == ticker
+                )
+            )
+        ).first()
+        market = StoredMarket(*mrow) if mrow is not None else None
+    return Latest(ticker, tops, trade, market)
+
+
+#: Tables ``kxfeed db latest --table`` lists, newest first.
+LISTED_TABLES = {"fills": fills, "positions": positions, "orders": orders}
+
+
+async def recent_rows(
+    engine: AsyncEngine, table: str, ticker: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows of a listed table (of one market, or of all), newest first:
+    every column by name, exact integers."""
+    t = LISTED_TABLES[table]
+    # Ties in time (positions of one read share one) by the key: a position's bus seq.
+    keys = [c.desc() for c in t.primary_key.columns]
+    q = select(t).order_by(t.c.ts.desc(), t.c.recv.desc(), *keys).limit(limit)
+    if ticker is not None:
+        q = q.where(t.c.ticker == ticker)
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(q)]
 
 
 # ---- gaps ---------------------------------------------------------------------------------

@@ -139,6 +139,68 @@ class WorkerEventRow(NamedTuple):
     detail: str
 
 
+class FillRow(NamedTuple):
+    trade_id: str
+    order_id: str
+    ticker: str
+    is_taker: bool
+    side: str
+    yes_price: int
+    count: int  # type: ignore[assignment]  # the column shadows tuple.count (never called on a row)
+    fee: int
+    action: str
+    post_position: int
+    client_order_id: str | None
+    ts: int
+    recv: int
+
+
+class PositionRow(NamedTuple):
+    ticker: str
+    ts: int
+    recv: int
+    position: int
+    position_cost: int
+    realized_pnl: int
+    fees_paid: int
+    volume: int
+    pub: str
+    epoch: int
+    seq: int
+
+
+class OrderRow(NamedTuple):
+    order_id: str
+    ts: int
+    status: str
+    yes_price: int
+    fill_count: int
+    remaining_count: int
+    recv: int
+    ticker: str
+    side: str
+    initial_count: int
+    taker_fill_cost: int
+    maker_fill_cost: int
+    taker_fees: int | None
+    maker_fees: int | None
+    client_order_id: str | None
+    order_group_id: str | None
+    self_trade_prevention_type: str | None
+    created_ts: int | None
+    expiration_ts: int | None
+    last_update_reason: str | None
+    subaccount: int | None
+
+
+class OrderGroupRow(NamedTuple):
+    order_group_id: str
+    event_type: str
+    ts: int
+    recv: int
+    contracts_limit: int | None
+
+
 #: table -> its row type (every append table has one).
 ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "book_deltas": DeltaRow,
@@ -149,6 +211,10 @@ ROW_TYPES: dict[str, type[tuple[object, ...]]] = {
     "gaps": GapRow,
     "signals": SignalRow,
     "worker_events": WorkerEventRow,
+    "fills": FillRow,
+    "positions": PositionRow,
+    "orders": OrderRow,
+    "order_groups": OrderGroupRow,
 }
 
 

@@ -209,6 +209,93 @@ signals = Table(
     PrimaryKeyConstraint("strategy", "ticker", "side", "ts"),
 )
 
+fills = Table(
+    "fills",
+    metadata,
+    # This account's fills (private ``fill`` channel). Kalshi names a fill by the trade and the
+    # order: both sides of one trade can be this account's (two orders), each its own fill.
+    _text("trade_id"),
+    _text("order_id"),
+    _text("ticker"),
+    _bool("is_taker"),
+    _text("side"),
+    _int("yes_price"),
+    _int("count"),
+    _int("fee"),
+    _text("action"),
+    _int("post_position"),
+    _text("client_order_id", True),
+    _ts("ts"),
+    _ts("recv"),
+    PrimaryKeyConstraint("trade_id", "order_id"),
+    Index("ix_fills_ticker_ts", "ticker", "ts"),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    # Snapshots of this account's position in one market (private ``market_positions``
+    # channel). Kalshi's frame carries no time of its own, so ts is usually the receive time,
+    # shared by every frame of one read: the bus identity (as in ticks) keeps two updates of
+    # one market in one read apart, and a journal replay (same identity) stores them once.
+    _text("ticker"),
+    _ts("ts"),
+    _ts("recv"),
+    _int("position"),
+    _int("position_cost"),
+    _int("realized_pnl"),
+    _int("fees_paid"),
+    _int("volume"),
+    _text("pub"),
+    _int("epoch"),
+    _int("seq"),
+    PrimaryKeyConstraint("ticker", "ts", "pub", "epoch", "seq"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    # This account's orders, one row per state an order was in (private ``user_orders``). Two
+    # updates are the same row when they say the same at the same time: a replay, or a
+    # reconnecting connector publishing it again, stores it once.
+    _text("order_id"),
+    _ts("ts"),
+    _text("status"),
+    _int("yes_price"),
+    _int("fill_count"),
+    _int("remaining_count"),
+    _ts("recv"),
+    _text("ticker"),
+    _text("side"),
+    _int("initial_count"),
+    _int("taker_fill_cost"),
+    _int("maker_fill_cost"),
+    _int("taker_fees", True),
+    _int("maker_fees", True),
+    _text("client_order_id", True),
+    _text("order_group_id", True),
+    _text("self_trade_prevention_type", True),
+    _ts("created_ts", True),
+    _ts("expiration_ts", True),
+    _text("last_update_reason", True),
+    _int("subaccount", True),
+    PrimaryKeyConstraint("order_id", "ts", "status", "yes_price", "fill_count", "remaining_count"),
+    Index("ix_orders_ticker_ts", "ticker", "ts"),
+)
+
+order_groups = Table(
+    "order_groups",
+    metadata,
+    # Events of this account's order groups (private ``order_group_updates``); ts is the
+    # matching engine's (required by the spec).
+    _text("order_group_id"),
+    _text("event_type"),
+    _ts("ts"),
+    _ts("recv"),
+    _int("contracts_limit", True),
+    PrimaryKeyConstraint("order_group_id", "event_type", "ts"),
+)
+
 worker_events = Table(
     "worker_events",
     metadata,
@@ -244,6 +331,10 @@ markets = Table(
     _int("fee_multiplier_ppm", True),
     _text("result", True),
     _ts("updated"),
+    # From ``metadata_updated`` (and REST): the strike as the exact decimal text Kalshi sent.
+    _text("strike_type", True),
+    _text("floor_strike", True),
+    _text("cap_strike", True),
     PrimaryKeyConstraint("ticker"),
 )
 
@@ -323,6 +414,10 @@ APPEND_TABLES: tuple[Table, ...] = (
     gaps,
     signals,
     worker_events,
+    fills,
+    positions,
+    orders,
+    order_groups,
 )
 STATE_TABLES: tuple[Table, ...] = (markets, events, series)
 

@@ -18,7 +18,7 @@ import pytest
 from services.connector.session import Session
 from services.connector.validity import Recovery
 from shared.config import ConfigError, load_config
-from shared.messages import Fill, MarketPosition, to_jsonable
+from shared.messages import Fill, MarketPosition, OrderGroupUpdate, UserOrder, to_jsonable
 
 from .test_connector_support import Script, counted, kinds
 
@@ -124,3 +124,33 @@ def test_config_refuses_an_unknown_private_channel_by_name(tmp_path: Path) -> No
         load_config(path, environ={})
     text = str(err.value)
     assert "user_orders" in text and "private_channels" in text
+
+
+def test_user_orders_and_order_group_events_reach_the_bus_counted() -> None:
+    """user_order and order_group_updates frames were decoded and only counted ("discarded");
+    now each becomes its bus message (journaled, stored), counted per frame type, and one with
+    an inexact value is refused and counted, never rounded."""
+    sc = Script([LAL], private=PRIVATE)
+    sc.boot()
+    order = json.loads((FIX / "ws_user_order.json").read_bytes())
+    group = json.loads((FIX / "ws_order_group_updates.json").read_bytes())
+    inexact = json.loads((FIX / "ws_user_order.json").read_bytes())
+    inexact["msg"]["yes_price_dollars"] = "0.35001"
+    out = sc.feed(order, group, inexact)
+    assert kinds(out) == ["order", "ordergroup"]
+    o, g = out
+    assert isinstance(o, UserOrder) and isinstance(g, OrderGroupUpdate)
+    assert (o.ticker, o.status, o.side, o.yes_price, o.remaining_count) == (
+        "FED-23DEC-T3.00",
+        "resting",
+        "yes",
+        3500,
+        1000,
+    )
+    assert o.ts_recv > 0 and o.topic() == "order.FED-23DEC-T3.00"
+    assert (g.order_group_id, g.event_type, g.contracts_limit) == ("og_123", "limit_updated", 15_000)
+    assert all(type(m).durable for m in out)
+    s = sc.s
+    assert counted(s, "messages", "user_order") == 2 and counted(s, "messages", "order_group_updates") == 1
+    assert counted(s, "bad_frames", "units") == 1
+    assert counted(s, "discarded", "user_order") == counted(s, "discarded", "order_group_updates") == 0

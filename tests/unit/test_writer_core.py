@@ -145,20 +145,26 @@ def test_kinds_the_writer_does_not_store_are_ignored() -> None:
     assert res.ignored == 1 and res.accepted == 1
 
 
-def test_fills_and_positions_are_skipped_on_purpose_and_counted() -> None:
+def test_fills_and_positions_are_stored_once_through_replays() -> None:
+    """This account's fills and positions are stored kinds now: taken live into their tables;
+    the journal replaying them again (same publisher stream, same seqs) adds nothing."""
     core = make_core()
     fill = Fill(
         trade_id="f", order_id="o", ticker="T", is_taker=True, side="yes", yes_price=4300, count=100, fee=7,
-        pub="c", epoch=1, seq=1,
+        pub="a", epoch=1, seq=1,
     )  # fmt: skip
     pos = MarketPosition(
         ticker="T", position=100, position_cost=430_000, realized_pnl=0, fees_paid=7, volume=100,
-        pub="c", epoch=1, seq=1,
+        pub="a", epoch=1, seq=1,
     )  # fmt: skip
-    res = core.offer([fill, pos, *trades("a", 1)], replay=True)
-    assert (res.unstored, res.ignored, res.accepted) == (2, 0, 1)
+    res = core.offer([fill, pos, *trades("a", 1)])
+    assert (res.unstored, res.ignored, res.accepted) == (0, 0, 3)
     batch = core.take(10)
-    assert batch is not None and list(batch.rows) == ["trades"] and batch.messages == 1
+    assert batch is not None and sorted(batch.rows) == ["fills", "positions", "trades"]
+    assert batch.offsets[("a", 1, "fill")][0] == 1 and batch.offsets[("a", 1, "position")][0] == 1
+    core.commit(batch)
+    again = core.offer([fill, pos], replay=True)
+    assert (again.duplicates, again.accepted) == (2, 0) and core.take(10) is None
 
 
 def test_take_commit_and_lag() -> None:

@@ -12,14 +12,18 @@ from shared.messages import (
     BookSnapshot,
     EventLifecycle,
     FeeUpdate,
+    Fill,
     Gap,
     MarketLifecycle,
     MarketMeta,
+    MarketPosition,
+    OrderGroupUpdate,
     PollSnapshot,
     PriceRange,
     Signal,
     Ticker,
     Trade,
+    UserOrder,
     WorkerEvent,
 )
 from shared.store.schema import APPEND, STATE
@@ -49,10 +53,10 @@ def test_every_durable_kind_is_stored_and_nothing_else() -> None:
     durable = {tag for tag, cls in KINDS.items() if cls.durable}
     assert durable == STORED_KINDS | UNSTORED_KINDS
     assert not STORED_KINDS & UNSTORED_KINDS
-    assert {"fill", "position"} == UNSTORED_KINDS
+    assert set() == UNSTORED_KINDS
     assert {
         "snap", "delta", "ticker", "trade", "lifecycle", "evlifecycle", "fee", "meta", "poll", "gap",
-        "signal", "wevent",
+        "signal", "wevent", "fill", "position", "order", "ordergroup",
     } == STORED_KINDS  # fmt: skip
 
 
@@ -152,6 +156,63 @@ def test_trade_signal_gap_worker_event_rows() -> None:
     assert row[3] == "recovered" and row[8] == EXCH_US and row[9] == EXCH_US + 5000
     we = WorkerEvent(worker="connector", event="exited", pid=9, exit_code=-9, ts_recv=RECV)
     assert only_row(build(we), "worker_events") == ("connector", RECV_US, "exited", RECV_US, 9, -9, "")
+
+
+def test_fill_and_position_rows_exact_integers() -> None:
+    f = Fill(
+        trade_id="t1", order_id="o1", ticker="T", is_taker=False, side="no", yes_price=4300, count=1250,
+        fee=87_500, action="sell", post_position=-3750, client_order_id="mine-7", ts_exch=EXCH,
+        ts_recv=RECV,
+    )  # fmt: skip
+    fill_row = ("t1", "o1", "T", False, "no", 4300, 1250, 87_500, "sell", -3750, "mine-7", EXCH_US, RECV_US)
+    assert only_row(build(f), "fills") == fill_row
+    p = MarketPosition(
+        ticker="T", position=-3750, position_cost=50_000_000, realized_pnl=-10_000_000, fees_paid=1_000_000,
+        volume=1500, pub="connector", epoch=9, seq=4, ts_recv=RECV,
+    )  # fmt: skip
+    position_row = ("T", RECV_US, RECV_US, -3750, 50_000_000, -10_000_000, 1_000_000, 1500, "connector", 9, 4)
+    assert only_row(build(p), "positions") == position_row
+
+
+def test_order_and_order_group_rows_exact_integers() -> None:
+    o = UserOrder(
+        order_id="o1", ticker="T", status="executed", side="no", yes_price=3500, fill_count=1000,
+        remaining_count=0, initial_count=1000, taker_fill_cost=3_500_000, maker_fill_cost=0,
+        taker_fees=70_001, client_order_id="mine", created_ms=EXCH - 5, subaccount=2, ts_exch=EXCH,
+        ts_recv=RECV,
+    )  # fmt: skip
+    order_row = (
+        "o1", EXCH_US, "executed", 3500, 1000, 0, RECV_US, "T", "no", 1000, 3_500_000, 0, 70_001, None,
+        "mine", None, None, (EXCH - 5) * 1000, None, None, 2,
+    )  # fmt: skip
+    assert only_row(build(o), "orders") == order_row
+    g = OrderGroupUpdate(
+        order_group_id="g", event_type="created", contracts_limit=15_000, ts_exch=EXCH, ts_recv=RECV
+    )
+    assert only_row(build(g), "order_groups") == ("g", "created", EXCH_US, RECV_US, 15_000)
+
+
+def test_strikes_reach_the_market_row_and_none_never_erases_them() -> None:
+    """metadata_updated's strikes land on the market (exact text) and in its lifecycle detail;
+    a later MarketMeta or lifecycle event that does not know them (None) leaves them be."""
+    life = MarketLifecycle(
+        ticker="T", event_type="metadata_updated", strike_type="between", floor_strike="3.25",
+        cap_strike="3.5", ts_exch=EXCH, ts_recv=RECV,
+    )  # fmt: skip
+    meta = MarketMeta(
+        ticker="T", event_ticker="E", series_ticker="S", title="Ti", yes_sub_title="y", no_sub_title="n",
+        status="active", ts_exch=EXCH + 1, ts_recv=RECV,
+    )  # fmt: skip
+    b = build(life, meta)
+    (row,) = b.rows["lifecycle"]
+    assert row[16] == '{"strike_type":"between","floor_strike":"3.25","cap_strike":"3.5"}'
+    market = b.state[("markets", "T")]
+    assert (market["strike_type"], market["floor_strike"], market["cap_strike"]) == ("between", "3.25", "3.5")
+    assert market["title"] == "Ti"
+    with_strike = msgspec.structs.replace(meta, floor_strike="100000", strike_type="greater")
+    market = build(with_strike).state[("markets", "T")]
+    assert (market["strike_type"], market["floor_strike"]) == ("greater", "100000")
+    assert "cap_strike" not in market
 
 
 def test_market_lifecycle_row_and_market_update() -> None:

@@ -2,7 +2,9 @@
 
   kxfeed db upgrade                    create or migrate the schema to this version's head
   kxfeed db latest TICKER [--json]     latest top of book (order book, WS ticker, poll; the
-                                       newest is marked) and the last trade
+                                       newest is marked), the last trade, the market's strikes
+  kxfeed db latest [TICKER] --table fills|positions|orders [--limit N] [--json]
+                                       this account's newest fills / positions / order states
   kxfeed db gaps TICKER [--json]       stored sequence holes per subscription (connection,
                                        sid) that carried TICKER, as a list and a count
   kxfeed db stats [--hours N] [--json] rows and bytes per table; rows per hour (receive time)
@@ -15,6 +17,7 @@ $0.0001, counts in hundredths). Exit 2 on a config or schema problem.
 examples:
   kxfeed db upgrade --config config/prod.toml
   kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF
+  kxfeed db latest --table fills --limit 50
   KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed db stats --hours 6
 """
 
@@ -35,6 +38,7 @@ from shared.messages import JSON_ENCODER
 from shared.store import queries
 from shared.store.engine import make_engine, redact
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
+from shared.units import format_money
 
 
 def register(sub: Any) -> None:
@@ -54,12 +58,24 @@ def register(sub: Any) -> None:
     lt = action(
         verbs,
         "latest",
-        "latest top of book and last trade of a market",
+        "latest top of book and last trade of a market; or this account's fills/positions",
         "Top of book from the order book, the WS ticker and the poller (the newest marked *),\n"
-        "then the last stored trade. Exit 1 when nothing is stored for TICKER.",
+        "then the last stored trade and the market's stored state (status, strikes). Exit 1 when\n"
+        "nothing is stored for TICKER. With --table fills|positions|orders: this account's newest\n"
+        "fills, position snapshots or order states (of TICKER, or of every market), newest first;\n"
+        "exit 1 when none.",
         "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF",
         "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF --json",
+        "kxfeed db latest --table fills",
+        "kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF --table positions --limit 5",
     )
+    lt.add_argument("ticker", metavar="TICKER", nargs="?", help="market ticker (optional with --table)")
+    lt.add_argument(
+        "--table",
+        choices=sorted(queries.LISTED_TABLES),
+        help="list this account's fills, positions or order states",
+    )
+    lt.add_argument("--limit", type=int, default=20, help="rows to list with --table (default 20)")
     gp = action(
         verbs,
         "gaps",
@@ -68,8 +84,8 @@ def register(sub: Any) -> None:
         "range, its holes, and the gap events the connector recorded.",
         "kxfeed db gaps KXNFLGAME-25NOV23BUFHOU-BUF",
     )
+    gp.add_argument("ticker", metavar="TICKER", help="market ticker")
     for q, func in ((lt, run_latest), (gp, run_gaps)):
-        q.add_argument("ticker", metavar="TICKER", help="market ticker")
         q.add_argument("--json", action="store_true", help="print JSON (exact integers)")
         add_config_options(q)
         q.set_defaults(func=func)
@@ -143,6 +159,12 @@ def _print_json(value: Any) -> None:
 
 
 def run_latest(args: argparse.Namespace) -> int:
+    if args.table is not None:
+        return _run_query(args, lambda engine: _list_table(engine, args))
+    if args.ticker is None:
+        print("kxfeed db latest: TICKER is required (or --table fills|positions|orders)", file=sys.stderr)
+        return 2
+
     async def body(engine: AsyncEngine) -> int:
         res = await queries.latest(engine, args.ticker)
         newest = res.newest
@@ -153,7 +175,8 @@ def run_latest(args: argparse.Namespace) -> int:
             return 0 if res.tops or res.trade else 1
         print(res.ticker)
         if not res.tops and res.trade is None:
-            print("  nothing stored for this market")
+            print("  nothing stored for this market" + (": only its state" if res.market else ""))
+            _print_market(res.market)
             return 1
         print("  top of book" + (f" (newest: {newest.source})" if newest else ": none stored"))
         for top in sorted(res.tops, key=lambda t: t.ts, reverse=True):
@@ -170,9 +193,80 @@ def run_latest(args: argparse.Namespace) -> int:
                 f"  last trade {when(t.ts)}  yes {dollars(t.yes_price)} no {dollars(t.no_price)} "
                 f"count {contracts(t.count)} taker {t.taker_side}  ({t.trade_id})"
             )
+        _print_market(res.market)
         return 0
 
     return _run_query(args, body)
+
+
+def _print_market(mk: queries.StoredMarket | None) -> None:
+    if mk is None:
+        print("  market: no stored state")
+        return
+    print(f"  market {mk.status or '-'}  {mk.title or ''}".rstrip())
+    print(f"  strike {_strike(mk)}")
+
+
+def _strike(mk: queries.StoredMarket) -> str:
+    """The strike as Kalshi states it (exact decimal text); "none stored" when never said."""
+    if mk.strike_type is None and mk.floor_strike is None and mk.cap_strike is None:
+        return "none stored"
+    return f"{mk.strike_type or '-'} floor {mk.floor_strike or '-'} cap {mk.cap_strike or '-'}"
+
+
+def _money(micro: int) -> str:
+    """Micro-dollars as dollars, exactly ("$0.087500", "-$10.000000")."""
+    text = format_money(micro)
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+def _fill_line(r: dict[str, Any]) -> str:
+    role = "taker" if r["is_taker"] else "maker"
+    mine = f" client {r['client_order_id']}" if r["client_order_id"] else ""
+    return (
+        f"  {when(r['ts'])}  {r['ticker']}  {r['action'] or '-'} {r['side']} {contracts(r['count'])} "
+        f"@ yes {dollars(r['yes_price'])}  fee {_money(r['fee'])} {role}  "
+        f"position after {contracts(r['post_position'])}  (trade {r['trade_id']} order {r['order_id']}{mine})"
+    )
+
+
+def _position_line(r: dict[str, Any]) -> str:
+    return (
+        f"  {when(r['ts'])}  {r['ticker']}  position {contracts(r['position'])}  "
+        f"cost {_money(r['position_cost'])}  realized {_money(r['realized_pnl'])}  "
+        f"fees {_money(r['fees_paid'])}  volume {contracts(r['volume'])}"
+    )
+
+
+def _order_line(r: dict[str, Any]) -> str:
+    fees = [_money(v) for k in ("taker_fees", "maker_fees") if (v := r[k]) is not None]
+    mine = f" client {r['client_order_id']}" if r["client_order_id"] else ""
+    return (
+        f"  {when(r['ts'])}  {r['ticker']}  {r['status']} {r['side']} @ yes {dollars(r['yes_price'])}  "
+        f"filled {contracts(r['fill_count'])} of {contracts(r['initial_count'])}, "
+        f"{contracts(r['remaining_count'])} resting"
+        + (f"  fees {' + '.join(fees)}" if fees else "")
+        + f"  (order {r['order_id']}{mine})"
+    )
+
+
+_LINES = {"fills": _fill_line, "positions": _position_line, "orders": _order_line}
+
+
+async def _list_table(engine: AsyncEngine, args: argparse.Namespace) -> int:
+    rows = await queries.recent_rows(engine, args.table, args.ticker, max(args.limit, 1))
+    if args.json:
+        _print_json({"table": args.table, "ticker": args.ticker, "rows": rows})
+        return 0 if rows else 1
+    scope = args.ticker or "all markets"
+    print(f"{args.table} ({scope}, newest first)")
+    if not rows:
+        print("  none stored")
+        return 1
+    line = _LINES[args.table]
+    for r in rows:
+        print(line(r))
+    return 0
 
 
 def run_gaps(args: argparse.Namespace) -> int:
