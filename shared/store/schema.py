@@ -420,6 +420,8 @@ APPEND_TABLES: tuple[Table, ...] = (
     order_groups,
 )
 STATE_TABLES: tuple[Table, ...] = (markets, events, series)
+#: This account's own activity (private channels, with credentials): empty on a public feed.
+ACCOUNT_TABLES: tuple[Table, ...] = (fills, positions, orders, order_groups)
 
 
 def _append_spec(t: Table) -> AppendSpec:

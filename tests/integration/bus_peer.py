@@ -33,11 +33,13 @@ from shared.messages import (
     Message,
     Odds,
     OddsPrice,
+    OrderGroupUpdate,
     PollSnapshot,
     PriceRange,
     Signal,
     TopOfBook,
     Trade,
+    UserOrder,
     WorkerEvent,
 )
 from tests.support.messages import ticker_msg
@@ -70,6 +72,19 @@ def sample(i: int) -> Message:
         lambda: MarketPosition(
             ticker=T, position=-100, position_cost=i, realized_pnl=-5, fees_paid=7, volume=100
         ),
+        lambda: UserOrder(
+            order_id=f"o{i}",
+            ticker=T,
+            status="resting",
+            side="yes",
+            yes_price=4300,
+            fill_count=0,
+            remaining_count=100,
+            initial_count=100,
+            taker_fill_cost=0,
+            maker_fill_cost=i,
+        ),
+        lambda: OrderGroupUpdate(order_group_id=f"g{i}", event_type="created", contracts_limit=i),
         lambda: MarketLifecycle(
             ticker=T, event_type="created", open_ms=i, price_ranges=[PriceRange(0, 10000, 100)]
         ),

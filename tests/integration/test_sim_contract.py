@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from shared.units import parse_count
-from tests.support.sim_client import BookClient, running_sim
+from tests.support.sim_client import SEQUENCED_DATA, BookClient, running_sim
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi-spec"
 PREVIOUS_SPEC_DIR = SPEC_DIR / "previous"
@@ -109,14 +109,7 @@ WS_SCHEMAS = {
     "event_fee_update": "eventFeeUpdatePayload",
 }
 #: Sequenced per sid in the current AsyncAPI (``seq`` required).
-SEQUENCED = {
-    "orderbook_snapshot",
-    "orderbook_delta",
-    "trade",
-    "market_lifecycle_v2",
-    "event_lifecycle",
-    "event_fee_update",
-}
+SEQUENCED = SEQUENCED_DATA
 
 
 def ws_schema(f: dict[str, Any]) -> str:
