@@ -135,7 +135,7 @@ def main() -> int:
         print(f"  excused, {name}: {n:,} rows, bound: {bound}")
     print(
         f"  trades made while no connection carried them: {result.info['trade_off_connection']:,}, "
-        f"not backfilled from REST by the end: {result.off_connection():,} (shown, not yet gated)"
+        f"not backfilled from REST by the end (lost): {result.off_connection():,}"
     )
     print("reference (issue 10): nothing lost, nothing duplicated, all books equal the truth, no give-up")
     if args.json:

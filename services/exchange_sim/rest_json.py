@@ -25,6 +25,12 @@ def iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
 
 
+def iso_us(ms: int) -> str:
+    """With microseconds, as Kalshi writes a trade's ``created_time``: a client can order trades
+    of one second (and tell those made before its subscription from those after)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}000Z"
+
+
 def market_json(m: MarketState) -> dict[str, Any]:
     d = m.d
     yb, ybs, ya, yas = m.top()
@@ -154,6 +160,6 @@ def trade_json(t: TradeRec) -> dict[str, Any]:
         "taker_side": side,
         "taker_outcome_side": side,
         "taker_book_side": "bid" if t.taker_yes else "ask",
-        "created_time": iso(t.ts_ms),
+        "created_time": iso_us(t.ts_ms),
         "is_block_trade": t.is_block,
     }

@@ -51,3 +51,9 @@ TRADE_FAILURES = Counter(
 )
 TRADE_RETRIES = Counter("kxfeed_gapfill_trade_retries_total", "Trade backfill REST fetches retried")
 BAD_TRADES = Counter("kxfeed_gapfill_bad_trades_total", "REST trades with unreadable fields (skipped)")
+CHECKPOINTS = Counter(
+    "kxfeed_gapfill_trade_checkpoints_total",
+    "Trade checkpoint events: resumed (a restart covered its downtime), torn (unreadable at start), "
+    "failed (a save that did not reach the disk)",
+    ["event"],
+)

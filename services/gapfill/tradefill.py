@@ -8,14 +8,23 @@ market) opens a window. When it is due, ``/markets/trades`` is asked for exactly
 :mod:`shared.retry`; the trades not seen on the bus are published as ``Trade(source="rest")``
 and the window as a Gap "recovered" with method ``rest_trades`` (``kxfeed gaps`` shows it).
 Both go through the worker's durable publisher: journaled before they are published.
+
+A checkpoint file (:mod:`.checkpoint`, saved every second and after each window) lets a
+restarted gap filler cover its own downtime: one window for every market from the newest trade
+it had accounted for. Trades of that window already in the database are not published again;
+one the bus carried but the writer has not stored yet may be (the writer keeps one row per
+``trade_id`` and counts the rest as duplicates).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.backoff import Backoff
 from shared.kalshi import parse
@@ -26,8 +35,9 @@ from shared.messages import BookState, Gap, Message, Trade
 from shared.retry import GaveUp, Retry, RetryEvent, RetryPolicy, retrying
 from shared.units import UnitError
 
+from . import checkpoint
 from . import metrics as M
-from .trades import SeenTrade, TradeLedger, Window
+from .trades import RESTART, SeenTrade, TradeLedger, Window
 
 if TYPE_CHECKING:
     from shared.kalshi.rest import RestClient
@@ -38,6 +48,8 @@ _TICK_S = 0.1
 _PER_MARKET_MAX = 4
 #: Attempts at one window's fetch (the REST client retries each request itself as well).
 _ATTEMPTS = 3
+#: The checkpoint is saved at least this often while trades flow.
+_SAVE_S = 1.0
 
 
 def _ms(t: Trade) -> int:
@@ -60,14 +72,66 @@ class TradeBackfill:
         worker_id: str,
         burst: BurstLog,
         publish: Callable[[list[Message]], None],
+        state: Path | None = None,
+        stored: Callable[[list[str]], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.rest = rest
         self.worker_id = worker_id
         self.burst = burst
         self.publish = publish
+        self.state = state
+        self.stored = stored
         # Before any trade is seen, a window starts when this process started.
         self.ledger = TradeLedger(int(max_window_s * 1000), started_ms=time.time_ns() // 1_000_000)
-        self.counts = {"trades_backfilled": 0, "trade_windows": 0, "trade_failures": 0}
+        self.inflight: list[Window] = []
+        self.saved: checkpoint.Checkpoint | None = None
+        self.saved_at = float("-inf")
+        self.counts = dict.fromkeys(
+            ("trades_backfilled", "trade_windows", "trade_failures", "checkpoint_failures"), 0
+        )
+
+    # ---- the checkpoint --------------------------------------------------------------------
+    def resume(self) -> None:
+        """At start: cover the downtime of a previous process, if there was one."""
+        if self.state is None:
+            return
+        cp, existed = checkpoint.read(self.state)
+        if not existed:
+            return  # a first start: nothing came before it
+        now_ms = time.time_ns() // 1_000_000
+        if cp is None:  # torn or foreign: all we may assume is the longest window we fetch
+            M.CHECKPOINTS.labels("torn").inc()
+            self.burst.event(
+                "trade-checkpoint-torn", "trade checkpoint unreadable: backfilling the longest window",
+                path=str(self.state), max_window_s=self.ledger.max_window_ms / 1000,
+            )  # fmt: skip
+            cp = checkpoint.Checkpoint(now_ms - self.ledger.max_window_ms, None, {})
+        else:
+            M.CHECKPOINTS.labels("resumed").inc()
+        self.ledger.resume(cp, now_ms, time.monotonic())
+        self.burst.event(
+            "trade-window",
+            "trades may be missed: backfill window opened",
+            reason="gapfill_restart",
+            markets="all",
+            since_ms=cp.resume_ms,
+        )
+
+    async def save(self, now: float, *, force: bool = False) -> None:
+        """Write the checkpoint when it changed (at most every ``_SAVE_S`` unless forced)."""
+        if self.state is None or (not force and now - self.saved_at < _SAVE_S):
+            return
+        cp = self.ledger.checkpoint(self.inflight)
+        if cp == self.saved:
+            return
+        try:
+            await asyncio.to_thread(checkpoint.write, self.state, cp)
+        except OSError as exc:  # a full disk: the next save tries again; the feed goes on
+            M.CHECKPOINTS.labels("failed").inc()
+            self.counts["checkpoint_failures"] += 1
+            self.burst.event("trade-checkpoint-failed", "trade checkpoint not saved", error=str(exc)[:300])
+            return
+        self.saved, self.saved_at = cp, now
 
     # ---- the bus ---------------------------------------------------------------------------
     def on_message(self, m: Message, now: float) -> None:
@@ -111,8 +175,13 @@ class TradeBackfill:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
-            for w in self.ledger.due(time.monotonic(), time.time_ns() // 1_000_000):
+            due = self.ledger.due(time.monotonic(), time.time_ns() // 1_000_000)
+            self.inflight.extend(due)
+            for w in due:
                 await self.backfill(w)
+                self.inflight.remove(w)
+                await self.save(time.monotonic(), force=True)
+            await self.save(time.monotonic())
 
     async def backfill(self, w: Window) -> None:
         """Fetch one window, publish what the bus missed and the window's record."""
@@ -142,6 +211,8 @@ class TradeBackfill:
                 continue
             by_id[t.trade_id] = t
         missing = self.ledger.missing(w, [SeenTrade(t.trade_id, t.ticker, _ms(t)) for t in by_id.values()])
+        if RESTART in w.reason:  # this process did not see the bus of its downtime: the store did
+            missing = await self._unstored(missing)
         out: list[Message] = [by_id[s.trade_id] for s in missing]
         now = time.monotonic()
         for s in missing:
@@ -163,6 +234,19 @@ class TradeBackfill:
             backfilled=len(missing),
             capped=w.capped,
         )
+
+    async def _unstored(self, trades: list[SeenTrade]) -> list[SeenTrade]:
+        if self.stored is None or not trades:
+            return trades
+        try:
+            have = await self.stored([t.trade_id for t in trades])
+        except (SQLAlchemyError, OSError) as exc:  # no database (yet): publish all, the writer dedups
+            self.burst.event("trade-stored-check-failed", "stored trades not checked", error=str(exc)[:300])
+            return trades
+        for t in trades:
+            if t.trade_id in have:
+                self.ledger.seen(t, time.monotonic(), live=False)
+        return [t for t in trades if t.trade_id not in have]
 
     async def _fetch(self, w: Window) -> list[RestTrade]:
         lo, hi = w.rest_range_s

@@ -13,6 +13,8 @@ book since the trigger: a long outage) leaves a follow-up window from its end, w
 for the connection (:meth:`TradeLedger.back`) however long that takes, so the trades of the
 rest of the outage are fetched too. :meth:`TradeLedger.missing`
 then keeps the REST trades inside the window, of its markets, whose ids were not seen.
+A restarted gap filler saw nothing while it was down: :meth:`TradeLedger.resume` opens a
+window for every market from its last :meth:`TradeLedger.checkpoint` on.
 
 Pure: ``now`` is monotonic seconds, ``*_ms`` are Unix milliseconds; no sockets, no clocks.
 """
@@ -23,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .checkpoint import Checkpoint
+
 #: REST's min_ts/max_ts are whole seconds: a window starts this far before the newest trade
 #: seen, so a trade of the same second is asked for too (its id says if it was seen).
 OVERLAP_MS = 2_000
@@ -32,6 +36,8 @@ SETTLE_S = 1.0
 WAIT_S = 5.0
 #: Trade ids remembered (oldest forgotten first): far more than a window holds.
 MAX_IDS = 200_000
+#: The reason of the window a restarted gap filler opens for its own downtime.
+RESTART = "gapfill_restart"
 
 
 class SeenTrade(NamedTuple):
@@ -124,6 +130,21 @@ class TradeLedger:
         for p in self.pending:
             if p.end_ms is None and p.back_at is None:
                 p.back_at = now
+
+    def checkpoint(self, inflight: Iterable[Window]) -> Checkpoint:
+        """What a restarted gap filler needs (see :mod:`.checkpoint`); ``inflight``: windows
+        taken by :meth:`due` whose trades are not published yet."""
+        starts = [p.start_ms for p in self.pending] + [w.start_ms for w in inflight]
+        newest = max(self.newest_ms.values(), default=self.started_ms)
+        return Checkpoint(max(newest, 0), max(min(starts), 0) if starts else None, dict(self.epochs))
+
+    def resume(self, cp: Checkpoint, now_ms: int, now: float) -> None:
+        """A restart of the gap filler: what happened while it was down is unknown, so every
+        market's trades from the checkpoint on are a window (up to the first live trade)."""
+        self.epochs.update(cp.epochs)
+        self.started_ms = cp.newest_ms
+        start = min(cp.resume_ms, cp.newest_ms - self.overlap_ms)
+        self.pending.append(OpenWindow(None, RESTART, start, now_ms, now))
 
     def publisher(self, pub: str, epoch: int) -> bool:
         """A connector's message: True when its epoch changed (a new process: a restart)."""

@@ -13,7 +13,8 @@
 - Every ``audit_interval_s`` audits what the writer stored: sequence holes per
   subscription, explained or not by a recorded gap (metrics; ``kxfeed gaps`` shows them).
 - Backfills trades the live channel may have missed (a trade gap, a disconnect, a connector
-  restart) from ``/markets/trades``: published with source rest (see :mod:`.tradefill`).
+  restart, its own restart: ``<data_dir>/gapfill/<id>.trades.json`` holds where to resume)
+  from ``/markets/trades``: published with source rest (see :mod:`.tradefill`).
 
 Durable: snapshots, backfilled trades and gap records are journaled before they are published.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,6 +43,7 @@ from shared.log import BurstLog
 from shared.messages import BookSnapshot, BookState, Control, Gap, Message
 from shared.store.audit import audit, database_exists
 from shared.store.engine import make_engine
+from shared.store.queries import stored_trade_ids
 from shared.units import UnitError
 
 from . import metrics as M
@@ -67,8 +70,11 @@ class GapfillWorker(Actor):
         self.sub = self.subscriber(["gap.", "bookstate.", "trade.", f"ctl.{self.name}"])
         self.burst = BurstLog(self.log)
         self.trades = TradeBackfill(
-            self.rest, gc.trade_backfill_max_s, self.worker_id, self.burst, self._publish
-        )
+            self.rest, gc.trade_backfill_max_s, self.worker_id, self.burst, self._publish,
+            state=Path(self.config.data_dir) / "gapfill" / f"{self.worker_id}.trades.json",
+            stored=self._stored_trades,
+        )  # fmt: skip
+        self.trades.resume()
         self.engine: AsyncEngine | None = None
         self.counts = {"rest_repairs": 0, "rest_snapshots": 0, "rest_failures": 0, "requests": 0, "audits": 0}
         self.last_audit: dict[str, int] = {}
@@ -84,6 +90,7 @@ class GapfillWorker(Actor):
         await self._repair_loop()
 
     async def teardown(self) -> None:
+        await self.trades.save(time.monotonic(), force=True)
         self.burst.flush()
         await self.rest.close()
         if self.engine is not None:
@@ -255,6 +262,13 @@ class GapfillWorker(Actor):
                 gone.add(ob.ticker)
                 self.burst.event("bad-book", "REST orderbook unreadable", ticker=ob.ticker, error=str(exc))
         return snaps, gone
+
+    async def _stored_trades(self, ids: list[str]) -> set[str]:
+        if not database_exists(self.config.db):
+            return set()
+        if self.engine is None:
+            self.engine = make_engine(self.config.db)
+        return await stored_trade_ids(self.engine, ids)
 
     # ---- audit -----------------------------------------------------------------------------
     async def _audit_loop(self) -> None:

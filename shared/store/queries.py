@@ -1,4 +1,4 @@
-"""Read queries behind ``kxfeed db latest | gaps | stats``."""
+"""Read queries behind ``kxfeed db latest | gaps | stats`` (and the gap filler's trade check)."""
 
 from __future__ import annotations
 
@@ -190,6 +190,17 @@ async def recent_rows(
         q = q.where(t.c.ticker == ticker)
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(q)]
+
+
+async def stored_trade_ids(engine: AsyncEngine, ids: list[str], chunk: int = 500) -> set[str]:
+    """Which of these trade ids the trades table holds (asked ``chunk`` ids at a time: SQLite
+    and asyncpg both cap a statement's parameters)."""
+    out: set[str] = set()
+    async with engine.connect() as conn:
+        for i in range(0, len(ids), chunk):
+            q = select(trades.c.trade_id).where(trades.c.trade_id.in_(ids[i : i + chunk]))
+            out.update(r[0] for r in await conn.execute(q))
+    return out
 
 
 # ---- gaps ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from services.exchange_sim.activity import Engine
 from services.orderbook.book import level_hash
 from shared.config import Config
 from shared.control import ControlError, request
+from shared.kalshi.numbers import rfc3339_ms
 from shared.units import parse_count, parse_price
 from tests.e2e.rows import Rows, Via, parse_levels, read_counts, read_rows, ticker_value
 from tests.support.config import make_config, reported_port, write_config
@@ -92,6 +92,8 @@ class System:
         self.proc: subprocess.Popen[bytes] | None = None
         #: (simulator connection, sid, seq) the simulator withheld (seq skips), from the truth.
         self.withheld: set[tuple[int, int, int]] = set()
+        #: Trades the exchange made before the first one a connection carried (the truth's start).
+        self.made_early: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: From the last :meth:`db_rows`: (sim conn, sid, xseq) -> recv, and snapshots' (ticker, recv).
         self.stored_recv: tuple[dict[tuple[int, int, int], int], set[tuple[str, int]]] = ({}, set())
 
@@ -266,14 +268,20 @@ class System:
     def _off_connection_trades(self, rows: dict[str, Rows], via: Via, info: Counter[str]) -> None:
         """Trades the exchange made while no connection carried them (a disconnect, a killed
         connector), from the first one a connection carried on: rows of the truth too (the gap
-        filler backfills them from REST), with no connection in ``via``."""
+        filler backfills them from REST), with no connection in ``via``. Those made before it
+        (before the first subscription) are kept in :attr:`made_early`: a backfill window that
+        reaches back to them (a gap filler restarted before the first trade) stores real trades,
+        not foreign ones."""
         made = self.made_trades()
         carried = [ms for key, (ms, _) in made.items() if key in rows["trade"]]
+        self.made_early = {}
         if not carried:
             return
         since = min(carried)
         for key, (ms, value) in made.items():
-            if ms >= since and key not in rows["trade"]:
+            if ms < since:
+                self.made_early[key] = value
+            elif key not in rows["trade"]:
                 rows["trade"][key] = value
                 via["trade"][key] = {}
                 info["trade_off_connection"] += 1
@@ -289,7 +297,8 @@ class System:
             with urllib.request.urlopen(url, timeout=10) as resp:
                 page = json.loads(resp.read())
             for t in page["trades"]:
-                ms = int(datetime.fromisoformat(t["created_time"].replace("Z", "+00:00")).timestamp() * 1000)
+                ms = rfc3339_ms(t["created_time"])
+                assert ms is not None, t
                 value = (
                     t["ticker"],
                     parse_price(t["yes_price_dollars"]),

@@ -15,8 +15,9 @@ Excuses (each printed with its bound, see :meth:`Settled.excuses`):
 
 Trades are every trade the exchange made from the first one a connection carried on, not only
 those sent: the gap filler backfills the ones made while no connection carried them (from
-REST, ``source = "rest"``). Such a trade missing is counted as ``off_connection`` (printed;
-the stored ones must equal what the exchange made, like every row).
+REST, ``source = "rest"``). Such a trade missing is lost like any row, counted apart as
+``off_connection``; a stored trade the exchange made before that first one (a backfill window
+reaching back to it) is ``made_early``: real, stored once, neither lost nor foreign.
 
 Tickers carry no seq on the wire: each ticker message is one row keyed by (market, ms, what it
 says, its occurrence), so two updates of one market in one millisecond are two rows, each proven.
@@ -70,7 +71,7 @@ class Settled:
         return sum(len(d.get("in_flight", [])) for d in self.diff.values())
 
     def off_connection(self) -> int:
-        """Trades made while no connection carried them and not backfilled."""
+        """Trades made while no connection carried them and not backfilled (part of :meth:`lost`)."""
         return len(self.diff["trade"].get("off_connection", []))
 
     def tickers_not_stored(self) -> int:
@@ -129,8 +130,10 @@ def settle(
 
     def done() -> bool:
         truth, info, via = system.truth_rows()
-        diff = compare(truth, system.db_rows(truth))
+        stored = system.db_rows(truth)
+        diff = compare(truth, stored)
         s = Settled(diff, {}, info, bounds)
+        _made_early(s, stored["trade"], system.made_early)
         _excuse_recovering(s, truth, via, system.withheld, system.open_conns(), bounds)
         # Snapshots of one market received in one read share a receive time; a key that merged
         # them (the writer's old (ticker, recv)) loses one. Still lost: reported, not excused.
@@ -145,19 +148,25 @@ def settle(
         # a loaded machine) is in the database before it is in the truth read a moment earlier;
         # a row that is really foreign stays foreign until the timeout, and is reported.
         # Off-connection trades come by REST some seconds after the connection is back.
-        return s.lost() == 0 and s.duplicated_or_foreign() == 0 and not s.books and not s.off_connection()
+        return s.lost() == 0 and s.duplicated_or_foreign() == 0 and not s.books
 
     wait_until(done, timeout, interval=1.0)
     return last[0]
 
 
+def _made_early(s: Settled, stored: Rows, early: Mapping[tuple[Any, ...], tuple[Any, ...]]) -> None:
+    """Stored trades the exchange made before the truth's first carried one (a backfill window
+    reaching back that far): real trades, each once, so neither extra nor foreign."""
+    d = s.diff["trade"]
+    d["made_early"] = [k for k in d["extra"] if early.get(k) == stored[k]]
+    d["extra"] = [k for k in d["extra"] if early.get(k) != stored[k]]
+
+
 def _off_connection(s: Settled, via: Via) -> None:
-    """Trades made while no connection carried them and not stored: apart from the missing
-    (and from the truth's count, so stored == sent still means every row proven)."""
+    """Of the missing trades, those made while no connection carried them (the gap filler's to
+    backfill): still lost, named apart so a report says which hole they fell through."""
     d = s.diff["trade"]
     d["off_connection"] = [k for k in d["missing"] if not via["trade"].get(k)]
-    d["missing"] = [k for k in d["missing"] if via["trade"].get(k)]
-    d["sent"] -= len(d["off_connection"])
 
 
 def _excuse_in_flight(s: Settled, via: Via, killed: Mapping[int, int], bounds: Bounds) -> None:

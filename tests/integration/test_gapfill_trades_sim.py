@@ -165,3 +165,68 @@ def test_trades_missed_while_disconnected_or_killed_are_backfilled_once(tmp_path
                 await engine.dispose()
 
     asyncio.run(body())
+
+
+def test_trades_missed_while_the_gap_filler_itself_was_down_are_backfilled_once(tmp_path: Path) -> None:
+    """The gap filler stopped, then the connector killed: nobody saw the restart. Started again,
+    the gap filler resumes from its checkpoint and backfills the dark trades; what the bus carried
+    meanwhile (stored by the writer) is not published again."""
+
+    async def body() -> None:
+        async with rig(tmp_path, gapfill={"audit_interval_s": 0.0}, writer={"batch_ms": 50}) as r:
+            r.start(WriterWorker)
+            gf: GapfillWorker = r.start(GapfillWorker)  # type: ignore[assignment]
+            conn: ConnectorWorker = r.start(ConnectorWorker)  # type: ignore[assignment]
+            await r.until(lambda: gf.ready and conn.ready, 10, "workers up")
+            await r.until(lambda: len(bus_trades(r)) >= 5, 15, "live trades")
+            await r.stop("gapfill")
+            state = Path(r.cfg.data_dir) / "gapfill" / "gapfill.trades.json"
+            assert state.exists(), "the gap filler leaves its checkpoint"
+
+            r.sim.pause()
+            assert await r.sim.drained(5)
+            await asyncio.sleep(0.3)
+            await r.stop("connector")
+            mark = len(bus_trades(r))
+            before = len(sim_trade_ids(r))
+            r.sim.step(_DARK_STEPS)
+            dark = sim_trade_ids(r)[before:]
+            assert dark, "the dark steps made no trade"
+            conn = r.start(ConnectorWorker)  # type: ignore[assignment]
+            r.sim.resume()
+            await live_again(r, conn, mark)
+            engine = make_engine(r.cfg.db)
+            try:
+
+                async def stored() -> dict[str, str]:
+                    async with engine.connect() as c:
+                        rows = await c.execute(select(trades.c.trade_id, trades.c.source))
+                        return {tid: src for tid, src in rows}
+
+                # What the bus carried while the gap filler was down is stored before it is back.
+                live_ids = {t.trade_id for t in bus_trades(r)}
+                deadline = asyncio.get_running_loop().time() + 15
+                while not live_ids <= set(await stored()) and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.2)
+                assert live_ids <= set(await stored())
+
+                r.start(GapfillWorker)
+                await backfilled(r, 1)
+                (rec,) = records(r)
+                assert "gapfill_restart" in rec.reason and rec.status == "recovered"
+                sources = assert_exactly_once(r)  # nothing the bus carried is published again
+                assert set(dark) <= set(sources), "the trades made while the connector was down"
+                assert all(sources[i] == "rest" for i in dark)
+                r.sim.pause()
+                await asyncio.sleep(0.3)
+                deadline = asyncio.get_running_loop().time() + 15
+                while True:
+                    now_stored, want = await stored(), {t.trade_id: t.source for t in bus_trades(r)}
+                    if now_stored == want or asyncio.get_running_loop().time() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                assert now_stored == want, "each trade stored once, with the source the bus carried"
+            finally:
+                await engine.dispose()
+
+    asyncio.run(body())
