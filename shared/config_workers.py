@@ -127,9 +127,10 @@ class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
     max_frame_bytes: int = 16 * 1024 * 1024
     open_timeout_s: float = 10.0
     rest_timeout_s: float = 10.0
-    #: This account's private channels to carry ("fill", "market_positions"). Subscribed only
-    #: with real credentials (KALSHI_KEY_ID): the simulator's dev key has no account.
-    private_channels: list[Literal["fill", "market_positions"]] = []
+    #: This account's private channels to carry ("fill", "market_positions", "user_orders",
+    #: "order_group_updates"). Subscribed only with real credentials (KALSHI_KEY_ID): the
+    #: simulator's dev key has no account.
+    private_channels: list[Literal["fill", "market_positions", "user_orders", "order_group_updates"]] = []
 
 
 class OrderbookConfig(WorkerBase, frozen=True, kw_only=True):

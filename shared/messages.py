@@ -157,10 +157,8 @@ class Trade(_TradeFields, frozen=True, kw_only=True, tag="trade"):
     source: Source = "ws"
 
 
-class Fill(_Header, frozen=True, tag="fill"):
-    """One fill of this account's order (private ``fill`` channel). ``yes_price`` is the YES
-    price of the fill whatever ``side``; ``fee`` in micro-dollars; ``post_position`` is the
-    signed position in the market after the fill (hundredths, negative = NO contracts)."""
+class _FillFields(_Header, frozen=True):
+    """Fill's fields as first published (a base only: not a bus kind of its own)."""
 
     trade_id: str
     order_id: str
@@ -173,6 +171,15 @@ class Fill(_Header, frozen=True, tag="fill"):
     action: str = ""
     post_position: Int64 = 0
     client_order_id: str | None = None
+
+
+class Fill(_FillFields, frozen=True, kw_only=True, tag="fill"):
+    """One fill of this account's order (private ``fill`` channel). ``yes_price`` is the YES
+    price of the fill whatever ``side``; ``fee`` in micro-dollars; ``post_position`` is the
+    signed position in the market after the fill (hundredths, negative = NO contracts);
+    ``subaccount`` (added after the header) the subaccount whose order filled, when one was."""
+
+    subaccount: Int64 | None = None
 
 
 class MarketPosition(_Header, frozen=True, tag="position"):

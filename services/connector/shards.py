@@ -12,7 +12,7 @@ BOOK = "orderbook_delta"
 MARKET_CHANNELS = (BOOK, "ticker", "trade")
 LIFECYCLE = "market_lifecycle_v2"
 #: Private channels the connector can carry (they need an authenticated account).
-PRIVATE_CHANNELS = ("fill", "market_positions")
+PRIVATE_CHANNELS = ("fill", "market_positions", "user_orders", "order_group_updates")
 
 
 def _is_global(channel: str) -> bool:

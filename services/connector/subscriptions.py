@@ -7,7 +7,8 @@ A *shard* is a group of at most ``max_markets`` markets; each shard has one
 subscription (sid) per market channel (orderbook_delta, ticker, trade). The
 lifecycle channel (market_lifecycle_v2, which also carries event_lifecycle and
 event_fee_update) is one global subscription, and so is each enabled private channel
-(fill, market_positions: this account's activity in every market). Kalshi's subscribe is idempotent
+(fill, market_positions, user_orders, order_group_updates: this account's activity in every
+market). Kalshi's subscribe is idempotent
 (a second subscribe to a channel may be merged into the first sid): a reply that
 names a sid we already hold is accepted as a merge, not an error.
 """

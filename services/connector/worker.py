@@ -7,8 +7,9 @@ a ``MarketMeta`` per market, then holds one signed WebSocket connection:
 orderbook_delta / ticker / trade for the set (sharded into sids) and
 market_lifecycle_v2 for everything. Lifecycle keeps the set current (created /
 activated markets that match are added, determined / settled ones removed).
-``[connector] private_channels`` (fill, market_positions) adds this account's fills
-and positions, but only when signing with a key from the environment: the
+``[connector] private_channels`` (fill, market_positions, user_orders,
+order_group_updates) adds this account's fills, positions, order states and order-group
+events, but only when signing with a key from the environment: the
 simulator's dev key has no account, so then they are skipped, logged and counted.
 
 Every drained batch of frames becomes one ``publish_many``: the journal gets the

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from services.exchange_sim import odds, rest, rest_candles, rest_history
+from services.exchange_sim import odds, rest, rest_candles, rest_history, rest_live
 from services.exchange_sim.activity import Engine
 from services.exchange_sim.app_key import SIM_KEY
 from services.exchange_sim.faults import HTTP_KINDS, KINDS, WS_KINDS, FaultError, FaultPlan, Rule
@@ -118,6 +118,7 @@ class ExchangeSim:
         rest_history.add_routes(app)
         rest_candles.add_routes(app)
         rest.add_routes(app)
+        rest_live.add_routes(app)
         odds.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -26,6 +26,7 @@ def _fill(b: RowSink, m: Fill) -> None:
         trade_id=m.trade_id, order_id=m.order_id, ticker=m.ticker, is_taker=m.is_taker, side=m.side,
         yes_price=m.yes_price, count=m.count, fee=m.fee, action=m.action,
         post_position=m.post_position, client_order_id=m.client_order_id, ts=ts, recv=recv,
+        subaccount=m.subaccount,
     )  # fmt: skip
     b.rows["fills"].append(row)
 

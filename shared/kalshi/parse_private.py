@@ -45,6 +45,7 @@ def fill(frame: FillFrame, ts_recv: int) -> Fill:
         action=m.action,
         post_position=parse_count(m.post_position_fp, signed=True),
         client_order_id=m.client_order_id,
+        subaccount=m.subaccount,
         ts_exch=event_ms(m.ts_ms, m.ts),
         ts_recv=ts_recv,
     )

@@ -38,6 +38,7 @@ class FillMsg(msgspec.Struct, frozen=True):
     client_order_id: str | None = None
     ts: Seconds | None = None
     ts_ms: Int64 | None = None
+    subaccount: Int64 | None = None
 
 
 class FillFrame(Frame, frozen=True, tag="fill"):

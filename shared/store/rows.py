@@ -153,6 +153,7 @@ class FillRow(NamedTuple):
     client_order_id: str | None
     ts: int
     recv: int
+    subaccount: int | None
 
 
 class PositionRow(NamedTuple):

@@ -227,6 +227,7 @@ fills = Table(
     _text("client_order_id", True),
     _ts("ts"),
     _ts("recv"),
+    _int("subaccount", True),  # 0006: the subaccount whose order filled
     PrimaryKeyConstraint("trade_id", "order_id"),
     Index("ix_fills_ticker_ts", "ticker", "ts"),
 )

@@ -17,7 +17,7 @@ from shared.kalshi.auth import SIM_DEV_KEY_ID, ensure_dev_keypair
 
 from .test_connector_support import Stack, metric, stack
 
-PRIVATE = ["fill", "market_positions"]
+PRIVATE = ["fill", "market_positions", "user_orders", "order_group_updates"]
 
 
 def run(coro: object) -> None:
@@ -44,7 +44,7 @@ def test_enabled_with_credentials_subscribes_private_channels(
     async def body() -> None:
         async with stack(tmp_path, connector={"private_channels": PRIVATE}) as st:
             assert st.worker.creds.source == "environment"
-            assert sim_channels(st) >= {"fill", "market_positions", "orderbook_delta"}
+            assert sim_channels(st) >= {*PRIVATE, "orderbook_delta"}
             session = st.worker.session
             assert session is not None
             private = session.table.private
@@ -55,7 +55,7 @@ def test_enabled_with_credentials_subscribes_private_channels(
                 ch: conn.session.by_channel[ch].sid for ch in PRIVATE
             }
             listed = await arequest(st.cfg.connector.control, "subscriptions", timeout_s=5.0)
-            assert {"fill", "market_positions"} <= {s["channel"] for s in listed["subscriptions"]}
+            assert set(PRIVATE) <= {s["channel"] for s in listed["subscriptions"]}
 
     run(body())
 
@@ -67,7 +67,7 @@ def test_disabled_subscribes_no_private_channel(tmp_path: Path, monkeypatch: pyt
         async with stack(tmp_path) as st:
             channels = sim_channels(st)
             assert "orderbook_delta" in channels and "market_lifecycle_v2" in channels
-            assert not channels & {"fill", "market_positions"}
+            assert not channels & set(PRIVATE)
             assert st.worker.session is not None and st.worker.session.table.private == {}
 
     run(body())

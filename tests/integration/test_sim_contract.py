@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from shared.units import parse_count
+from shared.units import format_price, parse_count
 from tests.support.sim_client import SEQUENCED_DATA, BookClient, running_sim
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi-spec"
@@ -415,3 +415,43 @@ def test_historical_trades_validate_and_split_at_the_cutoff(openapi: Spec, after
     assert (n_live, n_historical) == ((total, 0) if after_s == 0 else (0, total))
     if after_s:
         assert len(historical) > 1  # pages
+
+
+def test_event_live_data_validates_and_charts_the_events_trades(openapi: Spec) -> None:
+    async def fetch() -> tuple[dict[str, Any], dict[str, list[tuple[int, str]]], dict[str, int]]:
+        out: dict[str, Any] = {}
+        async with running_sim(markets=20, rate=50.0, lifecycle_every=10_000) as sim:
+            sim.pause()
+            sim.step(1500)
+            state = sim.public
+            ev = next(e for e in state.events.values() if any(t.ticker in {m.ticker for m in e.d.markets}
+                                                              for t in state.trades))  # fmt: skip
+            event = ev.d.event_ticker
+            want: dict[str, list[tuple[int, str]]] = {m.ticker: [] for m in ev.d.markets}
+            for t in state.trades:
+                if t.ticker in want:
+                    want[t.ticker].append((t.ts_ms // 1000, format_price(t.yes_price)))
+            statuses: dict[str, int] = {}
+            async with aiohttp.ClientSession() as http:
+                for name, path in {"default": f"/live_data/events/{event}",
+                                   "15min": f"/live_data/events/{event}?range=15min"}.items():  # fmt: skip
+                    async with http.get(sim.rest_url + path) as r:
+                        assert r.status == 200, (path, await r.text())
+                        out[name] = await r.json()
+                for name, path in {"unknown": "/live_data/events/NOPE-1",
+                                   "bad_range": f"/live_data/events/{event}?range=7y"}.items():  # fmt: skip
+                    async with http.get(sim.rest_url + path) as r:
+                        statuses[name] = r.status
+        return out, want, statuses
+
+    out, want, statuses = asyncio.run(fetch())
+    for body in out.values():
+        openapi.validate(body, "GetEventLiveDataResponse")
+    live = out["default"]["live_data"]
+    assert live["type"] == "market_price_chart" and live["default_range"] in live["range_options"]
+    got = {
+        m["ticker"]: [(p["ts"], p["yes_price_dollars"]) for p in m["points"]]
+        for m in live["details"]["markets"]
+    }
+    assert got == want and any(got.values()), "every trade of the event's markets, oldest first"
+    assert statuses == {"unknown": 404, "bad_range": 400}

@@ -406,11 +406,12 @@ DISTINCT: list[tuple[Message, str, dict[str, Any]]] = [
     ),
     (
         Fill(trade_id="ft", order_id="fo", ticker="fk", is_taker=True, side="no", yes_price=91, count=92,
-             fee=93, action="sell", post_position=-94, client_order_id="fc", ts_exch=E_MS, ts_recv=R_NS),
+             fee=93, action="sell", post_position=-94, client_order_id="fc", ts_exch=E_MS, ts_recv=R_NS,
+             subaccount=95),
         "fills",
         {"trade_id": "ft", "order_id": "fo", "ticker": "fk", "is_taker": True, "side": "no",
          "yes_price": 91, "count": 92, "fee": 93, "action": "sell", "post_position": -94,
-         "client_order_id": "fc", "ts": E_US, "recv": R_US},
+         "client_order_id": "fc", "ts": E_US, "recv": R_US, "subaccount": 95},
     ),
     (
         MarketPosition(ticker="pk", position=-101, position_cost=102, realized_pnl=-103, fees_paid=104,

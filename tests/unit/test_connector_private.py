@@ -47,8 +47,9 @@ def test_private_channels_subscribed_globally_when_asked() -> None:
 
 
 def test_only_known_private_channels_are_subscribed() -> None:
-    sc = Script([LAL], private=("market_positions", "user_orders"))
-    assert [c["params"]["channels"] for c in sc.commands()][2:] == [["market_positions"]]
+    sc = Script([LAL], private=("market_positions", "user_orders", "communications"))
+    got = [c["params"]["channels"] for c in sc.commands()][2:]
+    assert got == [["market_positions"], ["user_orders"]]  # communications is not a private channel we carry
 
 
 def test_terminal_error_on_fill_sid_resubscribes_fill_alone() -> None:
@@ -119,11 +120,11 @@ def test_config_accepts_private_channels(tmp_path: Path) -> None:
 
 def test_config_refuses_an_unknown_private_channel_by_name(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[connector]\nprivate_channels = ["fill", "user_orders"]\n')
+    path.write_text('[connector]\nprivate_channels = ["fill", "communications"]\n')
     with pytest.raises(ConfigError) as err:
         load_config(path, environ={})
     text = str(err.value)
-    assert "user_orders" in text and "private_channels" in text
+    assert "communications" in text and "private_channels" in text
 
 
 def test_user_orders_and_order_group_events_reach_the_bus_counted() -> None:

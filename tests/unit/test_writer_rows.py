@@ -162,9 +162,24 @@ def test_fill_and_position_rows_exact_integers() -> None:
     f = Fill(
         trade_id="t1", order_id="o1", ticker="T", is_taker=False, side="no", yes_price=4300, count=1250,
         fee=87_500, action="sell", post_position=-3750, client_order_id="mine-7", ts_exch=EXCH,
-        ts_recv=RECV,
+        ts_recv=RECV, subaccount=2,
     )  # fmt: skip
-    fill_row = ("t1", "o1", "T", False, "no", 4300, 1250, 87_500, "sell", -3750, "mine-7", EXCH_US, RECV_US)
+    fill_row = (
+        "t1",
+        "o1",
+        "T",
+        False,
+        "no",
+        4300,
+        1250,
+        87_500,
+        "sell",
+        -3750,
+        "mine-7",
+        EXCH_US,
+        RECV_US,
+        2,
+    )
     assert only_row(build(f), "fills") == fill_row
     p = MarketPosition(
         ticker="T", position=-3750, position_cost=50_000_000, realized_pnl=-10_000_000, fees_paid=1_000_000,
