@@ -126,7 +126,8 @@ def main() -> int:
     print(
         f"chaos {elapsed:.0f}s at {counts['sim_msgs_per_s']:,} msgs/s: kills {sum(out.kills.values())}, "
         f"disconnects {out.disconnects}, "
-        f"seq skips {out.seq_skips}, PostgreSQL outage {out.pg_outage_s:.0f}s | rows sent {sent:,}, "
+        f"seq skips {out.seq_skips} ({out.trade_skips} on the trade channel), "
+        f"PostgreSQL outage {out.pg_outage_s:.0f}s | rows sent {sent:,}, "
         f"lost {counts['lost']} (tickers without a row {result.tickers_not_stored()}), duplicated/wrong "
         f"{counts['duplicated_or_wrong']}, books mismatched {len(result.books)}, supervisor gave up: "
         f"{gave_up}  -> {'OK' if ok else 'FAILED'}"

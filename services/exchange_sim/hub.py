@@ -262,7 +262,7 @@ class Hub:
             for _ in range(count):
                 c.push(malformed_frames(params.get("variant"), sid))
             return True
-        sub = self._target_sub(c, params.get("sid"), seq_only=kind != "error25")
+        sub = self._target_sub(c, params.get("sid"), params.get("channel"), seq_only=kind != "error25")
         if sub is None:
             return False
         if kind == "gap":
@@ -280,13 +280,18 @@ class Hub:
         return True
 
     @staticmethod
-    def _target_sub(c: Conn, sid: Any, *, seq_only: bool) -> SimSubscription | None:
+    def _target_sub(c: Conn, sid: Any, channel: Any, *, seq_only: bool) -> SimSubscription | None:
         subs = c.session.subs
         if sid is not None:
             sub = subs.get(int(sid))
             if sub is None:
                 raise FaultError(f"connection {c.id} has no sid {sid}; sids: {sorted(subs)}")
             return sub
+        if channel is not None:
+            if seq_only and channel not in SEQ_CHANNELS:
+                raise FaultError(f"channel {channel!r} carries no seq; sequenced: {sorted(SEQ_CHANNELS)}")
+            # None: this connection has not subscribed it (yet): nothing to hit, like no book.
+            return c.session.by_channel.get(str(channel))
         book = c.session.by_channel.get("orderbook_delta")
         if book is not None:
             return book

@@ -24,6 +24,8 @@ class Inject(Command, tag="inject", frozen=True):
     """only this WebSocket connection"""
     sid: Annotated[int, msgspec.Meta(ge=0)] | None = None
     """only this subscription (gap, duplicate, error25, malformed)"""
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    """only this channel's subscription, e.g. trade (gap, duplicate, error25; default: the book's)"""
     count: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     """how many frames (or HTTP requests) the fault hits"""
     code: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None

@@ -28,7 +28,9 @@ class Plan:
     seconds: float
     kill_every_s: float = 15.0
     disconnect_every_s: float = 30.0
-    #: Chance, each second, that the simulator skips a seq (withholds one frame).
+    #: Chance, each second, that the simulator skips a seq (withholds one frame): every other
+    #: skip on the book's subscription, the rest on the trade channel's (its trades come back
+    #: by REST only).
     skip_per_second: float = 0.01
     #: At least this many seq skips even when the dice say none (short runs must see one).
     min_skips: int = 0
@@ -44,6 +46,8 @@ class Outcome:
     kills: Counter[str] = field(default_factory=Counter)
     disconnects: int = 0
     seq_skips: int = 0
+    #: Of the seq skips, those on the trade channel.
+    trade_skips: int = 0
     pg_outage_s: float = 0.0
     #: Simulator connections open when the connector was killed (their in-flight tail is gone)
     #: -> wall-clock ns just before that kill (the simulator stamps its sends on the same clock).
@@ -82,8 +86,10 @@ def run(
             skip = owed > 0 or rng.random() < plan.skip_per_second
             # A skip finds no connection while the connector restarts: the planned ones are owed
             # until one takes (min_skips is a promise the test relies on).
-            if skip and _sim(system, out, "inject", kind="gap", count=1):
+            channel = "trade" if out.seq_skips % 2 else "orderbook_delta"
+            if skip and _sim(system, out, "inject", kind="gap", count=1, channel=channel):
                 out.seq_skips += 1
+                out.trade_skips += channel == "trade"
                 owed = max(0, owed - 1)
             second += 1
         if not outage_over and proxy is not None and plan.pg_outage is not None:
