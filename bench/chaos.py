@@ -60,7 +60,7 @@ def main() -> int:
     outage = min(20.0, args.seconds / 4)
     plan = chaos.Plan(
         seconds=args.seconds,
-        min_skips=1,
+        min_skips=2,  # the second on the trade channel
         pg_outage=(args.seconds / 3, outage),
         seed=args.seed,
     )
