@@ -51,6 +51,7 @@ from shared.messages import (
     DECODE_ERRORS,
     INT64_MAX,
     EventLifecycle,
+    Gap,
     MarketLifecycle,
     Message,
 )
@@ -116,7 +117,8 @@ class Session:
         #: Markets Kalshi says do not exist (error 16): the worker drops them from its set.
         self.rejected: list[str] = []
         #: A lifecycle seq jumped: the worker should re-discover the market set.
-        self.lifecycle_gap = False
+        #: Lifecycle-channel gaps opened, for the worker to reconcile over REST.
+        self.lifecycle_gaps: list[Gap] = []
         self.frames_total = 0
         self.faults = FrameFaults(unknown_types if unknown_types is not None else set(), self.counts)
         self._burst = BurstLog(_log)
@@ -258,8 +260,9 @@ class Session:
         sub = self.table.by_sid.get(f.sid)
         if sub is None or sub.channel == BOOK:
             return
-        if self.streams.check(sub, f.seq, ts_recv) and sub.channel in _REDISCOVER:
-            self.lifecycle_gap = True
+        gap = self.streams.check(sub, f.seq, ts_recv)
+        if gap is not None and sub.channel in _REDISCOVER:
+            self.lifecycle_gaps.append(gap)
 
     def _reply(self, f: Any, now: float, ts_recv: int) -> None:
         t = type(f)

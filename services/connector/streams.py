@@ -7,8 +7,10 @@ there is a real loss (a trade, a status change, a fee override) but no snapshot 
 so the frames are published whatever their seq: a gap is counted (``kxfeed_ws_gaps_total`` by
 the channel's reason), logged once with the subscription's markets, and published as a bus
 :class:`~shared.messages.Gap` whose ``reason`` names the channel, for the writer to store and
-``kxfeed gaps`` to show. It stays open: its recovery is elsewhere (the worker re-discovers the
-market set after a lifecycle gap; the trades of a trade gap are for a REST backfill).
+``kxfeed gaps`` to show. It stays open: its recovery is elsewhere (after a lifecycle gap the worker
+re-discovers the market set over REST at once, which re-reads every market's status and every
+event's fee overrides, and publishes the Gap "recovered"; the trades of a trade gap are for the
+gap filler's REST backfill).
 
 That Gap's ``tickers`` stay empty on purpose: every Gap consumer today (the orderbook builder,
 the gap filler, the tests' reference books) reads a Gap's tickers as *books* to invalidate and
@@ -47,25 +49,25 @@ class StreamSeq:
         self.counts = counts
         self._burst = burst
 
-    def check(self, sub: Sub, seq: int | None, ts_recv: int) -> bool:
-        """Track ``seq`` on ``sub``; True when this frame opened a gap. The frame is kept either
+    def check(self, sub: Sub, seq: int | None, ts_recv: int) -> Gap | None:
+        """Track ``seq`` on ``sub``; the Gap when this frame opened one. The frame is kept either
         way (a seq at or below the last one is published too: nothing here can be re-asked)."""
         if seq is None:
-            return False
+            return None
         last = sub.last_seq
         if last is None or seq == last + 1:
             sub.last_seq = seq
-            return False
+            return None
         if seq > last:
-            self._gap(sub, last + 1, seq, ts_recv)
+            gap = self._gap(sub, last + 1, seq, ts_recv)
             sub.jump_at, sub.jump_from, sub.last_seq = seq, last, seq
-            return True
+            return gap
         if sub.jump_at == last and seq > sub.jump_from:
             self.counts.add("reanchored")
             sub.jump_at, sub.last_seq = None, seq
-        return False
+        return None
 
-    def _gap(self, sub: Sub, expected: int, received: int, ts_recv: int) -> None:
+    def _gap(self, sub: Sub, expected: int, received: int, ts_recv: int) -> Gap:
         reason = REASONS.get(sub.channel, f"{sub.channel}_seq")
         markets = sorted(sub.markets)  # empty for a global subscription: every market
         self.counts.add("gaps", reason)
@@ -79,16 +81,16 @@ class StreamSeq:
             markets=markets[:50],
             n_markets=len(markets),
         )
-        self.out.append(
-            Gap(
-                conn=self.conn,
-                sid=sub.sid,
-                expected=expected,
-                received=received,
-                tickers=[],  # not books: see the module's docstring
-                reason=reason,
-                method=METHODS.get(sub.channel, ""),
-                detected_ms=ts_recv // 1_000_000,
-                ts_recv=ts_recv,
-            )
+        gap = Gap(
+            conn=self.conn,
+            sid=sub.sid,
+            expected=expected,
+            received=received,
+            tickers=[],  # not books: see the module's docstring
+            reason=reason,
+            method=METHODS.get(sub.channel, ""),
+            detected_ms=ts_recv // 1_000_000,
+            ts_recv=ts_recv,
         )
+        self.out.append(gap)
+        return gap

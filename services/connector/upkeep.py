@@ -1,8 +1,10 @@
 """Keeping the connector's market set current: discovery over REST, lifecycle news followed.
 
-Discovery runs at start (until it succeeds) and again on reconnect when the set may
-be stale; between, each market/event lifecycle frame the session hands on may add,
-update or remove one market, and the live session's subscriptions follow.
+Discovery runs at start (until it succeeds), again on reconnect when the set may be stale,
+and at once after a gap on the lifecycle channel (a lost status change or fee override: the
+REST reconcile, retried with backoff until it succeeds, then the Gap published "recovered" with
+method ``rediscover``); between, each market/event lifecycle frame the session hands on may
+add, update or remove one market, and the live session's subscriptions follow.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from shared.backoff import Backoff
 from shared.config import ConnectorConfig
 from shared.kalshi.rest import RestAuthError, RestError
-from shared.messages import EventLifecycle, MarketLifecycle, Message
+from shared.messages import EventLifecycle, Gap, MarketLifecycle, Message
 from shared.retry import Retry, RetryPolicy
 
 from .marketset import MarketSet
@@ -55,6 +57,9 @@ class MarketUpkeep:
         #: Lifecycle news from the live session, followed one at a time.
         self.lifeq: asyncio.Queue[MarketLifecycle | EventLifecycle] = asyncio.Queue()
         self.auth_refused = False
+        #: Lifecycle gaps waiting for the REST reconcile that recovers them.
+        self.unreconciled: list[Gap] = []
+        self._reconcile = asyncio.Event()
 
     # ---- discovery -------------------------------------------------------------------------
     async def discover_until_done(self) -> None:
@@ -80,11 +85,40 @@ class MarketUpkeep:
         if removed:  # nothing will repair their books now; stop counting them as broken
             self.recovery.forget(removed, time.monotonic(), time.time_ns(), msgs)
         self._publish(msgs)
+        s = self._session()
+        if s is not None and (added or removed):  # found mid-connection: the subscriptions follow
+            if added:
+                s.add_markets(added, time.monotonic())
+            if removed:
+                s.remove_markets(removed, time.monotonic(), time.time_ns())
+            self._flush(s)
         self.log.info(
             "market set discovered",
             extra={"ctx": {"markets": len(self.markets), "added": len(added), "removed": len(removed)}},
         )
         return True
+
+    # ---- lifecycle gaps --------------------------------------------------------------------
+    def reconcile(self, gaps: list[Gap]) -> None:
+        """Lifecycle frames were lost: re-read the set over REST now (see :meth:`reconcile_loop`)."""
+        self.unreconciled.extend(gaps)
+        self._reconcile.set()
+
+    async def reconcile_loop(self) -> None:
+        policy = RetryPolicy(Backoff(self.cc.backoff_initial_s, self.cc.backoff_max_s), sleep=self._sleep)
+        while True:
+            await self._reconcile.wait()
+            self._reconcile.clear()
+            gaps, self.unreconciled = self.unreconciled, []
+            while not await self.discover_once(initial=False):  # each failure counted and logged
+                await policy.pause(Retry("auth", self.cc.auth_backoff_s) if self.auth_refused else None)
+            policy.succeeded()
+            ns = time.time_ns()
+            self._publish([_recovered(g, ns) for g in gaps])
+            self.log.info(
+                "lifecycle gaps recovered by re-discovery",
+                extra={"ctx": {"gaps": len(gaps), "markets": len(self.markets)}},
+            )
 
     # ---- lifecycle news --------------------------------------------------------------------
     async def lifecycle_loop(self) -> None:
@@ -117,3 +151,12 @@ class MarketUpkeep:
             self.log.info(
                 "market set changed", extra={"ctx": {"change": change.kind, "ticker": change.ticker}}
             )
+
+
+def _recovered(g: Gap, ts_recv: int) -> Gap:
+    """The gap's record, closed: every status and fee override re-read from REST."""
+    return Gap(
+        conn=g.conn, sid=g.sid, expected=g.expected, received=g.received, tickers=[], reason=g.reason,
+        status="recovered", method="rediscover", detected_ms=g.detected_ms,
+        recovered_ms=ts_recv // 1_000_000, ts_recv=ts_recv,
+    )  # fmt: skip

@@ -142,6 +142,7 @@ class ConnectorWorker(Actor):
     async def main(self) -> None:
         self.spawn(self._control_loop(), name="control-loop")
         self.spawn(self.upkeep.lifecycle_loop(), name="lifecycle")
+        self.spawn(self.upkeep.reconcile_loop(), name="reconcile")
         await self.upkeep.discover_until_done()
         while not self.stopping.is_set():
             reason = await self._connect_once()
@@ -239,9 +240,10 @@ class ConnectorWorker(Actor):
                 "Kalshi does not know these markets; dropped", extra={"ctx": {"tickers": s.rejected}}
             )
             s.rejected.clear()
-        if s.lifecycle_gap:
+        if s.lifecycle_gaps:
             self.markets.stale = True
-            s.lifecycle_gap = False
+            self.upkeep.reconcile(s.lifecycle_gaps)
+            s.lifecycle_gaps = []
 
     def _snapshots(self, tickers: list[str] | None, source: str) -> list[str]:
         s = self.session

@@ -324,3 +324,34 @@ def test_trade_gap_counted_and_published_naming_channel_and_markets(tmp_path: Pa
             st.assert_books_match_truth()
 
     run(body())
+
+
+def test_a_lifecycle_gap_is_reconciled_over_rest_at_once(tmp_path: Path) -> None:
+    """Lost lifecycle frames (a status change, a fee override) cannot be re-asked: the connector
+    re-reads every market and event over REST while the connection stays up, republishes each
+    market's metadata, and closes the very Gap it opened as recovered by ``rediscover``."""
+
+    async def body() -> None:
+        async with stack(tmp_path, sim={"lifecycle_every": 20}) as st:
+            await asyncio.sleep(0.3)
+            s = st.worker.session
+            assert s is not None
+            (lsid,) = {sub.sid for sub in s.table.by_sid.values() if sub.channel == "market_lifecycle_v2"}
+            connected = metric("kxfeed_ws_reconnects_total", reason="closed")
+            st.sim.faults.inject("gap", sid=lsid, count=2)
+
+            def life_gaps(status: str) -> list[Gap]:
+                return [g for g in st.tap.of(Gap) if g.reason == "lifecycle_seq" and g.status == status]
+
+            await st.until(lambda: bool(life_gaps("recovered")), 30.0, "the lifecycle gap recovered")
+            (opened,) = life_gaps("open")
+            (closed,) = life_gaps("recovered")
+            assert (closed.conn, closed.sid, closed.expected) == (opened.conn, lsid, opened.expected)
+            assert closed.method == "rediscover" and closed.received == opened.expected + 2
+            # Every market's metadata came again from REST, after the gap opened.
+            after = {m.ticker for m in st.tap.of(MarketMeta) if m.ts_recv >= opened.ts_recv}
+            assert set(st.worker.markets.markets) <= after
+            assert st.worker.session is s, "recovered in place: the connection stayed up"
+            assert metric("kxfeed_ws_reconnects_total", reason="closed") == connected
+
+    run(body())

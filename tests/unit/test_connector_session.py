@@ -303,9 +303,10 @@ def test_lifecycle_seq_gap_asks_for_rediscovery() -> None:
         "msg": {"market_ticker": C, "event_type": "activated"},
     }
     sc.feed({**life, "seq": 1}, {**life, "seq": 2})
-    assert not sc.s.lifecycle_gap
+    assert not sc.s.lifecycle_gaps
     sc.feed({**life, "seq": 4})
-    assert sc.s.lifecycle_gap
+    (g,) = sc.s.lifecycle_gaps  # the worker reconciles it over REST and closes this very Gap
+    assert (g.sid, g.expected, g.received, g.status) == (lsid, 3, 4, "open")
 
 
 def test_add_markets_fills_live_shards_then_opens_new_ones() -> None:

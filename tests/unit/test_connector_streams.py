@@ -56,7 +56,7 @@ def test_a_trade_gap_is_counted_logged_once_and_published_naming_channel_and_mar
     assert counted(sc.s, "gaps", "trade_seq") == 2
     logged = [r for r in caplog.records if "sequence gap" in r.getMessage()]
     assert len(logged) == 1 and logged[0].ctx["markets"] == sorted([A, B])  # type: ignore[attr-defined]
-    assert not sc.s.lifecycle_gap  # a trade gap says nothing about the market set
+    assert not sc.s.lifecycle_gaps  # a trade gap says nothing about the market set
 
 
 def test_trades_without_seq_are_accepted_and_do_not_break_the_sequence() -> None:
@@ -102,5 +102,5 @@ def test_lifecycle_event_lifecycle_and_fee_updates_share_the_lifecycle_sids_sequ
     (g,) = gaps(out)
     assert (g.expected, g.received, g.reason, g.method) == (3, 4, "lifecycle_seq", "rediscover")
     assert g.tickers == [] and g.sid == lsid  # a global subscription: every market
-    assert sc.s.lifecycle_gap
+    assert sc.s.lifecycle_gaps == [g]
     assert counted(sc.s, "gaps", "lifecycle_seq") == 1
