@@ -71,7 +71,8 @@ REPLY_DECODER = msgspec.json.Decoder(ControlReply)
 ENCODER = msgspec.json.Encoder()
 
 
-def _request_socket(ctx: zmq.Context[Any], endpoint: str, timeout_s: float) -> zmq.Socket[Any]:
+def request_socket(ctx: zmq.Context[Any], endpoint: str, timeout_s: float) -> zmq.Socket[Any]:
+    """A REQ socket to ``endpoint`` whose sends and receives give up after ``timeout_s``."""
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
@@ -96,7 +97,7 @@ def request(
         # Nothing was ever bound there: say so at once instead of waiting out the timeout.
         raise ControlError(f"nothing listens on {endpoint} (no such socket; is it running?)")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = _request_socket(ctx, endpoint, timeout_s)
+    sock = request_socket(ctx, endpoint, timeout_s)
     try:
         sock.send(ENCODER.encode(req))
         raw = sock.recv()

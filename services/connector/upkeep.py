@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from shared.backoff import Backoff
 from shared.config import ConnectorConfig
+from shared.gaps import closing_record
 from shared.kalshi.rest import RestAuthError, RestError
 from shared.messages import EventLifecycle, Gap, MarketLifecycle, Message
 from shared.retry import Retry, RetryPolicy
@@ -114,7 +115,7 @@ class MarketUpkeep:
                 await policy.pause(Retry("auth", self.cc.auth_backoff_s) if self.auth_refused else None)
             policy.succeeded()
             ns = time.time_ns()
-            self._publish([_recovered(g, ns) for g in gaps])
+            self._publish([closing_record(g, "rediscover", ns, tickers=[]) for g in gaps])
             self.log.info(
                 "lifecycle gaps recovered by re-discovery",
                 extra={"ctx": {"gaps": len(gaps), "markets": len(self.markets)}},
@@ -151,12 +152,3 @@ class MarketUpkeep:
             self.log.info(
                 "market set changed", extra={"ctx": {"change": change.kind, "ticker": change.ticker}}
             )
-
-
-def _recovered(g: Gap, ts_recv: int) -> Gap:
-    """The gap's record, closed: every status and fee override re-read from REST."""
-    return Gap(
-        conn=g.conn, sid=g.sid, expected=g.expected, received=g.received, tickers=[], reason=g.reason,
-        status="recovered", method="rediscover", detected_ms=g.detected_ms,
-        recovered_ms=ts_recv // 1_000_000, ts_recv=ts_recv,
-    )  # fmt: skip

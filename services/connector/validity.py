@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shared.gaps import closing_record
 from shared.messages import BookState, Gap, Message
 
 from .counts import Counts
@@ -133,19 +134,4 @@ class Recovery:
     def _close(self, g: OpenGap, now: float, ts_recv: int, out: list[Message]) -> None:
         self.recovered += 1
         self.recovery_s.append(max(0.0, now - g.detected))
-        old = g.gap
-        out.append(
-            Gap(
-                conn=old.conn,
-                sid=old.sid,
-                expected=old.expected,
-                received=old.received,
-                tickers=old.tickers,
-                reason=old.reason,
-                status="recovered",
-                method=g.method,
-                detected_ms=old.detected_ms,
-                recovered_ms=ts_recv // 1_000_000,
-                ts_recv=ts_recv,
-            )
-        )
+        out.append(closing_record(g.gap, g.method, ts_recv))

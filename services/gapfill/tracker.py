@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.gaps import closing_record
 from shared.messages import Gap
 
 Key = tuple[int, int, int]  # (conn, sid, expected): one gap, as the writer keys it
@@ -71,7 +72,7 @@ class GapTracker:
             del self.open[key]
             if t.by_rest:
                 self.closed_by_us[key] = now
-                records.append(self._record(t.gap, ts_recv))
+                records.append(closing_record(t.gap, "rest", ts_recv))
         return records
 
     def due(self, now: float) -> list[str]:
@@ -108,7 +109,7 @@ class GapTracker:
             del self.open[key]
             if t.by_rest:
                 self.closed_by_us[key] = now
-                records.append(self._record(t.gap, ts_recv))
+                records.append(closing_record(t.gap, "rest", ts_recv))
         return wanted, records
 
     def failed(self, now: float) -> None:
@@ -120,22 +121,6 @@ class GapTracker:
 
     def pending(self) -> int:
         return sum(len(t.pending) for t in self.open.values())
-
-    @staticmethod
-    def _record(g: Gap, ts_recv: int) -> Gap:
-        return Gap(
-            conn=g.conn,
-            sid=g.sid,
-            expected=g.expected,
-            received=g.received,
-            tickers=g.tickers,
-            reason=g.reason,
-            status="recovered",
-            method="rest",
-            detected_ms=g.detected_ms,
-            recovered_ms=ts_recv // 1_000_000,
-            ts_recv=ts_recv,
-        )
 
     def _prune(self, now: float) -> None:
         for key in [k for k, at in self.closed_by_us.items() if now - at > _CLOSED_MEMORY_S]:

@@ -122,6 +122,12 @@ def _retryable(exc: BaseException) -> Retry | None:
     return Retry(exc.reason) if isinstance(exc, _Retryable) else None
 
 
+def _query(**values: str | None) -> dict[str, str]:
+    # Only the filters a caller set go on the query string: None or "" means "no filter",
+    # never a parameter with an empty value.
+    return {k: v for k, v in values.items() if v}
+
+
 def _body_text(body: bytes) -> str:
     return body[:300].decode(errors="replace").strip() or "(empty body)"
 
@@ -289,15 +295,13 @@ class RestClient:
         limit: int = 1000,
     ) -> AsyncIterator[Market]:
         """Every market matching the filters, across pages (``GET /markets``)."""
-        params: dict[str, str] = {"limit": str(limit)}
-        if status:
-            params["status"] = status
-        if series_ticker:
-            params["series_ticker"] = series_ticker
-        if event_ticker:
-            params["event_ticker"] = event_ticker
-        if tickers:
-            params["tickers"] = ",".join(tickers)
+        params = _query(
+            limit=str(limit),
+            status=status,
+            series_ticker=series_ticker,
+            event_ticker=event_ticker,
+            tickers=",".join(tickers) if tickers else None,
+        )
         async for page in self._pages("/markets", _MARKETS, params, "/markets"):
             for market in page.markets:
                 yield market
@@ -315,13 +319,12 @@ class RestClient:
         limit: int = 200,
     ) -> AsyncIterator[Event]:
         """Every event matching the filters, across pages (``GET /events``)."""
-        params: dict[str, str] = {"limit": str(limit)}
-        if status:
-            params["status"] = status
-        if series_ticker:
-            params["series_ticker"] = series_ticker
-        if with_nested_markets:
-            params["with_nested_markets"] = "true"
+        params = _query(
+            limit=str(limit),
+            status=status,
+            series_ticker=series_ticker,
+            with_nested_markets="true" if with_nested_markets else None,
+        )
         async for page in self._pages("/events", _EVENTS, params, "/events"):
             for event in page.events:
                 yield event
@@ -374,13 +377,12 @@ class RestClient:
         limit: int = 1000,
     ) -> AsyncIterator[RestTrade]:
         """Trades newest first across pages (``GET /markets/trades``; times in Unix seconds)."""
-        params: dict[str, str] = {"limit": str(limit)}
-        if ticker:
-            params["ticker"] = ticker
-        if min_ts is not None:
-            params["min_ts"] = str(min_ts)
-        if max_ts is not None:
-            params["max_ts"] = str(max_ts)
+        params = _query(
+            limit=str(limit),
+            ticker=ticker,
+            min_ts=None if min_ts is None else str(min_ts),
+            max_ts=None if max_ts is None else str(max_ts),
+        )
         async for page in self._pages("/markets/trades", _TRADES, params, "/markets/trades"):
             for trade in page.trades:
                 yield trade

@@ -39,6 +39,7 @@ from shared.messages import (
 )
 from tests.support.config import make_config, write_config
 from tests.support.messages import game_meta
+from tests.support.odds import sac_mem_event
 from tests.support.procs import spawn, stop_all, wait_until
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
@@ -47,37 +48,9 @@ SAC_NO_BIDS = [(4800, 1000), (4500, 2000), (4200, 3000)]
 SAC_YES_BIDS = [(5000, 1000)]
 
 
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def odds(updated_ms: int) -> bytes:
     # The game is "tonight": whatever today is, the ticker date must agree with commence_time.
-    books = [
-        {
-            "key": key,
-            "last_update": iso(updated_ms),
-            "markets": [
-                {
-                    "key": "h2h",
-                    "outcomes": [
-                        {"name": "Sacramento Kings", "price": -150},
-                        {"name": "Memphis Grizzlies", "price": 150},
-                    ],
-                }
-            ],
-        }
-        for key in ("draftkings", "fanduel")
-    ]
-    event = {
-        "id": "nba-mem-sac",
-        "sport_key": "basketball_nba",
-        "commence_time": "2026-02-05T00:10:00Z",
-        "home_team": "Sacramento Kings",
-        "away_team": "Memphis Grizzlies",
-        "bookmakers": books,
-    }
-    return json.dumps(event).encode()
+    return json.dumps(sac_mem_event("nba-mem-sac", updated_ms)).encode()
 
 
 def odds_message(updated_ms: int) -> Odds:

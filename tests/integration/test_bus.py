@@ -15,10 +15,11 @@ import msgspec
 import pytest
 import zmq
 
-from shared.bus import Proxy, Publisher, Subscriber
+from shared.bus import Publisher, Subscriber
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.messages import BATCH_ENCODER, KINDS, BookDelta, Trade
+from tests.support.busproxy import proxied
 from tests.support.config import ipc_endpoint, make_config, reported_port, write_config
 from tests.support.procs import ROOT, spawn, wait_until
 
@@ -62,36 +63,33 @@ def test_100k_messages_of_every_kind_between_processes_in_order(
 
 
 def test_overflowed_subscriber_reports_exact_drop_count(tmp_path: Path) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    xsub, xpub = ipc_endpoint(tmp_path, "xsub"), ipc_endpoint(tmp_path, "xpub")
-    proxy = Proxy(ctx, xsub, xpub, hwm=50)
-    proxy.start()
-    # It floods the moment it subscribes: count from the first message (no join hand-over here).
-    sub = Subscriber(ctx, xpub, ["trade."], rcvhwm=50, join_settle_s=0)
-    pub = Publisher(ctx, xsub, "flood", sndhwm=50)
-    try:
-        assert pub.wait_for_subscriber_sync("trade.X", 5)
-        n = 20_000
-        for i in range(n):  # one frame each, while the subscriber does not read
+    with proxied(tmp_path, hwm=50) as (ctx, xsub, xpub):
+        # It floods the moment it subscribes: count from the first message (no join hand-over here).
+        sub = Subscriber(ctx, xpub, ["trade."], rcvhwm=50, join_settle_s=0)
+        pub = Publisher(ctx, xsub, "flood", sndhwm=50)
+        try:
+            assert pub.wait_for_subscriber_sync("trade.X", 5)
+            n = 20_000
+            for i in range(n):  # one frame each, while the subscriber does not read
+                pub.publish(
+                    Trade(trade_id=str(i), ticker="X", yes_price=1, no_price=9999, count=1, taker_side="yes")
+                )
+            time.sleep(0.5)
+            received = 0
+            while batch := sub.recv_blocking(0.5):
+                received += len(batch)
+            # One more after the backlog drained: a tail drop is only visible once a later message arrives.
             pub.publish(
-                Trade(trade_id=str(i), ticker="X", yes_price=1, no_price=9999, count=1, taker_side="yes")
+                Trade(trade_id="last", ticker="X", yes_price=1, no_price=9999, count=1, taker_side="yes")
             )
-        time.sleep(0.5)
-        received = 0
-        while batch := sub.recv_blocking(0.5):
-            received += len(batch)
-        # One more after the backlog drained: a tail drop is only visible once a later message arrives.
-        pub.publish(Trade(trade_id="last", ticker="X", yes_price=1, no_price=9999, count=1, taker_side="yes"))
-        last = sub.recv_blocking(5)
-        received += len(last)
-        assert last and last[-1].seq == n + 1
-        assert sub.dropped > 0
-        assert sub.dropped == n + 1 - received
-    finally:
-        pub.close(0)
-        sub.close()
-        proxy.stop()
-        ctx.destroy(0)
+            last = sub.recv_blocking(5)
+            received += len(last)
+            assert last and last[-1].seq == n + 1
+            assert sub.dropped > 0
+            assert sub.dropped == n + 1 - received
+        finally:
+            pub.close(0)
+            sub.close()
 
 
 def test_gaps_right_after_joining_a_stream_are_its_hand_over_not_drops(tmp_path: Path) -> None:
@@ -144,72 +142,66 @@ def test_gaps_right_after_joining_a_stream_are_its_hand_over_not_drops(tmp_path:
 def test_asyncio_subscriber_drains_everything_ready_per_wakeup_and_uses_configured_marks(
     tmp_path: Path,
 ) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    xsub, xpub = ipc_endpoint(tmp_path, "xsub"), ipc_endpoint(tmp_path, "xpub")
-    proxy = Proxy(ctx, xsub, xpub, hwm=100_000)
-    proxy.start()
-    sub = Subscriber(ctx, xpub, ["delta."], rcvhwm=12_345, max_batch=100_000)
-    pub = Publisher(ctx, xsub, "p", sndhwm=23_456)
+    with proxied(tmp_path, hwm=100_000) as (ctx, xsub, xpub):
+        sub = Subscriber(ctx, xpub, ["delta."], rcvhwm=12_345, max_batch=100_000)
+        pub = Publisher(ctx, xsub, "p", sndhwm=23_456)
 
-    async def run() -> list[int]:
-        assert await pub.wait_for_subscriber("delta.T")
-        n = 5000
-        for i in range(n):
-            pub.publish(
-                BookDelta(ticker="T", market_id="m", conn=1, sid=1, xseq=i, side="yes", price=100, delta=1)
-            )
-        await asyncio.sleep(0.3)  # let everything arrive before the first wake-up
-        sizes = []
-        got = 0
-        while got < n:
-            batch = await asyncio.wait_for(sub.recv(), 5)
-            sizes.append(len(batch))
-            got += len(batch)
-        return sizes
+        async def run() -> list[int]:
+            assert await pub.wait_for_subscriber("delta.T")
+            n = 5000
+            for i in range(n):
+                pub.publish(
+                    BookDelta(
+                        ticker="T", market_id="m", conn=1, sid=1, xseq=i, side="yes", price=100, delta=1
+                    )
+                )
+            await asyncio.sleep(0.3)  # let everything arrive before the first wake-up
+            sizes = []
+            got = 0
+            while got < n:
+                batch = await asyncio.wait_for(sub.recv(), 5)
+                sizes.append(len(batch))
+                got += len(batch)
+            return sizes
 
-    try:
-        sizes = asyncio.run(run())
-        assert sum(sizes) == 5000
-        assert sizes[0] > 1000, sizes  # one wake-up took the whole ready backlog, not one message
-        assert sub._sock.getsockopt(zmq.RCVHWM) == 12_345
-        assert pub._sock.getsockopt(zmq.SNDHWM) == 23_456
-        assert sub.dropped == 0
-    finally:
-        pub.close(0)
-        sub.close()
-        proxy.stop()
-        ctx.destroy(0)
+        try:
+            sizes = asyncio.run(run())
+            assert sum(sizes) == 5000
+            assert sizes[0] > 1000, sizes  # one wake-up took the whole ready backlog, not one message
+            assert sub._sock.getsockopt(zmq.RCVHWM) == 12_345
+            assert pub._sock.getsockopt(zmq.SNDHWM) == 23_456
+            assert sub.dropped == 0
+        finally:
+            pub.close(0)
+            sub.close()
 
 
 def test_undecodable_payload_is_counted_and_skipped(tmp_path: Path) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    xsub, xpub = ipc_endpoint(tmp_path, "xsub"), ipc_endpoint(tmp_path, "xpub")
-    proxy = Proxy(ctx, xsub, xpub, hwm=1000)
-    proxy.start()
-    sub = Subscriber(ctx, xpub, ["trade."])
-    rogue = ctx.socket(zmq.PUB)
-    rogue.connect(xsub)
-    pub = Publisher(ctx, xsub, "good")
-    try:
-        assert pub.wait_for_subscriber_sync("trade.X", 5)
-        time.sleep(0.3)  # the rogue PUB has no subscription handshake to wait on
-        rogue.send_multipart([b"trade.X", b"\xc1not msgpack"])
-        rogue.send_multipart([b"trade.X", msgspec.msgpack.encode([["trade", "wrong", "shape"]])])
-        rogue.send_multipart([b"trade.X"])
-        time.sleep(0.2)
-        pub.publish(Trade(trade_id="ok", ticker="X", yes_price=1, no_price=9999, count=1, taker_side="no"))
-        got = []
-        deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
-            got = sub.recv_blocking(0.5)
-        assert [m.trade_id for m in got] == ["ok"]  # type: ignore[union-attr]
-        assert sub.bad_payloads == 3
-    finally:
-        rogue.close(0)
-        pub.close(0)
-        sub.close()
-        proxy.stop()
-        ctx.destroy(0)
+    with proxied(tmp_path, hwm=1000) as (ctx, xsub, xpub):
+        sub = Subscriber(ctx, xpub, ["trade."])
+        rogue = ctx.socket(zmq.PUB)
+        rogue.connect(xsub)
+        pub = Publisher(ctx, xsub, "good")
+        try:
+            assert pub.wait_for_subscriber_sync("trade.X", 5)
+            time.sleep(0.3)  # the rogue PUB has no subscription handshake to wait on
+            rogue.send_multipart([b"trade.X", b"\xc1not msgpack"])
+            rogue.send_multipart([b"trade.X", msgspec.msgpack.encode([["trade", "wrong", "shape"]])])
+            rogue.send_multipart([b"trade.X"])
+            time.sleep(0.2)
+            pub.publish(
+                Trade(trade_id="ok", ticker="X", yes_price=1, no_price=9999, count=1, taker_side="no")
+            )
+            got = []
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                got = sub.recv_blocking(0.5)
+            assert [m.trade_id for m in got] == ["ok"]  # type: ignore[union-attr]
+            assert sub.bad_payloads == 3
+        finally:
+            rogue.close(0)
+            pub.close(0)
+            sub.close()
 
 
 def test_worker_answers_control_and_stops_on_sigterm_within_deadline(

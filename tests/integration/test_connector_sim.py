@@ -16,7 +16,7 @@ from shared.control import arequest
 from shared.journal import read
 from shared.messages import BATCH_DECODER, BookDelta, BookSnapshot, BookState, Control, Gap, MarketMeta
 
-from .test_connector_support import metric, stack
+from .test_connector_support import channel_sid, metric, stack
 
 
 def run(coro: object) -> None:
@@ -305,9 +305,7 @@ def test_trade_gap_counted_and_published_naming_channel_and_markets(tmp_path: Pa
     async def body() -> None:
         async with stack(tmp_path) as st:
             await asyncio.sleep(0.3)
-            s = st.worker.session
-            assert s is not None
-            (tsid,) = {sub.sid for sub in s.table.by_sid.values() if sub.channel == "trade"}
+            tsid = channel_sid(st.worker, "trade")
             gaps = metric("kxfeed_ws_gaps_total", reason="trade_seq")
             st.sim.faults.inject("gap", sid=tsid, count=2)
 
@@ -336,7 +334,7 @@ def test_a_lifecycle_gap_is_reconciled_over_rest_at_once(tmp_path: Path) -> None
             await asyncio.sleep(0.3)
             s = st.worker.session
             assert s is not None
-            (lsid,) = {sub.sid for sub in s.table.by_sid.values() if sub.channel == "market_lifecycle_v2"}
+            lsid = channel_sid(st.worker, "market_lifecycle_v2")
             connected = metric("kxfeed_ws_reconnects_total", reason="closed")
             st.sim.faults.inject("gap", sid=lsid, count=2)
 

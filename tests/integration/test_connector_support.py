@@ -110,6 +110,15 @@ class Tap:
         self.sub.close()
 
 
+def channel_sid(worker: ConnectorWorker, channel: str) -> int:
+    """The sid of the connector's one live subscription to ``channel``."""
+    s = worker.session
+    assert s is not None
+    sids = {sub.sid for sub in s.table.by_sid.values() if sub.channel == channel}
+    assert len(sids) == 1, sids
+    return sids.pop()
+
+
 @dataclass
 class Stack:
     sim: ExchangeSim
@@ -133,11 +142,7 @@ class Stack:
         )
 
     def book_sid(self) -> int:
-        s = self.worker.session
-        assert s is not None
-        sids = {sub.sid for sub in s.table.by_sid.values() if sub.channel == "orderbook_delta"}
-        assert len(sids) == 1, sids
-        return sids.pop()
+        return channel_sid(self.worker, "orderbook_delta")
 
     async def settle(self) -> None:
         """A quiet moment: the exchange stops, everything sent is read and published."""

@@ -14,14 +14,13 @@ from pathlib import Path
 import jsonschema
 import msgspec
 import pytest
-import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.cli.busschema import DOC_BEGIN, DOC_END, markdown, schema
-from shared.bus import Proxy, Publisher
+from shared.bus import Publisher
 from shared.messages import BATCH_ENCODER, KINDS, MESSAGE_TYPES, Trade
-from tests.support.config import ipc_endpoint
+from tests.support.busproxy import proxied
 from tests.support.procs import ROOT, kxfeed_cmd
 from tests.unit.test_messages import _message_strategy
 
@@ -44,35 +43,30 @@ def test_docs_subscriber_example_runs(tmp_path: Path) -> None:
     script = tmp_path / "subscriber.py"
     script.write_text(code.group(1))
 
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    xsub, xpub = ipc_endpoint(tmp_path, "xsub"), ipc_endpoint(tmp_path, "xpub")
-    proxy = Proxy(ctx, xsub, xpub, 10_000)
-    proxy.start()
-    pub = Publisher(ctx, xsub, "docs")
-    proc = subprocess.Popen([str(python), str(script), xpub, "3"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert pub.wait_for_subscriber_sync("trade.X", 15)
-        pub.publish_many(
-            [
-                Trade(
-                    trade_id=f"t{i}",
-                    ticker="KXNBAGAME-26NOV03LALBOS-LAL",
-                    yes_price=4300,
-                    no_price=5700,
-                    count=2500,
-                    taker_side="yes",
-                    ts_recv=time.time_ns(),
-                )
-                for i in range(3)
-            ]
-        )
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        pub.close(0)
-        proxy.stop()
-        ctx.destroy(0)
+    with proxied(tmp_path, hwm=10_000) as (ctx, xsub, xpub):
+        pub = Publisher(ctx, xsub, "docs")
+        proc = subprocess.Popen([str(python), str(script), xpub, "3"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert pub.wait_for_subscriber_sync("trade.X", 15)
+            pub.publish_many(
+                [
+                    Trade(
+                        trade_id=f"t{i}",
+                        ticker="KXNBAGAME-26NOV03LALBOS-LAL",
+                        yes_price=4300,
+                        no_price=5700,
+                        count=2500,
+                        taker_side="yes",
+                        ts_recv=time.time_ns(),
+                    )
+                    for i in range(3)
+                ]
+            )
+            out, _ = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            pub.close(0)
     lines = out.strip().splitlines()
     assert proc.returncode == 0
     assert lines == [f"trade.KXNBAGAME-26NOV03LALBOS-LAL #{i}: 25 @ $0.4300 taker yes" for i in (1, 2, 3)]

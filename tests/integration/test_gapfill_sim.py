@@ -20,6 +20,7 @@ from shared.bus import Publisher
 from shared.control import arequest
 from shared.messages import BookSnapshot, Control, Gap
 
+from .test_connector_support import channel_sid
 from .test_poller_support import Rig, metric, rig
 
 
@@ -72,9 +73,7 @@ def test_gap_without_in_band_recovery_is_repaired_from_rest(tmp_path: Path) -> N
             repairs = metric("kxfeed_gapfill_rest_repairs_total")
             rest_gaps = metric("kxfeed_gapfill_gaps_recovered_total", method="rest")
             dropped = suppress_get_snapshot(r)
-            session = conn.session
-            assert session is not None
-            (sid,) = {s.sid for s in session.table.by_sid.values() if s.channel == "orderbook_delta"}
+            sid = channel_sid(conn, "orderbook_delta")
             r.sim.faults.inject("gap", sid=sid, count=2)
             opened: list[Gap] = []
 

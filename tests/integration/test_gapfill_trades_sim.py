@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import collections
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.connector.worker import ConnectorWorker
 from services.gapfill.worker import GapfillWorker
@@ -42,6 +44,49 @@ async def live_again(r: Rig, conn: ConnectorWorker, after: int) -> None:
     """The connector is back and live trades flow past index ``after`` of the tap's trades."""
     await r.until(lambda: conn.ready, 10, "connector back")
     await r.until(lambda: any(t.source == "ws" for t in bus_trades(r)[after:]), 15, "live trades after it")
+
+
+async def dark(
+    r: Rig, conn: ConnectorWorker, how: Literal["disconnect", "restart"]
+) -> tuple[list[str], ConnectorWorker]:
+    """Run ``_DARK_STEPS`` simulator steps while the connector has no connection (dropped, or the
+    connector killed and started again), until live trades flow again. Returns the ids of the
+    trades those steps made and the connector running now."""
+    r.sim.pause()
+    assert await r.sim.drained(5)
+    await asyncio.sleep(0.3)  # what was sent has reached the bus and the gap filler
+    if how == "restart":
+        await r.stop("connector")
+    mark = len(bus_trades(r))
+    before = len(sim_trade_ids(r))
+    if how == "disconnect":
+        r.sim.faults.inject("disconnect")
+    r.sim.step(_DARK_STEPS)  # no await in between: no connection to send these to
+    made = sim_trade_ids(r)[before:]
+    assert made, "the dark steps made no trade"
+    if how == "restart":
+        conn = r.start(ConnectorWorker)  # type: ignore[assignment]
+    r.sim.resume()
+    await live_again(r, conn, mark)
+    return made, conn
+
+
+async def stored(engine: AsyncEngine) -> dict[str, str]:
+    """The trades table: source by trade id."""
+    async with engine.connect() as c:
+        rows = await c.execute(select(trades.c.trade_id, trades.c.source))
+        return {tid: src for tid, src in rows}
+
+
+async def stored_as_carried(r: Rig, engine: AsyncEngine) -> None:
+    """Within 15 s the writer has stored each trade on the bus once, with the source it carried."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        now_stored, want = await stored(engine), {t.trade_id: t.source for t in bus_trades(r)}
+        if now_stored == want or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert now_stored == want, "each trade stored once, with the source the bus carried"
 
 
 def records(r: Rig) -> list[Gap]:
@@ -89,39 +134,18 @@ def test_trades_missed_while_disconnected_or_killed_are_backfilled_once(tmp_path
             backfilled_before = metric("kxfeed_gapfill_trades_backfilled_total")
 
             # 1. A disconnect: the exchange trades on while the connector reconnects.
-            r.sim.pause()
-            assert await r.sim.drained(5)
-            await asyncio.sleep(0.3)  # what was sent has reached the bus and the gap filler
-            mark = len(bus_trades(r))
-            before = len(sim_trade_ids(r))
-            r.sim.faults.inject("disconnect")
-            r.sim.step(_DARK_STEPS)  # no await in between: no connection to send these to
-            dark = sim_trade_ids(r)[before:]
-            assert dark, "the dark steps made no trade"
-            r.sim.resume()
-            await live_again(r, conn, mark)
+            dark1, conn = await dark(r, conn, "disconnect")
             await backfilled(r, 1)
             sources = assert_exactly_once(r)
             rest_ids = {i for i, s in sources.items() if s == "rest"}
-            assert set(dark) <= set(sources), "the trades made while disconnected"
+            assert set(dark1) <= set(sources), "the trades made while disconnected"
             # Backfilled: at least the dark steps' trades the connector never got (also any made
             # before its trade subscription was back, which the bus never carried either).
-            assert rest_ids >= set(dark) - {t.trade_id for t in bus_trades(r) if t.source == "ws"}
+            assert rest_ids >= set(dark1) - {t.trade_id for t in bus_trades(r) if t.source == "ws"}
             assert rest_ids
 
             # 2. The connector killed and started again (a new epoch on the bus).
-            r.sim.pause()
-            assert await r.sim.drained(5)
-            await asyncio.sleep(0.3)
-            await r.stop("connector")
-            mark = len(bus_trades(r))
-            before = len(sim_trade_ids(r))
-            r.sim.step(_DARK_STEPS)
-            dark2 = sim_trade_ids(r)[before:]
-            assert dark2
-            conn = r.start(ConnectorWorker)  # type: ignore[assignment]
-            r.sim.resume()
-            await live_again(r, conn, mark)
+            dark2, conn = await dark(r, conn, "restart")
             await backfilled(r, 2)
             sources = assert_exactly_once(r)
             assert set(dark2) <= set(sources), "the trades made while the connector was down"
@@ -139,20 +163,7 @@ def test_trades_missed_while_disconnected_or_killed_are_backfilled_once(tmp_path
             await asyncio.sleep(0.3)
             engine = make_engine(r.cfg.db)
             try:
-
-                async def stored() -> dict[str, str]:
-                    async with engine.connect() as c:
-                        rows = await c.execute(select(trades.c.trade_id, trades.c.source))
-                        return {tid: src for tid, src in rows}
-
-                deadline = asyncio.get_running_loop().time() + 15
-                while True:
-                    now_stored = await stored()
-                    want = {t.trade_id: t.source for t in bus_trades(r)}
-                    if now_stored == want or asyncio.get_running_loop().time() > deadline:
-                        break
-                    await asyncio.sleep(0.2)
-                assert now_stored == want
+                await stored_as_carried(r, engine)
                 async with engine.connect() as c:
                     rows = await c.execute(
                         select(gaps.c.status, gaps.c.reason).where(gaps.c.method == "rest_trades")
@@ -183,49 +194,28 @@ def test_trades_missed_while_the_gap_filler_itself_was_down_are_backfilled_once(
             state = Path(r.cfg.data_dir) / "gapfill" / "gapfill.trades.json"
             assert state.exists(), "the gap filler leaves its checkpoint"
 
-            r.sim.pause()
-            assert await r.sim.drained(5)
-            await asyncio.sleep(0.3)
-            await r.stop("connector")
-            mark = len(bus_trades(r))
-            before = len(sim_trade_ids(r))
-            r.sim.step(_DARK_STEPS)
-            dark = sim_trade_ids(r)[before:]
-            assert dark, "the dark steps made no trade"
-            conn = r.start(ConnectorWorker)  # type: ignore[assignment]
-            r.sim.resume()
-            await live_again(r, conn, mark)
+            dark_ids, conn = await dark(r, conn, "restart")
             engine = make_engine(r.cfg.db)
             try:
-
-                async def stored() -> dict[str, str]:
-                    async with engine.connect() as c:
-                        rows = await c.execute(select(trades.c.trade_id, trades.c.source))
-                        return {tid: src for tid, src in rows}
-
                 # What the bus carried while the gap filler was down is stored before it is back.
                 live_ids = {t.trade_id for t in bus_trades(r)}
                 deadline = asyncio.get_running_loop().time() + 15
-                while not live_ids <= set(await stored()) and asyncio.get_running_loop().time() < deadline:
+                while (
+                    not live_ids <= set(await stored(engine)) and asyncio.get_running_loop().time() < deadline
+                ):
                     await asyncio.sleep(0.2)
-                assert live_ids <= set(await stored())
+                assert live_ids <= set(await stored(engine))
 
                 r.start(GapfillWorker)
                 await backfilled(r, 1)
                 (rec,) = records(r)
                 assert "gapfill_restart" in rec.reason and rec.status == "recovered"
                 sources = assert_exactly_once(r)  # nothing the bus carried is published again
-                assert set(dark) <= set(sources), "the trades made while the connector was down"
-                assert all(sources[i] == "rest" for i in dark)
+                assert set(dark_ids) <= set(sources), "the trades made while the connector was down"
+                assert all(sources[i] == "rest" for i in dark_ids)
                 r.sim.pause()
                 await asyncio.sleep(0.3)
-                deadline = asyncio.get_running_loop().time() + 15
-                while True:
-                    now_stored, want = await stored(), {t.trade_id: t.source for t in bus_trades(r)}
-                    if now_stored == want or asyncio.get_running_loop().time() > deadline:
-                        break
-                    await asyncio.sleep(0.2)
-                assert now_stored == want, "each trade stored once, with the source the bus carried"
+                await stored_as_carried(r, engine)
             finally:
                 await engine.dispose()
 

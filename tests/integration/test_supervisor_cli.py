@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import signal
 import socket
 import subprocess
@@ -23,7 +20,7 @@ from tests.integration.test_supervisor_processes import (
     up_factory,
 )
 from tests.support.config import make_config, write_config
-from tests.support.procs import ROOT, kxfeed_cmd, wait_until
+from tests.support.procs import ROOT, OnTerminal, kxfeed_cmd, wait_until
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 
@@ -114,34 +111,19 @@ def test_a_second_up_refuses_to_start(tmp_path: Path, up_factory: Any) -> None:
 
 def test_live_status_in_a_terminal(tmp_path: Path) -> None:
     _, path = supervised_config(tmp_path, lambda c: [{"name": "bus"}])
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        kxfeed_cmd("up", "--config", str(path)), cwd=ROOT, stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    screen = b""
-    try:
-        deadline = time.monotonic() + 40
+    with OnTerminal("up", "--config", str(path)) as term:
 
         def seen_enough() -> bool:
             # The bus itself running (not just any row): a SIGTERM while it still imports (a
             # loaded machine) ends it before it logs anything, and its log below is empty.
-            last = screen.rsplit(b"\x1b[J", 1)[-1].decode(errors="replace")
+            last = term.screen.rsplit(b"\x1b[J", 1)[-1].decode(errors="replace")
             bus_running = any(r.split()[:1] == ["bus"] and " running " in f" {r} " for r in last.splitlines())
-            return screen.count(b"\x1b[J") >= 3 and bus_running
+            return term.screen.count(b"\x1b[J") >= 3 and bus_running
 
-        while time.monotonic() < deadline and not seen_enough():
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    screen += os.read(master, 65536)
-                except OSError:
-                    break
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        term.read_until(seen_enough, 40)
+        term.proc.send_signal(signal.SIGTERM)
+        assert term.proc.wait(20) == 0
+    screen = term.screen
     text = screen.decode(errors="replace")
     assert "WORKER" in text and "running" in text, text
     assert screen.count(b"\x1b[J") >= 3, "the status is redrawn in place"

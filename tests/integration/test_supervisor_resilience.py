@@ -4,13 +4,10 @@ the service, and a configuration error is answered in the terminal instead of a 
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from shared.config import Config
 from shared.kalshi.auth import generate_private_key, private_pem
 from tests.integration.test_supervisor_processes import Up, metric, supervised_config, up_factory
 from tests.support.config import make_config, write_config
-from tests.support.procs import ROOT, clean_env, kxfeed_cmd, wait_until
+from tests.support.procs import ROOT, OnTerminal, clean_env, kxfeed_cmd, wait_until
 
 __all__ = ["up_factory"]  # the fixture, re-used from the process tests
 
@@ -188,34 +185,11 @@ def test_up_in_a_terminal_with_an_unsafe_key_file_exits_2_with_the_fix(tmp_path:
     cfg = make_config(tmp_path, supervisor={"workers": ["bus", "connector"], "ready_timeout_s": 90.0})
     path = write_config(cfg, tmp_path / "kx.toml")
     env = clean_env(KXFEED_KALSHI_ENV="demo", KALSHI_KEY_ID="test-key-id", KALSHI_PRIVATE_KEY_PATH=str(key))
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        kxfeed_cmd("up", "--config", str(path)), cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    screen = b""
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    screen += os.read(master, 65536)
-                except OSError:
-                    break
-        while select.select([master], [], [], 0.5)[0]:  # what it printed on the way out
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        assert proc.wait(10) == 2
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = screen.decode(errors="replace")
+    with OnTerminal("up", "--config", str(path), env=env) as term:
+        term.read_until(lambda: term.proc.poll() is not None, 180)
+        term.read_rest()
+        assert term.proc.wait(10) == 2
+    text = term.screen.decode(errors="replace")
     assert f"kxfeed up: private key file {key} has mode 0644" in text, text
     assert f"chmod 600 {key}" in text and "Traceback" not in text
     assert "test-key-id" not in text, "the key id is a secret"

@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,8 +22,9 @@ from shared.messages import (
     OrderGroupUpdate,
     UserOrder,
 )
+from shared.store.engine import make_engine
 from shared.store.schema import fills, markets, order_groups, orders, positions
-from tests.integration.test_writer_db import NOW_US, Cli, config_for, core_for, opened
+from tests.integration.test_writer_db import NOW_US, Cli, config_for, core_for, opened, upgrade_from
 from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.synth import stamp
 
@@ -183,25 +183,12 @@ def test_fills_positions_strikes_stored_once_through_replays_and_shown(
 def test_markets_stored_before_0004_keep_their_rows_with_no_strike(db: DbConfig) -> None:
     """0004 adds fills, positions and the markets' strike columns: a market stored under 0003
     keeps its row, its strikes null (nothing then knew them)."""
-    from alembic import command
-    from sqlalchemy import text
-
-    from shared.store.engine import ensure_schema, make_engine
-    from shared.store.migrate import alembic_config, head_revision, upgrade
-
-    def to_0003_then_row(sync_conn: Any) -> None:
-        command.upgrade(alembic_config(sync_conn), "0003")
-        sync_conn.execute(
-            text("INSERT INTO markets (ticker, title, updated) VALUES ('OLD', 'Old', CURRENT_TIMESTAMP)")
-        )
 
     async def go() -> None:
         engine = make_engine(db)
         try:
-            await ensure_schema(engine, db)
-            async with engine.begin() as conn:
-                await conn.run_sync(to_0003_then_row)
-            assert await upgrade(engine, db) == ("0003", head_revision())
+            old = "INSERT INTO markets (ticker, title, updated) VALUES ('OLD', 'Old', CURRENT_TIMESTAMP)"
+            await upgrade_from(engine, db, "0003", old)
             async with engine.connect() as conn:
                 m = markets.c
                 q = select(m.title, m.strike_type, m.floor_strike, m.cap_strike).where(m.ticker == "OLD")

@@ -106,31 +106,38 @@ def test_migration_empty_to_head_then_no_op_and_matches_the_schema(db: DbConfig)
     asyncio.run(go())
 
 
-def test_trades_stored_before_0003_read_source_ws(db: DbConfig) -> None:
-    """0003 adds trades.source: a row stored under 0002 (the live channel was then the only
-    source of trades) reads back "ws"; a row written after it keeps its own source."""
+async def upgrade_from(engine: AsyncEngine, db: DbConfig, revision: str, row_sql: str) -> None:
+    """The schema at ``revision`` with a row stored by ``row_sql`` as it was then, upgraded to head."""
 
-    def to_0002_then_row(sync_conn: Any) -> None:
+    def old_then_row(sync_conn: Any) -> None:
         from alembic import command
 
         from shared.store.migrate import alembic_config
 
-        command.upgrade(alembic_config(sync_conn), "0002")
-        sync_conn.execute(
-            text(
-                "INSERT INTO trades (trade_id, ticker, yes_price, no_price, count, taker_side,"
-                " is_block_trade, ts, recv) VALUES ('old', 'T', 1, 2, 3, 'yes', false,"
-                " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
-            )
-        )
+        command.upgrade(alembic_config(sync_conn), revision)
+        sync_conn.execute(text(row_sql))
+
+    await ensure_schema(engine, db)
+    async with engine.begin() as conn:
+        await conn.run_sync(old_then_row)
+    assert await upgrade(engine, db) == (revision, head_revision())
+
+
+def test_trades_stored_before_0003_read_source_ws(db: DbConfig) -> None:
+    """0003 adds trades.source: a row stored under 0002 (the live channel was then the only
+    source of trades) reads back "ws"; a row written after it keeps its own source."""
 
     async def go() -> None:
         engine = make_engine(db)
         try:
-            await ensure_schema(engine, db)
-            async with engine.begin() as conn:
-                await conn.run_sync(to_0002_then_row)
-            assert await upgrade(engine, db) == ("0002", head_revision())
+            await upgrade_from(
+                engine,
+                db,
+                "0002",
+                "INSERT INTO trades (trade_id, ticker, yes_price, no_price, count, taker_side,"
+                " is_block_trade, ts, recv) VALUES ('old', 'T', 1, 2, 3, 'yes', false,"
+                " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')",
+            )
             async with engine.begin() as conn:
                 await conn.execute(
                     text(

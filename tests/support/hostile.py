@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 import zmq
 
+from shared.control import request_socket
+
 #: A ZMTP 3.0 greeting (NULL mechanism, as server=0) followed by garbage: gets past the
 #: signature check, so the garbage reaches libzmq's handshake and decoder, not just its sniffing.
 _ZMTP3 = b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31
@@ -76,20 +78,11 @@ def raw_garbage(endpoint: str, n: int = 20, seed: int = 14) -> int:
     return n
 
 
-def _req(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, timeout_s: float) -> zmq.Socket[bytes]:
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
-    sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
-    sock.connect(endpoint)
-    return sock
-
-
 def ask(
     ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, frames: list[bytes], timeout_s: float
 ) -> dict[str, Any] | None:
     """Send ``frames`` as one REQ message; the decoded reply, or None when there was none."""
-    sock = _req(ctx, endpoint, timeout_s)
+    sock = request_socket(ctx, endpoint, timeout_s)
     try:
         sock.send_multipart(frames)
         raw = sock.recv()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,45 @@ def stop_all(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15.0) ->
             p.wait()
             codes.append(-9)
     return codes
+
+
+class OnTerminal:
+    """The kxfeed CLI on a pseudo-terminal of its own, as a person runs it; ``screen`` is what
+    it has written so far. Use as a context manager: leaving kills it if it still runs."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            kxfeed_cmd(*args), cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave
+        )
+        os.close(slave)  # the child holds it now: the master reads EOF/EIO once the child is gone
+        self.screen = b""
+
+    def read_until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Read what it writes until ``done()`` or ``timeout`` seconds (or its terminal closes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done():
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    break
+
+    def read_rest(self) -> None:
+        """What it printed on the way out: read while more comes within half a second."""
+        while select.select([self.master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.screen += chunk
+
+    def __enter__(self) -> OnTerminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        os.close(self.master)

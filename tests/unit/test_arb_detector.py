@@ -7,7 +7,6 @@ vig, so the fair value is exactly 0.60 for Sacramento and 0.40 for Memphis.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -20,6 +19,7 @@ from shared.config import ArbConfig
 from shared.messages import BookState, Depth, FeeUpdate, MarketLifecycle, MarketMeta, TopOfBook
 from shared.units import ONE_DOLLAR
 from tests.support.messages import game_meta
+from tests.support.odds import sac_mem_event
 
 EVENT = "KXNBAGAME-26FEB04MEMSAC"
 SAC, MEM = f"{EVENT}-SAC", f"{EVENT}-MEM"
@@ -80,36 +80,7 @@ def depth(ticker: str, yes: list[tuple[int, int]], no: list[tuple[int, int]]) ->
 
 
 def odds_json(updated_ms: int, sac: int = -150, mem: int = 150) -> bytes:
-    stamp = _iso(updated_ms)
-    books = [
-        {
-            "key": key,
-            "last_update": stamp,
-            "markets": [
-                {
-                    "key": "h2h",
-                    "outcomes": [
-                        {"name": "Sacramento Kings", "price": sac},
-                        {"name": "Memphis Grizzlies", "price": mem},
-                    ],
-                }
-            ],
-        }
-        for key in ("draftkings", "fanduel")
-    ]
-    ev = {
-        "id": "ev1",
-        "sport_key": "basketball_nba",
-        "commence_time": "2026-02-05T00:10:00Z",
-        "home_team": "Sacramento Kings",
-        "away_team": "Memphis Grizzlies",
-        "bookmakers": books,
-    }
-    return json.dumps([ev]).encode()
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps([sac_mem_event("ev1", updated_ms, sac, mem)]).encode()
 
 
 # SAC: YES asks 0.52 x 10, 0.55 x 20, 0.58 x 30, 0.59 x 5 (NO bids 0.48, 0.45, 0.42, 0.41);

@@ -10,40 +10,19 @@ Regenerate after an intended change with ``KXFEED_REGEN_GOLDEN=1`` and review th
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
-
 from services.connector.batching import by_market
 from services.connector.session import Session
 from services.connector.validity import Recovery
-from shared.messages import to_jsonable
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
-LAL, BOS = "KXNBAGAME-26NOV03LALBOS-LAL", "KXNBAGAME-26NOV03LALBOS-BOS"
-TS = 1_793_749_269_000_000_000
+from .test_connector_support import FIX, GOLDEN_MARKETS, GOLDEN_TS, assert_golden, replay
 
-
-def replay(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Session]:
-    s = Session(42, recovery=Recovery(), max_markets=500)
-    s.start([LAL, BOS], 0.0)
-    cmds = [json.loads(c) for c in s.table.take_commands()]
-    out: list[dict[str, Any]] = []
-    for i, line in enumerate((FIX / name).read_bytes().splitlines()):
-        s.frames([line], TS + i, 1.0 + i / 100)
-        cmds.extend(json.loads(c) for c in s.table.take_commands())
-        out.extend(to_jsonable(m) for m in s.take())
-    return out, cmds, s
+LAL, BOS = GOLDEN_MARKETS
+TS = GOLDEN_TS
 
 
 def test_gap_recovery_session_matches_golden() -> None:
-    out, cmds, s = replay("ws_session_gap_recovery.jsonl")
-    golden_path = FIX / "ws_session_gap_recovery.golden.json"
-    got = json.loads(json.dumps({"bus": out, "commands": cmds}))  # tuples -> lists, as stored
-    if os.environ.get("KXFEED_REGEN_GOLDEN"):
-        golden_path.write_text(json.dumps(got, indent=1) + "\n")
-    assert got == json.loads(golden_path.read_text())
+    out, cmds, s = replay("ws_session_gap_recovery")
+    assert_golden("ws_session_gap_recovery", out, cmds)
     # The end state, stated plainly as well.
     assert s.books[LAL].yes == {4100: 1000, 4200: 550} and s.books[LAL].no == {}
     assert s.books[BOS].yes == {5500: 2150} and s.books[BOS].no == {4200: 750}
@@ -51,7 +30,7 @@ def test_gap_recovery_session_matches_golden() -> None:
 
 
 def test_grouping_keeps_each_markets_order() -> None:
-    out, _, _ = replay("ws_session_gap_recovery.jsonl")
+    out, _, _ = replay("ws_session_gap_recovery")
     s = Session(42, recovery=Recovery(), max_markets=500)
     s.start([LAL, BOS], 0.0)
     s.frames((FIX / "ws_session_gap_recovery.jsonl").read_bytes().splitlines(), TS, 1.0)

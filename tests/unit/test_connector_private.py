@@ -9,22 +9,16 @@ after an intended change with ``KXFEED_REGEN_GOLDEN=1`` and review the diff.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from services.connector.session import Session
-from services.connector.validity import Recovery
 from shared.config import ConfigError, load_config
-from shared.messages import Fill, MarketPosition, OrderGroupUpdate, UserOrder, to_jsonable
+from shared.messages import Fill, MarketPosition, OrderGroupUpdate, UserOrder
 
-from .test_connector_support import Script, counted, kinds
+from .test_connector_support import FIX, GOLDEN_MARKETS, Script, assert_golden, counted, kinds, replay
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
-LAL, BOS = "KXNBAGAME-26NOV03LALBOS-LAL", "KXNBAGAME-26NOV03LALBOS-BOS"
-TS = 1_793_749_269_000_000_000
+LAL, BOS = GOLDEN_MARKETS
 PRIVATE = ("fill", "market_positions")
 
 
@@ -64,25 +58,9 @@ def test_terminal_error_on_fill_sid_resubscribes_fill_alone() -> None:
     assert fsid not in sc.s.table.by_sid
 
 
-def replay(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Session]:
-    s = Session(42, recovery=Recovery(), max_markets=500, private=PRIVATE)
-    s.start([LAL, BOS], 0.0)
-    cmds = [json.loads(c) for c in s.table.take_commands()]
-    out: list[dict[str, Any]] = []
-    for i, line in enumerate((FIX / name).read_bytes().splitlines()):
-        s.frames([line], TS + i, 1.0 + i / 100)
-        cmds.extend(json.loads(c) for c in s.table.take_commands())
-        out.extend(to_jsonable(m) for m in s.take())
-    return out, cmds, s
-
-
 def test_private_session_matches_golden() -> None:
-    out, cmds, s = replay("ws_session_private.jsonl")
-    golden_path = FIX / "ws_session_private.golden.json"
-    got = json.loads(json.dumps({"bus": out, "commands": cmds}))
-    if os.environ.get("KXFEED_REGEN_GOLDEN"):
-        golden_path.write_text(json.dumps(got, indent=1) + "\n")
-    assert got == json.loads(golden_path.read_text())
+    out, cmds, s = replay("ws_session_private", PRIVATE)
+    assert_golden("ws_session_private", out, cmds)
     # Stated plainly as well: the bad fee was refused and counted, nothing else published.
     assert counted(s, "bad_frames", "units") == 1
     assert [m["kind"] for m in out] == ["fill", "fill", "position", "position"]

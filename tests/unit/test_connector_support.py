@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from services.connector.session import Session
 from services.connector.validity import Recovery
-from shared.messages import Message
+from shared.messages import Message, to_jsonable
 
 TS = 1_790_000_000_000_000_000  # ns
 TS_MS = TS // 1_000_000
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "kalshi"
+#: The markets and clock of the recorded ``ws_session_*.jsonl`` sequences.
+GOLDEN_MARKETS = ["KXNBAGAME-26NOV03LALBOS-LAL", "KXNBAGAME-26NOV03LALBOS-BOS"]
+GOLDEN_TS = 1_793_749_269_000_000_000
+
+
+Jsonl = list[dict[str, Any]]
+
+
+def replay(name: str, private: tuple[str, ...] = ()) -> tuple[Jsonl, Jsonl, Session]:
+    """Feed ``<name>.jsonl``, a recorded session, one frame at a time.
+
+    Returns its bus output, the commands it sent and the session itself."""
+    s = Session(42, recovery=Recovery(), max_markets=500, private=private)
+    s.start(GOLDEN_MARKETS, 0.0)
+    cmds = [json.loads(c) for c in s.table.take_commands()]
+    out: Jsonl = []
+    for i, line in enumerate((FIX / f"{name}.jsonl").read_bytes().splitlines()):
+        s.frames([line], GOLDEN_TS + i, 1.0 + i / 100)
+        cmds.extend(json.loads(c) for c in s.table.take_commands())
+        out.extend(to_jsonable(m) for m in s.take())
+    return out, cmds, s
+
+
+def assert_golden(name: str, out: Jsonl, cmds: Jsonl) -> None:
+    """Compare with ``<name>.golden.json`` (rewritten instead when ``KXFEED_REGEN_GOLDEN`` is set)."""
+    golden_path = FIX / f"{name}.golden.json"
+    got = json.loads(json.dumps({"bus": out, "commands": cmds}))  # tuples -> lists, as stored
+    if os.environ.get("KXFEED_REGEN_GOLDEN"):
+        golden_path.write_text(json.dumps(got, indent=1) + "\n")
+    assert got == json.loads(golden_path.read_text())
 
 
 def counted(s: Session, name: str, label: str = "") -> int:

@@ -20,23 +20,9 @@ from shared.kalshi.rest import (
     RestError,
     RestNotFound,
 )
+from tests.support.fakeclock import FakeClock
 
 from .test_kalshi_rest import server
-
-
-class FakeTime:
-    """A clock that only moves when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.now += s
 
 
 def test_tiers_match_kalshi_and_basic_is_20_reads_a_second() -> None:
@@ -67,7 +53,7 @@ def test_bucket_bursts_its_capacity_then_queues_at_the_refill_rate() -> None:
 
 
 def test_client_paces_requests_by_the_budget_and_counts_the_wait() -> None:
-    t = FakeTime()
+    t = FakeClock()
     calls: list[float] = []
 
     async def status(request: web.Request) -> web.Response:
@@ -82,7 +68,7 @@ def test_client_paces_requests_by_the_budget_and_counts_the_wait() -> None:
     async def body() -> None:
         async with server({"/trade-api/v2/exchange/status": status}) as base:
             bucket = TokenBucket.for_tier("basic", 0.5, now=t.now)  # 10/s, burst 20
-            async with RestClient(base, bucket=bucket, sleep=t.sleep, clock=t.clock) as rc:
+            async with RestClient(base, bucket=bucket, sleep=t.sleep, clock=t) as rc:
                 for _ in range(30):
                     s = await rc.exchange_status()
                     assert s.exchange_active and not s.trading_active
@@ -98,7 +84,7 @@ def test_client_paces_requests_by_the_budget_and_counts_the_wait() -> None:
 
 
 def test_429_empties_the_bucket_before_the_jittered_backoff() -> None:
-    t = FakeTime()
+    t = FakeClock()
     answers = [429, 429, 200]
     calls: list[float] = []
 
@@ -116,7 +102,7 @@ def test_429_empties_the_bucket_before_the_jittered_backoff() -> None:
                 base,
                 bucket=bucket,
                 sleep=t.sleep,
-                clock=t.clock,
+                clock=t,
                 rng=random.Random(3),
                 backoff_initial_s=0.01,
             ) as rc:

@@ -9,21 +9,7 @@ import pytest
 
 from shared.backoff import Backoff
 from shared.retry import GaveUp, Retry, RetryEvent, RetryPolicy, retrying
-
-
-class FakeClock:
-    """Time moves only when the policy sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.now += s
+from tests.support.fakeclock import FakeClock
 
 
 def policy(clock: FakeClock, seed: int = 1, **kw: object) -> RetryPolicy:
