@@ -362,10 +362,12 @@ class Session:
         # Kalshi need not acknowledge get_snapshot; the resync deadline covers those.
         self.table.forget_overdue(now, self.command_timeout_s)
 
-    def close(self, ts_recv: int) -> None:
-        """The connection is gone: every book it kept is stale until a new snapshot."""
+    def close(self, ts_recv: int, reason: str = "disconnect") -> None:
+        """The connection is gone: every book it kept is stale until a new snapshot. ``reason``
+        "shutdown" when the connector was asked to stop (nothing was lost: it is not an alarm,
+        and the gap filler's checkpoint covers the trades of the downtime at the next start)."""
         valid = sorted(t for t, b in self.books.items() if b.state == VALID)
-        self.recovery.invalidate(valid, "disconnect", self.conn, 0, 0, ts_recv, self.out)
+        self.recovery.invalidate(valid, reason, self.conn, 0, 0, ts_recv, self.out)
         self.recovery.set_method(self.books, "reconnect")
 
     # ---- market set changes ----------------------------------------------------------------

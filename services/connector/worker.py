@@ -332,7 +332,7 @@ class ConnectorWorker(Actor):
                     )
             link.transport.abort()
             ts = time.time_ns()
-            session.close(ts)
+            session.close(ts, "shutdown" if reason == "stopping" else "disconnect")
             self._flush(session)
             self.session = None
             self.link = None

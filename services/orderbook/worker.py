@@ -130,8 +130,8 @@ class OrderbookWorker(Actor):
                         LATENCY.observe(max(wall - m.ts_recv, 0) / 1e9)
                         sampled += 1
                 elif type(m) is BookState and not m.valid:
-                    # A settled market's book ends as it should: worth a line, not an alarm.
-                    log = self.asks if m.reason == "closed" else self.burst
+                    # A settled market's book, or the connector asked to stop: a line, not an alarm.
+                    log = self.asks if m.reason in ("closed", "shutdown") else self.burst
                     log.event(
                         f"invalid-{m.reason}",
                         "book INVALID",

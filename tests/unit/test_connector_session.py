@@ -383,6 +383,13 @@ def test_close_invalidates_and_next_session_revalidates() -> None:
     assert kinds(out) == ["snap", "bookstate", "snap"]  # B was never valid, so never re-validated
 
 
+def test_a_requested_stop_says_shutdown_not_disconnect() -> None:
+    sc = booted()
+    with_books(sc, A)
+    sc.s.close(0, "shutdown")
+    assert [(m.ticker, m.reason) for m in sc.s.take() if isinstance(m, BookState)] == [(A, "shutdown")]
+
+
 def test_missing_initial_snapshots_resubscribe() -> None:
     sc = booted(initial_timeout_s=10.0)
     sid = sc.book_sid(A)

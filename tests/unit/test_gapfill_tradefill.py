@@ -85,6 +85,9 @@ def test_what_opens_a_window() -> None:
     tb.on_message(BookState(ticker="B", valid=False, reason="disconnect", pub="connector", epoch=1), 0.0)
     assert [p.tickers for p in tb.ledger.pending] == [None]
     tb, _ = shell(FakeRest([]))
+    tb.on_message(BookState(ticker="A", valid=False, reason="shutdown", pub="connector", epoch=1), 0.0)
+    assert tb.ledger.pending == [], "a requested stop: the checkpoint covers the downtime at the next start"
+    tb, _ = shell(FakeRest([]))
     tb.on_message(live(1, "A", T0, epoch=1), 0.0)
     tb.on_message(live(2, "A", T0 + 5, epoch=2), 1.0)  # a new connector process
     (p,) = tb.ledger.pending
