@@ -57,8 +57,9 @@ def setup_logging(level: str = "INFO", *, json: bool = False, stream: Any = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Library chatter (websockets frames, aiohttp access lines) is not our log.
-    for noisy in ("websockets", "aiohttp.access", "asyncio"):
+    # Library chatter (websockets frames, aiohttp access lines, the plugins Alembic sets up when
+    # it is first imported: before any module could quiet it) is not our log.
+    for noisy in ("websockets", "aiohttp.access", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

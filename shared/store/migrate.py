@@ -26,10 +26,8 @@ from shared.config import DbConfig
 from shared.store.engine import ensure_schema
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# Alembic announces its context (and, since 1.16, each plugin it sets up) on every run at INFO;
-# kxfeed logs the outcome itself.
-for _name in ("alembic.runtime.migration", "alembic.runtime.plugins"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+# Alembic announces its context on every run at INFO; kxfeed logs the outcome itself.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 #: Serialises concurrent upgrades on PostgreSQL (writer start + ``kxfeed db upgrade``).
 _LOCK_ID = 0x6B786665  # "kxfe"
