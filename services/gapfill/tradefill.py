@@ -112,7 +112,7 @@ class TradeBackfill:
         self.burst.event(
             "trade-window",
             "trades may be missed: backfill window opened",
-            reason="gapfill_restart",
+            reason=RESTART,
             markets="all",
             since_ms=cp.resume_ms,
         )
