@@ -61,6 +61,8 @@ class MarketUpkeep:
         #: Lifecycle gaps waiting for the REST reconcile that recovers them.
         self.unreconciled: list[Gap] = []
         self._reconcile = asyncio.Event()
+        #: One discovery at a time (the reconcile and a reconnect can both want one).
+        self._discovering = asyncio.Lock()
 
     # ---- discovery -------------------------------------------------------------------------
     async def discover_until_done(self) -> None:
@@ -72,6 +74,10 @@ class MarketUpkeep:
             await policy.pause(Retry("auth", self.cc.auth_backoff_s) if self.auth_refused else None)
 
     async def discover_once(self, *, initial: bool) -> bool:
+        async with self._discovering:
+            return await self._discover(initial=initial)
+
+    async def _discover(self, *, initial: bool) -> bool:
         self.auth_refused = False
         try:
             added, removed = await self.markets.discover(initial=initial)
