@@ -83,7 +83,6 @@ class TradeBackfill:
         self.stored = stored
         # Before any trade is seen, a window starts when this process started.
         self.ledger = TradeLedger(int(max_window_s * 1000), started_ms=time.time_ns() // 1_000_000)
-        self.inflight: list[Window] = []
         self.saved: checkpoint.Checkpoint | None = None
         self.saved_at = float("-inf")
         self.counts = dict.fromkeys(
@@ -121,7 +120,7 @@ class TradeBackfill:
         """Write the checkpoint when it changed (at most every ``_SAVE_S`` unless forced)."""
         if self.state is None or (not force and now - self.saved_at < _SAVE_S):
             return
-        cp = self.ledger.checkpoint(self.inflight)
+        cp = self.ledger.checkpoint()
         if cp == self.saved:
             return
         try:
@@ -175,11 +174,9 @@ class TradeBackfill:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
-            due = self.ledger.due(time.monotonic(), time.time_ns() // 1_000_000)
-            self.inflight.extend(due)
-            for w in due:
+            for w in self.ledger.due(time.monotonic(), time.time_ns() // 1_000_000):
                 await self.backfill(w)
-                self.inflight.remove(w)
+                self.ledger.done(w)
                 await self.save(time.monotonic(), force=True)
             await self.save(time.monotonic())
 

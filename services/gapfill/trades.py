@@ -36,6 +36,11 @@ SETTLE_S = 1.0
 WAIT_S = 5.0
 #: Trade ids remembered (oldest forgotten first): far more than a window holds.
 MAX_IDS = 200_000
+#: An id is remembered this long behind the newest trade seen, and while a window not yet
+#: published reaches back to it: a new window starts ``overlap_ms`` before the newest trade,
+#: so an older id could only matter to a window already open. Bounds memory by time too (at
+#: 200 trades/s, some 12,000 ids instead of filling ``MAX_IDS``).
+ID_HORIZON_MS = 60_000
 #: The reason of the window a restarted gap filler opens for its own downtime.
 RESTART = "gapfill_restart"
 
@@ -99,12 +104,17 @@ class TradeLedger:
     settle_s: float = SETTLE_S
     wait_s: float = WAIT_S
     max_ids: int = MAX_IDS
+    id_horizon_ms: int = ID_HORIZON_MS
     #: Before any trade is seen, a window starts here (when the gap filler started).
     started_ms: int = 0
     newest_ms: dict[str, int] = field(default_factory=dict)
-    ids: dict[str, None] = field(default_factory=dict)  # insertion-ordered: oldest first
+    #: Trade id -> its time, insertion-ordered: oldest (roughly) first.
+    ids: dict[str, int] = field(default_factory=dict)
     epochs: dict[str, int] = field(default_factory=dict)
     pending: list[OpenWindow] = field(default_factory=list)
+    #: Windows :meth:`due` handed out whose trades are not published yet (:meth:`done`).
+    fetching: list[Window] = field(default_factory=list)
+    newest_all_ms: int = -1
 
     # ---- what was seen -------------------------------------------------------------------------
     def seen(self, t: SeenTrade, now: float, *, live: bool = True) -> bool:
@@ -116,12 +126,26 @@ class TradeLedger:
                 p.back_at = now if p.back_at is None else p.back_at
         if t.trade_id in self.ids:
             return False
-        self.ids[t.trade_id] = None
-        if len(self.ids) > self.max_ids:
-            del self.ids[next(iter(self.ids))]
+        self.ids[t.trade_id] = t.ts_ms
         if t.ts_ms > self.newest_ms.get(t.ticker, -1):
             self.newest_ms[t.ticker] = t.ts_ms
+        self.newest_all_ms = max(self.newest_all_ms, t.ts_ms)
+        self._forget()
         return True
+
+    def _forget(self) -> None:
+        if len(self.ids) > self.max_ids:
+            del self.ids[next(iter(self.ids))]
+        horizon = min(
+            [self.newest_all_ms - self.id_horizon_ms]
+            + [p.start_ms for p in self.pending]
+            + [w.start_ms for w in self.fetching]
+        )
+        while self.ids:
+            oldest = next(iter(self.ids))
+            if self.ids[oldest] >= horizon:
+                return
+            del self.ids[oldest]
 
     def back(self, now: float) -> None:
         """The connection is back (a valid book from the connector). Not an end: the trade
@@ -131,10 +155,9 @@ class TradeLedger:
             if p.end_ms is None and p.back_at is None:
                 p.back_at = now
 
-    def checkpoint(self, inflight: Iterable[Window]) -> Checkpoint:
-        """What a restarted gap filler needs (see :mod:`.checkpoint`); ``inflight``: windows
-        taken by :meth:`due` whose trades are not published yet."""
-        starts = [p.start_ms for p in self.pending] + [w.start_ms for w in inflight]
+    def checkpoint(self) -> Checkpoint:
+        """What a restarted gap filler needs (see :mod:`.checkpoint`)."""
+        starts = [p.start_ms for p in self.pending] + [w.start_ms for w in self.fetching]
         newest = max(self.newest_ms.values(), default=self.started_ms)
         return Checkpoint(max(newest, 0), max(min(starts), 0) if starts else None, dict(self.epochs))
 
@@ -190,8 +213,13 @@ class TradeLedger:
         return (self.started_ms if newest is None else newest) - self.overlap_ms
 
     # ---- fetching ------------------------------------------------------------------------------
+    def done(self, w: Window) -> None:
+        """A window from :meth:`due` is published (or given up)."""
+        self.fetching.remove(w)
+
     def due(self, now: float, now_ms: int) -> list[Window]:
-        """Windows to fetch now (they leave the ledger; a failed fetch is the caller's retry)."""
+        """Windows to fetch now, kept in :attr:`fetching` until :meth:`done` (a failed fetch is
+        the caller's retry)."""
         out: list[Window] = []
         keep: list[OpenWindow] = []
         for p in self.pending:
@@ -214,6 +242,7 @@ class TradeLedger:
             else:
                 keep.append(p)
         self.pending = keep
+        self.fetching.extend(out)
         return out
 
     def _window(self, p: OpenWindow, end_ms: int) -> Window:

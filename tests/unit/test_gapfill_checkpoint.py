@@ -40,15 +40,15 @@ def test_the_file_round_trips_and_anything_else_reads_as_torn(tmp_path: Path) ->
 
 def test_the_checkpoint_reaches_back_to_every_window_not_published() -> None:
     ledger = TradeLedger(600_000, started_ms=T0)
-    assert ledger.checkpoint([]) == Checkpoint(T0, None, {})  # nothing seen: from the start
+    assert ledger.checkpoint() == Checkpoint(T0, None, {})  # nothing seen: from the start
     ledger.seen(SeenTrade("a", "A", T0 + 9_000), 0.0)
     ledger.publisher("connector", 1)
     ledger.trigger(None, "disconnect", T0 + 9_500, 1.0)
-    cp = ledger.checkpoint([])
+    cp = ledger.checkpoint()
     assert cp == Checkpoint(T0 + 9_000, T0 + 9_000 - OVERLAP_MS, {"connector": 1})
-    fetching = Window(None, "x", T0 + 1_000, T0 + 2_000, T0, False)
-    assert ledger.checkpoint([fetching]).unfinished_ms == T0 + 1_000
-    assert ledger.checkpoint([fetching]).resume_ms == T0 + 1_000
+    ledger.fetching.append(Window(None, "x", T0 + 1_000, T0 + 2_000, T0, False))  # taken by due()
+    assert ledger.checkpoint().unfinished_ms == T0 + 1_000
+    assert ledger.checkpoint().resume_ms == T0 + 1_000
 
 
 def test_a_resumed_ledger_covers_every_market_from_the_checkpoint() -> None:

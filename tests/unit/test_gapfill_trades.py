@@ -91,6 +91,20 @@ def test_backfilled_trades_do_not_end_a_window_and_ids_are_bounded() -> None:
     assert lg.newest_ms["A"] == T0 + 5000
 
 
+def test_ids_are_forgotten_past_the_horizon_unless_a_window_reaches_back() -> None:
+    lg = ledger(id_horizon_ms=10_000)
+    lg.seen(tr(1), 0.0)  # at T0 + 1000
+    lg.trigger(None, "disconnect", T0 + 1_500, 0.5)  # a window from T0 + 1000 - overlap
+    lg.seen(SeenTrade("late", "A", T0 + 60_000), 1.0)  # far past the horizon: the window holds t1
+    assert "t1" in lg.ids
+    (w,) = lg.due(2.5, T0 + 61_000)  # handed out for fetching: still held
+    lg.seen(SeenTrade("later", "A", T0 + 61_000), 3.0)
+    assert "t1" in lg.ids
+    lg.done(w)  # published: nothing reaches back to it any more
+    lg.seen(SeenTrade("last", "A", T0 + 62_000), 4.0)
+    assert list(lg.ids) == ["late", "later", "last"]
+
+
 def test_a_new_connector_epoch_is_a_restart_the_first_is_not() -> None:
     lg = ledger()
     assert not lg.publisher("connector", 100)
