@@ -25,7 +25,10 @@ hour over the second half of the run (the first half warms caches and fills book
 The simulator's figures are shown but not judged: it is the test exchange, not kxfeed.
 
 Slopes are per process: a killed worker's replacement is a new process and its figures start
-again; the slope is that of the process that lived longest in the second half.
+again. A process's own first ``--warmup-s`` (replaying the journal after a kill, filling books
+and caches) are its warm-up, like the first half is the run's: each process is judged on its
+samples in the second half and past its warm-up, and the process with the longest such span
+speaks for the worker (the output says from when it was judged).
 """
 
 from __future__ import annotations
@@ -167,8 +170,10 @@ def sample(system: System, s: Samples, elapsed: float) -> None:
         s.errors.append(f"db size at {elapsed:.0f}s: {exc!r}")
 
 
-def second_half(series: Series, half: float) -> Series:
-    return Series([p for p in series.points if p[0] >= half])
+def second_half(series: Series, half: float, warmup_s: float = 0.0) -> Series:
+    """The samples in the second half, and (for a process) past its own warm-up."""
+    born = series.points[0][0] if series.points else 0.0
+    return Series([p for p in series.points if p[0] >= max(half, born + warmup_s)])
 
 
 def verdict(s: Samples, args: argparse.Namespace, seconds: float, retention_s: float) -> dict[str, Any]:
@@ -178,7 +183,10 @@ def verdict(s: Samples, args: argparse.Namespace, seconds: float, retention_s: f
     for name, pids in sorted(s.procs.items()):
         judged = name != "sim"  # the test exchange (and its bounded truth): shown, not judged
         # The process that lived longest in the second half speaks for the worker.
-        halves = {pid: {f: second_half(x, half) for f, x in figs.items()} for pid, figs in pids.items()}
+        halves = {
+            pid: {f: second_half(x, half, args.warmup_s) for f, x in figs.items()}
+            for pid, figs in pids.items()
+        }
         pid = max(halves, key=lambda p: halves[p]["rss_mb"].span_s())
         rss, fds = halves[pid]["rss_mb"], halves[pid]["fds"]
         rss_slope, fd_slope = rss.slope_per_h(), fds.slope_per_h()
@@ -192,6 +200,7 @@ def verdict(s: Samples, args: argparse.Namespace, seconds: float, retention_s: f
             "rss_mb_per_h": round(rss_slope, 1),
             "fds_last": int(fds.points[-1][1]) if fds.points else None,
             "fds_per_h": round(fd_slope, 1),
+            "judged_from_s": round(rss.points[0][0]) if rss.points else None,
         }
         workers[name]["judged"] = judged
         if not judged:
@@ -230,6 +239,7 @@ def main() -> int:
     ap.add_argument("--rss-mb-per-h", type=float, default=20.0)
     ap.add_argument("--rss-min-growth-mb", type=float, default=4.0)
     ap.add_argument("--fd-growth", type=int, default=8)
+    ap.add_argument("--warmup-s", type=float, default=120.0, help="a process's own warm-up, not judged")
     ap.add_argument("--journal-slack-s", type=float, default=0.0, help="0: a fifth of the retention")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
@@ -306,13 +316,15 @@ def main() -> int:
         f"soak {elapsed / 60:.1f} min at {figures['sim_msgs_per_s']:,} msgs/s: "
         f"kills {sum(out.kills.values())}, "
         f"disconnects {out.disconnects}, seq skips {out.seq_skips} (every {plan.kill_every_s:.0f}/"
-        f"{plan.disconnect_every_s:.0f}/{plan.skip_every_s:.0f} s); slopes over the second half:"
+        f"{plan.disconnect_every_s:.0f}/{plan.skip_every_s:.0f} s); slopes over the second half"
+        f" (a restarted process: past its first {args.warmup_s:.0f} s):"
     )
     for name, w in v["workers"].items():
         print(
             f"  {name:<10} RSS {w['rss_mb_first']:.0f} -> {w['rss_mb_last']:.0f} MB, "
             f"{w['rss_mb_per_h']:+.0f} MB/h; "
             f"fds {w['fds_last']}, {w['fds_per_h']:+.0f}/h; processes {w['processes']}"
+            + (f", judged from {w['judged_from_s']} s" if w["processes"] > 1 else "")
             + ("" if w["judged"] else " (the simulator: shown, not judged)")
         )
     print(
