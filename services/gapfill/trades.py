@@ -136,6 +136,8 @@ class TradeLedger:
     def _forget(self) -> None:
         if len(self.ids) > self.max_ids:
             del self.ids[next(iter(self.ids))]
+        if not self.ids or self.ids[next(iter(self.ids))] >= self.newest_all_ms - self.id_horizon_ms:
+            return  # nothing past the horizon (an open window only moves it further back)
         horizon = min(
             [self.newest_all_ms - self.id_horizon_ms]
             + [p.start_ms for p in self.pending]
@@ -158,7 +160,7 @@ class TradeLedger:
     def checkpoint(self) -> Checkpoint:
         """What a restarted gap filler needs (see :mod:`.checkpoint`)."""
         starts = [p.start_ms for p in self.pending] + [w.start_ms for w in self.fetching]
-        newest = max(self.newest_ms.values(), default=self.started_ms)
+        newest = self.newest_all_ms if self.newest_all_ms >= 0 else self.started_ms
         return Checkpoint(max(newest, 0), max(min(starts), 0) if starts else None, dict(self.epochs))
 
     def resume(self, cp: Checkpoint, now_ms: int, now: float) -> None:
