@@ -4,18 +4,22 @@ and PostgreSQL: paging is exact and complete, filters select what they say, curs
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from services.cli.main import main as cli_main
 from shared.config import DbConfig
 from shared.messages import Message
 from shared.store import history
 from shared.store.engine import make_engine
-from shared.store.types import us_to_datetime
+from shared.store.types import datetime_to_us, us_to_datetime
+from tests.support.config import make_config, write_config
 from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.stored import expected_rows, store_messages
 from tests.support.synth import BASE_NS, mixed, stamp, tickers
@@ -153,3 +157,56 @@ def test_cursors_are_checked(stored: tuple[DbConfig, list[Message]]) -> None:
     run(db, body)
     with pytest.raises(ValueError):
         history.Query("books")  # type: ignore[arg-type]
+
+
+# ---- kxfeed db history --------------------------------------------------------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], path: Path, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli_main(["db", "history", *args, "--config", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_pages_json_lines_and_a_table(
+    stored: tuple[DbConfig, list[Message]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, msgs = stored
+    path = write_config(make_config(tmp_path, db=msgspec.to_builtins(db)), tmp_path / "kxfeed.toml")
+    one = tickers(6)[3]
+    spec = history.KINDS["deltas"]
+    want = [r for r in expected_rows(msgs, "deltas") if r[0] == one]
+    # One page of 10, then the rest through the cursor it printed.
+    code, out, err = cli(capsys, path, one, "--kind", "deltas", "--limit", "10", "--json")
+    assert code == 0
+    first = [json.loads(line) for line in out.splitlines()]
+    assert len(first) == 10 and "--cursor " in err
+    cursor = err.split("--cursor ")[1].split()[0]
+    code, out, err = cli(capsys, path, one, "--kind", "deltas", "--cursor", cursor, "--all", "--json")
+    assert code == 0 and err == ""
+    got = first + [json.loads(line) for line in out.splitlines()]
+    ts_cols = [c.name for c in spec.columns if c.type == "ts"]
+    for row in got:
+        for c in ts_cols:
+            row[c] = datetime_to_us(datetime.fromisoformat(row[c]))
+    assert [tuple(r[n] for n in spec.names) for r in got] == want
+    # A window by ISO times (no zone = UTC): the same rows as the API's.
+    lo, hi = want[5][spec.names.index("ts")], want[-5][spec.names.index("ts")]
+    since, until = us_to_datetime(lo).isoformat(), us_to_datetime(hi).replace(tzinfo=None).isoformat()
+    code, out, _ = cli(capsys, path, one, "--kind", "trades", "--since", since, "--until", until, "--all")
+    trades = [r for r in expected_rows(msgs, "trades") if r[1] == one and lo <= r[-2] < hi]
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["trade_id", "yes_price", "no_price"]
+    assert [line.split()[0] for line in lines[1:]] == [r[0] for r in trades]
+    assert f"${trades[0][2] // 10000}.{trades[0][2] % 10000:04d}" in lines[1]
+    # Nothing there: exit 1. Usage mistakes: exit 2, said on stderr.
+    assert cli(capsys, path, "NOPE", "--kind", "tickers")[0] == 1
+    for bad in (
+        ["--since", "yesterday"],
+        ["--since", "1h", "--until", "2h"],
+        ["--cursor", "zz"],
+        ["--limit", "0"],
+    ):
+        code, _, err = cli(capsys, path, one, "--kind", "deltas", *bad)
+        assert code == 2 and err.startswith("kxfeed db history: "), bad

@@ -8,6 +8,9 @@
   kxfeed db gaps TICKER [--json]       stored sequence holes per subscription (connection,
                                        sid) that carried TICKER, as a list and a count
   kxfeed db stats [--hours N] [--json] rows and bytes per table; rows per hour (receive time)
+  kxfeed db history TICKER --kind deltas|snapshots|trades|tickers [--since T] [--until T]
+                  [--limit N] [--cursor C] [--all] [--json]
+                                       stored rows of a market in a time window, paged
 
 The database is [db] url (KXFEED_DB_URL overrides it): a SQLite file by default,
 PostgreSQL with postgresql+asyncpg://user@host/db. Prices print in dollars ($0.4300)
@@ -19,6 +22,7 @@ examples:
   kxfeed db latest KXNFLGAME-25NOV23BUFHOU-BUF
   kxfeed db latest --table fills --limit 50
   KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed db stats --hours 6
+  kxfeed db history KXNFLGAME-25NOV23BUFHOU-BUF --kind trades --since 2h
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.cli import dbhistory
 from services.cli.common import action, add_config_options, contracts, dollars, load, subcommand, when
 from shared.config import Config
 from shared.messages import JSON_ENCODER
@@ -102,6 +107,7 @@ def register(sub: Any) -> None:
     st.add_argument("--json", action="store_true", help="print JSON")
     add_config_options(st)
     st.set_defaults(func=run_stats)
+    dbhistory.register(verbs)
 
 
 def _with_engine(cfg: Config, body: Callable[[AsyncEngine], Awaitable[int]]) -> int:
