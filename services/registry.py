@@ -20,6 +20,7 @@ WORKER_MODULES: dict[str, str] = {
     "sim": "services.exchange_sim.worker",
     "writer": "services.writer.worker",
     "orderbook": "services.orderbook.worker",
+    "gateway": "services.gateway.worker",
     "arb": "services.arb.worker",
     "gapfill": "services.gapfill.worker",
     "poller": "services.poller.worker",

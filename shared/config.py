@@ -34,6 +34,7 @@ from shared.config_workers import (
     BusWorkerConfig,
     ConnectorConfig,
     GapfillConfig,
+    GatewayConfig,
     OrderbookConfig,
     PollerConfig,
     RestTier,
@@ -61,6 +62,7 @@ __all__ = [
     "ControlConfig",
     "DbConfig",
     "GapfillConfig",
+    "GatewayConfig",
     "JournalConfig",
     "KalshiConfig",
     "LogConfig",
@@ -116,6 +118,7 @@ class Config(_Section, frozen=True, kw_only=True):
     poller: PollerConfig = PollerConfig()
     gapfill: GapfillConfig = GapfillConfig()
     arb: ArbConfig = ArbConfig()
+    gateway: GatewayConfig = GatewayConfig()
 
     def worker(self, name: str) -> WorkerBase:
         """The section of worker ``name`` (the bus worker's section is ``busproxy``)."""
@@ -129,7 +132,9 @@ class Config(_Section, frozen=True, kw_only=True):
 _WORKER_SECTIONS = {"bus": "busproxy"}
 
 #: Environment variables with the KXFEED_ prefix that are not config overrides.
-NON_CONFIG_ENV = frozenset({"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_TEST_PG_URL", EXIT_NOTE_ENV})
+NON_CONFIG_ENV = frozenset(
+    {"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_TEST_PG_URL", "KXFEED_GATEWAY_TOKEN", EXIT_NOTE_ENV}
+)
 
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".
 _SECRET_KEYS = {"key_id", "api_key", "private_key", "secret", "password"}

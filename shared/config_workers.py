@@ -16,6 +16,7 @@ __all__ = [
     "BusWorkerConfig",
     "ConnectorConfig",
     "GapfillConfig",
+    "GatewayConfig",
     "OrderbookConfig",
     "PollerConfig",
     "RestTier",
@@ -157,6 +158,36 @@ class OrderbookConfig(WorkerBase, frozen=True, kw_only=True):
     #: Most bus messages handled per round (0: [bus] max_batch). Bounds how many decoded
     #: snapshots are alive at once (a start-up burst of 5,000 would otherwise fragment memory).
     max_batch: int = 2000
+
+
+class GatewayConfig(WorkerBase, frozen=True, kw_only=True):
+    """The HTTP API, the live WebSocket stream and the web page (``services/gateway``)."""
+
+    metrics_port: int = 9109
+    control: str = "tcp://127.0.0.1:5609"
+    #: Where the HTTP server listens. A host that is not a loopback address needs a token.
+    host: str = "127.0.0.1"
+    #: 0: any free port, reported in <data_dir>/run/gateway.http.port.
+    port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 8080
+    #: A file holding the bearer token every request must carry (``Authorization: Bearer ...``);
+    #: ``KXFEED_GATEWAY_TOKEN`` wins when set. The token itself is never read from a config file.
+    token_file: str = ""
+    #: Origins allowed by CORS (e.g. "https://dash.example"; "*" = any). Empty: CORS off.
+    cors_origins: list[str] = []
+    #: Largest request accepted (headers aside), bytes: a bigger one is answered 413.
+    max_request_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
+    #: Per-client (remote address) token bucket: requests per second and burst; 0 = no limit.
+    rate_per_s: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 50.0
+    rate_burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    #: Clients whose buckets are remembered at once (the least recently seen are forgotten).
+    rate_clients: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
+    #: Rows per page of a list when ``limit`` is not given, and the most a client may ask for.
+    page_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
+    max_page_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    #: A control-socket question (book, scans, status) gives up after this long (answered 504).
+    control_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    #: A database query gives up after this long (answered 504).
+    db_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
 
 class WriterConfig(WorkerBase, frozen=True, kw_only=True):

@@ -38,6 +38,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "ODDS_API_KEY", True, "The Odds API key: the arb's sportsbook odds against real Kalshi (demo/prod)"
     ),
     EnvVar(
+        "KXFEED_GATEWAY_TOKEN",
+        True,
+        "the gateway's bearer token (wins over [gateway] token_file; required off loopback)",
+    ),
+    EnvVar(
         "KXFEED_EXIT_NOTE",
         False,
         "set by the supervisor for each child: where a worker leaves its one-line config error",

@@ -82,6 +82,8 @@ def ports(cfg: Config, workers: Iterable[str], supervisor: bool = False) -> list
             add_endpoint("bus", "xpub", cfg.bus.xpub)
         if name == "sim":
             add("sim", "port", cfg.sim.host, cfg.sim.port)
+        if name == "gateway":
+            add("gateway", "port", cfg.gateway.host, cfg.gateway.port)
     return out
 
 
@@ -206,6 +208,16 @@ def check_odds(cfg: Config, env: str, workers: Sequence[str], environ: Mapping[s
     ]
 
 
+def check_gateway(cfg: Config, workers: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """A gateway bound beyond loopback without a token would serve anyone who can reach it."""
+    if "gateway" not in workers:
+        return []
+    from shared.gateway_token import token_problem
+
+    problem = token_problem(cfg.gateway, environ)
+    return [problem] if problem else []
+
+
 def check_data(cfg: Config, workers: Sequence[str]) -> list[str]:
     problems: list[str] = []
     if "arb" in workers:
@@ -247,6 +259,7 @@ def preflight(
         problems += check_database(cfg, offline)
     problems += check_odds(cfg, env, workers, environ)
     problems += check_data(cfg, workers)
+    problems += check_gateway(cfg, workers, environ)
     problems += check_ports(cfg, workers, supervisor)
     return problems
 

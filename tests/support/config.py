@@ -1,8 +1,8 @@
 """Test configs whose every port and path is private to one test; TOML writing for child processes.
 
 No port is ever picked and bound later (someone can take it in between): bus and control
-sockets are ipc:// endpoints in the test's directory, every /metrics and the simulator bind
-port 0 and report the port they got in the data dir (:func:`reported_port`)."""
+sockets are ipc:// endpoints in the test's directory, every /metrics, the simulator and the
+gateway bind port 0 and report the port they got in the data dir (:func:`reported_port`)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def make_config(tmp: Path, **sections: dict[str, Any]) -> Config:
         ):
             raw[f.name] = {"metrics_port": 0, "control": f"ipc://{ipc}/{f.name}"}
     raw["sim"]["port"] = 0
+    raw["gateway"]["port"] = 0
     for name, body in sections.items():
         if isinstance(body, dict):
             raw.setdefault(name, {}).update(body)
