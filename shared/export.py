@@ -1,0 +1,205 @@
+"""Export stored market data to Parquet or CSV for research tools (DuckDB, pandas, Polars).
+
+Streaming: rows come from :func:`shared.store.history.batches` (one server-side cursor) and
+go out a batch at a time (a Parquet row group, or CSV lines), so memory is bounded by the
+batch whatever the window holds. Exact: prices and counts stay integers (prices in $0.0001,
+counts in hundredths of a contract); each column's unit is in the Parquet field metadata and
+the file's ``kxfeed`` metadata (for CSV, in the ``.meta.json`` written beside it). Times are
+Parquet ``timestamp[us, UTC]``; in CSV, integer microseconds since the Unix epoch (UTC).
+
+Beside the data goes the gap table of the same window and markets (``<name>.gaps.<ext>``):
+where the connector recorded the record as incomplete. Files are written under a temporary
+name and renamed when complete: a failed export leaves no partial file under the name asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.store import history
+from shared.units import COUNT_SCALE, PRICE_SCALE
+
+Format = Literal["parquet", "csv"]
+FORMATS: tuple[Format, ...] = ("parquet", "csv")
+#: Rows per batch (a Parquet row group): ~10 MB of Python objects at the widest kind.
+BATCH = 50_000
+
+
+class ExportUnavailable(RuntimeError):
+    """Parquet asked for without pyarrow installed (the ``export`` extra)."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    gaps_path: Path
+    rows: int
+    gaps: int
+    extra: list[Path] = field(default_factory=list)  # CSV: the .meta.json files
+
+
+def gaps_path(out: Path) -> Path:
+    """``deltas.parquet`` -> ``deltas.gaps.parquet`` (the gap table beside the data)."""
+    return out.with_name(f"{out.stem}.gaps{out.suffix}" if out.suffix else f"{out.name}.gaps")
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def describe(kind: history.Kind, q: history.Query | None) -> dict[str, Any]:
+    """What a reader needs to interpret the file: kind, window, units of every column."""
+    return {
+        "kind": kind.name,
+        "ticker": q.ticker if q else None,
+        "series": q.series if q else None,
+        "since": _iso(q.since) if q else None,
+        "until": _iso(q.until) if q else None,
+        "window": "[since, until) on ts (exchange time, else receive time)",
+        "order": list(kind.order),
+        "price_scale": PRICE_SCALE,
+        "count_scale": COUNT_SCALE,
+        "columns": {c.name: {"type": c.type, "unit": c.unit, "nullable": c.nullable} for c in kind.columns},
+    }
+
+
+# ---- Parquet ----------------------------------------------------------------------------------
+
+
+def _arrow() -> Any:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ExportUnavailable(
+            "Parquet export needs pyarrow: pip install 'kxfeed[export]' (or use --format csv)"
+        ) from None
+    return pa, pq
+
+
+def arrow_schema(kind: history.Kind, q: history.Query | None) -> Any:
+    pa, _ = _arrow()
+    types = {
+        "int": pa.int64(),
+        "str": pa.string(),
+        "levels": pa.string(),
+        "bool": pa.bool_(),
+        "ts": pa.timestamp("us", tz="UTC"),
+    }
+    fields = [
+        pa.field(c.name, types[c.type], nullable=c.nullable, metadata={"unit": c.unit} if c.unit else None)
+        for c in kind.columns
+    ]
+    return pa.schema(fields, metadata={"kxfeed": json.dumps(describe(kind, q))})
+
+
+class _ParquetSink:
+    def __init__(self, path: Path, kind: history.Kind, q: history.Query | None) -> None:
+        self.pa, pq = _arrow()
+        self.schema = arrow_schema(kind, q)
+        self.types = [f.type for f in self.schema]
+        self.writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        pa = self.pa
+        cols = list(zip(*rows, strict=True))
+        arrays = [pa.array(col, type=t) for col, t in zip(cols, self.types, strict=True)]
+        self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# ---- CSV --------------------------------------------------------------------------------------
+
+
+class _CsvSink:
+    def __init__(self, path: Path, kind: history.Kind, q: history.Query | None) -> None:
+        self.file = path.open("w", newline="", encoding="utf-8")
+        self.out = csv.writer(self.file, lineterminator="\n")
+        self.out.writerow(kind.names)
+        # Booleans as true/false (what DuckDB and pandas read as booleans), not Python's True.
+        self.bools = [i for i, c in enumerate(kind.columns) if c.type == "bool"]
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if self.bools:
+            fixed = []
+            for r in rows:
+                r = list(r)
+                for i in self.bools:
+                    r[i] = "true" if r[i] else "false"
+                fixed.append(r)
+            self.out.writerows(fixed)
+        else:
+            self.out.writerows(rows)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _sink(fmt: Format, path: Path, kind: history.Kind, q: history.Query | None) -> _ParquetSink | _CsvSink:
+    if fmt == "parquet":
+        return _ParquetSink(path, kind, q)
+    return _CsvSink(path, kind, q)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
+    target = path.with_name(f"{path.name}.meta.json")
+    tmp = _tmp(target)
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+async def export(
+    engine: AsyncEngine, q: history.Query, fmt: Format, out: Path, *, batch: int = BATCH
+) -> ExportResult:
+    """Write ``q``'s rows to ``out`` and the window's gap records beside it."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        _arrow()  # fail before touching the database or the disk
+    kind = history.KINDS[q.kind]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gp = gaps_path(out)
+    tmp, gtmp = _tmp(out), _tmp(gp)
+    rows = 0
+    try:
+        sink = _sink(fmt, tmp, kind, q)
+        try:
+            async for part in history.batches(engine, q, size=batch):
+                sink.write(part)
+                rows += len(part)
+        finally:
+            sink.close()
+        gap_rows = await history.gap_rows(
+            engine, ticker=q.ticker, series=q.series, since=q.since, until=q.until
+        )
+        gsink = _sink(fmt, gtmp, history.GAPS, q)
+        try:
+            if gap_rows:
+                gsink.write(gap_rows)
+        finally:
+            gsink.close()
+        os.replace(gtmp, gp)
+        os.replace(tmp, out)
+    finally:
+        for p in (tmp, gtmp):
+            p.unlink(missing_ok=True)
+    extra = []
+    if fmt == "csv":
+        extra = [_write_meta(out, describe(kind, q)), _write_meta(gp, describe(history.GAPS, q))]
+    return ExportResult(out, gp, rows, len(gap_rows), extra)
