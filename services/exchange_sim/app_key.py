@@ -12,11 +12,11 @@ from typing import Protocol
 
 from aiohttp import web
 
-from services.exchange_sim.activity import Engine
 from services.exchange_sim.faults import FaultPlan
 from services.exchange_sim.hub import Hub
 from services.exchange_sim.keyring import KeyRing
 from services.exchange_sim.ratelimit import TokenBuckets
+from services.exchange_sim.source import ActivitySource
 from services.exchange_sim.state import ExchangeState
 from shared.config import SimConfig
 from shared.log import BurstLog
@@ -36,7 +36,7 @@ class ServedSim(Protocol):
     #: WebSocket connections and their subscriptions
     hub: Hub
     #: the sportsbook odds come from the engine's sports events
-    engine: Engine
+    engine: ActivitySource
     #: Odds API requests answered (reported in the quota headers)
     odds_requests: int
 

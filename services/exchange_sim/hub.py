@@ -17,11 +17,11 @@ import time
 from typing import Any
 
 from services.exchange_sim import frames, metrics
-from services.exchange_sim.activity import Engine
 from services.exchange_sim.connection import Conn
 from services.exchange_sim.emission import CH_LIFE, K_DELTA, Emission
 from services.exchange_sim.faults import WS_KINDS, FaultError, FaultPlan, malformed_frames
 from services.exchange_sim.session import SimSession
+from services.exchange_sim.source import ActivitySource
 from services.exchange_sim.state import ExchangeState
 from services.exchange_sim.subscription import SEQ_CHANNELS, SimSubscription
 from services.exchange_sim.truth import Truth
@@ -38,7 +38,7 @@ class Hub:
     def __init__(
         self,
         cfg: SimConfig,
-        engine: Engine,
+        engine: ActivitySource,
         public: ExchangeState,
         truth: Truth,
         plan: FaultPlan,

@@ -23,6 +23,7 @@ from services.exchange_sim.faults import HTTP_KINDS, KINDS, WS_KINDS, FaultError
 from services.exchange_sim.hub import Hub
 from services.exchange_sim.keyring import KeyRing
 from services.exchange_sim.ratelimit import TokenBuckets
+from services.exchange_sim.source import ActivitySource
 from services.exchange_sim.state import ExchangeState
 from services.exchange_sim.truth import Truth
 from services.exchange_sim.ws import WS_PATH, ws_handler
@@ -52,16 +53,21 @@ class Faults:
 class ExchangeSim:
     """``tasks``: the group its background loops run in (the sim worker passes its own, so a
     crashed loop fails the worker); alone (tests, benchmarks) it keeps a group of its own,
-    whose :attr:`~shared.tasks.Supervised.failure` says whether a loop crashed."""
+    whose :attr:`~shared.tasks.Supervised.failure` says whether a loop crashed. ``source``: what
+    drives it instead of the activity engine (a recorded session's replay)."""
 
     def __init__(
-        self, cfg: SimConfig, keys: dict[str, RSAPublicKey] | None = None, tasks: Supervised | None = None
+        self,
+        cfg: SimConfig,
+        keys: dict[str, RSAPublicKey] | None = None,
+        tasks: Supervised | None = None,
+        source: ActivitySource | None = None,
     ) -> None:
         self.cfg = cfg
         self.log = get_logger("sim")
         self.tasks = tasks or Supervised("sim", self._crashed)
         self.burst = BurstLog(self.log)
-        self.engine = Engine(
+        self.engine: ActivitySource = source or Engine(
             cfg.seed,
             cfg.markets,
             start_ms=cfg.start_ms,
