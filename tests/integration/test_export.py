@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.cli.main import main as cli_main
+from shared import export as ex
 from shared.config import DbConfig
-from shared.messages import Message
+from shared.messages import Message, Trade
 from shared.store import history
 from shared.store.engine import make_engine
 from shared.store.types import us_to_datetime
@@ -182,3 +183,25 @@ def test_a_market_or_series_window_to_csv_and_parquet_with_its_gaps(
         )
         assert code == 2 and err.startswith("kxfeed export: "), bad
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_text_with_quotes_commas_and_newlines_survives_both_formats(
+    db: DbConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = ['a"b', "c,d", "e\nf", "", "g'h", 'x"",\n"y']
+    msgs = stamp(
+        [
+            Trade(trade_id=t or "-", ticker=f"T{i}{t}", yes_price=100 + i, no_price=9_900 - i, count=i,
+                  taker_side="yes", ts_exch=1_800_000_000_000 + i, ts_recv=1_800_000_000_000_000_000)
+            for i, t in enumerate(odd)
+        ]
+    )  # fmt: skip
+    asyncio.run(store_messages(db, msgs))
+    cfg = write_config(make_config(tmp_path, db=msgspec.to_builtins(db)), tmp_path / "kxfeed.toml")
+    kind = history.KINDS["trades"]
+    want = from_db(db, history.Query("trades"))
+    assert sorted(r[1] for r in want) == sorted(f"T{i}{t}" for i, t in enumerate(odd))
+    for fmt in ex.FORMATS:
+        out = tmp_path / f"odd.{fmt}"
+        assert export(capsys, cfg, "--kind", "trades", "--format", fmt, "--out", str(out))[0] == 0
+        assert (read_duckdb(out, kind) if fmt == "parquet" else read_csv(out, kind)) == want, fmt
