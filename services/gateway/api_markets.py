@@ -26,7 +26,12 @@ from .params import Query, encode_cursor
 STATUS = re.compile(r"^[a-z_]{1,32}$")
 
 
-def _top_from_db(top: store_queries.Top) -> dict[str, Any]:
+_TOP_KEYS = ("yes_bid", "yes_bid_size_fp", "yes_ask", "yes_ask_size_fp")
+
+
+def _top_from_db(top: store_queries.Top | None) -> dict[str, Any] | None:
+    if top is None:
+        return None
     return {
         "yes_bid": rows.price(top.yes_bid),
         "yes_bid_size_fp": rows.count(top.yes_bid_size),
@@ -65,9 +70,13 @@ async def latest_body(deps: Deps, ticker: str) -> dict[str, Any]:
             "trade_id": d["trade_id"], "yes_price": d["yes_price"], "no_price": d["no_price"],
             "count_fp": d["count_fp"], "taker_side": d["taker_side"], "ts": d["ts_recv"],
         }  # fmt: skip
-    if live is not None and (db_ns is None or live.ts_ns >= db_ns):
+    live_top = None if live is None else {k: live.data[k] for k in _TOP_KEYS}
+    # The orderbook publishes a top only when it changes, while the stored book's time moves
+    # with every delta: a stored top equal to the live one is the live one, not newer than it.
+    book = next((x for x in stored.tops if x.source == "book"), None)
+    if live is not None and (db_ns is None or live.ts_ns >= db_ns or live_top == _top_from_db(book)):
         d = live.data
-        top = {k: d[k] for k in ("yes_bid", "yes_bid_size_fp", "yes_ask", "yes_ask_size_fp")}
+        top = live_top
         return {
             "ticker": ticker,
             "source": "live",
