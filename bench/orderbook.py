@@ -31,7 +31,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.orderbook.builder import Builder
+from shared.book.builder import Builder
 from shared.commands.movers import Movers
 from shared.commands.spreads import Spreads
 from shared.commands.stale import Stale

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.book.book import NO, YES, MarketBook
+from shared.book.builder import Builder
 from shared.messages import BookState, Depth, Message, TopOfBook
 from shared.units import ONE_DOLLAR
-
-from .book import NO, YES, MarketBook
-from .builder import Builder
 
 TopKey = tuple[bool, int, int, int, int]
 

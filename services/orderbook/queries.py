@@ -16,10 +16,9 @@ from array import array
 from bisect import bisect_right
 from typing import Any
 
+from shared.book.book import NO, YES, MarketBook
+from shared.book.builder import Builder
 from shared.units import ONE_DOLLAR
-
-from .book import NO, YES, MarketBook
-from .builder import Builder
 
 
 class QueryError(ValueError):

@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.actor import Actor
+from shared.book.builder import Builder
 from shared.bus import Subscriber
 from shared.commands.base import Command
 from shared.commands.book import Book
@@ -32,7 +33,6 @@ from shared.log import BurstLog
 from shared.messages import BookState, Control, TopOfBook
 
 from . import queries
-from .builder import Builder
 from .emit import Emitter
 
 #: Bus prefixes the builder reads.

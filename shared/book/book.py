@@ -33,7 +33,7 @@ def level_hash(side: int, price: int, size: int) -> int:
 
 
 class MarketBook:
-    """State of one market. Mutated by :class:`services.orderbook.builder.Builder` only."""
+    """State of one market. Mutated by :class:`shared.book.builder.Builder` only."""
 
     __slots__ = (
         "attempts",

@@ -22,7 +22,7 @@ from typing import Any
 
 from services import registry
 from services.exchange_sim.activity import Engine
-from services.orderbook.book import level_hash
+from shared.book.book import level_hash
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.kalshi.numbers import rfc3339_ms

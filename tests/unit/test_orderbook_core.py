@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from services.orderbook.book import NO, YES, MarketBook
-from services.orderbook.builder import Builder
-from services.orderbook.ticks import LadderError, ladder
+from shared.book.book import NO, YES, MarketBook
+from shared.book.builder import Builder
+from shared.book.ticks import LadderError, ladder
 from shared.messages import (
     BookDelta,
     BookSnapshot,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.orderbook.builder import Builder
 from services.orderbook.emit import Emitter
+from shared.book.builder import Builder
 from shared.messages import BookState, Depth, MarketLifecycle, TopOfBook
 from tests.unit.test_orderbook_core import T, delta, meta, snap
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.orderbook.book import NO, YES, MarketBook
-from services.orderbook.builder import Builder
 from services.orderbook.emit import Emitter
+from shared.book.book import NO, YES, MarketBook
+from shared.book.builder import Builder
 from shared.messages import BookDelta, BookSnapshot, BookState, Gap, Message, Side, TopOfBook
 
 A = "KXNFLGAME-25NOV23BUFHOU-BUF"

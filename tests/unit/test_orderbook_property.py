@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.orderbook.book import NO, YES, level_hash
-from services.orderbook.builder import Builder
 from services.orderbook.emit import Emitter
+from shared.book.book import NO, YES, level_hash
+from shared.book.builder import Builder
 from shared.messages import BookDelta, BookSnapshot, MarketMeta, PriceRange, TopOfBook
 from shared.units import ONE_DOLLAR, format_count, format_price, parse_count, parse_price
 from tests.support.messages import book_meta

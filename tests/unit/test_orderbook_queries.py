@@ -9,7 +9,7 @@ import pytest
 from services.cli import bookview as render
 from services.cli.commands.scan import duration
 from services.orderbook import queries
-from services.orderbook.builder import Builder
+from shared.book.builder import Builder
 from shared.messages import Trade
 from tests.unit.test_orderbook_core import T, delta, meta, snap
 
