@@ -115,6 +115,9 @@ def merged(dirs: list[Path], skipped: Skipped) -> Iterator[Message]:
     return heapq.merge(*streams, key=lambda m: m.ts_recv)
 
 
+_SERVED = frozenset({BookSnapshot, BookDelta, Trade, Ticker})
+
+
 def _served(m: Message) -> bool:
     if isinstance(m, BookSnapshot | Trade):
         return m.source == "ws"
@@ -154,9 +157,14 @@ class Recording:
         since, until = self.window
         wanted = self.tickers
         for m in merged(self.dirs, self.skipped):
-            if not since <= m.ts_recv < until or not _served(m):
+            kind = type(m)
+            if (
+                not since <= m.ts_recv < until
+                or kind not in _SERVED
+                or ((kind is BookSnapshot or kind is Trade) and m.source != "ws")  # type: ignore[union-attr]
+            ):
                 continue
-            if wanted is not None and getattr(m, "ticker", None) not in wanted:
+            if wanted is not None and m.ticker not in wanted:  # type: ignore[union-attr]
                 continue
             yield m  # type: ignore[misc]  # _served: one of the replayed kinds
 

@@ -22,6 +22,7 @@ as fast as the clients read them.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import uuid
@@ -51,10 +52,10 @@ from services.exchange_sim.emission import (
     TradeRec,
 )
 from services.exchange_sim.event_model import EventModel
+from services.exchange_sim.replay_frames import BodyCache
 from services.exchange_sim.replay_record import Book, Recording, ReplayError
 from services.exchange_sim.state import ExchangeState, MarketState
 from shared.messages import BookDelta, BookSnapshot, MarketMeta, Ticker, Trade
-from shared.units import format_count, format_price
 
 #: Not a state change: a recorded snapshot sent to the market's book subscriptions.
 K_RESNAPSHOT = 100
@@ -146,30 +147,6 @@ def catalog(rec: Recording, known_series: set[str]) -> tuple[list[EventDef], lis
     return events, list(series.values())
 
 
-def _ticker_body(m: MarketState, t: Ticker) -> bytes:
-    ts_ms = t.ts_exch if t.ts_exch is not None else t.ts_recv // 1_000_000
-    return b'{"market_ticker":"%s","market_id":"%s",' % (m.d.ticker.encode(), m.d.market_id.encode()) + (
-        b'"price_dollars":"%s","yes_bid_dollars":"%s","yes_ask_dollars":"%s","volume_fp":"%s",'
-        b'"open_interest_fp":"%s","dollar_volume":%d,"dollar_open_interest":%d,"yes_bid_size_fp":"%s",'
-        b'"yes_ask_size_fp":"%s","last_trade_size_fp":"%s","ts":%d,"ts_ms":%d,"time":"%s"}'
-        % (
-            b"" if t.price is None else format_price(t.price).encode(),
-            format_price(t.yes_bid).encode(),
-            format_price(t.yes_ask).encode(),
-            format_count(t.volume).encode(),
-            format_count(t.open_interest).encode(),
-            t.dollar_volume,
-            t.dollar_open_interest,
-            format_count(t.yes_bid_size).encode(),
-            format_count(t.yes_ask_size).encode(),
-            format_count(t.last_trade_size).encode(),
-            ts_ms // 1000,
-            ts_ms,
-            frames.rfc3339(ts_ms).encode(),
-        )
-    )
-
-
 class ReplaySource:
     """``state``: the exchange state the emissions are encoded against (the simulator's public
     state, set by :meth:`attach` once the server has built it from :attr:`initial_events`)."""
@@ -203,6 +180,8 @@ class ReplaySource:
         self._corrected: set[tuple[str, str]] = set()
         #: Markets whose starting book is their first snapshot in the window, not reached yet.
         self._awaiting: set[str] = set()
+        self._bodies = BodyCache()
+        self._kinds: collections.Counter[type] = collections.Counter()
 
     # ---- set-up ------------------------------------------------------------------------------
     def attach(self, state: ExchangeState) -> None:
@@ -271,6 +250,7 @@ class ReplaySource:
             self._emit(self._next, out)
             n += 1
             self._advance()
+        self._count()
         return out
 
     def run(self, n: int, now_ms: int) -> list[Emission]:
@@ -283,6 +263,7 @@ class ReplaySource:
                 break
             self._emit(self._next, out)
             self._advance()
+        self._count()
         return out
 
     def _advance(self) -> None:
@@ -303,42 +284,61 @@ class ReplaySource:
         if market is None:
             return  # not a replayed market (filtered by --tickers at load)
         self.sent += 1
-        REPLAYED.labels(m.kind).inc()
-        if isinstance(m, BookDelta):
+        kind = type(m)
+        self._kinds[kind] += 1
+        if kind is BookDelta:
             self._delta(market, m, out)
-        elif isinstance(m, Trade):
+        elif kind is Trade:
             oi = self._oi.get(m.ticker, market.oi)
             ts_ms = m.ts_exch if m.ts_exch is not None else m.ts_recv // 1_000_000
             rec = TradeRec(
                 m.trade_id, m.ticker, m.yes_price, m.count, m.taker_side == "yes", ts_ms, oi, m.is_block_trade
             )
             out.append(Emission(K_TRADE, CH_TRADE, m.ticker, P_TRADE, frames.trade_body(rec), rec, seq=True))
-        elif isinstance(m, Ticker):
+        elif kind is Ticker:
             self._oi[m.ticker] = m.open_interest
             ts_ms = m.ts_exch if m.ts_exch is not None else m.ts_recv // 1_000_000
-            out.append(Emission(K_TICKER, CH_TICKER, m.ticker, P_TICKER, _ticker_body(market, m), ts_ms))
-        elif isinstance(m, BookSnapshot):
+            out.append(
+                Emission(K_TICKER, CH_TICKER, m.ticker, P_TICKER, self._bodies.ticker(market, m), ts_ms)
+            )
+        elif kind is BookSnapshot:
             self._snapshot(market, m, out)
+
+    def _count(self) -> None:
+        """Counted per message, exported per batch (a labelled inc costs more than the frame)."""
+        for kind, n in self._kinds.items():
+            if n:
+                REPLAYED.labels(kind.__struct_config__.tag).inc(n)  # type: ignore[attr-defined]
+                self._kinds[kind] = 0
 
     def _delta(self, market: MarketState, m: BookDelta, out: list[Emission]) -> None:
         if m.ticker in self._awaiting:
             self._correct(m.ticker, "delta_before_snapshot", xseq=m.xseq)
             return
-        side = YES if m.side == "yes" else NO
-        book = self._books[m.ticker][side]
-        size = book.get(m.price, 0) + m.delta
+        yes = m.side == "yes"
+        price = m.price
+        delta = m.delta
+        book = self._books[m.ticker][0 if yes else 1]
+        size = book.get(price, 0) + delta
         if size < 0:
-            self._correct(m.ticker, "delta_below_zero", price=m.price, side=m.side, delta=m.delta)
+            self._correct(m.ticker, "delta_below_zero", price=price, side=m.side, delta=delta)
             return
         if size:
-            book[m.price] = size
+            book[price] = size
         else:
-            book.pop(m.price, None)
+            book.pop(price, None)
         ts_ms = m.ts_exch if m.ts_exch is not None else m.ts_recv // 1_000_000
-        body, body_yp = frames.delta_bodies(market, side, m.price, m.delta, ts_ms)
+        body, body_yp = self._bodies.delta(market, yes, price, delta, ts_ms)
         out.append(
             Emission(
-                K_DELTA, CH_BOOK, m.ticker, P_DELTA, body, (side, m.price, m.delta), seq=True, body_yp=body_yp
+                K_DELTA,
+                CH_BOOK,
+                m.ticker,
+                P_DELTA,
+                body,
+                (YES if yes else NO, price, delta),
+                seq=True,
+                body_yp=body_yp,
             )
         )
 
