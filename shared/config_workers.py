@@ -188,6 +188,30 @@ class GatewayConfig(WorkerBase, frozen=True, kw_only=True):
     control_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
     #: A database query gives up after this long (answered 504).
     db_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # ---- the live stream (/api/v1/stream; services/gateway/stream*.py) ----
+    #: A client that does not keep up: "drop_oldest" drops its oldest queued messages and sends
+    #: it a ``lost`` notice with the counts; "disconnect" closes it (code 1008).
+    stream_policy: Literal["drop_oldest", "disconnect"] = "drop_oldest"
+    #: Bound of one client's outgoing queue, in bytes of JSON and in messages (both hold).
+    #: Worst-case memory of the stream = stream_max_clients x stream_queue_bytes.
+    stream_queue_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1 << 30)] = 4 * 1024 * 1024
+    stream_queue_messages: Annotated[int, msgspec.Meta(ge=16, le=10_000_000)] = 20_000
+    stream_max_clients: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
+    #: Per client: subscriptions at once, and tickers named by one subscription.
+    stream_max_subscriptions: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 32
+    stream_max_tickers: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
+    #: Largest message a client may send (bytes): a bigger one is answered with a ``too_large``
+    #: error; one over 8 times this is not read at all and closes the connection (1009).
+    stream_max_frame_bytes: Annotated[int, msgspec.Meta(ge=256, le=16 * 1024 * 1024)] = 64 * 1024
+    #: Client messages per second (token bucket with this burst); over it: ``rate_limited`` errors.
+    stream_ops_per_s: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 20.0
+    stream_ops_burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    #: A ``heartbeat`` message to every client this often; a WebSocket ping too, and a client
+    #: that does not answer it within the period is closed.
+    stream_heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    #: Markets whose latest state is kept for snapshots and the REST ``latest`` (settled or
+    #: closed ones leave first; past the cap the least recently updated leave, counted).
+    live_max_markets: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 50_000
 
 
 class WriterConfig(WorkerBase, frozen=True, kw_only=True):

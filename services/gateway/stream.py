@@ -1,0 +1,396 @@
+"""The live stream's pure core: clients, their subscriptions, their bounded queues.
+
+No sockets and no clocks: the shell (:mod:`services.gateway.stream_ws`) passes ``now_ns`` in,
+feeds bus messages to :meth:`StreamCore.publish`, client text to :meth:`StreamCore.handle`,
+and sends what :meth:`Outbox.take` gives.
+
+A bus message is converted (:mod:`services.gateway.wire`) and encoded once; each matching
+subscription gets the same bytes inside its own frame
+``{"type":<kind>,"id":<sub id>,"ticker":..,"data":{..}}``. A subscription with ``interval_ms``
+keeps only the newest frame per (kind, market) and hands them over every interval.
+
+Each client's queue is a :class:`~services.gateway.stream_queue.Outbox` (bounded, with the
+declared slow-consumer policy); a client to be disconnected gets ``closing = "slow_consumer"``.
+Every drop, error and refusal is counted in :attr:`StreamCore.counts`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from services.gateway import wire
+from services.gateway.live import LiveState, tickers_of
+from services.gateway.stream_queue import Counts, Limits, Outbox
+from shared.messages import Message
+
+__all__ = ["STREAM_KINDS", "Client", "StreamCore", "Subscription"]
+
+#: The kinds a client may subscribe to (topic prefix ``<kind>.``).
+STREAM_KINDS = ("tob", "trade", "signal", "bookstate", "depth", "gap", "ticker", "poll", "lifecycle")
+#: Most topics in one subscribe, longest ticker accepted (Kalshi's are well under 100).
+MAX_TOPICS = len(STREAM_KINDS) * 2
+MAX_TICKER_LEN = 200
+#: Longest ``detail`` of an error reply: a hostile request is never echoed back whole.
+MAX_DETAIL = 200
+#: Largest subscription id: what a JavaScript number holds exactly.
+MAX_ID = 2**53 - 1
+
+_ENC = msgspec.json.Encoder()
+
+
+# ---- clients and subscriptions -------------------------------------------------------------------
+
+
+class Subscription:
+    __slots__ = ("due_ns", "id", "id_bytes", "interval_ns", "kinds", "pending", "pending_bytes", "tickers")
+
+    def __init__(self, sub_id: int, kinds: frozenset[str], tickers: frozenset[str], interval_ms: int) -> None:
+        self.id = sub_id
+        self.id_bytes = str(sub_id).encode()
+        self.kinds = kinds
+        #: Empty: every market.
+        self.tickers = tickers
+        self.interval_ns = interval_ms * 1_000_000
+        #: Coalescing: (kind, ticker) -> the newest frame since the last hand-over.
+        self.pending: dict[tuple[str, str], bytes] = {}
+        self.pending_bytes = 0
+        self.due_ns = 0
+
+    def wants(self, tickers: list[str]) -> bool:
+        if not self.tickers:
+            return True
+        return any(t in self.tickers for t in tickers)
+
+
+class Client:
+    __slots__ = ("closing", "id", "outbox", "peer", "subs", "tokens", "tokens_ns", "woken")
+
+    def __init__(self, client_id: int, peer: str, outbox: Outbox, limits: Limits, now_ns: int) -> None:
+        self.id = client_id
+        self.peer = peer
+        self.outbox = outbox
+        self.subs: dict[int, Subscription] = {}
+        self.tokens = float(limits.ops_burst)
+        self.tokens_ns = now_ns
+        #: In :attr:`StreamCore.woken` already (has frames the shell has not been told of).
+        self.woken = False
+        #: Why the shell must close this client ("" = it need not).
+        self.closing = ""
+
+
+# ---- the client protocol -----------------------------------------------------------------------
+
+SubId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+Ticker = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TICKER_LEN)]
+
+
+class _OpOnly(msgspec.Struct):
+    op: str
+
+
+class SubscribeOp(msgspec.Struct, forbid_unknown_fields=True):
+    op: str
+    id: SubId
+    topics: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_TOPICS)]
+    tickers: list[Ticker] = []
+    interval_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 0
+
+
+class UnsubscribeOp(msgspec.Struct, forbid_unknown_fields=True):
+    op: str
+    id: SubId
+
+
+class PingOp(msgspec.Struct, forbid_unknown_fields=True):
+    op: str
+    id: SubId | None = None
+
+
+_OP_ONLY = msgspec.json.Decoder(_OpOnly)
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "subscribe": msgspec.json.Decoder(SubscribeOp),
+    "unsubscribe": msgspec.json.Decoder(UnsubscribeOp),
+    "ping": msgspec.json.Decoder(PingOp),
+}
+
+
+def _kind_of_topic(topic: str) -> str | None:
+    kind = topic[:-1] if topic.endswith(".") else topic
+    return kind if kind in STREAM_KINDS else None
+
+
+class StreamCore:
+    def __init__(self, limits: Limits, live: LiveState) -> None:
+        self.limits = limits
+        self.live = live
+        self.counts = Counts()
+        self.clients: dict[int, Client] = {}
+        #: kind -> the subscriptions taking it (rebuilt on every (un)subscribe: those are rare).
+        self._index: dict[str, list[tuple[Client, Subscription]]] = {}
+        self._coalescing: list[tuple[Client, Subscription]] = []
+        #: Clients with new frames (or to close) since the shell last looked.
+        self.woken: list[Client] = []
+        self._next_id = 1
+        self._tails: dict[str, bytes] = {k: f'{{"type":"{k}","id":'.encode() for k in STREAM_KINDS}
+
+    # ---- clients ---------------------------------------------------------------------------
+    def connect(self, peer: str, now_ns: int) -> Client | None:
+        """A new client, or None when there are ``max_clients`` already (counted)."""
+        if len(self.clients) >= self.limits.max_clients:
+            self.counts.add("refused", "max_clients")
+            return None
+        client = Client(self._next_id, peer, Outbox(self.limits, self.counts), self.limits, now_ns)
+        self._next_id += 1
+        self.clients[client.id] = client
+        self.counts.add("connects")
+        return client
+
+    def disconnect(self, client: Client, reason: str) -> None:
+        if self.clients.pop(client.id, None) is None:
+            return
+        self.counts.add("disconnects", reason)
+        if client.subs:
+            client.subs.clear()
+            self._reindex()
+
+    def _wake(self, client: Client) -> None:
+        if not client.woken:
+            client.woken = True
+            self.woken.append(client)
+
+    def take_woken(self) -> list[Client]:
+        woken, self.woken = self.woken, []
+        for client in woken:
+            client.woken = False
+        return woken
+
+    def _reindex(self) -> None:
+        index: dict[str, list[tuple[Client, Subscription]]] = {}
+        coalescing: list[tuple[Client, Subscription]] = []
+        for client in self.clients.values():
+            for sub in client.subs.values():
+                for kind in sub.kinds:
+                    index.setdefault(kind, []).append((client, sub))
+                if sub.interval_ns:
+                    coalescing.append((client, sub))
+        self._index = index
+        self._coalescing = coalescing
+
+    # ---- replies ---------------------------------------------------------------------------
+    def _reply(self, client: Client, kind: str, body: dict[str, Any], now_ns: int) -> None:
+        if not client.outbox.push_control(kind, _ENC.encode(body), now_ns):
+            client.closing = client.closing or "slow_consumer"
+        self._wake(client)
+
+    def error(self, client: Client, code: str, detail: str, now_ns: int, sub_id: int | None = None) -> None:
+        """Answer a bad request (counted by ``code``)."""
+        self.counts.add("client_errors", code)
+        body: dict[str, Any] = {"type": "error", "error": code, "detail": detail[:MAX_DETAIL]}
+        if sub_id is not None:
+            body["id"] = sub_id
+        self._reply(client, "error", body, now_ns)
+
+    def heartbeat(self, now_ns: int) -> None:
+        frame = _ENC.encode({"type": "heartbeat", "ts": wire.iso_ns(now_ns), "ts_ns": now_ns})
+        for client in list(self.clients.values()):
+            if not client.outbox.push_control("heartbeat", frame, now_ns):
+                client.closing = client.closing or "slow_consumer"
+            self._wake(client)
+
+    # ---- requests --------------------------------------------------------------------------
+    def _allow(self, client: Client, now_ns: int) -> bool:
+        limits = self.limits
+        elapsed = max(0, now_ns - client.tokens_ns) / 1e9
+        client.tokens = min(float(limits.ops_burst), client.tokens + elapsed * limits.ops_per_s)
+        client.tokens_ns = now_ns
+        if client.tokens < 1.0:
+            return False
+        client.tokens -= 1.0
+        return True
+
+    def handle(self, client: Client, raw: str | bytes, now_ns: int) -> None:
+        """One message from the client: a request answered, or an error answered (never raises)."""
+        if len(raw) > self.limits.max_frame_bytes:
+            self.error(
+                client, "too_large", f"messages are at most {self.limits.max_frame_bytes} bytes", now_ns
+            )
+            return
+        if not self._allow(client, now_ns):
+            self.error(client, "rate_limited", f"at most {self.limits.ops_per_s:g} messages/s", now_ns)
+            return
+        try:
+            op = _OP_ONLY.decode(raw).op
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            # A ValidationError is a DecodeError too: the JSON was fine, its shape was not.
+            code = "bad_request" if isinstance(exc, msgspec.ValidationError) else "bad_json"
+            self.error(client, code, str(exc), now_ns)
+            return
+        decoder = _DECODERS.get(op)
+        if decoder is None:
+            self.error(client, "unknown_op", f"op must be one of {sorted(_DECODERS)}", now_ns)
+            return
+        try:
+            request = decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            self.error(client, "bad_request", str(exc), now_ns)
+            return
+        if isinstance(request, SubscribeOp):
+            self._subscribe(client, request, now_ns)
+        elif isinstance(request, UnsubscribeOp):
+            self._unsubscribe(client, request.id, now_ns)
+        else:
+            body: dict[str, Any] = {"type": "pong", "ts": wire.iso_ns(now_ns), "ts_ns": now_ns}
+            if request.id is not None:
+                body["id"] = request.id
+            self._reply(client, "pong", body, now_ns)
+
+    def _subscribe(self, client: Client, req: SubscribeOp, now_ns: int) -> None:
+        limits = self.limits
+        kinds: set[str] = set()
+        for topic in req.topics:
+            kind = _kind_of_topic(topic)
+            if kind is None:
+                allowed = ", ".join(f"{k}." for k in STREAM_KINDS)
+                self.error(client, "bad_topic", f"topic {topic[:40]!r}: one of {allowed}", now_ns, req.id)
+                return
+            kinds.add(kind)
+        if req.id in client.subs:
+            self.error(client, "duplicate_id", f"subscription {req.id} exists", now_ns, req.id)
+            return
+        if len(client.subs) >= limits.max_subscriptions:
+            self.error(
+                client, "too_many_subscriptions", f"at most {limits.max_subscriptions}", now_ns, req.id
+            )
+            return
+        if len(req.tickers) > limits.max_tickers:
+            self.error(
+                client, "too_many_tickers", f"at most {limits.max_tickers} per subscription", now_ns, req.id
+            )
+            return
+        sub = Subscription(req.id, frozenset(kinds), frozenset(req.tickers), req.interval_ms)
+        sub.due_ns = now_ns + sub.interval_ns
+        client.subs[sub.id] = sub
+        self._reindex()
+        ordered = [k for k in STREAM_KINDS if k in kinds]
+        entries = list(self.live.entries(ordered, sorted(sub.tickers) if sub.tickers else None))
+        self._reply(
+            client,
+            "subscribed",
+            {
+                "type": "subscribed",
+                "id": sub.id,
+                "topics": [f"{k}." for k in ordered],
+                "tickers": sorted(sub.tickers),
+                "interval_ms": req.interval_ms,
+                "snapshots": len(entries),
+            },
+            now_ns,
+        )
+        head = b'{"type":"snapshot","id":' + sub.id_bytes + b',"topic":'
+        for entry in entries:
+            name = _ENC.encode(f"{entry.kind}.{entry.ticker}")
+            frame = head + name + b',"kind":"' + entry.kind.encode() + b'","data":' + entry.encoded + b"}"
+            if not client.outbox.push(sub.id, "snapshot", frame, now_ns):
+                client.closing = client.closing or "slow_consumer"
+                break
+        self.counts.add("snapshots", n=len(entries))
+        self.counts.add("subscriptions")
+
+    def _unsubscribe(self, client: Client, sub_id: int, now_ns: int) -> None:
+        if client.subs.pop(sub_id, None) is None:
+            self.error(client, "unknown_subscription", f"no subscription {sub_id}", now_ns, sub_id)
+            return
+        self._reindex()
+        client.outbox.purge(sub_id)
+        self._reply(client, "unsubscribed", {"type": "unsubscribed", "id": sub_id}, now_ns)
+
+    # ---- data --------------------------------------------------------------------------------
+    def publish(self, msg: Message, now_ns: int) -> None:
+        """One bus message: kept as live state, and queued to every subscription that wants it."""
+        try:
+            data = wire.convert(msg)
+        except wire.Unsupported:
+            self.counts.add("ignored", type(msg).__name__)
+            return
+        kind: str = type(msg).__struct_config__.tag  # type: ignore[assignment]
+        encoded = _ENC.encode(data)
+        self.live.observe(msg, kind, data, encoded)
+        subs = self._index.get(kind)
+        if not subs:
+            return
+        tickers = tickers_of(msg)
+        ticker = tickers[0] if len(tickers) == 1 else None
+        tail = b',"ticker":' + _ENC.encode(ticker) + b',"data":' + encoded + b"}"
+        head = self._tails[kind]
+        for client, sub in subs:
+            if sub.tickers and not sub.wants(tickers):
+                continue
+            frame = head + sub.id_bytes + tail
+            if sub.interval_ns:
+                self._coalesce(client, sub, kind, ticker or "|".join(tickers), frame, now_ns)
+                continue
+            if not client.outbox.push(sub.id, kind, frame, now_ns):
+                client.closing = client.closing or "slow_consumer"
+            self._wake(client)
+
+    def _coalesce(
+        self, client: Client, sub: Subscription, kind: str, key: str, frame: bytes, now_ns: int
+    ) -> None:
+        # Bounded like the queue it feeds: in (kind, market) slots and in bytes.
+        pending = sub.pending
+        slot = (kind, key)
+        old = pending.get(slot)
+        grow = len(frame) - (len(old) if old is not None else 0)
+        limits = self.limits
+        if (
+            old is None and len(pending) >= limits.queue_messages
+        ) or sub.pending_bytes + grow > limits.queue_bytes:
+            client.outbox.drop_pending(kind, now_ns)
+            if client.outbox.overflowed:
+                client.closing = client.closing or "slow_consumer"
+            self._wake(client)
+            return
+        if old is not None:
+            self.counts.add("coalesced", kind)
+        pending[slot] = frame
+        sub.pending_bytes += grow
+
+    def flush(self, now_ns: int) -> None:
+        """Hand over every coalescing subscription that is due."""
+        for client, sub in self._coalescing:
+            if sub.due_ns - now_ns > sub.interval_ns:
+                sub.due_ns = now_ns  # the clock went back: due now, not an interval too late
+            if sub.due_ns > now_ns:
+                continue
+            # Due again one interval after this hand-over (a late flush is not made up for).
+            sub.due_ns = now_ns + sub.interval_ns
+            if not sub.pending:
+                continue
+            frames, sub.pending = sub.pending, {}
+            sub.pending_bytes = 0
+            for (kind, _), frame in frames.items():
+                if not client.outbox.push(sub.id, kind, frame, now_ns):
+                    client.closing = client.closing or "slow_consumer"
+                    break
+            self._wake(client)
+
+    def next_due_ns(self) -> int | None:
+        """When :meth:`flush` next has work (None: no coalescing subscription)."""
+        return min((sub.due_ns for _, sub in self._coalescing), default=None)
+
+    # ---- what the shell reports ------------------------------------------------------------
+    def queued(self) -> tuple[int, int]:
+        """(frames, bytes) queued over every client, coalescing tables included."""
+        frames = size = 0
+        for client in list(self.clients.values()):
+            frames += len(client.outbox)
+            size += client.outbox.bytes
+            for sub in list(client.subs.values()):
+                frames += len(sub.pending)
+                size += sub.pending_bytes
+        return frames, size
+
+    def subscriptions(self) -> int:
+        return sum(len(c.subs) for c in list(self.clients.values()))

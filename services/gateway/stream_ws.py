@@ -1,0 +1,346 @@
+"""The live stream's shell: the aiohttp WebSocket handler at ``/api/v1/stream``, the periodic
+work (heartbeats, coalescing hand-overs) and the stream's Prometheus metrics.
+
+The worker owns one :class:`StreamHub`: it feeds every bus message to :meth:`StreamHub.feed`
+(subscribing the bus to :meth:`StreamHub.topics`), mounts :meth:`StreamHub.handler`, runs
+:meth:`StreamHub.run` as a supervised task and awaits :meth:`StreamHub.close` at stop. The
+REST routes read :attr:`StreamHub.live`.
+
+Per client, a reader (requests in, answered by the core; anything hostile is answered with an
+``error`` and counted) and a sender (frames out of the client's bounded queue). A client that
+does not read blocks only its own sender, in aiohttp's drain (at most ~64 KiB in the
+transport): its queue then fills and the slow-consumer policy applies. One closed for it is
+closed with 1008; a client over ``stream_max_clients`` with 1013; all at stop with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.gateway.live import LiveState
+from services.gateway.stream import STREAM_KINDS, Client, StreamCore
+from services.gateway.stream_queue import Limits
+from shared.config import GatewayConfig
+from shared.log import BurstLog, get_logger
+from shared.messages import Message
+
+__all__ = ["STREAM_PATH", "StreamHub"]
+
+STREAM_PATH = "/api/v1/stream"
+#: Frames taken from a queue per send round (then the loop yields to the others).
+SEND_BATCH = 256
+#: A close handshake that does not finish in this long (a client that does not read) is cut.
+CLOSE_TIMEOUT_S = 2.0
+#: A client message up to this many times ``stream_max_frame_bytes`` is read and answered
+#: ``too_large``; a bigger one makes aiohttp close the connection (1009) without reading it.
+HARD_FRAME_FACTOR = 8
+#: The bus prefixes the hub takes: its stream kinds, and market metadata for the live state.
+EXTRA_TOPICS = ("meta.",)
+
+#: Core counter -> (label name, help). Exported as ``kxfeed_gateway_stream_<name>_total``.
+COUNTERS: dict[str, tuple[str, str]] = {
+    "sent": ("type", "Frames sent to stream clients, by type"),
+    "dropped": ("kind", "Frames dropped for clients that did not keep up ('disconnected': queues emptied)"),
+    "lost_notices": ("", "'lost' notices sent to clients that had frames dropped"),
+    "connects": ("", "Stream clients accepted"),
+    "refused": ("reason", "Stream clients refused"),
+    "disconnects": ("reason", "Stream clients gone, by reason"),
+    "client_errors": ("error", "Client messages answered with an error, by error"),
+    "coalesced": ("kind", "Frames replaced by a newer one within a subscription's interval"),
+    "snapshots": ("", "Snapshot frames queued on subscribe"),
+    "subscriptions": ("", "Subscriptions accepted"),
+    "ignored": ("type", "Bus messages of a kind the stream does not serve"),
+}
+LIVE_COUNTERS: dict[str, tuple[str, str]] = {
+    "evicted": ("reason", "Markets whose live state was dropped (settled, or past live_max_markets)"),
+    "ignored_closed": ("", "Bus messages about a settled market not kept in the live state"),
+}
+
+
+class _Conn:
+    __slots__ = ("client", "closed_by_us", "sender", "transport", "wake", "ws")
+
+    def __init__(
+        self, client: Client, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
+    ) -> None:
+        self.client = client
+        self.ws = ws
+        self.transport = transport
+        self.wake = asyncio.Event()
+        self.sender: asyncio.Task[None] | None = None
+        #: Why the hub closed it ("" = the client went, or is going, by itself).
+        self.closed_by_us = ""
+
+
+class StreamHub:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        metrics: CollectorRegistry | None = None,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """``metrics``: the registry the stream's metrics are exported on (None: the process's)."""
+        self.cfg = cfg
+        self.limits = Limits.of(cfg)
+        self.live = LiveState(cfg.live_max_markets)
+        self.core = StreamCore(self.limits, self.live)
+        self._clock = clock_ns
+        self._conns: dict[int, _Conn] = {}
+        self._changed = asyncio.Event()
+        self._closing = False
+        self.log = get_logger("gateway.stream")
+        self.burst = BurstLog(self.log)
+        self._dropped_seen = 0
+        self._registry = metrics
+        self._collector: _Collector | None = None
+        if metrics is None:
+            _HUBS.add(self)
+        else:
+            self._collector = _Collector(lambda: [self])
+            metrics.register(self._collector)
+
+    # ---- the worker's side -------------------------------------------------------------------
+    def topics(self) -> list[str]:
+        """The bus prefixes to subscribe to for this hub."""
+        return [f"{k}." for k in STREAM_KINDS] + list(EXTRA_TOPICS)
+
+    def feed(self, msg: Message) -> None:
+        """One bus message (kept as live state, queued to the clients that want it)."""
+        self.core.publish(msg, self._clock())
+        self._wake()
+
+    def feed_many(self, msgs: Iterable[Message]) -> None:
+        """A batch of bus messages: the clients are woken once for all of them."""
+        now = self._clock()
+        publish = self.core.publish
+        for msg in msgs:
+            publish(msg, now)
+        self._wake()
+
+    def stats(self) -> dict[str, int]:
+        frames, size = self.core.queued()
+        return {
+            "stream_clients": len(self.core.clients),
+            "stream_queued_frames": frames,
+            "stream_queued_bytes": size,
+            "stream_dropped": self.core.counts.total("dropped"),
+            "live_markets": len(self.live),
+        }
+
+    def _wake(self) -> None:
+        for client in self.core.take_woken():
+            conn = self._conns.get(client.id)
+            if conn is None:
+                continue
+            if client.closing and not conn.closed_by_us:
+                self._close_later(conn, WSCloseCode.POLICY_VIOLATION, client.closing)
+            else:
+                conn.wake.set()
+
+    # ---- one client ----------------------------------------------------------------------------
+    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            heartbeat=self.cfg.stream_heartbeat_s,
+            max_msg_size=self.limits.max_frame_bytes * HARD_FRAME_FACTOR,
+            compress=False,
+        )
+        await ws.prepare(request)
+        peer = request.remote or ""
+        if self._closing:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+            return ws
+        client = self.core.connect(peer, self._clock())
+        if client is None:
+            self.burst.event("refused", "stream client refused", peer=peer, clients=len(self.core.clients))
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too many stream clients")
+            return ws
+        conn = _Conn(client, ws, request.transport)
+        self._conns[client.id] = conn
+        conn.sender = asyncio.create_task(self._send(conn), name=f"stream-send-{client.id}")
+        reason = "client_closed"
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    self.core.handle(client, msg.data, self._clock())
+                    self._changed.set()
+                    self._wake()
+                elif msg.type == WSMsgType.ERROR:
+                    reason = _error_reason(ws.exception())
+                    break
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            reason = "connection_lost" if isinstance(exc, ConnectionError) else "stopped"
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if conn.closed_by_us:
+                reason = conn.closed_by_us
+            elif reason == "client_closed" and isinstance(ws.exception(), asyncio.TimeoutError):
+                reason = "heartbeat"  # aiohttp's ping went unanswered
+            self.core.disconnect(client, reason)
+            self._conns.pop(client.id, None)
+            if conn.sender is not None:
+                conn.sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await conn.sender
+            if reason not in ("client_closed", "stopped"):
+                self.burst.event(
+                    f"disconnect-{reason}", "stream client disconnected", peer=peer, reason=reason
+                )
+        return ws
+
+    async def _send(self, conn: _Conn) -> None:
+        client, ws, outbox = conn.client, conn.ws, conn.client.outbox
+        text = WSMsgType.TEXT
+        try:
+            while True:
+                await conn.wake.wait()
+                conn.wake.clear()
+                while not client.closing and not ws.closed:
+                    frames = outbox.take(SEND_BATCH)
+                    if not frames:
+                        break
+                    for frame in frames:
+                        await ws.send_frame(frame, text)
+                    await asyncio.sleep(0)  # fairness: a client with a deep queue does not starve the rest
+        except ConnectionError:
+            return  # the reader sees the socket go and counts it
+
+    def _close_later(self, conn: _Conn, code: int, reason: str) -> None:
+        conn.closed_by_us = reason
+        asyncio.get_running_loop().create_task(self._close(conn, code, reason))
+
+    async def _close(self, conn: _Conn, code: int, reason: str) -> None:
+        if conn.sender is not None:
+            conn.sender.cancel()  # it may be stuck in a drain of a client that does not read
+        try:
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT_S)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            # A client that does not read never answers the close: cut it.
+            transport = conn.transport
+            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+                transport.abort()
+
+    # ---- periodic work -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Heartbeats and coalescing hand-overs, for ever (the worker's supervised task)."""
+        heartbeat_ns = int(self.cfg.stream_heartbeat_s * 1e9)
+        next_heartbeat = self._clock() + heartbeat_ns
+        while True:
+            now = self._clock()
+            self.core.flush(now)
+            if now >= next_heartbeat or next_heartbeat - now > heartbeat_ns:  # due, or the clock went back
+                self.core.heartbeat(now)
+                next_heartbeat = now + heartbeat_ns
+            self._wake()
+            self._log_drops()
+            due = self.core.next_due_ns()
+            wake_at = next_heartbeat if due is None else min(due, next_heartbeat)
+            delay = min(1.0, max(0.0, (wake_at - self._clock()) / 1e9))
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), delay)
+
+    def _log_drops(self) -> None:
+        dropped = self.core.counts.total("dropped")
+        if dropped > self._dropped_seen:
+            lagging = [c.peer for c in self.core.clients.values() if c.outbox.lost]
+            self.burst.event(
+                "dropped",
+                "stream frames dropped for clients that do not keep up",
+                amount=dropped - self._dropped_seen,
+                policy=self.limits.policy,
+                clients=lagging[:10],
+            )
+            self._dropped_seen = dropped
+
+    async def close(self) -> None:
+        """Close every client (1001) and stop exporting metrics."""
+        self._closing = True
+        conns = list(self._conns.values())
+        for conn in conns:
+            conn.closed_by_us = "stopped"
+        await asyncio.gather(
+            *(self._close(c, WSCloseCode.GOING_AWAY, "server stopping") for c in conns),
+            return_exceptions=True,
+        )
+        self.burst.flush()
+        if self._collector is not None and self._registry is not None:
+            with contextlib.suppress(KeyError):
+                self._registry.unregister(self._collector)
+            self._collector = None
+        _HUBS.discard(self)
+
+
+def _error_reason(exc: BaseException | None) -> str:
+    code = getattr(exc, "code", None)
+    if code == WSCloseCode.MESSAGE_TOO_BIG:
+        return "too_large"
+    return "protocol_error"
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+
+class _Collector(Collector):
+    """The stream's metrics, read from the hubs' plain counts at scrape time (nothing on the hot path)."""
+
+    def __init__(self, hubs: Callable[[], Iterable[StreamHub]]) -> None:
+        self._hubs = hubs
+
+    def collect(self) -> Iterator[Metric]:
+        hubs = list(self._hubs())
+        yield from _counters("kxfeed_gateway_stream_", COUNTERS, [dict(h.core.counts) for h in hubs])
+        yield from _counters("kxfeed_gateway_live_", LIVE_COUNTERS, [dict(h.live.counts) for h in hubs])
+        gauges = {
+            "kxfeed_gateway_stream_clients": ("Stream clients connected", lambda h: len(h.core.clients)),
+            "kxfeed_gateway_stream_subscriptions": (
+                "Stream subscriptions held",
+                lambda h: h.core.subscriptions(),
+            ),
+            "kxfeed_gateway_stream_queued_frames": (
+                "Frames queued for stream clients",
+                lambda h: h.core.queued()[0],
+            ),
+            "kxfeed_gateway_stream_queued_bytes": (
+                "Bytes queued for stream clients",
+                lambda h: h.core.queued()[1],
+            ),
+            "kxfeed_gateway_live_markets": ("Markets with live state", lambda h: len(h.live)),
+        }
+        for name, (doc, read) in gauges.items():
+            yield GaugeMetricFamily(name, doc, value=sum(read(h) for h in hubs))
+
+
+def _counters(
+    prefix: str, spec: dict[str, tuple[str, str]], counts: list[dict[tuple[str, str], int]]
+) -> Iterator[Metric]:
+    for name, (label, doc) in spec.items():
+        family = CounterMetricFamily(prefix + name, doc, labels=[label] if label else [])
+        values: dict[str, int] = {}
+        for c in counts:
+            for (key, value), n in c.items():
+                if key == name:
+                    values[value] = values.get(value, 0) + n
+        if label:
+            for value, n in sorted(values.items()):
+                family.add_metric([value], n)
+        else:
+            family.add_metric([], values.get("", 0))
+        yield family
+
+
+#: Hubs exporting on the process's registry (a worker has one; tests may make several).
+_HUBS: weakref.WeakSet[StreamHub] = weakref.WeakSet()
+REGISTRY.register(_Collector(lambda: list(_HUBS)))

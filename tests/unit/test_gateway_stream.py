@@ -1,0 +1,323 @@
+"""The stream's pure core: subscriptions, snapshots, coalescing, the bounded queue and its two
+slow-consumer policies, and hostile client input (answered, counted, never raised)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.gateway.live import LiveState
+from services.gateway.stream import StreamCore
+from services.gateway.stream_queue import CONTROL_QUEUE, Counts, Limits, Outbox
+from shared.messages import Gap
+from tests.support.gateway_stream import tob, trade
+
+MS = 1_000_000
+
+
+def core(**limits: Any) -> StreamCore:
+    return StreamCore(Limits(**limits), LiveState(1000))
+
+
+def drain(c: StreamCore, client: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while frames := client.outbox.take(1000):
+        out += [msgspec.json.decode(f) for f in frames]
+    return out
+
+
+def sub(c: StreamCore, client: Any, now: int = 0, **req: Any) -> None:
+    c.handle(client, msgspec.json.encode({"op": "subscribe", **req}), now)
+
+
+def test_subscribe_gets_subscribed_then_snapshot_then_live() -> None:
+    c = core()
+    c.publish(tob("A", 4300, ts_ns=1), 1)
+    c.publish(tob("B", 4500, ts_ns=2), 2)
+    c.publish(trade("A", "t1"), 3)
+    client = c.connect("peer", 10)
+    assert client is not None
+    sub(c, client, 10, id=1, topics=["tob."])
+    c.publish(tob("A", 4400), 11)
+    got = drain(c, client)
+    assert got[0] == {
+        "type": "subscribed",
+        "id": 1,
+        "topics": ["tob."],
+        "tickers": [],
+        "interval_ms": 0,
+        "snapshots": 2,
+    }
+    snaps = {g["topic"]: g for g in got[1:3] if g["type"] == "snapshot"}
+    assert set(snaps) == {"tob.A", "tob.B"}
+    assert snaps["tob.A"]["data"]["yes_bid"] == "0.4300" and snaps["tob.A"]["kind"] == "tob"
+    assert got[3] == {"type": "tob", "id": 1, "ticker": "A", "data": got[3]["data"]}
+    assert got[3]["data"]["yes_bid"] == "0.4400"
+    assert len(got) == 4  # the trade was not asked for
+    assert c.woken == [client]
+
+
+def test_ticker_filter_and_unsubscribe() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, id=5, topics=["tob", "trade."], tickers=["B"])
+    c.publish(tob("A"), 1)
+    c.publish(tob("B"), 1)
+    c.publish(trade("B", "t"), 1)
+    c.publish(Gap(conn=1, sid=1, expected=1, received=3, tickers=["A", "B"], reason="r"), 1)  # not asked for
+    got = drain(c, client)
+    assert [(g["type"], g.get("ticker")) for g in got] == [("subscribed", None), ("tob", "B"), ("trade", "B")]
+    c.publish(tob("B"), 2)
+    c.handle(client, b'{"op":"unsubscribe","id":5}', 3)
+    c.publish(tob("B"), 4)
+    # the frame queued before the unsubscribe is forgotten with it: nothing after "unsubscribed"
+    assert drain(c, client) == [{"type": "unsubscribed", "id": 5}]
+
+
+def test_gap_naming_many_markets_reaches_a_ticker_filter() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, id=1, topics=["gap."], tickers=["B"])
+    c.publish(Gap(conn=1, sid=1, expected=1, received=3, tickers=["A", "B"], reason="r"), 1)
+    got = drain(c, client)
+    assert got[1]["type"] == "gap" and got[1]["ticker"] is None and got[1]["data"]["tickers"] == ["A", "B"]
+
+
+def test_interval_coalesces_to_the_newest_per_market() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, 0, id=1, topics=["tob."], interval_ms=1000)
+    drain(c, client)
+    for i in range(10):
+        c.publish(tob("A", 4000 + i), i * MS)
+    c.publish(tob("B", 100), 20 * MS)
+    c.flush(999 * MS)
+    assert drain(c, client) == []  # not due yet
+    assert c.next_due_ns() == 1000 * MS
+    c.flush(1000 * MS)
+    got = drain(c, client)
+    assert [(g["ticker"], g["data"]["yes_bid"]) for g in got] == [("A", "0.4009"), ("B", "0.0100")]
+    assert c.counts.of("coalesced", "tob") == 9
+    assert c.next_due_ns() == 2000 * MS
+    c.flush(2000 * MS)
+    assert drain(c, client) == []  # nothing changed: nothing sent
+
+
+def test_coalescing_table_is_bounded_and_counts_what_it_cannot_hold() -> None:
+    c = core(queue_messages=16)
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, 0, id=1, topics=["tob."], interval_ms=1000)
+    drain(c, client)
+    for i in range(40):
+        c.publish(tob(f"M{i}"), 1)
+    assert len(client.subs[1].pending) == 16
+    assert c.counts.of("dropped", "tob") == 24
+    c.flush(1000 * MS)
+    got = drain(c, client)
+    assert got[0]["type"] == "lost" and got[0]["dropped"] == 24 and len(got) == 17
+
+
+def test_drop_oldest_sends_lost_notice_before_what_is_left() -> None:
+    c = core(queue_messages=16)
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, id=1, topics=["tob."])
+    for i in range(100):
+        c.publish(tob("A", 1000 + i), 5000 + i)
+    assert len(client.outbox.data) == 16
+    got = drain(c, client)
+    assert got[0]["type"] == "subscribed"
+    lost = got[1]
+    assert lost["type"] == "lost" and lost["dropped"] == 84 and lost["kinds"] == {"tob": 84}
+    assert lost["since_ns"] == 5016
+    assert [g["data"]["yes_bid"] for g in got[2:]] == [f"0.{1084 + i:04d}" for i in range(16)]
+    assert c.counts.of("dropped", "tob") == 84 and c.counts.of("lost_notices") == 1
+    assert client.closing == ""
+
+
+def test_byte_bound_holds_for_big_frames() -> None:
+    c = core(queue_bytes=4096)
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, id=1, topics=["tob."])
+    for i in range(200):
+        c.publish(tob("A", i), i)
+        assert client.outbox.bytes <= 4096
+    assert c.counts.of("dropped", "tob") > 0
+
+
+def test_disconnect_policy_marks_the_client_and_frees_its_queue() -> None:
+    c = core(queue_messages=16, policy="disconnect")
+    client = c.connect("p", 0)
+    assert client is not None
+    sub(c, client, id=1, topics=["tob."])
+    for i in range(17):
+        c.publish(tob("A", i), i)
+    assert client.closing == "slow_consumer"
+    assert len(client.outbox) == 0 and client.outbox.bytes == 0
+    assert c.counts.of("dropped", "disconnected") == 17  # 16 data frames and the "subscribed" reply
+    c.publish(tob("A"), 99)
+    assert len(client.outbox) == 0
+    c.disconnect(client, "slow_consumer")
+    assert c.counts.of("disconnects", "slow_consumer") == 1 and not c.clients
+    c.publish(tob("A"), 100)  # no subscription left anywhere
+
+
+def test_max_clients_refused_and_counted() -> None:
+    c = core(max_clients=2)
+    assert c.connect("a", 0) is not None and c.connect("b", 0) is not None
+    assert c.connect("c", 0) is None
+    assert c.counts.of("refused", "max_clients") == 1
+
+
+def errors(c: StreamCore, client: Any) -> list[str]:
+    return [g["error"] for g in drain(c, client) if g["type"] == "error"]
+
+
+def test_hostile_requests_are_answered_and_counted() -> None:
+    c = core(max_subscriptions=2, max_tickers=3, max_frame_bytes=256, ops_burst=1000)
+    client = c.connect("p", 0)
+    assert client is not None
+    bad = [
+        b"\xff\xfe garbage",
+        b"[1,2,3]",
+        b'{"op": "launch"}',
+        b'{"op": "subscribe", "id": 1, "topics": ["tob."], "interval_ms": 60001}',
+        b'{"op": "subscribe", "id": -1, "topics": ["tob."]}',
+        b'{"op": "subscribe", "id": 1, "topics": []}',
+        b'{"op": "subscribe", "id": 1, "topics": ["fill."]}',
+        b'{"op": "subscribe", "id": 1, "topics": ["tob."], "extra": 1}',
+        b'{"op": "subscribe", "id": 1, "topics": ["tob."], "tickers": ["a","b","c","d"]}',
+        b'{"op": "unsubscribe", "id": 77}',
+        b'{"op": "ping", "id": "x"}',
+        b"[" * 200,
+        b'{"op": "subscribe", "id": 1, "topics": ["tob."], "tickers": ["' + b"x" * 300 + b'"]}',
+    ]
+    for raw in bad:
+        c.handle(client, raw, 1)
+    got = errors(c, client)
+    assert got == [
+        "bad_json",
+        "bad_request",
+        "unknown_op",
+        "bad_request",
+        "bad_request",
+        "bad_request",
+        "bad_topic",
+        "bad_request",
+        "too_many_tickers",
+        "unknown_subscription",
+        "bad_request",
+        "bad_request",
+        "too_large",
+    ]
+    sub(c, client, id=1, topics=["tob."])
+    sub(c, client, id=1, topics=["trade."])
+    sub(c, client, id=2, topics=["trade."])
+    sub(c, client, id=3, topics=["trade."])
+    assert errors(c, client) == ["duplicate_id", "too_many_subscriptions"]
+    assert c.counts.total("client_errors") == 15
+    c.handle(client, b'{"op":"ping","id":4}', 1)
+    assert drain(c, client)[0]["type"] == "pong"
+
+
+def test_nesting_deeper_than_the_decoder_recurses_is_bad_json() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    c.handle(client, b'{"x":' + b"[" * 30_000 + b',"op":"ping"}', 0)
+    assert errors(c, client) == ["bad_json"]
+
+
+def test_rate_limit_answers_and_recovers() -> None:
+    c = core(ops_per_s=10.0, ops_burst=5)
+    client = c.connect("p", 0)
+    assert client is not None
+    for _ in range(8):
+        c.handle(client, b'{"op":"ping"}', 0)
+    got = drain(c, client)
+    assert [g["type"] for g in got].count("pong") == 5
+    assert [g.get("error") for g in got].count("rate_limited") == 3
+    c.handle(client, b'{"op":"ping"}', 200 * MS)  # two tokens back
+    assert drain(c, client)[0]["type"] == "pong"
+
+
+def test_control_queue_bounded_when_the_client_never_reads() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    for i in range(CONTROL_QUEUE * 3):
+        c.heartbeat(i)
+    assert len(client.outbox.control) == CONTROL_QUEUE
+    got = drain(c, client)
+    assert got[CONTROL_QUEUE - 1 + 1]["type"] == "lost" or got[-1]["type"] == "lost"
+    assert c.counts.of("dropped", "heartbeat") == CONTROL_QUEUE * 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_any_client_bytes_are_answered_never_raised(raw: bytes) -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    c.handle(client, raw, 0)
+    assert len(drain(c, client)) >= 1
+
+
+_op = st.one_of(
+    st.tuples(st.just("push"), st.integers(0, 5), st.integers(1, 3000)),
+    st.tuples(st.just("control"), st.integers(0, 0), st.integers(1, 300)),
+    st.tuples(st.just("take"), st.integers(1, 50), st.integers(0, 0)),
+    st.tuples(st.just("purge"), st.integers(0, 5), st.integers(0, 0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_op, max_size=300),
+    st.integers(16, 64),
+    st.integers(4096, 20_000),
+    st.sampled_from(["drop_oldest", "disconnect"]),
+)
+def test_queue_bound_and_accounting_hold_for_any_sequence(
+    ops: list[tuple[str, int, int]], messages: int, size: int, policy: Any
+) -> None:
+    counts = Counts()
+    box = Outbox(Limits(policy=policy, queue_messages=messages, queue_bytes=size), counts)
+    pushed = purged = 0
+    for i, (op, a, n) in enumerate(ops):
+        if op == "push":
+            if box.push(a, "tob", b"x" * n, i):
+                pushed += 1
+            elif not box.overflowed:
+                raise AssertionError("push refused without an overflow")
+            else:
+                pushed += 1  # refused after the overflow: counted below as dropped
+                counts.add("dropped", "refused_after_overflow")
+        elif op == "control":
+            box.push_control("error", b"y" * n, i)
+            pushed += 1
+        elif op == "take":
+            box.take(a)
+        else:
+            before = len(box.data)
+            box.purge(a)
+            purged += before - len(box.data)
+        assert len(box.data) <= messages
+        assert box.bytes <= size
+        assert box.bytes == sum(len(f) for _, _, f in box.data)
+        assert len(box.control) <= CONTROL_QUEUE
+        if box.overflowed:
+            assert len(box) == 0
+    box.take(10**9)
+    sent = sum(n for (k, label), n in counts.items() if k == "sent" and label != "lost")
+    dropped = counts.total("dropped")
+    # Every frame offered is sent, dropped (counted), or was purged by its own unsubscribe.
+    assert pushed == sent + dropped + purged or (box.overflowed and pushed <= sent + dropped + purged)
