@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from prometheus_client import Counter
 
 from services.exchange_sim.emission import CH_BOOK
 from services.exchange_sim.replay_record import Recording, format_ns
@@ -32,6 +33,9 @@ from services.exchange_sim.server import ExchangeSim
 from shared.config import SimConfig
 from shared.log import get_logger
 
+SKIPPED = Counter(
+    "kxfeed_replay_skipped_total", "Journal records a replay could not use, by reason", ["reason"]
+)
 #: Paced replay's steps per second: how often it looks for what is due (1 ms resolution).
 PACED_RATE = 1000.0
 _POLL_S = 0.005
@@ -88,6 +92,13 @@ class ReplayServer:
         return self.sim.rest_url
 
     async def start(self) -> None:
+        for reason, n in self.rec.skipped.items():
+            SKIPPED.labels(reason).inc(n)
+        if self.rec.skipped:
+            self.log.warning(
+                "replay: journal records not replayed (the recording lost or garbled them)",
+                extra={"ctx": dict(self.rec.skipped)},
+            )
         await self.sim.start()
         self.sim.tasks.spawn(self._clock(), name="replay-clock")
         since, until = self.rec.window

@@ -146,17 +146,23 @@ class Recording:
         self.first_ns = 0
         self.last_ns = 0
         self.skipped = Skipped()
+        #: Markets with a book, trade or ticker recorded before the window's end.
+        self.seen: set[str] = set()
 
     @property
     def markets(self) -> list[str]:
-        """The markets replayed: those with metadata, of the ``--tickers`` asked for."""
-        return [t for t in self.metas if self.tickers is None or t in self.tickers]
+        """The markets replayed: the ``--tickers`` asked for, else every market with metadata
+        and a book, trade or ticker recorded (not those only a poller described)."""
+        if self.tickers is not None:
+            return [t for t in self.metas if t in self.tickers]
+        return [t for t in self.metas if t in self.seen]
 
     def messages(self) -> Iterator[Replayed]:
         """The window's replayed messages, in recorded order (a fresh pass over the journals)."""
         since, until = self.window
         wanted = self.tickers
-        for m in merged(self.dirs, self.skipped):
+        # What this pass skips was counted (and reported) by load's pass over the same records.
+        for m in merged(self.dirs, Skipped()):
             kind = type(m)
             if (
                 not since <= m.ts_recv < until
@@ -179,7 +185,7 @@ def load(root: str | Path, window: Window | None = None, tickers: list[str] | No
             f"--since ({format_ns(window.since)}) must be before --until ({format_ns(window.until)})"
         )
     rec = Recording(dirs, window or Window(0, _MAX_NS), set(tickers) if tickers else None)
-    seen: set[str] = set()
+    seen = rec.seen
     first = last = None
     since, until = rec.window
     for m in merged(dirs, rec.skipped):

@@ -179,3 +179,17 @@ def test_a_ladder_the_simulator_does_not_serve_is_refused() -> None:
     odd = msgspec.structs.replace(meta("KXA-1", 0), price_ranges=[PriceRange(0, 10_000, 7)])
     with pytest.raises(ReplayError, match="KXA-1: recorded price ladder"):
         structure_of(odd)
+
+
+def test_garbled_records_are_counted_and_markets_only_described_are_not_replayed(tmp_path: Path) -> None:
+    books, _ = write_recording(tmp_path, markets=2, messages=50)
+    w = JournalWriter(tmp_path / "poller", fsync="never")
+    w.append([b"\xc1 not msgpack", BATCH_ENCODER.encode([meta("KXREPLAY-26DEC03-T999", START_NS + 5)])])
+    w.close()
+    rec = load(tmp_path)
+    assert rec.skipped == {"undecodable_record": 1}
+    assert sorted(rec.markets) == sorted(books)  # T999 has metadata only: nothing to replay
+    assert load(tmp_path, tickers=["KXREPLAY-26DEC03-T999", sorted(books)[0]]).markets == [
+        sorted(books)[0],
+        "KXREPLAY-26DEC03-T999",
+    ]
