@@ -31,9 +31,10 @@ def _dev_key(tmp: Path) -> RSAPrivateKey:
     return load_private_key(ensure_dev_keypair(tmp / "run")[0])
 
 
-def _port_line(p: subprocess.Popen[str]) -> int:
+def _port_line(p: subprocess.Popen[bytes]) -> int:
     assert p.stdout is not None
-    for line in p.stdout:
+    for raw in p.stdout:
+        line = raw.decode()
         if line.startswith("port "):
             return int(line.split()[1])
     raise AssertionError(f"replay exited ({p.wait()}) without printing its port")
@@ -69,7 +70,6 @@ def test_port_0_is_reported_and_ctrl_c_stops_it_cleanly(tmp_path: Path) -> None:
         "--port",
         "0",
         stdout=subprocess.PIPE,
-        text=True,
     )
     try:
         port = _port_line(p)
@@ -106,7 +106,6 @@ def test_exit_when_done_ends_once_the_client_has_read_the_window(tmp_path: Path)
         "max",
         "--exit-when-done",
         stdout=subprocess.PIPE,
-        text=True,
     )
     try:
         port = _port_line(p)

@@ -13,9 +13,10 @@ import pytest
 from services.exchange_sim import frames
 from services.exchange_sim.catalog import CatalogFactory
 from services.exchange_sim.emission import K_DELTA
+from services.exchange_sim.replay_catalog import structure_of
 from services.exchange_sim.replay_frames import BodyCache
 from services.exchange_sim.replay_record import ReplayError, Window, load, parse_time
-from services.exchange_sim.replay_source import K_RESNAPSHOT, ReplaySource, structure_of
+from services.exchange_sim.replay_source import K_RESNAPSHOT, ReplaySource
 from services.exchange_sim.state import ExchangeState
 from shared.journal import JournalWriter
 from shared.kalshi import parse, ws
