@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         rec = load_recording(args.journal or cfg.journal.dir, window, tickers or None)
     except (ReplayError, ValueError) as exc:
         return fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C while a long recording is read
+        print("kxfeed replay: interrupted while reading the recording", file=sys.stderr)
+        return 130
     try:
         return asyncio.run(_serve(cfg, rec, speed, args.start_after, args.exit_when_done))
     except ReplayError as exc:
