@@ -188,7 +188,7 @@ def main() -> None:
         f"replay max -> 1 ws client:  {rate:>10,.0f} msgs/s (bare RFC 6455 reader; avg "
         f"{raw_size // frames} B/frame, {frames:,} frames in {raw_s:.2f} s)"
     )
-    print(f"  same, websockets client:  {frames / lib_s:>10,.0f} msgs/s (a websockets client reading the same replay)")
+    print(f"  same, websockets client:  {frames / lib_s:>10,.0f} msgs/s (a websockets client, same replay)")
     print(
         f"reference, bare server:     {bare:>10,.0f} frames/s (same reader, same frame size, nothing "
         f"behind it: the reader's own ceiling now; replay reached {rate / bare:.0%} of it)"
