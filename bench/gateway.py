@@ -1,0 +1,276 @@
+"""The gateway under load: the live stream to many WebSocket clients, and the live book route.
+
+  .venv/bin/python bench/gateway.py [--rate 10000] [--clients 100] [--procs 4] [--seconds 10]
+                                    [--requests 2000] [--concurrency 200]
+
+One ``kxfeed up`` (every worker, the simulator at ``--rate`` messages/s over 60 markets, SQLite)
+runs for the whole bench; every port is bound as 0 and read where the worker reports it.
+
+1. Stream: ``--clients`` WebSocket clients (spread over ``--procs`` processes) subscribe to
+   ``tob.`` at /api/v1/stream while a direct ZeroMQ subscriber to ``tob.`` on the bus runs in
+   this process. Over the same ``--seconds`` window: frames delivered per second per client
+   against the direct subscriber's messages/s (the limit: what the bus carried), and
+   receive -> seen latency (now - ``ts_recv``) percentiles, the clients' against the direct
+   subscriber's; the added p99 is their difference. The gateway's RSS is sampled throughout.
+2. Book: ``--requests`` GET /api/v1/markets/{ticker}/book, ``--concurrency`` at a time, against
+   the same number of ``book`` requests to the orderbook's control socket, as many at a time
+   (the limit: what the gateway asks for each request). p50/p99 of each and their ratio.
+
+Targets (issue 18, 2 cores): added p99 <= 5 ms; >= 95 % of the direct subscriber's throughput
+per client; book p99 <= 2 x the control socket's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import zmq  # noqa: E402
+
+from shared.bus import Subscriber  # noqa: E402
+from shared.commands.book import Book  # noqa: E402
+from shared.control import arequest  # noqa: E402
+from tests.e2e.harness import System, sim_at  # noqa: E402
+from tests.support.config import reported_port  # noqa: E402
+from tests.support.procs import wait_until  # noqa: E402
+
+MARKETS = 60
+_TS = b'"ts_recv_ns":'
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Direct(threading.Thread):
+    """The limit: a plain bus subscriber to ``tob.`` (ms from ts_recv to seen, in the window)."""
+
+    def __init__(self, xpub: str) -> None:
+        super().__init__(daemon=True)
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.sub = Subscriber(self.ctx, xpub, ["tob."])
+        self.window = (0, 0)
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for m in self.sub.recv_blocking(0.2):
+                now = time.time_ns()
+                if self.window[0] <= now < self.window[1] and m.ts_recv:
+                    self.samples.append((now - m.ts_recv) / 1e6)
+        self.sub.close()
+        self.ctx.destroy(0)
+
+
+def _clients_proc(url: str, n: int, start_ns: int, end_ns: int, out: Any) -> None:
+    """``n`` WebSocket clients in one process: frames per client and latency samples in the window."""
+    import aiohttp
+
+    async def one(http: aiohttp.ClientSession, samples: list[float]) -> int:
+        count = 0
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            await ws.send_str('{"op":"subscribe","id":1,"topics":["tob."]}')
+            while True:
+                msg = await ws.receive()
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return count
+                now = time.time_ns()
+                if now >= end_ns:
+                    return count
+                raw: str = msg.data
+                if now < start_ns or not raw.startswith('{"type":"tob"'):
+                    continue
+                count += 1
+                i = raw.find('"ts_recv_ns":')
+                if i >= 0:
+                    j = i + len('"ts_recv_ns":')
+                    k = raw.find(",", j)
+                    ts = int(raw[j : k if k >= 0 else raw.find("}", j)])
+                    if ts:
+                        samples.append((now - ts) / 1e6)
+
+    async def main() -> tuple[list[int], list[float]]:
+        samples: list[float] = []
+        async with aiohttp.ClientSession() as http:
+            counts = await asyncio.gather(*(one(http, samples) for _ in range(n)))
+        return list(counts), samples
+
+    out.send(asyncio.run(main()))
+
+
+def bench_stream(system: System, port: int, rate: float, clients: int, procs: int, seconds: float) -> None:
+    url = f"http://127.0.0.1:{port}/api/v1/stream"
+    direct = Direct(system.cfg.bus.xpub)
+    direct.start()
+    gw_pid = int(system.workers()["gateway"]["pid"])
+    base_rss = rss_mb(gw_pid)
+    lead_s = 5.0 + clients * 0.02  # processes start and connect before the window opens
+    start_ns = time.time_ns() + int(lead_s * 1e9)
+    end_ns = start_ns + int(seconds * 1e9)
+    direct.window = (start_ns, end_ns)
+    ctx = mp.get_context("spawn")
+    pipes, workers = [], []
+    for i in range(procs):
+        share = clients // procs + (1 if i < clients % procs else 0)
+        r, w = ctx.Pipe(False)
+        p = ctx.Process(target=_clients_proc, args=(url, share, start_ns, end_ns, w), daemon=True)
+        p.start()
+        pipes.append(r)
+        workers.append(p)
+    peak_rss = base_rss
+    while time.time_ns() < end_ns + 1e9:
+        peak_rss = max(peak_rss, rss_mb(gw_pid))
+        time.sleep(0.2)
+    counts: list[int] = []
+    samples: list[float] = []
+    for r in pipes:
+        c, s = r.recv()
+        counts += c
+        samples += s
+    for p in workers:
+        p.join(30)
+    direct.stop.set()
+    direct.join(5)
+    limit = len(direct.samples) / seconds
+    per_client = [c / seconds for c in counts]
+    d99, c99 = pct(direct.samples, 0.99), pct(samples, 0.99)
+    print(
+        f"stream: {clients} clients subscribed to tob. over {seconds:.0f} s, the system at {rate:,.0f} msgs/s"
+    )
+    print(f"  direct ZeroMQ subscriber       {limit:>10,.0f} tob msgs/s      (the limit)")
+    ratio_med = pct(per_client, 0.5) / limit if limit else float("nan")
+    ratio_min = min(per_client) / limit if limit and per_client else float("nan")
+    print(
+        f"  per WebSocket client           {pct(per_client, 0.5):>10,.0f} msgs/s median,"
+        f" {min(per_client):,.0f} min"
+        f"  = {ratio_med:.1%} / {ratio_min:.1%} of the limit  (target >= 95%)"
+    )
+    print(f"  delivered, all clients         {sum(per_client):>10,.0f} frames/s")
+    print(
+        f"  receive -> seen, direct        p50 {pct(direct.samples, 0.5):>7.2f} ms  p99 {d99:>7.2f} ms"
+        f"  (n={len(direct.samples):,})"
+    )
+    print(
+        f"  receive -> seen, WebSocket     p50 {pct(samples, 0.5):>7.2f} ms  p99 {c99:>7.2f} ms"
+        f"  (n={len(samples):,})"
+    )
+    print(f"  added p99                      {c99 - d99:>10.2f} ms            (target <= 5 ms)")
+    print(
+        f"  gateway RSS                    {peak_rss:>10.1f} MB peak"
+        f"        ({base_rss:.1f} MB before the clients)"
+    )
+
+
+async def _timed_many(n: int, concurrency: int, ask: Any) -> list[float]:
+    sem = asyncio.Semaphore(concurrency)
+    times: list[float] = []
+
+    async def one(i: int) -> None:
+        async with sem:
+            t0 = time.perf_counter()
+            await ask(i)
+            times.append((time.perf_counter() - t0) * 1000)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return times
+
+
+def bench_book(system: System, port: int, requests: int, concurrency: int) -> None:
+    import aiohttp
+
+    endpoint = system.cfg.orderbook.control
+
+    async def main() -> tuple[list[float], list[float]]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+            async with http.get(f"http://127.0.0.1:{port}/api/v1/markets", params={"limit": "1000"}) as resp:
+                tickers = [m["ticker"] for m in (await resp.json())["markets"]]
+            live = []
+            for t in tickers:
+                async with http.get(f"http://127.0.0.1:{port}/api/v1/markets/{t}/book") as resp:
+                    if resp.status == 200:
+                        live.append(t)
+            assert live, "no live book to ask for"
+            rng = random.Random(3)
+            picks = [rng.choice(live) for _ in range(requests)]
+            failures: list[int] = []
+
+            async def via_gateway(i: int) -> None:
+                async with http.get(f"http://127.0.0.1:{port}/api/v1/markets/{picks[i]}/book") as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        failures.append(resp.status)
+
+            async def via_control(i: int) -> None:
+                await arequest(endpoint, Book(ticker=picks[i], depth=10), timeout_s=30)
+
+            await _timed_many(min(200, requests), concurrency, via_control)  # warm both paths
+            await _timed_many(min(200, requests), concurrency, via_gateway)
+            control = await _timed_many(requests, concurrency, via_control)
+            gateway = await _timed_many(requests, concurrency, via_gateway)
+            assert not failures, f"non-200 answers: {failures[:5]}"
+            return gateway, control
+
+    gateway, control = asyncio.run(main())
+    g99, c99 = pct(gateway, 0.99), pct(control, 0.99)
+    print(f"book: {requests} requests, {concurrency} at a time")
+    print(
+        f"  control socket, direct         p50 {pct(control, 0.5):>7.2f} ms  p99 {c99:>7.2f} ms  (the limit)"
+    )
+    print(f"  GET /api/v1/markets/{{t}}/book  p50 {pct(gateway, 0.5):>7.2f} ms  p99 {g99:>7.2f} ms")
+    print(f"  ratio of p99                   {g99 / c99:>10.2f} x           (target <= 2 x)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=10_000.0, help="simulator messages/s")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--procs", type=int, default=4, help="processes the clients are spread over")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=200)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="kxgw-bench-"))
+    system = System(
+        tmp,
+        sim=sim_at(args.rate, MARKETS),
+        gateway={"rate_per_s": 0.0, "stream_max_clients": max(256, args.clients + 8)},
+    )
+    try:
+        system.start()
+        port = reported_port(system.cfg, "gateway", "http")
+        assert wait_until(lambda: bool(system.workers().get("gateway", {}).get("pid")), 60)
+        time.sleep(3.0)  # books built, tob flowing
+        bench_stream(system, port, args.rate, args.clients, args.procs, args.seconds)
+        bench_book(system, port, args.requests, args.concurrency)
+    finally:
+        system.stop()
+        system.kill()
+
+
+if __name__ == "__main__":
+    main()
