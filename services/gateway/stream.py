@@ -324,10 +324,14 @@ class StreamCore:
         ticker = tickers[0] if len(tickers) == 1 else None
         tail = b',"ticker":' + _ENC.encode(ticker) + b',"data":' + encoded + b"}"
         head = self._tails[kind]
+        # Subscriptions with the same id (most clients number theirs from 1) share one frame.
+        built: dict[bytes, bytes] = {}
         for client, sub in subs:
             if sub.tickers and not sub.wants(tickers):
                 continue
-            frame = head + sub.id_bytes + tail
+            frame = built.get(sub.id_bytes)
+            if frame is None:
+                frame = built[sub.id_bytes] = head + sub.id_bytes + tail
             if sub.interval_ns:
                 self._coalesce(client, sub, kind, ticker or "|".join(tickers), frame, now_ns)
                 continue

@@ -321,3 +321,24 @@ def test_queue_bound_and_accounting_hold_for_any_sequence(
     dropped = counts.total("dropped")
     # Every frame offered is sent, dropped (counted), or was purged by its own unsubscribe.
     assert pushed == sent + dropped + purged or (box.overflowed and pushed <= sent + dropped + purged)
+
+
+def test_text_frames_are_rfc6455_server_frames() -> None:
+    import struct
+
+    from services.gateway.stream_ws import text_frames
+
+    payloads = [b"", b"a" * 125, b"b" * 126, b"c" * 65_535, b"d" * 65_536]
+    data = text_frames(payloads)
+    got, i = [], 0
+    while i < len(data):
+        b0, b1 = data[i], data[i + 1]
+        assert b0 == 0x81 and not b1 & 0x80  # FIN + text, unmasked
+        n, i = b1 & 0x7F, i + 2
+        if n == 126:
+            (n,), i = struct.unpack("!H", data[i : i + 2]), i + 2
+        elif n == 127:
+            (n,), i = struct.unpack("!Q", data[i : i + 8]), i + 8
+        got.append(data[i : i + n])
+        i += n
+    assert got == payloads
