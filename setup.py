@@ -1,6 +1,7 @@
 """Packaging beyond what pyproject.toml can say: the project's config/ directory (default
 configs and the team tables) ships inside the wheel as the package data ``shared.defaults``
-(shared/config.py looks there when no checkout's config/ is beside it). Everything else -
+(shared/config.py looks there when no checkout's config/ is beside it); the gateway's web page
+(services/gateway/static/) is package data of ``services.gateway``. Everything else -
 metadata, dependencies, scripts - is in pyproject.toml.
 """
 
@@ -13,5 +14,6 @@ setup(
         "shared.defaults": ["*.toml"],
         "shared.defaults.teams": ["*.toml"],
         "shared.store.migrations": ["script.py.mako"],
+        "services.gateway": ["static/*"],
     },
 )

@@ -32,6 +32,7 @@ PACKAGE_DATA = [
     *(f"shared/defaults/teams/{p.name}" for p in sorted((ROOT / "config" / "teams").glob("*.toml"))),
     "shared/store/migrations/script.py.mako",
     "shared/store/migrations/versions/0001_initial.py",
+    *(f"services/gateway/static/{p.name}" for p in sorted((ROOT / "services/gateway/static").iterdir())),
 ]
 
 
