@@ -16,7 +16,7 @@ Every drop, error and refusal is counted in :attr:`StreamCore.counts`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -25,7 +25,7 @@ from services.gateway.live import LiveState, tickers_of
 from services.gateway.stream_queue import Counts, Limits, Outbox
 from shared.messages import Message
 
-__all__ = ["STREAM_KINDS", "Client", "StreamCore", "Subscription"]
+__all__ = ["STREAM_KINDS", "Client", "Prepared", "StreamCore", "Subscription"]
 
 #: The kinds a client may subscribe to (topic prefix ``<kind>.``).
 STREAM_KINDS = ("tob", "trade", "signal", "bookstate", "depth", "gap", "ticker", "poll", "lifecycle")
@@ -38,6 +38,16 @@ MAX_DETAIL = 200
 MAX_ID = 2**53 - 1
 
 _ENC = msgspec.json.Encoder()
+
+
+class Prepared(NamedTuple):
+    """A bus message converted and encoded once, waiting for its fan-out."""
+
+    kind: str
+    tickers: list[str]
+    ticker: str | None
+    #: ``,"ticker":..,"data":{..}}``: the end of every frame carrying it.
+    tail: bytes
 
 
 # ---- clients and subscriptions -------------------------------------------------------------------
@@ -309,20 +319,35 @@ class StreamCore:
     # ---- data --------------------------------------------------------------------------------
     def publish(self, msg: Message, now_ns: int) -> None:
         """One bus message: kept as live state, and queued to every subscription that wants it."""
+        prepared = self.ingest(msg, now_ns)
+        if prepared is not None:
+            self.fanout(prepared, now_ns)
+
+    def ingest(self, msg: Message, now_ns: int) -> Prepared | None:
+        """Convert and encode ``msg`` once and keep it as live state; what :meth:`fanout` needs,
+        or None when no subscription takes its kind."""
         try:
             data = wire.convert(msg)
         except wire.Unsupported:
             self.counts.add("ignored", type(msg).__name__)
-            return
+            return None
         kind: str = type(msg).__struct_config__.tag  # type: ignore[assignment]
         encoded = _ENC.encode(data)
         self.live.observe(msg, kind, data, encoded)
-        subs = self._index.get(kind)
-        if not subs:
-            return
+        if kind not in self._index:
+            return None
         tickers = tickers_of(msg)
         ticker = tickers[0] if len(tickers) == 1 else None
-        tail = b',"ticker":' + _ENC.encode(ticker) + b',"data":' + encoded + b"}"
+        return Prepared(
+            kind, tickers, ticker, b',"ticker":' + _ENC.encode(ticker) + b',"data":' + encoded + b"}"
+        )
+
+    def fanout(self, p: Prepared, now_ns: int) -> None:
+        """Queue a prepared message to every subscription that wants it."""
+        subs = self._index.get(p.kind)
+        if not subs:
+            return
+        kind, tickers, tail = p.kind, p.tickers, p.tail
         head = self._tails[kind]
         # Subscriptions with the same id (most clients number theirs from 1) share one frame.
         built: dict[bytes, bytes] = {}
@@ -333,11 +358,26 @@ class StreamCore:
             if frame is None:
                 frame = built[sub.id_bytes] = head + sub.id_bytes + tail
             if sub.interval_ns:
-                self._coalesce(client, sub, kind, ticker or "|".join(tickers), frame, now_ns)
+                self._coalesce(client, sub, kind, p.ticker or "|".join(tickers), frame, now_ns)
                 continue
             if not client.outbox.push(sub.id, kind, frame, now_ns):
                 client.closing = client.closing or "slow_consumer"
             self._wake(client)
+
+    def lost_before_fanout(self, lost: dict[str, int], now_ns: int) -> None:
+        """Messages of these kinds were dropped before their fan-out (the hub fell behind the
+        bus): every client taking the kind is told in its next ``lost`` notice."""
+        for kind, n in lost.items():
+            self.counts.add("backlog_dropped", kind, n)
+            notified: set[int] = set()
+            for client, _ in self._index.get(kind, ()):
+                if client.id in notified:
+                    continue
+                notified.add(client.id)
+                client.outbox.drop_pending(kind, now_ns, n)
+                if client.outbox.overflowed:
+                    client.closing = client.closing or "slow_consumer"
+                self._wake(client)
 
     def _coalesce(
         self, client: Client, sub: Subscription, kind: str, key: str, frame: bytes, now_ns: int

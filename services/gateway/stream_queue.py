@@ -93,11 +93,11 @@ class Outbox:
     def __len__(self) -> int:
         return len(self.control) + len(self.data)
 
-    def _drop(self, kind: str, now_ns: int) -> None:
+    def _drop(self, kind: str, now_ns: int, n: int = 1) -> None:
         if not self.lost:
             self.lost_since_ns = now_ns
-        self.lost[kind] = self.lost.get(kind, 0) + 1
-        self._counts.add("dropped", kind)
+        self.lost[kind] = self.lost.get(kind, 0) + n
+        self._counts.add("dropped", kind, n)
 
     def _overflow(self) -> bool:
         """Under the disconnect policy: give up on this client (its queue freed at once)."""
@@ -114,6 +114,7 @@ class Outbox:
     def push(self, sub_id: int, kind: str, frame: bytes, now_ns: int) -> bool:
         """Queue a data frame; False when the client is (now) to be disconnected."""
         if self.overflowed:
+            self._counts.add("dropped", "disconnected")  # offered to a client being closed
             return False
         limits = self._limits
         size = len(frame)
@@ -135,6 +136,7 @@ class Outbox:
 
     def push_control(self, kind: str, frame: bytes, now_ns: int) -> bool:
         if self.overflowed:
+            self._counts.add("dropped", "disconnected")  # offered to a client being closed
             return False
         if len(self.control) >= CONTROL_QUEUE:
             if self._overflow():
@@ -144,12 +146,13 @@ class Outbox:
         self.control.append((kind, frame))
         return True
 
-    def drop_pending(self, kind: str, now_ns: int) -> None:
-        """Count a frame lost before it reached the queue (a coalescing table that was full)."""
+    def drop_pending(self, kind: str, now_ns: int, n: int = 1) -> None:
+        """Count ``n`` frames lost before they reached the queue (a full coalescing table, or
+        the hub's own backlog), under the policy like a full queue."""
         if self._limits.policy == "disconnect":
             self._overflow()
         else:
-            self._drop(kind, now_ns)
+            self._drop(kind, now_ns, n)
 
     def purge(self, sub_id: int) -> None:
         """Forget the queued frames of an ended subscription (not a loss: the client asked)."""

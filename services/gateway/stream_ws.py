@@ -20,6 +20,7 @@ import contextlib
 import struct
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -28,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.gateway.live import LiveState
-from services.gateway.stream import STREAM_KINDS, Client, StreamCore
+from services.gateway.stream import STREAM_KINDS, Client, Prepared, StreamCore
 from services.gateway.stream_queue import Limits
 from shared.config import GatewayConfig
 from shared.log import BurstLog, get_logger
@@ -39,6 +40,11 @@ __all__ = ["STREAM_PATH", "StreamHub"]
 STREAM_PATH = "/api/v1/stream"
 #: Frames taken from a queue per send round (then the loop yields to the others).
 SEND_BATCH = 256
+#: Bus messages fanned out per slice (then the loop runs everything else once).
+FANOUT_SLICE = 500
+#: Converted messages waiting for their fan-out at most; past it the oldest are dropped and
+#: every client taking their kind gets a ``lost`` notice (the hub is behind the bus).
+BACKLOG_MAX = 50_000
 #: Bytes a client's transport may hold unsent before its sender waits (its queue takes the rest).
 WRITE_HIGH = 256 * 1024
 DRAIN_POLL_S = 0.005
@@ -63,6 +69,7 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "snapshots": ("", "Snapshot frames queued on subscribe"),
     "subscriptions": ("", "Subscriptions accepted"),
     "ignored": ("type", "Bus messages of a kind the stream does not serve"),
+    "backlog_dropped": ("kind", "Bus messages dropped before their fan-out (the hub behind the bus)"),
 }
 LIVE_COUNTERS: dict[str, tuple[str, str]] = {
     "evicted": ("reason", "Markets whose live state was dropped (settled, or past live_max_markets)"),
@@ -101,6 +108,10 @@ class StreamHub:
         self._clock = clock_ns
         self._conns: dict[int, _Conn] = {}
         self._changed = asyncio.Event()
+        #: Bus messages converted but not yet fanned out, and those dropped from it, by kind.
+        self._backlog: deque[Prepared] = deque()
+        self._backlog_lost: dict[str, int] = {}
+        self._fan = asyncio.Event()
         self._closing = False
         self.log = get_logger("gateway.stream")
         self.burst = BurstLog(self.log)
@@ -119,21 +130,43 @@ class StreamHub:
         return [f"{k}." for k in STREAM_KINDS] + list(EXTRA_TOPICS)
 
     def feed(self, msg: Message) -> None:
-        """One bus message (kept as live state, queued to the clients that want it)."""
-        self.core.publish(msg, self._clock())
-        self._wake()
+        """One bus message (kept as live state at once, queued to the clients that want it)."""
+        self.feed_many((msg,))
 
     def feed_many(self, msgs: Iterable[Message]) -> None:
-        """A batch of bus messages: the clients are woken once for all of them."""
+        """A batch of bus messages: live state now; the fan-out to clients in :meth:`run`, in
+        slices, so a burst never holds the loop (heartbeats, client requests) for long."""
         now = self._clock()
-        publish = self.core.publish
+        ingest, backlog = self.core.ingest, self._backlog
         for msg in msgs:
-            publish(msg, now)
-        self._wake()
+            prepared = ingest(msg, now)
+            if prepared is None:
+                continue
+            if len(backlog) >= BACKLOG_MAX:  # the hub is behind the bus: oldest first, told to clients
+                old = backlog.popleft()
+                self._backlog_lost[old.kind] = self._backlog_lost.get(old.kind, 0) + 1
+            backlog.append(prepared)
+        self._fan.set()
+
+    async def _fanout(self) -> None:
+        backlog, fanout = self._backlog, self.core.fanout
+        while True:
+            await self._fan.wait()
+            self._fan.clear()
+            while backlog or self._backlog_lost:
+                now = self._clock()
+                if self._backlog_lost:
+                    lost, self._backlog_lost = self._backlog_lost, {}
+                    self.core.lost_before_fanout(lost, now)
+                for _ in range(min(FANOUT_SLICE, len(backlog))):
+                    fanout(backlog.popleft(), now)
+                self._wake()
+                await asyncio.sleep(0)
 
     def stats(self) -> dict[str, int]:
         frames, size = self.core.queued()
         return {
+            "stream_backlog": len(self._backlog),
             "stream_clients": len(self.core.clients),
             "stream_queued_frames": frames,
             "stream_queued_bytes": size,
@@ -241,7 +274,10 @@ class StreamHub:
 
     # ---- periodic work -----------------------------------------------------------------------
     async def run(self) -> None:
-        """Heartbeats and coalescing hand-overs, for ever (the worker's supervised task)."""
+        """The fan-out, heartbeats and coalescing hand-overs, for ever (the worker's supervised task)."""
+        await asyncio.gather(self._fanout(), self._periodic())
+
+    async def _periodic(self) -> None:
         heartbeat_ns = int(self.cfg.stream_heartbeat_s * 1e9)
         next_heartbeat = self._clock() + heartbeat_ns
         while True:

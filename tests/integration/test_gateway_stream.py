@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry
 
+from services.gateway import stream_ws
 from services.gateway.stream_ws import STREAM_PATH, StreamHub
 from shared.bus import Publisher, Subscriber
 from shared.config import GatewayConfig
@@ -371,5 +373,28 @@ def test_heartbeats_reach_a_quiet_client() -> None:
             await asyncio.gather(task, return_exceptions=True)
             await hub.close()
             await runner.cleanup()
+
+    run(main())
+
+
+def test_a_burst_past_the_hub_backlog_is_told_to_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_ws, "BACKLOG_MAX", 10)
+
+    async def main() -> None:
+        async with rig(tmp_path) as r, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(r.url)
+            await ws.send_json({"op": "subscribe", "id": 1, "topics": ["tob."]})
+            assert (await next_json(ws))["type"] == "subscribed"
+            r.hub.feed_many([tob("KX-A", 1000 + i) for i in range(100)])  # one burst, before any fan-out
+            lost = await next_json(ws)
+            assert lost["type"] == "lost" and lost["dropped"] == 90 and lost["kinds"] == {"tob": 90}
+            frames = [await next_json(ws) for _ in range(10)]
+            assert [f["data"]["yes_bid"] for f in frames] == [f"0.{1090 + i:04d}" for i in range(10)]
+            live = r.hub.live.get("tob", "KX-A")
+            assert live is not None and live.data["yes_bid"] == "0.1099"  # live state has every message
+            assert r.hub.core.counts.of("backlog_dropped", "tob") == 90
+            await ws.close()
 
     run(main())

@@ -299,8 +299,7 @@ def test_queue_bound_and_accounting_hold_for_any_sequence(
             elif not box.overflowed:
                 raise AssertionError("push refused without an overflow")
             else:
-                pushed += 1  # refused after the overflow: counted below as dropped
-                counts.add("dropped", "refused_after_overflow")
+                pushed += 1  # refused after the overflow: counted as dropped by the outbox
         elif op == "control":
             box.push_control("error", b"y" * n, i)
             pushed += 1
@@ -342,3 +341,19 @@ def test_text_frames_are_rfc6455_server_frames() -> None:
         got.append(data[i : i + n])
         i += n
     assert got == payloads
+
+
+def test_messages_dropped_before_fan_out_reach_every_client_as_lost() -> None:
+    c = core()
+    a, b = c.connect("a", 0), c.connect("b", 0)
+    assert a is not None and b is not None
+    sub(c, a, id=1, topics=["tob."])
+    sub(c, a, id=2, topics=["tob."], tickers=["X"])  # two subscriptions, one notice
+    sub(c, b, id=1, topics=["trade."])
+    c.lost_before_fanout({"tob": 5}, 7)
+    lost = [g for g in drain(c, a) if g["type"] == "lost"]
+    assert lost == [
+        {"type": "lost", "dropped": 5, "kinds": {"tob": 5}, "since": lost[0]["since"], "since_ns": 7}
+    ]
+    assert not [g for g in drain(c, b) if g["type"] == "lost"]
+    assert c.counts.of("backlog_dropped", "tob") == 5 and c.counts.of("dropped", "tob") == 5
