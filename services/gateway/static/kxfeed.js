@@ -181,7 +181,7 @@
   function flash(cell, dir) {
     cell.classList.remove("up", "down");
     if (dir) cell.classList.add(dir);
-    if (cell.animate) cell.animate([{ background: "#2d3a4d" }, { background: "transparent" }], 600);
+    if (cell.animate) cell.animate([{ background: "#2a3546" }, { background: "transparent" }], 350);
   }
 
   function placeBorn() {
@@ -330,11 +330,14 @@
     const tickers = Array.isArray(d.tickers) ? d.tickers : [];
     const row = el("tr", d.status === "open" ? "open" : "");
     row.appendChild(el("td", "l", hms(d.detected).slice(0, 8)));
-    row.appendChild(el("td", "l", `conn ${d.conn} sid ${d.sid}`));
-    row.appendChild(el("td", "", `${d.expected}→${d.received}`));
+    const where = row.appendChild(el("td", "l", `sid ${d.sid}`));
+    where.title = `connection ${d.conn}`;
+    const seq = row.appendChild(el("td", "", `${d.expected}→${d.received}`));
+    seq.title = `expected ${d.expected}, received ${d.received}`;
     row.appendChild(el("td", "l", d.reason));
-    const status = d.status === "recovered" ? `recovered ${hms(d.recovered)} ${d.method || ""}` : "open";
-    row.appendChild(el("td", "l", status.trim()));
+    const recovered = d.status === "recovered";
+    const status = row.appendChild(el("td", "l", recovered ? `recovered ${hms(d.recovered).slice(0, 8)}` : "open"));
+    if (recovered && d.method) status.title = `by ${d.method}`;
     const shown = tickers.slice(0, 3).join(" ") + (tickers.length > 3 ? ` +${tickers.length - 3}` : "");
     row.appendChild(el("td", "l", shown));
     row.title = tickers.join(" ");
@@ -429,7 +432,9 @@
     }
     body.replaceChildren(frag);
     const seq = ladder.xseq === null || ladder.xseq === undefined ? "" : `seq ${ladder.xseq}`;
-    setText($("ladder-meta"), `${seq}  yes ${ladder.yes.length} · no ${ladder.no.length} levels shown`);
+    const parts = [seq, `${bids.length} bids`, `${asks.length} asks`];
+    if (!ladder.valid && ladder.reason) parts.push(ladder.reason);
+    setText($("ladder-meta"), parts.filter(Boolean).join(" · "));
   }
 
   async function select(ticker) {
