@@ -37,12 +37,15 @@ pytestmark = pytest.mark.slow
 Books = dict[str, tuple[dict[int, int], dict[int, int]]]
 
 
-def journal_view(journal: Path) -> tuple[Books, dict[str, list[tuple[Any, ...]]], dict[str, list[str]]]:
-    """Final books, each market's deltas (side, price, delta, exchange ms) and trade ids."""
+def journal_view(
+    journal: Path, since: int = 0
+) -> tuple[Books, dict[str, list[tuple[Any, ...]]], dict[str, list[str]]]:
+    """Final books, each market's deltas (side, price, delta, exchange ms) and trade ids
+    (those received from ``since`` on)."""
     books: Books = {}
     deltas: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     trades: dict[str, list[str]] = defaultdict(list)
-    dirs = [d for d in journal.iterdir() if d.is_dir()]
+    dirs = [d for d in journal.iterdir() if d.is_dir()] if journal.is_dir() else []
     for m in merged(dirs, Skipped()):
         if isinstance(m, BookSnapshot) and m.source == "ws":
             books[m.ticker] = (dict(m.yes), dict(m.no))
@@ -51,8 +54,9 @@ def journal_view(journal: Path) -> tuple[Books, dict[str, list[tuple[Any, ...]]]
             side[m.price] = side.get(m.price, 0) + m.delta
             if not side[m.price]:
                 del side[m.price]
-            deltas[m.ticker].append((m.side, m.price, m.delta, m.ts_exch))
-        elif isinstance(m, Trade) and m.source == "ws":
+            if m.ts_recv >= since:
+                deltas[m.ticker].append((m.side, m.price, m.delta, m.ts_exch))
+        elif isinstance(m, Trade) and m.source == "ws" and m.ts_recv >= since:
             trades[m.ticker].append(m.trade_id)
     return books, deltas, trades
 
@@ -76,6 +80,18 @@ def stored(cfg: Config, tickers: list[str], trade_ids: list[str]) -> tuple[dict[
     return asyncio.run(read())
 
 
+def books_match(cfg: Config, books: Books, tickers: list[str]) -> bool:
+    """Whether the orderbook worker holds exactly these books."""
+    ob = stats(cfg.orderbook.control)
+    if not ob or ob.get("valid", 0) < len(tickers):
+        return False
+    for t in tickers:
+        got = request(cfg.orderbook.control, "book", {"ticker": t, "depth": 0})
+        if dict(map(tuple, got["yes"])) != books[t][0] or dict(map(tuple, got["no"])) != books[t][1]:
+            return False
+    return True
+
+
 class Run:
     def __init__(self, tmp: Path, **sections: dict[str, Any]) -> None:
         self.cfg = make_config(tmp, **sections)
@@ -95,11 +111,13 @@ class Run:
 def test_kxfeed_pointed_at_the_replay_rebuilds_the_recorded_books_deltas_and_trades(tmp_path: Path) -> None:
     one = Run(tmp_path / "rec", sim={"markets": 8, "rate": 100.0, "lifecycle_every": 0})
     two = Run(tmp_path / "replay")
+    three = Run(tmp_path / "window")
     try:
         one.worker("bus")
         one.worker("sim")
         assert wait_until(lambda: stats(one.cfg.sim.control).get("ready"), 30), "sim not ready"
         one.worker("writer")
+        assert wait_until(lambda: stats(one.cfg.writer.control).get("ready"), 60), "writer not ready"
         one.worker("connector")
         assert wait_until(lambda: stats(one.cfg.connector.control).get("frames", 0) > 1500, 60), stats(
             one.cfg.connector.control
@@ -132,18 +150,9 @@ def test_kxfeed_pointed_at_the_replay_rebuilds_the_recorded_books_deltas_and_tra
         reported_port(two.cfg, "sim", "http", timeout=60)
         for name in ("bus", "writer", "orderbook", "connector"):
             two.worker(name)
+        assert wait_until(lambda: stats(two.cfg.writer.control).get("ready"), 60), "writer not ready"
 
-        def books_match() -> bool:
-            ob = stats(two.cfg.orderbook.control)
-            if not ob or ob.get("valid", 0) < len(tickers):
-                return False
-            for t in tickers:
-                got = request(two.cfg.orderbook.control, "book", {"ticker": t, "depth": 0})
-                if dict(map(tuple, got["yes"])) != books[t][0] or dict(map(tuple, got["no"])) != books[t][1]:
-                    return False
-            return True
-
-        assert wait_until(books_match, 60, 0.1), "the replayed books never matched the recorded ones"
+        assert wait_until(lambda: books_match(two.cfg, books, tickers), 60, 0.1), "books never matched"
 
         def stored_match() -> bool:
             tops, ids = stored(two.cfg, tickers, all_trades)
@@ -157,6 +166,50 @@ def test_kxfeed_pointed_at_the_replay_rebuilds_the_recorded_books_deltas_and_tra
         for t in tickers:
             assert deltas_two[t] == deltas[t], t
             assert trades_two[t] == trades[t], t
+
+        # A window from the middle, some markets, at 10x: the books as they stood at --since,
+        # then the deltas and trades from there on.
+        stamps = sorted(m.ts_recv for m in merged([Path(one.cfg.journal.dir) / "connector"], Skipped()))
+        since = stamps[len(stamps) // 2] // 1_000_000 * 1_000_000  # --since takes ms
+        some = tickers[:3]
+        _, deltas_since, trades_since = journal_view(Path(one.cfg.journal.dir), since)
+        window = spawn(
+            "replay",
+            "--config",
+            str(three.path),
+            "--journal",
+            str(one.cfg.journal.dir),
+            "--since",
+            str(since // 1_000_000),
+            "--tickers",
+            ",".join(some),
+            "--speed",
+            "10",
+        )
+        three.procs.append(window)
+        reported_port(three.cfg, "sim", "http", timeout=60)
+        for name in ("bus", "orderbook", "connector"):
+            three.worker(name)
+
+        def journaled() -> tuple[Any, Any]:
+            _, d, tr = journal_view(Path(three.cfg.journal.dir))
+            return {t: d[t] for t in some}, {t: tr[t] for t in some}
+
+        # Everything of the window has reached the connector once its journal holds it ...
+        want = ({t: deltas_since[t] for t in some}, {t: trades_since[t] for t in some})
+        assert wait_until(lambda: journaled() == want, 90, 0.1), (journaled(), want)
+        # ... and the orderbook ends on the recorded books.
+        assert wait_until(lambda: books_match(three.cfg, books, some), 60, 0.1), (
+            "windowed books never matched"
+        )
+        assert stop(window) == 0
+        three.close()
+        deltas_three, trades_three = journaled()
+        assert all(deltas_three[t] for t in some)
+        for t in some:
+            assert deltas_three[t] == deltas_since[t], t
+            assert trades_three[t] == trades_since[t], t
     finally:
         one.close()
         two.close()
+        three.close()
