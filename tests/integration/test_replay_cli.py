@@ -85,6 +85,10 @@ def test_port_0_is_reported_and_ctrl_c_stops_it_cleanly(tmp_path: Path) -> None:
 
         c = asyncio.run(read())
         assert c.seq_errors == []
+        # A second replay on the same data dir would take the first one's port report: refused.
+        again = spawn("replay", "--config", str(path), "--journal", str(rec), stderr=subprocess.PIPE)
+        _, err = again.communicate(timeout=60)
+        assert again.returncode == 2 and f"already serves {data_dir} on port {port}" in err.decode(), err
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=20) == 0
         assert ports.reported(data_dir, "sim", "http") is None

@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -71,6 +72,27 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _serving_already(cfg: Any) -> list[str]:
+    """With [sim] port = 0 the replay reports its port where the simulator does: refuse to
+    take the report from a simulator (or replay) still serving this data dir."""
+    from shared import ports
+
+    if cfg.sim.port != 0:
+        return []  # a fixed port: the preflight's port check covers it
+    port = ports.reported(cfg.data_dir, "sim", "http")
+    if port is None:
+        return []
+    host = "127.0.0.1" if cfg.sim.host in ("0.0.0.0", "") else cfg.sim.host
+    try:
+        socket.create_connection((host, port), timeout=1.0).close()
+    except OSError:
+        return []  # a stale report: nothing serves there any more
+    return [
+        f"a simulator or replay already serves {cfg.data_dir} on port {port}: stop it, or give this "
+        "replay a data dir of its own (--config)"
+    ]
+
+
 def parse_speed(text: str) -> float | None:
     """None for max."""
     if text.strip().lower() == "max":
@@ -102,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.start_after <= 3600:
         return fail(f"--start-after must be 0..3600 seconds, not {args.start_after}")
     cfg = msgspec.structs.replace(cfg, sim=msgspec.structs.replace(cfg.sim, **overrides))
-    problems = preflight(cfg, ["sim"], offline=True)
+    problems = preflight(cfg, ["sim"], offline=True) + _serving_already(cfg)
     if problems:
         for problem in problems:
             print(f"kxfeed replay: {problem}", file=sys.stderr)
