@@ -17,7 +17,7 @@ seconds after the first subscription. TIME is ISO 8601 (2026-12-03T14:00:00Z; no
 = UTC) or Unix milliseconds, and means when kxfeed received the data; the default window
 is everything recorded. With [sim] port = 0 the bound port is printed and reported in the
 data dir like the simulator's. Ctrl-C stops it. Exit 2: bad input (times, markets, a
-window without data), or the port is taken.
+window without data), the port is taken, or a simulator or replay already serves this data dir.
 
 examples:
   kxfeed replay --since 2026-12-03T14:00:00Z --until 2026-12-03T15:00:00Z --speed 10
