@@ -27,8 +27,8 @@ COUNT = r"^\d+\.\d{2}$"
 #: Every board row: ticker -> [bid text, ask text].
 BOARD = """(() => {
   const out = {};
-  for (const tr of document.querySelectorAll('#board tbody tr')) {
-    out[tr.dataset.ticker] = [tr.cells[1].textContent, tr.cells[2].textContent];
+  for (const r of document.querySelectorAll('#board-body .brow')) {
+    out[r.dataset.ticker] = [r.children[1].textContent, r.children[2].textContent];
   }
   return out;
 })()"""
@@ -39,9 +39,9 @@ def _changed(before: dict[str, list[str]]) -> str:
     return f"""(() => {{
   const before = {json.dumps(before)};
   const re = /{PRICE}/;
-  for (const tr of document.querySelectorAll('#board tbody tr')) {{
-    const t = tr.dataset.ticker, was = before[t];
-    const now = [tr.cells[1].textContent, tr.cells[2].textContent];
+  for (const r of document.querySelectorAll('#board-body .brow')) {{
+    const t = r.dataset.ticker, was = before[t];
+    const now = [r.children[1].textContent, r.children[2].textContent];
     if (was && (now[0] !== was[0] || now[1] !== was[1]) && re.test(now[0]) && re.test(now[1])) return t;
   }}
   return null;
@@ -89,12 +89,12 @@ async def _drive(browser: Chromium, url: str, shot: Path) -> dict[str, Any]:
         ticker = await page.poll(_changed(before), 60)
         assert ticker, f"no top of book changed on the board: {before}\n{page.console}"
 
-        await page.click(f"#board tbody tr[data-ticker={json.dumps(ticker)}]")
+        await page.click(f"#board-body .brow[data-ticker={json.dumps(ticker)}]")
         t = json.dumps(ticker)
         shown = f"(() => {{ const l = {LADDER}; return l.ticker === {t} && l.levels ? l : null; }})()"
         ladder = await page.poll(shown, 30)
         assert ladder, f"{ticker}'s ladder shows no levels: {await page.evaluate(LADDER)}\n{page.console}"
-        selected = await page.evaluate("document.querySelector('#board tr.sel')?.dataset.ticker")
+        selected = await page.evaluate("document.querySelector('#board-body .brow.sel')?.dataset.ticker")
         health = await page.poll(f"{HEALTH}.length ? {HEALTH} : null", 30)
         # The simulator withholds a sequence number now and then: the connector's gap (and its
         # recovery) reaches the page's gaps panel through the stream.

@@ -132,25 +132,45 @@
   let selected = "";
   let filterText = "";
   let flushing = false;
+  // Only rows on screen (and a margin) are written: with thousands of markets the others just
+  // remember that they are behind and catch up when they scroll into view.
+  const visible = new Set();
+  const watcher = new IntersectionObserver(
+    (entries) => {
+      for (const e of entries) {
+        const t = e.target.dataset.ticker;
+        if (!e.isIntersecting) {
+          visible.delete(t);
+          continue;
+        }
+        visible.add(t);
+        const m = markets.get(t);
+        if (m && m.behind) render(m, false);
+      }
+    },
+    { root: document.querySelector("#board-pane .scroll"), rootMargin: "300px 0px" },
+  );
 
   function market(ticker) {
     let m = markets.get(ticker);
     if (m) return m;
-    const row = el("tr");
+    const row = el("div", "brow");
+    row.setAttribute("role", "row");
     row.dataset.ticker = ticker;
     const cells = {};
     for (const [name, cls] of [
       ["ticker", "l"], ["bid", ""], ["ask", ""], ["spread", ""], ["book", "c"],
       ["last", ""], ["move", ""], ["updated", "r"],
     ]) {
-      cells[name] = row.appendChild(el("td", cls));
+      cells[name] = row.appendChild(el("span", cls));
     }
     cells.ticker.textContent = ticker;
     m = {
       ticker, row, cells, title: "", tob: null, valid: null, reason: "",
-      last: null, first: null, updated: "",
+      last: null, first: null, updated: "", behind: true,
     };
     markets.set(ticker, m);
+    watcher.observe(row);
     born.push(m);
     row.hidden = !matches(m);
     markDirty(ticker);
@@ -178,7 +198,7 @@
     setTimeout(go, 250);
   }
 
-  function flash(cell, dir) {
+  function flashCell(cell, dir) {
     cell.classList.remove("up", "down");
     if (dir) cell.classList.add(dir);
     if (cell.animate) cell.animate([{ background: "#2a3546" }, { background: "transparent" }], 350);
@@ -186,7 +206,7 @@
 
   function placeBorn() {
     if (!born.length) return;
-    const body = $("board").tBodies[0];
+    const body = $("board-body");
     if (born.length > 64) {
       // Many at once (the first snapshot): sort everything and append in order.
       for (const m of born) order.push(m.ticker);
@@ -212,8 +232,11 @@
     countShown();
   }
 
-  function render(m) {
+  function render(m, live) {
+    m.behind = false;
     const c = m.cells;
+    // Catching up off screen: no flash, and no stale up/down colour.
+    const flash = live ? flashCell : (cell) => cell.classList.remove("up", "down");
     const t = m.tob;
     if (t) {
       const bidWas = units(c.bid.textContent, PRICE_PLACES);
@@ -253,7 +276,8 @@
     placeBorn();
     for (const t of dirty) {
       const m = markets.get(t);
-      if (m) render(m);
+      if (m && visible.has(t)) render(m, true);
+      else if (m) m.behind = true;
       if (t === selected) renderLadderTop();
     }
     dirty.clear();
@@ -608,9 +632,9 @@
 
   // ---- start ---------------------------------------------------------------------------------------
   takeToken();
-  $("board").tBodies[0].addEventListener("click", (ev) => {
-    const tr = ev.target.closest("tr");
-    if (tr && tr.dataset.ticker) select(tr.dataset.ticker);
+  $("board-body").addEventListener("click", (ev) => {
+    const row = ev.target.closest(".brow");
+    if (row && row.dataset.ticker) select(row.dataset.ticker);
   });
   $("filter").addEventListener("input", (ev) => {
     filterText = ev.target.value.trim().toLowerCase();
