@@ -270,6 +270,7 @@ def requests(draw: st.DrawFn, paths: list[str], known: list[str]) -> tuple[str, 
 def test_fuzz_every_route_never_answers_5xx(api: Api) -> None:
     paths = list(api.doc["paths"])
     known = tickers(api)[:3]
+    answered: list[int] = []
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(requests(paths, known))
@@ -277,6 +278,7 @@ def test_fuzz_every_route_never_answers_5xx(api: Api) -> None:
         template, ticker, path, params = req
         status, _, body = api.get(path, params)
         assert status < 500, (path, params, status, body)
+        answered.append(status)
         if "/" in ticker and "{ticker}" in template:
             # The router sees the decoded path: another route, or none, answers it.
             assert status == 200 or set(body) >= {"error", "detail"}
@@ -284,3 +286,4 @@ def test_fuzz_every_route_never_answers_5xx(api: Api) -> None:
             api.check(template, status, body)
 
     one()
+    assert len(answered) >= 400 and {200, 400, 404} <= set(answered), sorted(set(answered))
