@@ -501,7 +501,9 @@
       // base64url-encoded (a subprotocol is a header token: no "/", "=", ...).
       const ws = token ? new WebSocket(url, ["kxfeed", `kxfeed.bearer.${b64url(token)}`]) : new WebSocket(url);
       this.ws = ws;
+      let opened = false;
       ws.onopen = () => {
+        opened = true;
         this.backoff = 500;
         setConn("live", "ok");
         this.send({ op: "subscribe", id: SUB.board, topics: ["tob.", "trade.", "bookstate."], interval_ms: BOARD_INTERVAL_MS });
@@ -521,7 +523,11 @@
       ws.onclose = (ev) => {
         if (this.ws !== ws) return;
         this.ws = null;
-        setConn(ev.code === 1008 || ev.code === 4401 ? "refused: token?" : "reconnecting", "bad");
+        // A handshake refused (401, 429) closes before opening; 1008 is the slow-consumer cut.
+        let why = "reconnecting";
+        if (!opened) why = "stream refused, retrying";
+        else if (ev.code === 1008) why = "too slow, reconnecting";
+        setConn(why, "bad");
         setTimeout(() => this.open(), this.backoff);
         this.backoff = Math.min(this.backoff * 2, 10000);
       };
