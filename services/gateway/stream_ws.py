@@ -22,6 +22,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -236,8 +237,10 @@ class StreamHub:
         return ws
 
     async def _send(self, conn: _Conn) -> None:
-        client, ws, outbox, transport = conn.client, conn.ws, conn.client.outbox, conn.transport
-        if not isinstance(transport, asyncio.WriteTransport):
+        client, ws, outbox = conn.client, conn.ws, conn.client.outbox
+        # Not an isinstance check: uvloop's transports (the workers' loop) are not asyncio's classes.
+        transport = cast(asyncio.Transport | None, conn.transport)
+        if transport is None:
             return
         while True:
             await conn.wake.wait()
@@ -268,8 +271,8 @@ class StreamHub:
             pass
         finally:
             # A client that does not read never answers the close: cut it.
-            transport = conn.transport
-            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport = cast(asyncio.Transport | None, conn.transport)
+            if transport is not None and not transport.is_closing():
                 transport.abort()
 
     # ---- periodic work -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry
 
@@ -102,7 +103,8 @@ async def frame_where(
 
 
 def run(coro: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 300))
+    # On uvloop, the workers' loop (its transports are not asyncio's classes).
+    uvloop.run(asyncio.wait_for(coro, 300))
 
 
 def test_subscribe_gets_a_snapshot_first_then_live_frames(tmp_path: Path) -> None:
