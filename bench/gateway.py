@@ -109,9 +109,9 @@ def _clients_proc(url: str, n: int, start_ns: int, end_ns: int, out: Any) -> Non
                 counts[i] += 1
                 if len(samples) >= MAX_SAMPLES:  # enough for a p99; keeps the hand-over small
                     continue
-                i = raw.find('"ts_recv_ns":')
-                if i >= 0:
-                    j = i + len('"ts_recv_ns":')
+                pos = raw.find('"ts_recv_ns":')
+                if pos >= 0:
+                    j = pos + len('"ts_recv_ns":')
                     k = raw.find(",", j)
                     ts = int(raw[j : k if k >= 0 else raw.find("}", j)])
                     if ts:
@@ -127,7 +127,9 @@ def _clients_proc(url: str, n: int, start_ns: int, end_ns: int, out: Any) -> Non
             _, pending = await asyncio.wait(tasks, timeout=limit_s)
             for t in pending:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    raise result  # a broken client is the bench's bug, not a slow client
         return counts, samples
 
     out.send(asyncio.run(main()))
