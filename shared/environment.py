@@ -57,6 +57,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
         False,
         "tests only: fail instead of skipping when PostgreSQL is unreachable",
     ),
+    EnvVar(
+        "KXFEED_REQUIRE_BROWSER",
+        False,
+        "tests only: fail instead of skipping the browser test when no Chromium is installed",
+    ),
+    EnvVar(
+        "KXFEED_CHROMIUM",
+        False,
+        "tests only: the Chromium binary the browser test drives (default: `chromium` on PATH)",
+    ),
 )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import signal
 import socket
 import sys
@@ -106,11 +107,19 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+def _sim_module(name: str) -> Any:
+    """A module of the simulator, loaded by name as ``services.registry`` loads workers: the CLI
+    starts the simulator's replay server in this process, it does not build on the simulator's code."""
+    return importlib.import_module(f"services.exchange_sim.{name}")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
-    from services.exchange_sim.replay_record import ReplayError, Window, parse_time
-    from services.exchange_sim.replay_record import load as load_recording
     from shared.preflight import preflight
+
+    record = _sim_module("replay_record")
+    ReplayError, Window, parse_time = record.ReplayError, record.Window, record.parse_time
+    load_recording = record.load
 
     def fail(text: str) -> int:
         print(f"kxfeed replay: {text}", file=sys.stderr)
@@ -150,10 +159,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(cfg: Any, rec: Any, speed: float | None, start_after: float, exit_when_done: bool) -> int:
-    from services.exchange_sim.keyring import trusted_keys
-    from services.exchange_sim.replay import ReplayServer
-    from services.exchange_sim.replay_record import format_ns
     from shared import ports
+
+    trusted_keys = _sim_module("keyring").trusted_keys
+    ReplayServer = _sim_module("replay").ReplayServer
+    format_ns = _sim_module("replay_record").format_ns
 
     keys = trusted_keys(cfg.data_dir, list(cfg.sim.public_keys))
     server = ReplayServer(cfg.sim, rec, speed=speed, keys=keys, start_after_s=start_after)
