@@ -47,7 +47,7 @@ class ReplayError(Exception):
     """Input the replay cannot serve (bad times, no data, unknown markets): the message says why."""
 
 
-class Window(NamedTuple):
+class ReplayWindow(NamedTuple):
     """``since`` inclusive, ``until`` exclusive, ns since the Unix epoch (receive time)."""
 
     since: int
@@ -127,7 +127,7 @@ def _served(m: Message) -> bool:
 class Recording:
     """What :func:`load` found: the markets and their state at ``window.since``."""
 
-    def __init__(self, dirs: list[Path], window: Window, tickers: set[str] | None) -> None:
+    def __init__(self, dirs: list[Path], window: ReplayWindow, tickers: set[str] | None) -> None:
         self.dirs = dirs
         self.window = window
         self.tickers = tickers
@@ -175,7 +175,7 @@ class Recording:
             yield m  # type: ignore[misc]  # _served: one of the replayed kinds
 
 
-def load(root: str | Path, window: Window | None = None, tickers: list[str] | None = None) -> Recording:
+def load(root: str | Path, window: ReplayWindow | None = None, tickers: list[str] | None = None) -> Recording:
     """Read the journals under ``root`` for ``window`` (None: everything recorded)."""
     dirs = journal_dirs(root)
     if not dirs:
@@ -184,7 +184,7 @@ def load(root: str | Path, window: Window | None = None, tickers: list[str] | No
         raise ReplayError(
             f"--since ({format_ns(window.since)}) must be before --until ({format_ns(window.until)})"
         )
-    rec = Recording(dirs, window or Window(0, _MAX_NS), set(tickers) if tickers else None)
+    rec = Recording(dirs, window or ReplayWindow(0, _MAX_NS), set(tickers) if tickers else None)
     seen = rec.seen
     first = last = None
     since, until = rec.window

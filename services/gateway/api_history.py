@@ -15,7 +15,7 @@ from shared.store import queries as store_queries
 from . import queries, rows
 from .app import API, Deps, Handler, db, json_response
 from .errors import bad_param, not_found
-from .params import Query, encode_cursor, ticker, time_range
+from .params import Params, encode_cursor, ticker, time_range
 
 #: The most missing sequence numbers listed one by one in a gaps answer (the count is exact).
 MAX_LISTED_GAPS = 10_000
@@ -32,13 +32,13 @@ async def known_ticker(deps: Deps, request: web.Request) -> str:
     raise not_found(f"unknown market {t!r}")
 
 
-def _limit(deps: Deps, q: Query) -> int:
+def _limit(deps: Deps, q: Params) -> int:
     return q.integer("limit", min(deps.cfg.page_limit, deps.cfg.max_page_limit), 1, deps.cfg.max_page_limit)
 
 
 def _history_route(deps: Deps, kind: history.KindName, convert: Callable[[dict[str, Any]], Any]) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        q = Query(request.query, _RANGE_PARAMS)
+        q = Params(request.query, _RANGE_PARAMS)
         since, until = time_range(q)
         limit = min(_limit(deps, q), history.MAX_PAGE)
         cursor = q.text("cursor", 1024)
@@ -57,7 +57,7 @@ def _history_route(deps: Deps, kind: history.KindName, convert: Callable[[dict[s
 
 def _signals(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        q = Query(request.query, ("ticker", "strategy", *_RANGE_PARAMS))
+        q = Params(request.query, ("ticker", "strategy", *_RANGE_PARAMS))
         since, until = time_range(q)
         limit = _limit(deps, q)
         after = q.cursor("cursor", queries.SIGNAL_CURSOR)
@@ -121,7 +121,7 @@ def gaps_body(report: store_queries.GapReport) -> dict[str, Any]:
 
 def _gaps(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         t = await known_ticker(deps, request)
         report = await db(deps, store_queries.gap_report(deps.engine, t))
         return json_response(gaps_body(report))

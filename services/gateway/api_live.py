@@ -27,7 +27,7 @@ from . import queries, rows
 from .api_history import known_ticker
 from .app import API, Deps, Handler, json_response
 from .errors import ApiError, not_found, timeout, unavailable
-from .params import Query
+from .params import Params
 
 MAX_SCAN_ROWS = 1000
 MAX_DEPTH = 1000
@@ -86,7 +86,7 @@ def book_body(b: dict[str, Any], depth: int) -> dict[str, Any]:
 
 def _book(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        q = Query(request.query, ("depth",))
+        q = Params(request.query, ("depth",))
         depth = q.integer("depth", 10, 0, MAX_DEPTH)
         t = await known_ticker(deps, request)
         b = await ask(deps, deps.orderbook, "orderbook", Book(ticker=t, depth=depth))
@@ -130,7 +130,7 @@ def _scan(deps: Deps, what: str) -> Handler:
     }
 
     async def handler(request: web.Request) -> web.Response:
-        q = Query(request.query, params[what])
+        q = Params(request.query, params[what])
         top = q.integer("top", 20, 1, MAX_SCAN_ROWS)
         cmd: Command
         if what == "movers":
@@ -167,7 +167,7 @@ def _worker(w: dict[str, Any]) -> dict[str, Any]:
 
 def _status(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         s = await ask(deps, deps.supervisor, "supervisor", Status())
         sup = s["supervisor"]
         return json_response(
@@ -188,7 +188,7 @@ def _status(deps: Deps) -> Handler:
 
 def _healthz(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         uptime = round((time.monotonic() - deps.started) * 1000)
         return json_response({"status": "ok", "pid": os.getpid(), "uptime_ms": uptime})
 
@@ -209,7 +209,7 @@ async def _check(aw: Any, limit_s: float) -> str:
 
 def _readyz(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         limit = min(deps.cfg.control_timeout_s, deps.cfg.db_timeout_s)
         database, orderbook = await asyncio.gather(
             _check(queries.ping(deps.engine), limit),

@@ -20,7 +20,7 @@ from . import queries, rows
 from .api_history import known_ticker
 from .app import API, Deps, Handler, db, json_response
 from .errors import bad_param
-from .params import Query, encode_cursor
+from .params import Params, encode_cursor
 
 #: A market status as Kalshi spells them (initialized, active, closed, determined, finalized...).
 STATUS = re.compile(r"^[a-z_]{1,32}$")
@@ -113,7 +113,7 @@ async def latest_body(deps: Deps, ticker: str) -> dict[str, Any]:
 
 def _list(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        q = Query(request.query, ("series", "event", "status", "q", "limit", "cursor"))
+        q = Params(request.query, ("series", "event", "status", "q", "limit", "cursor"))
         series, event = q.ticker("series"), q.ticker("event")
         status = q.text("status", 32)
         if status is not None and not STATUS.match(status):
@@ -138,7 +138,7 @@ def _list(deps: Deps) -> Handler:
 
 def _one(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         t = await known_ticker(deps, request)
         row = await db(deps, queries.market(deps.engine, t))
         body = {"ticker": t, "market": rows.market(row) if row is not None else None}
@@ -150,7 +150,7 @@ def _one(deps: Deps) -> Handler:
 
 def _latest(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        Query(request.query, ())
+        Params(request.query, ())
         t = await known_ticker(deps, request)
         return json_response(await latest_body(deps, t))
 

@@ -1,6 +1,6 @@
 """Query and path parameters: each one parsed strictly and range-checked, or a 400 naming it.
 
-A route declares the parameters it takes (:class:`Query`); one it does not know, or one given
+A route declares the parameters it takes (:class:`Params`); one it does not know, or one given
 twice, is refused too: a misspelt ``limt=10`` must not silently return the default page.
 Times are ISO 8601 (``2026-12-03T14:00:00Z``, ``+00:00``; no offset = UTC). Cursors are the
 opaque strings a page's ``next_cursor`` gave: base64url of a JSON array, checked on the way
@@ -35,7 +35,7 @@ def ticker(value: str, param: str = "ticker") -> str:
     return value
 
 
-class Query:
+class Params:
     """The query string of one request, for a route that takes ``allowed`` parameters."""
 
     def __init__(self, query: Mapping[str, str] | Any, allowed: Iterable[str]) -> None:
@@ -127,7 +127,7 @@ def encode_cursor(values: Iterable[int | str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def time_range(q: Query) -> tuple[datetime | None, datetime | None]:
+def time_range(q: Params) -> tuple[datetime | None, datetime | None]:
     since, until = q.time("since"), q.time("until")
     if since is not None and until is not None and until < since:
         raise bad_param("until", "is before since")

@@ -23,7 +23,7 @@ from shared.store.types import datetime_to_us, us_to_datetime
 
 
 @dataclass(frozen=True)
-class Page:
+class RowPage:
     rows: list[Row[Any]]
     #: The key of the last row when another page follows, else None.
     next_key: tuple[Any, ...] | None
@@ -70,7 +70,7 @@ async def _page(
     time_col: str,
     key: Sequence[str],
     r: Range,
-) -> Page:
+) -> RowPage:
     cols = [table.c[n] for n in key]
     if r.since is not None:
         where.append(table.c[time_col] >= r.since)
@@ -83,14 +83,14 @@ async def _page(
         rows = list((await conn.execute(q)).all())
     more = len(rows) > r.limit
     rows = rows[: r.limit]
-    return Page(rows, _cursor_of(rows[-1], key) if more and rows else None)
+    return RowPage(rows, _cursor_of(rows[-1], key) if more and rows else None)
 
 
 SIGNAL_KEY = ("ts", "strategy", "ticker", "side")
 SIGNAL_CURSOR: tuple[type, ...] = (int, str, str, str)
 
 
-async def signals_page(engine: AsyncEngine, ticker: str | None, strategy: str | None, r: Range) -> Page:
+async def signals_page(engine: AsyncEngine, ticker: str | None, strategy: str | None, r: Range) -> RowPage:
     where: list[ColumnElement[bool]] = []
     if ticker is not None:
         where.append(signals.c.ticker == ticker)
@@ -116,7 +116,7 @@ async def markets_page(
     q: str | None,
     after: str | None,
     limit: int,
-) -> Page:
+) -> RowPage:
     m = markets.c
     where: list[ColumnElement[bool]] = []
     if series is not None:
@@ -141,7 +141,7 @@ async def markets_page(
         rows = list((await conn.execute(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, (rows[-1].ticker,) if more and rows else None)
+    return RowPage(rows, (rows[-1].ticker,) if more and rows else None)
 
 
 async def market(engine: AsyncEngine, ticker: str) -> Row[Any] | None:

@@ -22,7 +22,7 @@ import msgspec
 
 from services.gateway import wire
 from services.gateway.live import LiveState, tickers_of
-from services.gateway.stream_queue import Counts, Limits, Outbox
+from services.gateway.stream_queue import DropCounts, Limits, Outbox
 from shared.messages import Message
 
 __all__ = ["STREAM_KINDS", "Client", "Prepared", "StreamCore", "Subscription"]
@@ -135,7 +135,7 @@ class StreamCore:
     def __init__(self, limits: Limits, live: LiveState) -> None:
         self.limits = limits
         self.live = live
-        self.counts = Counts()
+        self.counts = DropCounts()
         self.clients: dict[int, Client] = {}
         #: kind -> the subscriptions taking it (rebuilt on every (un)subscribe: those are rare).
         self._index: dict[str, list[tuple[Client, Subscription]]] = {}

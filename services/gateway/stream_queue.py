@@ -19,7 +19,7 @@ import msgspec
 from services.gateway import wire
 from shared.config import GatewayConfig
 
-__all__ = ["CONTROL_QUEUE", "Counts", "Limits", "Outbox", "Policy"]
+__all__ = ["CONTROL_QUEUE", "DropCounts", "Limits", "Outbox", "Policy"]
 
 #: Replies queued for one client (they are small; a client that asks and never reads loses
 #: the oldest, counted, like data).
@@ -56,7 +56,7 @@ class Limits:
         )
 
 
-class Counts(dict[tuple[str, str], int]):
+class DropCounts(dict[tuple[str, str], int]):
     """``(counter, label) -> n``; exported by the shell as ``kxfeed_gateway_stream_<counter>_total``."""
 
     __slots__ = ()
@@ -78,7 +78,7 @@ class Counts(dict[tuple[str, str], int]):
 class Outbox:
     """One client's outgoing frames: replies first, then data; bounded, never silently."""
 
-    def __init__(self, limits: Limits, counts: Counts) -> None:
+    def __init__(self, limits: Limits, counts: DropCounts) -> None:
         self._limits = limits
         self._counts = counts
         self.control: deque[tuple[str, bytes]] = deque()

@@ -94,6 +94,7 @@ def books_match(cfg: Config, books: Books, tickers: list[str]) -> bool:
 
 class Run:
     def __init__(self, tmp: Path, **sections: dict[str, Any]) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.cfg = make_config(tmp, **sections)
         self.path = write_config(self.cfg, tmp / "kxfeed.toml")
         self.procs: list[subprocess.Popen[bytes]] = []

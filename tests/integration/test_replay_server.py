@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.exchange_sim.replay import ReplayServer
-from services.exchange_sim.replay_record import Window, load
+from services.exchange_sim.replay_record import ReplayWindow, load
 from shared.config import SimConfig
 from shared.journal import JournalWriter
 from shared.kalshi.auth import SIM_DEV_KEY_ID
@@ -21,7 +21,7 @@ from tests.support.sim_client import BookClient, client_key
 CHANNELS = ["orderbook_delta", "ticker", "trade"]
 
 
-def server(journal: Path, speed: float | None, window: Window | None = None, **kw: Any) -> ReplayServer:
+def server(journal: Path, speed: float | None, window: ReplayWindow | None = None, **kw: Any) -> ReplayServer:
     return ReplayServer(
         SimConfig(port=0),
         load(journal, window),
@@ -44,7 +44,7 @@ def test_a_client_gets_the_books_then_every_recorded_message_with_contiguous_seq
     cut = msgs[500].ts_recv
 
     async def go() -> None:
-        srv = server(tmp_path, speed, Window(cut, START_NS + 10**12))
+        srv = server(tmp_path, speed, ReplayWindow(cut, START_NS + 10**12))
         await srv.start()
         try:
             c = await BookClient(srv.ws_url).connect()

@@ -12,7 +12,7 @@ from multidict import MultiDict
 from services.gateway.api_history import gaps_body
 from services.gateway.errors import ApiError
 from services.gateway.limits import RateLimiter, retry_after
-from services.gateway.params import Query, encode_cursor, time_range
+from services.gateway.params import Params, encode_cursor, time_range
 from shared.config import ConfigError, GatewayConfig
 from shared.gateway_token import is_loopback, load_token, token_problem
 from shared.store.queries import GapEvent, GapReport, SubscriptionRecord
@@ -26,38 +26,38 @@ def refused(fn: object, *args: object) -> ApiError:
 
 
 def test_query_refuses_unknown_and_repeated_parameters() -> None:
-    assert refused(Query, MultiDict([("limt", "1")]), ("limit",)).param == "limt"
-    assert refused(Query, MultiDict([("limit", "1"), ("limit", "2")]), ("limit",)).param == "limit"
+    assert refused(Params, MultiDict([("limt", "1")]), ("limit",)).param == "limt"
+    assert refused(Params, MultiDict([("limit", "1"), ("limit", "2")]), ("limit",)).param == "limit"
 
 
 @pytest.mark.parametrize("raw", ["", "-1", "1.0", "1e3", " 5", "99999999999999", "٣"])
 def test_integers_are_plain_and_in_range(raw: str) -> None:
-    q = Query(MultiDict([("limit", raw)]), ("limit",))
+    q = Params(MultiDict([("limit", raw)]), ("limit",))
     assert refused(q.integer, "limit", 10, 1, 1000).param == "limit"
 
 
 def test_times_and_ranges() -> None:
-    q = Query(
+    q = Params(
         MultiDict([("since", "2026-12-03T14:00:00"), ("until", "2026-12-03T15:00:00+01:00")]),
         ("since", "until"),
     )
     since, until = time_range(q)
     assert since == datetime(2026, 12, 3, 14, tzinfo=UTC) and until == since
-    bad = Query(
+    bad = Params(
         MultiDict([("since", "2026-12-03T15:00:00Z"), ("until", "2026-12-03T14:00:00Z")]), ("since", "until")
     )
     assert refused(time_range, bad).param == "until"
     for raw in ("yesterday", "0001-01-01T00:00:00+23:59", "1969-12-31T23:59:59Z", "x" * 100):
-        q = Query(MultiDict([("since", raw)]), ("since",))
+        q = Params(MultiDict([("since", raw)]), ("since",))
         assert refused(q.time, "since").param == "since"
 
 
 def test_cursors_round_trip_and_refuse_forgeries() -> None:
     c = encode_cursor([1_796_000_000_000_000, "KX", "A", "yes"])
-    q = Query(MultiDict([("cursor", c)]), ("cursor",))
+    q = Params(MultiDict([("cursor", c)]), ("cursor",))
     assert q.cursor("cursor", (int, str, str, str)) == (1_796_000_000_000_000, "KX", "A", "yes")
     for forged in (encode_cursor(["x"]), encode_cursor([2**70, "a", "b", "c"]), "!!", "e30", "a" * 2000):
-        q = Query(MultiDict([("cursor", forged)]), ("cursor",))
+        q = Params(MultiDict([("cursor", forged)]), ("cursor",))
         assert refused(q.cursor, "cursor", (int, str, str, str)).param == "cursor"
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from services.gateway.live import LiveState
 from services.gateway.stream import StreamCore
-from services.gateway.stream_queue import CONTROL_QUEUE, Counts, Limits, Outbox
+from services.gateway.stream_queue import CONTROL_QUEUE, DropCounts, Limits, Outbox
 from shared.messages import Gap
 from tests.support.gateway_stream import tob, trade
 
@@ -289,7 +289,7 @@ _op = st.one_of(
 def test_queue_bound_and_accounting_hold_for_any_sequence(
     ops: list[tuple[str, int, int]], messages: int, size: int, policy: Any
 ) -> None:
-    counts = Counts()
+    counts = DropCounts()
     box = Outbox(Limits(policy=policy, queue_messages=messages, queue_bytes=size), counts)
     pushed = purged = 0
     for i, (op, a, n) in enumerate(ops):

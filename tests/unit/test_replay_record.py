@@ -15,7 +15,7 @@ from services.exchange_sim.catalog import CatalogFactory
 from services.exchange_sim.emission import K_DELTA
 from services.exchange_sim.replay_catalog import structure_of
 from services.exchange_sim.replay_frames import BodyCache
-from services.exchange_sim.replay_record import ReplayError, Window, load, parse_time
+from services.exchange_sim.replay_record import ReplayError, ReplayWindow, load, parse_time
 from services.exchange_sim.replay_source import K_RESNAPSHOT, ReplaySource
 from services.exchange_sim.state import ExchangeState
 from shared.journal import JournalWriter
@@ -52,7 +52,7 @@ def test_a_window_starts_from_the_books_and_stats_as_they_stood_and_counts_what_
 ) -> None:
     books, msgs = write_recording(tmp_path, markets=3, messages=600)
     cut = msgs[300].ts_recv
-    rec = load(tmp_path, Window(cut, START_NS + 10**12))
+    rec = load(tmp_path, ReplayWindow(cut, START_NS + 10**12))
     assert sorted(rec.markets) == sorted(books)
     assert rec.books == final_books([m for m in msgs if m.ts_recv < cut])
     assert not rec.seeded  # every book was known before the window
@@ -89,9 +89,9 @@ def test_bad_input_is_refused_with_what_to_do(tmp_path: Path) -> None:
         load(tmp_path / "nothing")
     books, _ = write_recording(tmp_path, markets=2, messages=100)
     with pytest.raises(ReplayError, match="must be before --until"):
-        load(tmp_path, Window(START_NS + 10, START_NS))
+        load(tmp_path, ReplayWindow(START_NS + 10, START_NS))
     with pytest.raises(ReplayError, match=r"no data between .* the journals hold"):
-        load(tmp_path, Window(START_NS + 10**12, START_NS + 2 * 10**12))
+        load(tmp_path, ReplayWindow(START_NS + 10**12, START_NS + 2 * 10**12))
     with pytest.raises(ReplayError, match=r"not in the recording: KXNOPE.*recorded markets: KXREPLAY"):
         load(tmp_path, tickers=["KXNOPE"])
     one = sorted(books)[0]

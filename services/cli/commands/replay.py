@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.preflight import preflight
 
     record = _sim_module("replay_record")
-    ReplayError, Window, parse_time = record.ReplayError, record.Window, record.parse_time
+    ReplayError, ReplayWindow, parse_time = record.ReplayError, record.ReplayWindow, record.parse_time
     load_recording = record.load
 
     def fail(text: str) -> int:
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         since = parse_time(args.since, "--since") if args.since else 0
         until = parse_time(args.until, "--until") if args.until else 4_102_444_800 * 10**9 - 1
         tickers = [t.strip() for item in args.tickers or [] for t in item.split(",") if t.strip()]
-        window = Window(since, until) if (args.since or args.until) else None
+        window = ReplayWindow(since, until) if (args.since or args.until) else None
         rec = load_recording(args.journal or cfg.journal.dir, window, tickers or None)
     except (ReplayError, ValueError) as exc:
         return fail(str(exc))
