@@ -37,9 +37,12 @@ def rfc3339(ms: int) -> str:
 
 
 def _market_prefix(m: MarketState) -> bytes:
-    p = _prefix_cache.get(m.d.ticker)
+    # Keyed by both: two catalogs in one process (tests, a replay beside a catalog) may reuse a
+    # ticker under another market_id.
+    key = f"{m.d.ticker}/{m.d.market_id}"
+    p = _prefix_cache.get(key)
     if p is None:
-        p = _prefix_cache[m.d.ticker] = b'{"market_ticker":"%s","market_id":"%s",' % (
+        p = _prefix_cache[key] = b'{"market_ticker":"%s","market_id":"%s",' % (
             m.d.ticker.encode(),
             m.d.market_id.encode(),
         )
