@@ -9,6 +9,10 @@ and a test asserts on the core's own counts.
 
 from __future__ import annotations
 
+from shared.counts import Counts
+
+__all__ = ["NAMES", "Counts"]
+
 #: The counters a core may add to, each exported as the Prometheus counter of the same short name.
 NAMES = frozenset(
     {
@@ -27,18 +31,3 @@ NAMES = frozenset(
         "command_waits",
     }
 )
-
-
-class Counts(dict[tuple[str, str], int]):
-    __slots__ = ()
-
-    def add(self, name: str, label: str = "", n: int = 1) -> None:
-        key = (name, label)
-        self[key] = self.get(key, 0) + n
-
-    def of(self, name: str, label: str = "") -> int:
-        return self.get((name, label), 0)
-
-    def total(self, name: str) -> int:
-        """One counter summed over its labels."""
-        return sum(n for (k, _), n in self.items() if k == name)

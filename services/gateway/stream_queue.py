@@ -18,6 +18,7 @@ import msgspec
 
 from services.gateway import wire
 from shared.config import GatewayConfig
+from shared.counts import Counts as DropCounts
 
 __all__ = ["CONTROL_QUEUE", "DropCounts", "Limits", "Outbox", "Policy"]
 
@@ -54,25 +55,6 @@ class Limits:
             ops_per_s=cfg.stream_ops_per_s,
             ops_burst=cfg.stream_ops_burst,
         )
-
-
-class DropCounts(dict[tuple[str, str], int]):
-    """``(counter, label) -> n``; exported by the shell as ``kxfeed_gateway_stream_<counter>_total``."""
-
-    __slots__ = ()
-
-    def add(self, name: str, label: str = "", n: int = 1) -> None:
-        key = (name, label)
-        self[key] = self.get(key, 0) + n
-
-    def of(self, name: str, label: str = "") -> int:
-        return self.get((name, label), 0)
-
-    def total(self, name: str) -> int:
-        return sum(n for (k, _), n in list(self.items()) if k == name)
-
-
-# ---- the queue ---------------------------------------------------------------------------------
 
 
 class Outbox:
