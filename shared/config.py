@@ -43,6 +43,7 @@ from shared.config_workers import (
     SupervisorConfig,
     WriterConfig,
 )
+from shared.environment import ENV_VARS
 
 # The section classes live in config_common / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
@@ -132,8 +133,10 @@ class Config(_Section, frozen=True, kw_only=True):
 _WORKER_SECTIONS = {"bus": "busproxy"}
 
 #: Environment variables with the KXFEED_ prefix that are not config overrides.
+#: Derived from shared.environment's one table, so a variable documented there can never be
+#: mistaken for a config override (CI's KXFEED_REQUIRE_BROWSER once was).
 NON_CONFIG_ENV = frozenset(
-    {"KXFEED_CONFIG", "KXFEED_REQUIRE_POSTGRES", "KXFEED_TEST_PG_URL", "KXFEED_GATEWAY_TOKEN", EXIT_NOTE_ENV}
+    v.name for v in ENV_VARS if v.name.startswith("KXFEED_") and "<" not in v.name
 )
 
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".

@@ -81,16 +81,18 @@ class Outbox:
         self.lost[kind] = self.lost.get(kind, 0) + n
         self._counts.add("dropped", kind, n)
 
-    def _overflow(self) -> bool:
-        """Under the disconnect policy: give up on this client (its queue freed at once)."""
+    def _overflow(self, offered: int) -> bool:
+        """Under the disconnect policy: give up on this client (its queue freed at once); the
+        ``offered`` frames that did not fit are dropped with what was queued, all counted."""
         if self._limits.policy != "disconnect":
             return False
         if not self.overflowed:
             self.overflowed = True
-            self._counts.add("dropped", "disconnected", len(self.data) + len(self.control))
+            offered += len(self.data) + len(self.control)
             self.data.clear()
             self.control.clear()
             self.bytes = 0
+        self._counts.add("dropped", "disconnected", offered)
         return True
 
     def push(self, sub_id: int, kind: str, frame: bytes, now_ns: int) -> bool:
@@ -101,7 +103,7 @@ class Outbox:
         limits = self._limits
         size = len(frame)
         if len(self.data) >= limits.queue_messages or self.bytes + size > limits.queue_bytes:
-            if self._overflow():
+            if self._overflow(1):
                 return False
             while self.data and (
                 len(self.data) >= limits.queue_messages or self.bytes + size > limits.queue_bytes
@@ -121,7 +123,7 @@ class Outbox:
             self._counts.add("dropped", "disconnected")  # offered to a client being closed
             return False
         if len(self.control) >= CONTROL_QUEUE:
-            if self._overflow():
+            if self._overflow(1):
                 return False
             old_kind, _ = self.control.popleft()
             self._drop(old_kind, now_ns)
@@ -132,7 +134,7 @@ class Outbox:
         """Count ``n`` frames lost before they reached the queue (a full coalescing table, or
         the hub's own backlog), under the policy like a full queue."""
         if self._limits.policy == "disconnect":
-            self._overflow()
+            self._overflow(n)
         else:
             self._drop(kind, now_ns, n)
 

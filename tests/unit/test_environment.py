@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from shared.config import NON_CONFIG_ENV
 from shared.environment import ENV_VARS
 from tests.support.procs import ROOT
@@ -43,3 +45,16 @@ def test_every_variable_read_is_documented() -> None:
         assert f"| `{var.name}` |" in table, f"README.md's table lacks {var.name}"
     for name in NON_CONFIG_ENV:
         assert name in listed, f"{name} is not a config override, so it needs its own row"
+
+
+def test_no_documented_kxfeed_variable_is_read_as_a_config_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CI sets KXFEED_REQUIRE_BROWSER; once it made every worker refuse its config.
+    from shared.config import load_config
+
+    for var in ENV_VARS:
+        if var.name.startswith("KXFEED_") and "<" not in var.name and var.name != "KXFEED_CONFIG":
+            monkeypatch.setenv(var.name, "1")
+    cfg = load_config(None)
+    assert cfg.db.url
