@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from shared.book.at import book_at
 from shared.commands.base import Command
 from shared.commands.book import Book
 from shared.commands.movers import Movers
@@ -25,7 +27,7 @@ from shared.control import ControlError, arequest
 
 from . import queries, rows
 from .api_history import known_ticker
-from .app import API, Deps, Handler, json_response
+from .app import API, Deps, Handler, db, json_response
 from .errors import ApiError, not_found, timeout, unavailable
 from .params import Params
 
@@ -86,13 +88,33 @@ def book_body(b: dict[str, Any], depth: int) -> dict[str, Any]:
 
 def _book(deps: Deps) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        q = Params(request.query, ("depth",))
+        q = Params(request.query, ("depth", "at"))
         depth = q.integer("depth", 10, 0, MAX_DEPTH)
+        at = q.time("at")
         t = await known_ticker(deps, request)
+        if at is not None:
+            return json_response(await _book_at(deps, t, at, depth))
         b = await ask(deps, deps.orderbook, "orderbook", Book(ticker=t, depth=depth))
         return json_response(book_body(b, depth))
 
     return handler
+
+
+async def _book_at(deps: Deps, ticker: str, at: datetime, depth: int) -> dict[str, Any]:
+    """The stored book at ``at``, rebuilt through the live book core (shared.book.at), in the
+    live route's shape plus what it was rebuilt from."""
+    got = await db(deps, book_at(deps.engine, ticker, at))
+    if not got.found:
+        raise not_found("no stored WebSocket snapshot of this market at or before at")
+    b = got.answer(depth)
+    return {
+        **book_body(b, depth),
+        "at": b["at"],
+        "snapshot_seq": b["snapshot_xseq"],
+        "snapshot_ts": b["snapshot_ts"],
+        "ts": b["ts"],
+        "deltas": b["deltas"],
+    }
 
 
 def _mover(r: dict[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,14 @@ def _paths() -> dict[str, Any]:
                     {"type": "integer", "minimum": 0, "maximum": 1000},
                     "levels a side (0: all; default 10)",
                 ),
+                _param(
+                    "at",
+                    "query",
+                    {"type": "string"},
+                    "the stored book at this moment instead of the live one: the newest stored "
+                    "WebSocket snapshot at or before it plus its deltas, INVALID ('gap') where the "
+                    f"stored seqs have a hole; 404 when no snapshot precedes it. {TIME_DOC}",
+                ),
             ],
         ),
         f"{m}/gaps": _op(

@@ -233,7 +233,14 @@ SCHEMAS: dict[str, Any] = {
             "yes": LEVELS,
             "no": LEVELS,
             "top": {"oneOf": [LIVE_TOP, {"type": "null"}]},
-        }
+            # With ?at=: the stored book at that moment, and what it was rebuilt from.
+            "at": STR,
+            "snapshot_seq": INT,
+            "snapshot_ts": STR,
+            "ts": STR,
+            "deltas": INT,
+        },
+        optional=("at", "snapshot_seq", "snapshot_ts", "ts", "deltas"),
     ),
     "Movers": obj(
         {

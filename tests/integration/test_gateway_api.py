@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from shared.units import parse_count, parse_price
 from tests.e2e.harness import System
 from tests.support.config import reported_port
 from tests.support.procs import wait_until
@@ -198,6 +200,7 @@ def test_errors_are_json_and_name_the_parameter(api: Api) -> None:
         ),
         (f"{API}/markets/{t}/deltas", {"cursor": "eyJ4IjoxfQ"}, "cursor"),
         (f"{API}/markets/{t}/book", {"depth": "-1"}, "depth"),
+        (f"{API}/markets/{t}/book", {"at": "noon"}, "at"),
         (f"{API}/scan/movers", {"by": "price"}, "by"),
         (f"{API}/scan/spreads", {"top": "100000"}, "top"),
         (f"{API}/signals", {"ticker": "not a ticker"}, "ticker"),
@@ -215,6 +218,38 @@ def test_errors_are_json_and_name_the_parameter(api: Api) -> None:
     ):
         status, _, body = api.get(path)
         assert status == 404 and set(body) >= {"error", "detail"}, (path, body)
+
+
+def test_book_at_a_moment_is_the_stored_book_rebuilt_by_the_book_core(api: Api) -> None:
+    import asyncio
+
+    from shared.book.at import book_at
+    from shared.store.engine import make_engine
+
+    t = busy_ticker(api)
+    at = datetime.now(UTC) - timedelta(seconds=2)
+    iso = at.isoformat().replace("+00:00", "Z")
+    # Once a delta of the market newer than the moment is stored, what the moment's book is
+    # built from is stored too: the gateway's answer and the core's, asked directly, agree.
+    assert wait_until(lambda: bool(api.get(f"{API}/markets/{t}/deltas", {"since": iso})[2]["deltas"]), 60)
+    status, _, body = api.get(f"{API}/markets/{t}/book", {"at": iso, "depth": "0"})
+    assert status == 200, body
+    api.check(f"{API}/markets/{{ticker}}/book", status, body)
+
+    async def direct() -> dict[str, Any]:
+        engine = make_engine(api.system.cfg.db)
+        try:
+            return (await book_at(engine, t, at)).answer(0)
+        finally:
+            await engine.dispose()
+
+    want = asyncio.run(direct())
+    assert body["valid"] == want["valid"] and body["seq"] == want["xseq"] > 0
+    assert body["snapshot_seq"] == want["snapshot_xseq"] and body["deltas"] == want["deltas"]
+    assert [(parse_price(p), parse_count(n)) for p, n in body["yes"]] == [tuple(x) for x in want["yes"]]
+    assert len(body["no"]) == len(want["no"]) and body["at"] == want["at"]
+    status, _, body = api.get(f"{API}/markets/{t}/book", {"at": "2001-01-01T00:00:00Z"})
+    assert status == 404 and "snapshot" in body["detail"]
 
 
 def test_gaps_have_the_issue_shape_and_their_recovery(api: Api) -> None:
