@@ -26,6 +26,7 @@ from shared.config_common import (
     JournalConfig,
     KalshiConfig,
     LogConfig,
+    RetentionConfig,
     WorkerBase,
     _Section,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "OrderbookConfig",
     "PollerConfig",
     "RestTier",
+    "RetentionConfig",
     "SimConfig",
     "SupervisorChild",
     "SupervisorConfig",

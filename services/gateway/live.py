@@ -12,7 +12,7 @@ status that says so) leaves at once and its later messages are not kept; past
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from shared.messages import Gap, MarketLifecycle, MarketMeta, Message, PollSnapshot
@@ -136,10 +136,17 @@ class LiveState:
     def tickers(self) -> list[str]:
         return list(self._markets)
 
-    def entries(self, kinds: Iterable[str], tickers: Iterable[str] | None = None) -> Iterator[Entry]:
-        """The entries of ``kinds`` of ``tickers`` (None: every market), market by market.
+    def entries(
+        self,
+        kinds: Iterable[str],
+        tickers: Iterable[str] | None = None,
+        accept: Callable[[Entry], bool] | None = None,
+    ) -> Iterator[Entry]:
+        """The entries of ``kinds`` of ``tickers`` (None: every market) that ``accept`` takes,
+        market by market.
 
-        A gap naming several markets is kept under each of them but given once.
+        A gap naming several markets is kept under each of them but given once (under the
+        first market it is accepted under).
         """
         wanted = tuple(kinds)
         names: Iterable[str] = list(self._markets) if tickers is None else tickers
@@ -150,7 +157,7 @@ class LiveState:
                 continue
             for kind in wanted:
                 entry = market.get(kind)
-                if entry is None:
+                if entry is None or (accept is not None and not accept(entry)):
                     continue
                 if kind == "gap":
                     if id(entry.data) in seen_gaps:

@@ -1,13 +1,20 @@
 """The live stream's pure core: clients, their subscriptions, their bounded queues.
 
 No sockets and no clocks: the shell (:mod:`services.gateway.stream_ws`) passes ``now_ns`` in,
-feeds bus messages to :meth:`StreamCore.publish`, client text to :meth:`StreamCore.handle`,
-and sends what :meth:`Outbox.take` gives.
+feeds bus messages to :meth:`StreamCore.publish` (or :meth:`~StreamCore.ingest`,
+:meth:`~StreamCore.fanout` per message and :meth:`~StreamCore.seal` per batch), client text to
+:meth:`StreamCore.handle`, and sends what :meth:`Outbox.take` gives.
 
 A bus message is converted (:mod:`services.gateway.wire`) and encoded once; each matching
 subscription gets the same bytes inside its own frame
 ``{"type":<kind>,"id":<sub id>,"ticker":..,"data":{..}}``. A subscription with ``interval_ms``
 keeps only the newest frame per (kind, market) and hands them over every interval.
+
+A ``format=ndjson`` client's subscriptions without an interval are grouped with every other
+such subscription taking the same frames (same id, topics and tickers: clients running the
+same code): per batch of bus messages a group's frames are joined once (one per line) and that
+one payload is queued to each member. The per-client cost of a batch is then one queue entry,
+whatever the number of messages in it.
 
 Each client's queue is a :class:`~services.gateway.stream_queue.Outbox` (bounded, with the
 declared slow-consumer policy); a client to be disconnected gets ``closing = "slow_consumer"``.
@@ -16,119 +23,34 @@ Every drop, error and refusal is counted in :attr:`StreamCore.counts`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from services.gateway import wire
 from services.gateway.live import LiveState, tickers_of
 from services.gateway.stream_queue import DropCounts, Limits, Outbox
+from services.gateway.stream_subs import (
+    MAX_ID,
+    OP_ONLY,
+    STREAM_KINDS,
+    Client,
+    Group,
+    Prepared,
+    SubscribeOp,
+    Subscription,
+    UnsubscribeOp,
+    decoder_of,
+    parse_topics,
+)
 from shared.messages import Message
 
-__all__ = ["STREAM_KINDS", "Client", "Prepared", "StreamCore", "Subscription"]
+__all__ = ["MAX_ID", "STREAM_KINDS", "Client", "Group", "Prepared", "StreamCore", "Subscription"]
 
-#: The kinds a client may subscribe to (topic prefix ``<kind>.``).
-STREAM_KINDS = ("tob", "trade", "signal", "bookstate", "depth", "gap", "ticker", "poll", "lifecycle")
-#: Most topics in one subscribe, longest ticker accepted (Kalshi's are well under 100).
-MAX_TOPICS = len(STREAM_KINDS) * 2
-MAX_TICKER_LEN = 200
 #: Longest ``detail`` of an error reply: a hostile request is never echoed back whole.
 MAX_DETAIL = 200
-#: Largest subscription id: what a JavaScript number holds exactly.
-MAX_ID = 2**53 - 1
 
 _ENC = msgspec.json.Encoder()
-
-
-class Prepared(NamedTuple):
-    """A bus message converted and encoded once, waiting for its fan-out."""
-
-    kind: str
-    tickers: list[str]
-    ticker: str | None
-    #: ``,"ticker":..,"data":{..}}``: the end of every frame carrying it.
-    tail: bytes
-
-
-# ---- clients and subscriptions -------------------------------------------------------------------
-
-
-class Subscription:
-    __slots__ = ("due_ns", "id", "id_bytes", "interval_ns", "kinds", "pending", "pending_bytes", "tickers")
-
-    def __init__(self, sub_id: int, kinds: frozenset[str], tickers: frozenset[str], interval_ms: int) -> None:
-        self.id = sub_id
-        self.id_bytes = str(sub_id).encode()
-        self.kinds = kinds
-        #: Empty: every market.
-        self.tickers = tickers
-        self.interval_ns = interval_ms * 1_000_000
-        #: Coalescing: (kind, ticker) -> the newest frame since the last hand-over.
-        self.pending: dict[tuple[str, str], bytes] = {}
-        self.pending_bytes = 0
-        self.due_ns = 0
-
-    def wants(self, tickers: list[str]) -> bool:
-        if not self.tickers:
-            return True
-        return any(t in self.tickers for t in tickers)
-
-
-class Client:
-    __slots__ = ("closing", "id", "outbox", "peer", "subs", "tokens", "tokens_ns", "woken")
-
-    def __init__(self, client_id: int, peer: str, outbox: Outbox, limits: Limits, now_ns: int) -> None:
-        self.id = client_id
-        self.peer = peer
-        self.outbox = outbox
-        self.subs: dict[int, Subscription] = {}
-        self.tokens = float(limits.ops_burst)
-        self.tokens_ns = now_ns
-        #: In :attr:`StreamCore.woken` already (has frames the shell has not been told of).
-        self.woken = False
-        #: Why the shell must close this client ("" = it need not).
-        self.closing = ""
-
-
-# ---- the client protocol -----------------------------------------------------------------------
-
-SubId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
-Ticker = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TICKER_LEN)]
-
-
-class _OpOnly(msgspec.Struct):
-    op: str
-
-
-class SubscribeOp(msgspec.Struct, forbid_unknown_fields=True):
-    op: str
-    id: SubId
-    topics: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_TOPICS)]
-    tickers: list[Ticker] = []
-    interval_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 0
-
-
-class UnsubscribeOp(msgspec.Struct, forbid_unknown_fields=True):
-    op: str
-    id: SubId
-
-
-class PingOp(msgspec.Struct, forbid_unknown_fields=True):
-    op: str
-    id: SubId | None = None
-
-
-_OP_ONLY = msgspec.json.Decoder(_OpOnly)
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "subscribe": msgspec.json.Decoder(SubscribeOp),
-    "unsubscribe": msgspec.json.Decoder(UnsubscribeOp),
-    "ping": msgspec.json.Decoder(PingOp),
-}
-
-
-def _kind_of_topic(topic: str) -> str | None:
-    kind = topic[:-1] if topic.endswith(".") else topic
-    return kind if kind in STREAM_KINDS else None
 
 
 class StreamCore:
@@ -140,18 +62,23 @@ class StreamCore:
         #: kind -> the subscriptions taking it (rebuilt on every (un)subscribe: those are rare).
         self._index: dict[str, list[tuple[Client, Subscription]]] = {}
         self._coalescing: list[tuple[Client, Subscription]] = []
+        #: kind -> the ndjson groups taking it, and the groups with frames since the last seal.
+        self._groups: dict[str, list[Group]] = {}
+        self._filled: list[Group] = []
         #: Clients with new frames (or to close) since the shell last looked.
         self.woken: list[Client] = []
         self._next_id = 1
         self._tails: dict[str, bytes] = {k: f'{{"type":"{k}","id":'.encode() for k in STREAM_KINDS}
 
     # ---- clients ---------------------------------------------------------------------------
-    def connect(self, peer: str, now_ns: int) -> Client | None:
-        """A new client, or None when there are ``max_clients`` already (counted)."""
+    def connect(self, peer: str, now_ns: int, batch: bool = False) -> Client | None:
+        """A new client (``batch``: it reads ndjson frames), or None when there are
+        ``max_clients`` already (counted)."""
         if len(self.clients) >= self.limits.max_clients:
             self.counts.add("refused", "max_clients")
             return None
-        client = Client(self._next_id, peer, Outbox(self.limits, self.counts), self.limits, now_ns)
+        outbox = Outbox(self.limits, self.counts)
+        client = Client(self._next_id, peer, outbox, self.limits, now_ns, batch)
         self._next_id += 1
         self.clients[client.id] = client
         self.counts.add("connects")
@@ -177,16 +104,36 @@ class StreamCore:
         return woken
 
     def _reindex(self) -> None:
+        self.seal(0)  # frames already gathered go to the members they were gathered for
         index: dict[str, list[tuple[Client, Subscription]]] = {}
         coalescing: list[tuple[Client, Subscription]] = []
+        groups: dict[tuple[Any, ...], Group] = {}
         for client in self.clients.values():
             for sub in client.subs.values():
-                for kind in sub.kinds:
-                    index.setdefault(kind, []).append((client, sub))
                 if sub.interval_ns:
                     coalescing.append((client, sub))
+                elif client.batch:
+                    group = groups.get(sub.key())
+                    if group is None:
+                        group = groups[sub.key()] = Group(sub)
+                    group.members.append(client)
+                    continue
+                for kind in sub.kinds:
+                    index.setdefault(kind, []).append((client, sub))
+        by_kind: dict[str, list[Group]] = {}
+        for group in groups.values():
+            for kind in group.sub.kinds:
+                by_kind.setdefault(kind, []).append(group)
         self._index = index
         self._coalescing = coalescing
+        self._groups = by_kind
+
+    def _takers(self, kind: str) -> list[Client]:
+        """Every client with a subscription taking ``kind``."""
+        out = [client for client, _ in self._index.get(kind, ())]
+        for group in self._groups.get(kind, ()):
+            out += group.members
+        return out
 
     # ---- replies ---------------------------------------------------------------------------
     def _reply(self, client: Client, kind: str, body: dict[str, Any], now_ns: int) -> None:
@@ -203,7 +150,7 @@ class StreamCore:
         self._reply(client, "error", body, now_ns)
 
     def heartbeat(self, now_ns: int) -> None:
-        frame = _ENC.encode({"type": "heartbeat", "ts": wire.iso_ns(now_ns), "ts_ns": now_ns})
+        frame = _ENC.encode({"type": "heartbeat", "ts": wire.iso_ns(now_ns), "ts_ns": str(now_ns)})
         for client in list(self.clients.values()):
             if not client.outbox.push_control("heartbeat", frame, now_ns):
                 client.closing = client.closing or "slow_consumer"
@@ -231,15 +178,15 @@ class StreamCore:
             self.error(client, "rate_limited", f"at most {self.limits.ops_per_s:g} messages/s", now_ns)
             return
         try:
-            op = _OP_ONLY.decode(raw).op
+            op = OP_ONLY.decode(raw).op
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             # A ValidationError is a DecodeError too: the JSON was fine, its shape was not.
             code = "bad_request" if isinstance(exc, msgspec.ValidationError) else "bad_json"
             self.error(client, code, str(exc), now_ns)
             return
-        decoder = _DECODERS.get(op)
+        decoder = decoder_of(op)
         if decoder is None:
-            self.error(client, "unknown_op", f"op must be one of {sorted(_DECODERS)}", now_ns)
+            self.error(client, "unknown_op", "op must be one of ['ping', 'subscribe', 'unsubscribe']", now_ns)
             return
         try:
             request = decoder.decode(raw)
@@ -251,21 +198,21 @@ class StreamCore:
         elif isinstance(request, UnsubscribeOp):
             self._unsubscribe(client, request.id, now_ns)
         else:
-            body: dict[str, Any] = {"type": "pong", "ts": wire.iso_ns(now_ns), "ts_ns": now_ns}
+            body: dict[str, Any] = {"type": "pong", "ts": wire.iso_ns(now_ns), "ts_ns": str(now_ns)}
             if request.id is not None:
                 body["id"] = request.id
             self._reply(client, "pong", body, now_ns)
 
     def _subscribe(self, client: Client, req: SubscribeOp, now_ns: int) -> None:
         limits = self.limits
-        kinds: set[str] = set()
-        for topic in req.topics:
-            kind = _kind_of_topic(topic)
-            if kind is None:
-                allowed = ", ".join(f"{k}." for k in STREAM_KINDS)
-                self.error(client, "bad_topic", f"topic {topic[:40]!r}: one of {allowed}", now_ns, req.id)
-                return
-            kinds.add(kind)
+        prefixes = parse_topics(req.topics)
+        if isinstance(prefixes, str):
+            allowed = ", ".join(f"{k}." for k in STREAM_KINDS)
+            self.error(
+                client, "bad_topic", f"topic {prefixes[:40]!r}: one of {allowed} (then a ticker prefix)",
+                now_ns, req.id,
+            )  # fmt: skip
+            return
         if req.id in client.subs:
             self.error(client, "duplicate_id", f"subscription {req.id} exists", now_ns, req.id)
             return
@@ -279,19 +226,23 @@ class StreamCore:
                 client, "too_many_tickers", f"at most {limits.max_tickers} per subscription", now_ns, req.id
             )
             return
-        sub = Subscription(req.id, frozenset(kinds), frozenset(req.tickers), req.interval_ms)
+        sub = Subscription(req.id, prefixes, frozenset(req.tickers), req.interval_ms)
         sub.due_ns = now_ns + sub.interval_ns
         client.subs[sub.id] = sub
         self._reindex()
-        ordered = [k for k in STREAM_KINDS if k in kinds]
-        entries = list(self.live.entries(ordered, sorted(sub.tickers) if sub.tickers else None))
+        ordered = [k for k in STREAM_KINDS if k in sub.kinds]
+        entries = list(
+            self.live.entries(
+                ordered, sorted(sub.tickers) if sub.tickers else None, lambda e: sub.wants(e.kind, [e.ticker])
+            )
+        )
         self._reply(
             client,
             "subscribed",
             {
                 "type": "subscribed",
                 "id": sub.id,
-                "topics": [f"{k}." for k in ordered],
+                "topics": sub.topics(),
                 "tickers": sorted(sub.tickers),
                 "interval_ms": req.interval_ms,
                 "snapshots": len(entries),
@@ -322,6 +273,7 @@ class StreamCore:
         prepared = self.ingest(msg, now_ns)
         if prepared is not None:
             self.fanout(prepared, now_ns)
+            self.seal(now_ns)
 
     def ingest(self, msg: Message, now_ns: int) -> Prepared | None:
         """Convert and encode ``msg`` once and keep it as live state; what :meth:`fanout` needs,
@@ -334,7 +286,7 @@ class StreamCore:
         kind: str = type(msg).__struct_config__.tag  # type: ignore[assignment]
         encoded = _ENC.encode(data)
         self.live.observe(msg, kind, data, encoded)
-        if kind not in self._index:
+        if kind not in self._index and kind not in self._groups:
             return None
         tickers = tickers_of(msg)
         ticker = tickers[0] if len(tickers) == 1 else None
@@ -343,16 +295,25 @@ class StreamCore:
         )
 
     def fanout(self, p: Prepared, now_ns: int) -> None:
-        """Queue a prepared message to every subscription that wants it."""
-        subs = self._index.get(p.kind)
-        if not subs:
-            return
+        """Queue a prepared message to every subscription that wants it (an ndjson group's
+        share waits in the group for :meth:`seal`)."""
         kind, tickers, tail = p.kind, p.tickers, p.tail
         head = self._tails[kind]
+        for group in self._groups.get(kind, ()):
+            gsub = group.sub
+            if (gsub.tickers or gsub.prefixes[kind] is not None) and not gsub.wants(kind, tickers):
+                continue
+            if not group.frames:
+                self._filled.append(group)
+            group.frames.append(head + gsub.id_bytes + tail)
+            group.kinds[kind] = group.kinds.get(kind, 0) + 1
+        subs = self._index.get(kind)
+        if not subs:
+            return
         # Subscriptions with the same id (most clients number theirs from 1) share one frame.
         built: dict[bytes, bytes] = {}
         for client, sub in subs:
-            if sub.tickers and not sub.wants(tickers):
+            if (sub.tickers or sub.prefixes[kind] is not None) and not sub.wants(kind, tickers):
                 continue
             frame = built.get(sub.id_bytes)
             if frame is None:
@@ -364,13 +325,27 @@ class StreamCore:
                 client.closing = client.closing or "slow_consumer"
             self._wake(client)
 
+    def seal(self, now_ns: int) -> None:
+        """End of a batch: each group's frames, joined one per line, queued once to each member."""
+        filled, self._filled = self._filled, []
+        for group in filled:
+            frames, group.frames = group.frames, []
+            kinds = tuple(group.kinds.items())
+            group.kinds = {}
+            payload = b"\n".join(frames)
+            n, sub_id = len(frames), group.sub.id
+            for client in group.members:
+                if not client.outbox.push_batch(sub_id, kinds, n, payload, now_ns):
+                    client.closing = client.closing or "slow_consumer"
+                self._wake(client)
+
     def lost_before_fanout(self, lost: dict[str, int], now_ns: int) -> None:
         """Messages of these kinds were dropped before their fan-out (the hub fell behind the
         bus): every client taking the kind is told in its next ``lost`` notice."""
         for kind, n in lost.items():
             self.counts.add("backlog_dropped", kind, n)
             notified: set[int] = set()
-            for client, _ in self._index.get(kind, ()):
+            for client in self._takers(kind):
                 if client.id in notified:
                     continue
                 notified.add(client.id)

@@ -20,7 +20,7 @@ from services.gateway import wire
 from shared.config import GatewayConfig
 from shared.counts import Counts as DropCounts
 
-__all__ = ["CONTROL_QUEUE", "DropCounts", "Limits", "Outbox", "Policy"]
+__all__ = ["CONTROL_QUEUE", "DropCounts", "Kinds", "Limits", "Outbox", "Policy"]
 
 #: Replies queued for one client (they are small; a client that asks and never reads loses
 #: the oldest, counted, like data).
@@ -57,15 +57,25 @@ class Limits:
         )
 
 
+#: What a queued data item holds: one kind (a single message), or (kind, count) pairs (a batch).
+Kinds = str | tuple[tuple[str, int], ...]
+
+
 class Outbox:
-    """One client's outgoing frames: replies first, then data; bounded, never silently."""
+    """One client's outgoing frames: replies first, then data; bounded, never silently.
+
+    A data item is one message, or a batch of ``n`` messages already joined (newline-delimited,
+    for a ``format=ndjson`` client): the bound counts messages, not items."""
 
     def __init__(self, limits: Limits, counts: DropCounts) -> None:
         self._limits = limits
         self._counts = counts
         self.control: deque[tuple[str, bytes]] = deque()
-        self.data: deque[tuple[int, str, bytes]] = deque()
+        #: (subscription id, kinds, messages in it, payload)
+        self.data: deque[tuple[int, Kinds, int, bytes]] = deque()
         self.bytes = 0
+        #: Messages in :attr:`data` (a batch counts its own).
+        self.messages = 0
         #: Dropped since the last ``lost`` notice, by kind, and when the first of them was.
         self.lost: dict[str, int] = {}
         self.lost_since_ns = 0
@@ -73,13 +83,19 @@ class Outbox:
         self.overflowed = False
 
     def __len__(self) -> int:
-        return len(self.control) + len(self.data)
+        return len(self.control) + self.messages
 
-    def _drop(self, kind: str, now_ns: int, n: int = 1) -> None:
+    def _drop(self, kinds: Kinds, now_ns: int, n: int = 1) -> None:
         if not self.lost:
             self.lost_since_ns = now_ns
-        self.lost[kind] = self.lost.get(kind, 0) + n
-        self._counts.add("dropped", kind, n)
+        lost, counts = self.lost, self._counts
+        if isinstance(kinds, str):
+            lost[kinds] = lost.get(kinds, 0) + n
+            counts.add("dropped", kinds, n)
+            return
+        for kind, k in kinds:
+            lost[kind] = lost.get(kind, 0) + k
+            counts.add("dropped", kind, k)
 
     def _overflow(self, offered: int) -> bool:
         """Under the disconnect policy: give up on this client (its queue freed at once); the
@@ -88,34 +104,43 @@ class Outbox:
             return False
         if not self.overflowed:
             self.overflowed = True
-            offered += len(self.data) + len(self.control)
+            offered += self.messages + len(self.control)
             self.data.clear()
             self.control.clear()
             self.bytes = 0
+            self.messages = 0
         self._counts.add("dropped", "disconnected", offered)
         return True
 
     def push(self, sub_id: int, kind: str, frame: bytes, now_ns: int) -> bool:
         """Queue a data frame; False when the client is (now) to be disconnected."""
+        return self.push_batch(sub_id, kind, 1, frame, now_ns)
+
+    def push_batch(self, sub_id: int, kinds: Kinds, n: int, payload: bytes, now_ns: int) -> bool:
+        """Queue ``n`` messages as one item (``kinds``: their kind, or (kind, count) pairs);
+        False when the client is (now) to be disconnected."""
         if self.overflowed:
-            self._counts.add("dropped", "disconnected")  # offered to a client being closed
+            self._counts.add("dropped", "disconnected", n)  # offered to a client being closed
             return False
         limits = self._limits
-        size = len(frame)
-        if len(self.data) >= limits.queue_messages or self.bytes + size > limits.queue_bytes:
-            if self._overflow(1):
+        size = len(payload)
+        if self.messages + n > limits.queue_messages or self.bytes + size > limits.queue_bytes:
+            if self._overflow(n):
                 return False
-            while self.data and (
-                len(self.data) >= limits.queue_messages or self.bytes + size > limits.queue_bytes
-            ):
-                _, old_kind, old = self.data.popleft()
-                self.bytes -= len(old)
-                self._drop(old_kind, now_ns)
-            if size > limits.queue_bytes:  # larger than the whole queue: never deliverable
-                self._drop(kind, now_ns)
+            if n > limits.queue_messages or size > limits.queue_bytes:  # never deliverable
+                self._drop(kinds, now_ns, n)
                 return True
-        self.data.append((sub_id, kind, frame))
+            data = self.data
+            while data and (
+                self.messages + n > limits.queue_messages or self.bytes + size > limits.queue_bytes
+            ):
+                _, old_kinds, old_n, old = data.popleft()
+                self.bytes -= len(old)
+                self.messages -= old_n
+                self._drop(old_kinds, now_ns, old_n)
+        self.data.append((sub_id, kinds, n, payload))
         self.bytes += size
+        self.messages += n
         return True
 
     def push_control(self, kind: str, frame: bytes, now_ns: int) -> bool:
@@ -141,11 +166,13 @@ class Outbox:
     def purge(self, sub_id: int) -> None:
         """Forget the queued frames of an ended subscription (not a loss: the client asked)."""
         kept = deque(item for item in self.data if item[0] != sub_id)
-        self.bytes = sum(len(f) for _, _, f in kept)
+        self.bytes = sum(len(item[3]) for item in kept)
+        self.messages = sum(item[2] for item in kept)
         self.data = kept
 
-    def take(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` frames to send, in order: replies, the ``lost`` notice, data."""
+    def take(self, limit: int, max_bytes: int = 1 << 62) -> list[bytes]:
+        """Up to ``limit`` items to send, in order: replies, the ``lost`` notice, data; data
+        stops once ``max_bytes`` are taken (one item at least)."""
         out: list[bytes] = []
         counts = self._counts
         while self.control and len(out) < limit:
@@ -160,16 +187,24 @@ class Outbox:
                         "dropped": sum(self.lost.values()),
                         "kinds": self.lost,
                         "since": wire.iso_ns(self.lost_since_ns),
-                        "since_ns": self.lost_since_ns,
+                        "since_ns": str(self.lost_since_ns),
                     }
                 )
             )
             counts.add("lost_notices")
             counts.add("sent", "lost")
             self.lost = {}
-        while self.data and len(out) < limit:
-            _, kind, frame = self.data.popleft()
+        data = self.data
+        taken = 0
+        while data and len(out) < limit and taken < max_bytes:
+            _, kinds, n, frame = data.popleft()
             self.bytes -= len(frame)
-            counts.add("sent", kind)
+            self.messages -= n
+            taken += len(frame)
+            if isinstance(kinds, str):
+                counts.add("sent", kinds, n)
+            else:
+                for kind, k in kinds:
+                    counts.add("sent", kind, k)
             out.append(frame)
         return out

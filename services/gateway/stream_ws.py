@@ -7,9 +7,15 @@ The worker owns one :class:`StreamHub`: it feeds every bus message to :meth:`Str
 REST routes read :attr:`StreamHub.live`.
 
 Per client, a reader (requests in, answered by the core; anything hostile is answered with an
-``error`` and counted) and a sender (frames out of the client's bounded queue). A client that
-does not read blocks only its own sender, in aiohttp's drain (at most ~64 KiB in the
-transport): its queue then fills and the slow-consumer policy applies. One closed for it is
+``error`` and counted) and a sender (frames out of the client's bounded queue). After each
+slice of the fan-out the hub writes at once to every client whose transport is not backed up
+(no task switch per client per batch); a client that does not read is left to its own
+sender, which waits for its transport to drain: its queue then fills and the slow-consumer
+policy applies.
+
+``?format=ndjson`` on the URL: each text frame holds one or more messages, one JSON document
+per line (``\n``-separated; JSON never holds a raw newline). The default, ``format=json``, is
+one message per frame. One closed for it is
 closed with 1008; a client over ``stream_max_clients`` with 1013; all at stop with 1001.
 """
 
@@ -19,18 +25,19 @@ import asyncio
 import contextlib
 import struct
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 
+from services.gateway.app import json_response
+from services.gateway.auth import PROTOCOL
+from services.gateway.errors import bad_param
 from services.gateway.live import LiveState
 from services.gateway.stream import STREAM_KINDS, Client, Prepared, StreamCore
+from services.gateway.stream_metrics import HUBS, StreamCollector
 from services.gateway.stream_queue import Limits
 from shared.config import GatewayConfig
 from shared.log import BurstLog, get_logger
@@ -39,8 +46,12 @@ from shared.messages import Message
 __all__ = ["STREAM_PATH", "StreamHub"]
 
 STREAM_PATH = "/api/v1/stream"
-#: Frames taken from a queue per send round (then the loop yields to the others).
+#: Frames taken from a queue per send round (then the loop yields to the others), and the
+#: bytes an ndjson frame gathers at most (a batch bigger than that is still one frame).
 SEND_BATCH = 256
+NDJSON_FRAME_BYTES = 256 * 1024
+#: The stream's frame formats (``?format=``).
+FORMATS = ("json", "ndjson")
 #: Bus messages fanned out per slice (then the loop runs everything else once).
 FANOUT_SLICE = 500
 #: Converted messages waiting for their fan-out at most; past it the oldest are dropped and
@@ -57,36 +68,38 @@ HARD_FRAME_FACTOR = 8
 #: The bus prefixes the hub takes: its stream kinds, and market metadata for the live state.
 EXTRA_TOPICS = ("meta.",)
 
-#: Core counter -> (label name, help). Exported as ``kxfeed_gateway_stream_<name>_total``.
-COUNTERS: dict[str, tuple[str, str]] = {
-    "sent": ("type", "Frames sent to stream clients, by type"),
-    "dropped": ("kind", "Frames dropped for clients that did not keep up ('disconnected': queues emptied)"),
-    "lost_notices": ("", "'lost' notices sent to clients that had frames dropped"),
-    "connects": ("", "Stream clients accepted"),
-    "refused": ("reason", "Stream clients refused"),
-    "disconnects": ("reason", "Stream clients gone, by reason"),
-    "client_errors": ("error", "Client messages answered with an error, by error"),
-    "coalesced": ("kind", "Frames replaced by a newer one within a subscription's interval"),
-    "snapshots": ("", "Snapshot frames queued on subscribe"),
-    "subscriptions": ("", "Subscriptions accepted"),
-    "ignored": ("type", "Bus messages of a kind the stream does not serve"),
-    "backlog_dropped": ("kind", "Bus messages dropped before their fan-out (the hub behind the bus)"),
-}
-LIVE_COUNTERS: dict[str, tuple[str, str]] = {
-    "evicted": ("reason", "Markets whose live state was dropped (settled, or past live_max_markets)"),
-    "ignored_closed": ("", "Bus messages about a settled market not kept in the live state"),
-}
-
 
 class _Conn:
     __slots__ = ("client", "closed_by_us", "sender", "transport", "wake", "ws")
+
+    def flush(self) -> bool:
+        """Write what the client's queue holds, at most one round (no await); False when the
+        transport is backed up (the sender must wait for it to drain) or gone."""
+        client, transport = self.client, self.transport
+        if transport is None or client.closing or self.ws.closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > WRITE_HIGH:
+            return False
+        outbox = client.outbox
+        if client.batch:
+            payloads = outbox.take(SEND_BATCH, NDJSON_FRAME_BYTES)
+            if payloads:
+                transport.write(text_frames([b"\n".join(payloads)]))
+        else:
+            payloads = outbox.take(SEND_BATCH)
+            if payloads:
+                # One write for the batch: aiohttp's send_frame costs a coroutine and a write per
+                # frame, which at 100 clients x thousands of frames/s is the gateway's whole core.
+                transport.write(text_frames(payloads))
+        return True
 
     def __init__(
         self, client: Client, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
     ) -> None:
         self.client = client
         self.ws = ws
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports (the workers' loop) are not asyncio's classes.
+        self.transport = cast(asyncio.Transport | None, transport)
         self.wake = asyncio.Event()
         self.sender: asyncio.Task[None] | None = None
         #: Why the hub closed it ("" = the client went, or is going, by itself).
@@ -118,11 +131,11 @@ class StreamHub:
         self.burst = BurstLog(self.log)
         self._dropped_seen = 0
         self._registry = metrics
-        self._collector: _Collector | None = None
+        self._collector: StreamCollector | None = None
         if metrics is None:
-            _HUBS.add(self)
+            HUBS.add(self)
         else:
-            self._collector = _Collector(lambda: [self])
+            self._collector = StreamCollector(lambda: [self])
             metrics.register(self._collector)
 
     # ---- the worker's side -------------------------------------------------------------------
@@ -161,6 +174,7 @@ class StreamHub:
                     self.core.lost_before_fanout(lost, now)
                 for _ in range(min(FANOUT_SLICE, len(backlog))):
                     fanout(backlog.popleft(), now)
+                self.core.seal(now)
                 self._wake()
                 await asyncio.sleep(0)
 
@@ -182,22 +196,36 @@ class StreamHub:
                 continue
             if client.closing and not conn.closed_by_us:
                 self._close_later(conn, WSCloseCode.POLICY_VIOLATION, client.closing)
+            elif conn.flush() and not len(client.outbox):
+                continue  # all written now: its sender need not run
             else:
                 conn.wake.set()
 
     # ---- one client ----------------------------------------------------------------------------
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        # Answered here, not raised: the handler is mounted with and without the API's middleware.
+        for name in request.query:
+            if name != "format":
+                err = bad_param(name, "unknown parameter (the stream takes format=json|ndjson)")
+                return json_response(err.body(), err.status)
+        fmt = request.query.getall("format", ["json"])
+        if len(fmt) != 1 or fmt[0] not in FORMATS:
+            err = bad_param("format", "one of json, ndjson")
+            return json_response(err.body(), err.status)
         ws = web.WebSocketResponse(
             heartbeat=self.cfg.stream_heartbeat_s,
             max_msg_size=self.limits.max_frame_bytes * HARD_FRAME_FACTOR,
             compress=False,
+            # Answered when offered: a browser that offers subprotocols (the page carries its
+            # token in one, see auth.py) fails a handshake that picks none.
+            protocols=(PROTOCOL,),
         )
         await ws.prepare(request)
         peer = request.remote or ""
         if self._closing:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
             return ws
-        client = self.core.connect(peer, self._clock())
+        client = self.core.connect(peer, self._clock(), batch=fmt[0] == "ndjson")
         if client is None:
             self.burst.event("refused", "stream client refused", peer=peer, clients=len(self.core.clients))
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too many stream clients")
@@ -237,25 +265,20 @@ class StreamHub:
         return ws
 
     async def _send(self, conn: _Conn) -> None:
-        client, ws, outbox = conn.client, conn.ws, conn.client.outbox
-        # Not an isinstance check: uvloop's transports (the workers' loop) are not asyncio's classes.
-        transport = cast(asyncio.Transport | None, conn.transport)
+        client, ws, outbox, transport = conn.client, conn.ws, conn.client.outbox, conn.transport
         if transport is None:
             return
         while True:
             await conn.wake.wait()
             conn.wake.clear()
             while not client.closing and not ws.closed and not transport.is_closing():
-                frames = outbox.take(SEND_BATCH)
-                if not frames:
-                    break
-                # One write for the batch: aiohttp's send_frame costs a coroutine and a write per
-                # frame, which at 100 clients x thousands of frames/s is the gateway's whole core.
-                transport.write(text_frames(frames))
                 # A client that does not read: wait here (its queue meanwhile fills, and the
                 # policy applies) until the transport has sent most of what it holds.
                 while transport.get_write_buffer_size() > WRITE_HIGH and not transport.is_closing():
                     await asyncio.sleep(DRAIN_POLL_S)
+                if not len(outbox) and not outbox.lost:
+                    break
+                conn.flush()
                 await asyncio.sleep(0)  # fairness: a client with a deep queue does not starve the rest
 
     def _close_later(self, conn: _Conn, code: int, reason: str) -> None:
@@ -271,7 +294,7 @@ class StreamHub:
             pass
         finally:
             # A client that does not read never answers the close: cut it.
-            transport = cast(asyncio.Transport | None, conn.transport)
+            transport = conn.transport
             if transport is not None and not transport.is_closing():
                 transport.abort()
 
@@ -326,7 +349,7 @@ class StreamHub:
             with contextlib.suppress(KeyError):
                 self._registry.unregister(self._collector)
             self._collector = None
-        _HUBS.discard(self)
+        HUBS.discard(self)
 
 
 def text_frames(payloads: list[bytes]) -> bytes:
@@ -350,59 +373,3 @@ def _error_reason(exc: BaseException | None) -> str:
     if code == WSCloseCode.MESSAGE_TOO_BIG:
         return "too_large"
     return "protocol_error"
-
-
-# ---- metrics ---------------------------------------------------------------------------------------
-
-
-class _Collector(Collector):
-    """The stream's metrics, read from the hubs' plain counts at scrape time (nothing on the hot path)."""
-
-    def __init__(self, hubs: Callable[[], Iterable[StreamHub]]) -> None:
-        self._hubs = hubs
-
-    def collect(self) -> Iterator[Metric]:
-        hubs = list(self._hubs())
-        yield from _counters("kxfeed_gateway_stream_", COUNTERS, [dict(h.core.counts) for h in hubs])
-        yield from _counters("kxfeed_gateway_live_", LIVE_COUNTERS, [dict(h.live.counts) for h in hubs])
-        gauges = {
-            "kxfeed_gateway_stream_clients": ("Stream clients connected", lambda h: len(h.core.clients)),
-            "kxfeed_gateway_stream_subscriptions": (
-                "Stream subscriptions held",
-                lambda h: h.core.subscriptions(),
-            ),
-            "kxfeed_gateway_stream_queued_frames": (
-                "Frames queued for stream clients",
-                lambda h: h.core.queued()[0],
-            ),
-            "kxfeed_gateway_stream_queued_bytes": (
-                "Bytes queued for stream clients",
-                lambda h: h.core.queued()[1],
-            ),
-            "kxfeed_gateway_live_markets": ("Markets with live state", lambda h: len(h.live)),
-        }
-        for name, (doc, read) in gauges.items():
-            yield GaugeMetricFamily(name, doc, value=sum(read(h) for h in hubs))
-
-
-def _counters(
-    prefix: str, spec: dict[str, tuple[str, str]], counts: list[dict[tuple[str, str], int]]
-) -> Iterator[Metric]:
-    for name, (label, doc) in spec.items():
-        family = CounterMetricFamily(prefix + name, doc, labels=[label] if label else [])
-        values: dict[str, int] = {}
-        for c in counts:
-            for (key, value), n in c.items():
-                if key == name:
-                    values[value] = values.get(value, 0) + n
-        if label:
-            for value, n in sorted(values.items()):
-                family.add_metric([value], n)
-        else:
-            family.add_metric([], values.get("", 0))
-        yield family
-
-
-#: Hubs exporting on the process's registry (a worker has one; tests may make several).
-_HUBS: weakref.WeakSet[StreamHub] = weakref.WeakSet()
-REGISTRY.register(_Collector(lambda: list(_HUBS)))

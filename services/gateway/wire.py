@@ -3,7 +3,11 @@
 Prices are exact decimal strings of dollars (``"0.4300"``, :func:`shared.units.format_price`),
 counts Kalshi's ``_fp`` strings (``"25.00"``), money dollars to the micro-dollar
 (``"0.012345"``); times ISO-8601 UTC with microseconds, next to the integer they came from
-(``ts_recv`` + ``ts_recv_ns``, ``ts_exch`` + ``ts_exch_ms``). Never a float. A time outside
+(``ts_recv`` + ``ts_recv_ns``, ``ts_exch`` + ``ts_exch_ms``). Never a float.
+
+An integer that can pass 2**53 (what a JavaScript number holds exactly) is a decimal string:
+nanosecond times (``ts_recv_ns``) and connection ids (``conn``: the connector numbers its
+connections by their start in ns). Sequence numbers, sids and millisecond times stay numbers. A time outside
 what ISO-8601 can write (years 1..9999) is ``null`` with its integer kept: the bus allows any
 int64 and the conversion is total.
 
@@ -101,7 +105,7 @@ def levels(book: Sequence[Level]) -> list[list[str]]:
 
 def _header(msg: Message, out: dict[str, Any]) -> dict[str, Any]:
     out["ts_recv"] = iso_ns(msg.ts_recv)
-    out["ts_recv_ns"] = msg.ts_recv
+    out["ts_recv_ns"] = str(msg.ts_recv)
     out["ts_exch"] = iso_ms(msg.ts_exch)
     out["ts_exch_ms"] = msg.ts_exch
     return out
@@ -159,7 +163,7 @@ def _bookstate(m: BookState) -> dict[str, Any]:
         "ticker": m.ticker,
         "valid": m.valid,
         "reason": m.reason,
-        "conn": m.conn,
+        "conn": str(m.conn),
         "sid": m.sid,
         "xseq": m.xseq,
     }
@@ -172,7 +176,7 @@ def _depth(m: Depth) -> dict[str, Any]:
 def _gap(m: Gap) -> dict[str, Any]:
     return {
         "tickers": list(m.tickers),
-        "conn": m.conn,
+        "conn": str(m.conn),
         "sid": m.sid,
         "expected": m.expected,
         "received": m.received,

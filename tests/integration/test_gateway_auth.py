@@ -128,9 +128,13 @@ def test_every_route_needs_the_token(gateway: Gateway) -> None:
     status, _, body = http(p, "/api/v1/markets", headers=good)
     assert status == 503 and body["error"] == "unavailable"
     assert TOKEN not in gateway.log.read_text()
-    metrics = urllib.request.urlopen(
-        f"http://127.0.0.1:{reported_port(gateway.cfg, 'gateway')}/metrics", timeout=10
-    ).read().decode()
+    metrics = (
+        urllib.request.urlopen(
+            f"http://127.0.0.1:{reported_port(gateway.cfg, 'gateway')}/metrics", timeout=10
+        )
+        .read()
+        .decode()
+    )
     assert 'kxfeed_gateway_rejected_total{reason="auth"} 8.0' in metrics
     assert TOKEN not in metrics
 
@@ -168,3 +172,48 @@ def test_rate_size_and_cors(gateway: Gateway) -> None:
     for reason in ("rate", "size"):
         assert f'kxfeed_gateway_rejected_total{{reason="{reason}"}}' in metrics, reason
     assert 'kxfeed_gateway_requests_total{route="/api/v1/healthz",status="429"}' in metrics
+
+
+def test_the_stream_takes_the_token_by_header_or_by_subprotocol(gateway: Gateway) -> None:
+    """What the page does (a browser's WebSocket cannot set Authorization): the token as the
+    subprotocol kxfeed.bearer.<base64url(token)> next to kxfeed, which the gateway answers."""
+    import asyncio
+    import base64
+
+    import aiohttp
+
+    url = f"http://127.0.0.1:{gateway.port}/api/v1/stream"
+    b64 = base64.urlsafe_b64encode(TOKEN.encode()).decode().rstrip("=")
+
+    async def subscribed(ws: aiohttp.ClientWebSocketResponse) -> None:
+        await ws.send_json({"op": "subscribe", "id": 1, "topics": ["tob."]})
+        while (msg := await ws.receive_json(timeout=30))["type"] == "heartbeat":
+            pass
+        assert msg["type"] == "subscribed" and msg["id"] == 1
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            refused: list[dict[str, Any]] = [
+                {},
+                {"headers": {"Authorization": "Bearer wrong"}},
+                {"protocols": ("kxfeed", "kxfeed.bearer." + base64.urlsafe_b64encode(b"wrong").decode())},
+                {"protocols": ("kxfeed", "kxfeed.bearer.%%%not-base64")},
+                {"protocols": ("kxfeed", "kxfeed.bearer." + b64[:-2])},
+            ]
+            for kwargs in refused:
+                with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                    await http.ws_connect(url, **kwargs)
+                assert err.value.status == 401, kwargs
+            async with http.ws_connect(url, headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+                await subscribed(ws)
+            async with http.ws_connect(url, protocols=("kxfeed", f"kxfeed.bearer.{b64}")) as ws:
+                assert ws.protocol == "kxfeed"
+                await subscribed(ws)
+            async with http.ws_connect(
+                url + "?format=ndjson", protocols=(f"kxfeed.bearer.{b64}", "kxfeed")
+            ) as ws:
+                assert ws.protocol == "kxfeed"
+                await subscribed(ws)
+
+    asyncio.run(main())
+    assert TOKEN not in gateway.log.read_text() and b64 not in gateway.log.read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ def test_subscribe_gets_a_snapshot_first_then_live_frames(tmp_path: Path) -> Non
             r.pub.publish(tob("KX-A", 4500))
             live = await next_json(ws)
             assert live["type"] == "tob" and live["id"] == 7 and live["ticker"] == "KX-A"
-            assert live["data"]["yes_bid"] == "0.4500" and isinstance(live["data"]["ts_recv_ns"], int)
+            assert live["data"]["yes_bid"] == "0.4500" and live["data"]["ts_recv_ns"].isdigit()
             await ws.close()
             await until(lambda: not r.hub.core.clients, "the hub saw the client go")
             assert r.hub.core.counts.of("disconnects", "client_closed") == 1
@@ -364,11 +365,7 @@ def test_heartbeats_reach_a_quiet_client() -> None:
             async with aiohttp.ClientSession() as http:
                 ws = await http.ws_connect(f"http://127.0.0.1:{runner.addresses[0][1]}{STREAM_PATH}")
                 beat = await next_json(ws, skip=())
-                assert (
-                    beat["type"] == "heartbeat"
-                    and beat["ts"].endswith("Z")
-                    and isinstance(beat["ts_ns"], int)
-                )
+                assert beat["type"] == "heartbeat" and beat["ts"].endswith("Z") and beat["ts_ns"].isdigit()
                 await ws.close()
         finally:
             task.cancel()
@@ -398,5 +395,60 @@ def test_a_burst_past_the_hub_backlog_is_told_to_clients(
             assert live is not None and live.data["yes_bid"] == "0.1099"  # live state has every message
             assert r.hub.core.counts.of("backlog_dropped", "tob") == 90
             await ws.close()
+
+    run(main())
+
+
+async def next_lines(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """The messages of the next ndjson text frame (heartbeats skipped)."""
+    while True:
+        msg = await ws.receive(timeout=WAIT_S)
+        assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+        got = [json.loads(line) for line in msg.data.split("\n")]
+        got = [g for g in got if g["type"] != "heartbeat"]
+        if got:
+            return got
+
+
+def test_ndjson_frames_carry_several_messages_one_per_line(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(r.url + "?format=ndjson")
+            plain = await http.ws_connect(r.url)
+            for client in (ws, plain):
+                await client.send_json({"op": "subscribe", "id": 1, "topics": ["tob.KX-B", "trade."]})
+            assert (await next_lines(ws))[0]["type"] == "subscribed"
+            assert (await next_json(plain))["type"] == "subscribed"
+            # One publish of many messages: the hub takes them in few batches, so frames hold several.
+            r.pub.publish_many(
+                [tob("KX-A", 4300 + i) for i in range(50)] + [tob("KX-B", 4300 + i) for i in range(50)]
+            )
+            r.pub.publish(trade("KX-A", "t-last"))
+            got: list[dict[str, Any]] = []
+            frames = 0
+            while not got or got[-1]["type"] != "trade":
+                got += await next_lines(ws)
+                frames += 1
+            assert [g["data"]["yes_bid"] for g in got[:-1]] == [f"0.{4300 + i}" for i in range(50)]
+            assert {g["ticker"] for g in got[:-1]} == {"KX-B"} and got[-1]["data"]["trade_id"] == "t-last"
+            assert frames < len(got)  # several messages shared a frame
+            same = [await next_json(plain) for _ in range(51)]
+            assert same == got  # the same messages, one per frame
+            await ws.close()
+            await plain.close()
+            await until(lambda: not r.hub.core.clients, "the hub saw the clients go")
+            assert r.hub.core.counts.of("sent", "tob") == 100
+
+    run(main())
+
+
+def test_an_unknown_format_or_parameter_is_a_400(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r, aiohttp.ClientSession() as http:
+            for query in ("?format=xml", "?format=json&format=ndjson", "?token=x"):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+                    await http.ws_connect(r.url + query)
+                assert err.value.status == 400, query
+            assert not r.hub.core.clients
 
     run(main())

@@ -136,7 +136,7 @@ def test_drop_oldest_sends_lost_notice_before_what_is_left() -> None:
     assert got[0]["type"] == "subscribed"
     lost = got[1]
     assert lost["type"] == "lost" and lost["dropped"] == 84 and lost["kinds"] == {"tob": 84}
-    assert lost["since_ns"] == 5016
+    assert lost["since_ns"] == "5016"
     assert [g["data"]["yes_bid"] for g in got[2:]] == [f"0.{1084 + i:04d}" for i in range(16)]
     assert c.counts.of("dropped", "tob") == 84 and c.counts.of("lost_notices") == 1
     assert client.closing == ""
@@ -274,6 +274,8 @@ def test_any_client_bytes_are_answered_never_raised(raw: bytes) -> None:
 
 _op = st.one_of(
     st.tuples(st.just("push"), st.integers(0, 5), st.integers(1, 3000)),
+    # An ndjson batch: sub id, then its message count (its payload 100 bytes a message).
+    st.tuples(st.just("batch"), st.integers(0, 5), st.integers(1, 40)),
     st.tuples(st.just("control"), st.integers(0, 0), st.integers(1, 300)),
     st.tuples(st.just("take"), st.integers(1, 50), st.integers(0, 0)),
     st.tuples(st.just("purge"), st.integers(0, 5), st.integers(0, 0)),
@@ -303,18 +305,23 @@ def test_queue_bound_and_accounting_hold_for_any_sequence(
                 raise AssertionError("push refused without an overflow")
             else:
                 pushed += 1  # refused after the overflow: counted as dropped by the outbox
+        elif op == "batch":
+            trades = n // 3
+            box.push_batch(a, (("tob", n - trades), ("trade", trades)), n, b"z" * (100 * n), i)
+            pushed += n  # queued, dropped, or refused after an overflow: all counted
         elif op == "control":
             box.push_control("error", b"y" * n, i)
             pushed += 1
         elif op == "take":
             box.take(a)
         else:
-            before = len(box.data)
+            before = box.messages
             box.purge(a)
-            purged += before - len(box.data)
-        assert len(box.data) <= messages
+            purged += before - box.messages
+        assert box.messages <= messages
+        assert box.messages == sum(item[2] for item in box.data)
         assert box.bytes <= size
-        assert box.bytes == sum(len(f) for _, _, f in box.data)
+        assert box.bytes == sum(len(item[3]) for item in box.data)
         assert len(box.control) <= CONTROL_QUEUE
         if box.overflowed:
             assert len(box) == 0
@@ -356,7 +363,130 @@ def test_messages_dropped_before_fan_out_reach_every_client_as_lost() -> None:
     c.lost_before_fanout({"tob": 5}, 7)
     lost = [g for g in drain(c, a) if g["type"] == "lost"]
     assert lost == [
-        {"type": "lost", "dropped": 5, "kinds": {"tob": 5}, "since": lost[0]["since"], "since_ns": 7}
+        {"type": "lost", "dropped": 5, "kinds": {"tob": 5}, "since": lost[0]["since"], "since_ns": "7"}
     ]
     assert not [g for g in drain(c, b) if g["type"] == "lost"]
     assert c.counts.of("backlog_dropped", "tob") == 5 and c.counts.of("dropped", "tob") == 5
+
+
+# ---- ndjson groups and topic prefixes ------------------------------------------------------------
+
+
+def lines(c: StreamCore, client: Any) -> list[dict[str, Any]]:
+    """What an ndjson client reads: each taken item holds one or more JSON lines."""
+    out: list[dict[str, Any]] = []
+    while items := client.outbox.take(1000):
+        out += [msgspec.json.decode(line) for item in items for line in item.split(b"\n")]
+    return out
+
+
+def test_ndjson_clients_alike_share_one_payload_per_batch() -> None:
+    c = core()
+    a, b, plain = c.connect("a", 0, batch=True), c.connect("b", 0, batch=True), c.connect("p", 0)
+    assert a is not None and b is not None and plain is not None
+    for client in (a, b, plain):
+        sub(c, client, id=1, topics=["tob."])
+    for client in (a, b, plain):
+        client.outbox.take(1000)  # the subscribed replies
+    prepared = [c.ingest(tob(t, 4300 + i), i) for i, t in enumerate(["A", "B", "C"])]
+    for p in prepared:
+        assert p is not None
+        c.fanout(p, 5)
+    c.seal(5)
+    # One queue item of three messages per ndjson client, the very same bytes object for both.
+    assert len(a.outbox.data) == 1 and a.outbox.messages == 3 and len(a.outbox) == 3
+    assert a.outbox.data[0][3] is b.outbox.data[0][3]
+    assert len(plain.outbox.data) == 3  # a json client: one frame per message
+    got = lines(c, a)
+    assert [(g["type"], g["id"], g["ticker"]) for g in got] == [
+        ("tob", 1, "A"),
+        ("tob", 1, "B"),
+        ("tob", 1, "C"),
+    ]
+    assert got == [msgspec.json.decode(f) for f in plain.outbox.take(1000)] == lines(c, b)
+    assert c.counts.of("sent", "tob") == 9
+
+
+def test_ndjson_group_bound_counts_messages_and_reports_them_lost() -> None:
+    c = core(queue_messages=5)
+    client = c.connect("a", 0, batch=True)
+    assert client is not None
+    sub(c, client, id=1, topics=["tob.", "trade."])
+    for i in range(4):
+        c.publish(tob("A", 4300 + i), 10 + i)
+    c.publish(trade("A", "t"), 20)
+    c.publish(tob("A", 4400), 21)  # six messages in a five-message queue: the oldest goes
+    assert client.outbox.messages == 5
+    got = lines(c, client)
+    assert got[0]["type"] == "subscribed"
+    assert got[1] == {
+        "type": "lost",
+        "dropped": 1,
+        "kinds": {"tob": 1},
+        "since": got[1]["since"],
+        "since_ns": "21",
+    }
+    assert [g["type"] for g in got[2:]] == ["tob", "tob", "tob", "trade", "tob"]
+    assert c.counts.total("dropped") == 1
+
+
+def test_ndjson_unsubscribe_forgets_queued_batches_and_leaves_the_group() -> None:
+    c = core()
+    a, b = c.connect("a", 0, batch=True), c.connect("b", 0, batch=True)
+    assert a is not None and b is not None
+    sub(c, a, id=1, topics=["tob."])
+    sub(c, b, id=1, topics=["tob."])
+    c.publish(tob("A"), 1)
+    c.handle(a, b'{"op":"unsubscribe","id":1}', 2)
+    c.publish(tob("B"), 3)
+    assert [g["type"] for g in lines(c, a)] == ["subscribed", "unsubscribed"]
+    assert [(g["type"], g.get("ticker")) for g in lines(c, b)] == [
+        ("subscribed", None), ("tob", "A"), ("tob", "B"),
+    ]  # fmt: skip
+
+
+def test_topics_name_ticker_prefixes() -> None:
+    c = core()
+    c.publish(tob("KXBTC-25DEC31-B100"), 1)
+    c.publish(tob("KXETH-25DEC31-B5"), 1)
+    c.publish(tob("KXBTCD-25DEC31-B1"), 1)
+    for batch in (False, True):
+        client = c.connect("p", 2, batch=batch)
+        assert client is not None
+        sub(c, client, 2, id=3, topics=["tob.KXBTC-", "trade.", "gap.KXETH"])
+        c.publish(tob("KXBTC-25DEC31-B200"), 3)
+        c.publish(tob("KXBTCD-25DEC31-B2"), 3)  # another series: KXBTC- is not its prefix
+        c.publish(trade("KXBTCD-25DEC31-B2", "t1"), 3)
+        c.publish(Gap(conn=1, sid=1, expected=1, received=3, tickers=["X", "KXETH-1"], reason="r"), 3)
+        c.publish(Gap(conn=1, sid=2, expected=1, received=3, tickers=["KXBTC-1"], reason="r"), 3)
+        got = lines(c, client)
+        assert got[0]["topics"] == ["tob.KXBTC-", "trade.", "gap.KXETH"]
+        snaps = [g for g in got[1:] if g["type"] == "snapshot"]
+        # The live tops of the KXBTC- series (the second round's include the first's B200).
+        expected = {"tob.KXBTC-25DEC31-B100"}
+        if batch:
+            expected |= {"tob.KXBTC-25DEC31-B200", "trade.KXBTCD-25DEC31-B2", "gap.KXETH-1"}
+        assert {g["topic"] for g in snaps} == expected
+        assert [(g["type"], g.get("ticker")) for g in got[1 + len(snaps) :]] == [
+            ("tob", "KXBTC-25DEC31-B200"),
+            ("trade", "KXBTCD-25DEC31-B2"),
+            ("gap", None),
+        ]
+        assert got[-1]["data"]["tickers"] == ["X", "KXETH-1"]
+        c.handle(client, b'{"op":"unsubscribe","id":3}', 4)
+    # A prefix with the tickers filter: both must pass.
+    client = c.connect("q", 5)
+    assert client is not None
+    sub(c, client, 5, id=4, topics=["tob.KXBTC-"], tickers=["KXBTC-25DEC31-B100", "KXETH-25DEC31-B5"])
+    assert [g["topic"] for g in drain(c, client)[1:]] == ["tob.KXBTC-25DEC31-B100"]
+
+
+def test_bad_topics_are_refused() -> None:
+    c = core()
+    client = c.connect("p", 0)
+    assert client is not None
+    for topic in ("tobX", "nope.KX", "", ".KX", "tob." + "K" * 201):
+        sub(c, client, id=1, topics=[topic])
+        (err,) = drain(c, client)
+        assert err["type"] == "error" and err["error"] == "bad_topic" and err["id"] == 1, topic
+    assert not client.subs

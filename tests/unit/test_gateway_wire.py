@@ -72,7 +72,7 @@ def test_top_of_book_in_api_units() -> None:
         "mid": "0.43505",
         "spread": "0.0101",
         "ts_recv": "2025-12-03T14:40:26.123456Z",
-        "ts_recv_ns": NS,
+        "ts_recv_ns": str(NS),
         "ts_exch": "2025-12-03T14:40:26.123000Z",
         "ts_exch_ms": 1_764_772_826_123,
     }
@@ -125,11 +125,13 @@ def test_trade_signal_depth_bookstate_gap() -> None:
         Depth(ticker="KX-A", xseq=3, valid=True, yes=[(4300, 2500), (4200, 1)], no=[(5600, 100)])
     )
     assert d["yes"] == [["0.4300", "25.00"], ["0.4200", "0.01"]] and d["no"] == [["0.5600", "1.00"]]
-    b = wire.convert(BookState(ticker="KX-A", valid=False, reason="seq_gap", conn=1, sid=2, xseq=9))
-    assert (b["valid"], b["reason"], b["sid"]) == (False, "seq_gap", 2)
+    # A connection id is the connector's start in ns: past 2**53, so a string a browser keeps exact.
+    conn = 1_764_772_826_123_456_789
+    b = wire.convert(BookState(ticker="KX-A", valid=False, reason="seq_gap", conn=conn, sid=2, xseq=9))
+    assert (b["valid"], b["reason"], b["sid"], b["conn"]) == (False, "seq_gap", 2, str(conn))
     g = wire.convert(
         Gap(
-            conn=1,
+            conn=conn,
             sid=2,
             expected=5,
             received=9,
@@ -141,6 +143,7 @@ def test_trade_signal_depth_bookstate_gap() -> None:
     )
     assert (
         g["tickers"] == ["A", "B"]
+        and g["conn"] == str(conn)
         and g["detected"] == "1970-01-01T00:00:01.000000Z"
         and g["recovered"] is None
     )
@@ -221,7 +224,7 @@ def test_conversion_is_total_over_any_int64_time_and_price(ts: int, value: int) 
     out = wire.convert(m)
     assert not floats_in(out)
     msgspec.json.encode(out)  # JSON-able as it is
-    assert out["ts_recv_ns"] == ts and out["ts_exch_ms"] == ts
+    assert out["ts_recv_ns"] == str(ts) and out["ts_exch_ms"] == ts
     iso = out["ts_exch"]
     assert iso is None or (iso.endswith("Z") and len(iso) == 27)
 
