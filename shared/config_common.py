@@ -8,6 +8,7 @@ and the top-level ``Config`` live there.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 import msgspec
@@ -22,7 +23,9 @@ __all__ = [
     "JournalConfig",
     "KalshiConfig",
     "LogConfig",
+    "RetentionConfig",
     "WorkerBase",
+    "retention_seconds",
 ]
 
 
@@ -94,6 +97,65 @@ class JournalConfig(_Section, frozen=True, kw_only=True):
     prune_interval_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
 
 
+#: Units of a retention: hours, days, weeks. No minutes or seconds: "30m" could be read as
+#: 30 months, and a retention that short is a typo that would delete nearly everything.
+_RETENTION = re.compile(r"^([1-9][0-9]{0,5})(h|d|w)$")
+_RETENTION_UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}
+#: Longest finite retention: 100 years (anything longer is "forever").
+MAX_RETENTION_S = 36_500 * 86400
+
+
+def retention_seconds(text: str) -> int | None:
+    """``12h`` / ``30d`` / ``2w`` -> seconds; ``forever`` -> None; ValueError with advice else."""
+    if text == "forever":
+        return None
+    m = _RETENTION.match(text)
+    seconds = int(m.group(1)) * _RETENTION_UNIT_S[m.group(2)] if m else 0
+    if not m or seconds > MAX_RETENTION_S:
+        raise ValueError(
+            f"{text!r} is not a retention: a whole number of hours, days or weeks from 1h to "
+            '36500d (e.g. "12h", "30d", "2w"), or "forever"'
+        )
+    return seconds
+
+
+class RetentionConfig(_Section, frozen=True, kw_only=True):
+    """How long stored rows are kept, per kind (``[db] retention = { deltas = "30d" }``), by
+    their ``ts``; "forever" (the default of every kind) keeps them. The writer deletes older
+    rows (PostgreSQL: drops whole day partitions once their last day is past the retention)."""
+
+    deltas: str = "forever"
+    snapshots: str = "forever"
+    tickers: str = "forever"
+    trades: str = "forever"
+    lifecycle: str = "forever"
+    #: The gap records: kept by their own retention only, never because data they describe went.
+    gaps: str = "forever"
+    signals: str = "forever"
+    worker_events: str = "forever"
+    fills: str = "forever"
+    positions: str = "forever"
+    orders: str = "forever"
+    order_groups: str = "forever"
+
+    def __post_init__(self) -> None:
+        for f in msgspec.structs.fields(self):
+            value = getattr(self, f.name)
+            try:
+                retention_seconds(value)
+            except ValueError as exc:
+                raise ValueError(f"{f.name} = {exc}") from None
+
+    def seconds(self) -> dict[str, int]:
+        """Kind -> retention in seconds, for every kind that is not kept forever."""
+        out: dict[str, int] = {}
+        for f in msgspec.structs.fields(self):
+            seconds = retention_seconds(getattr(self, f.name))
+            if seconds is not None:
+                out[f.name] = seconds
+        return out
+
+
 class DbConfig(_Section, frozen=True, kw_only=True):
     #: SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db.
     #: Empty = the SQLite file ``<data_dir>/kxfeed.db`` (so per environment, like data_dir).
@@ -108,3 +170,10 @@ class DbConfig(_Section, frozen=True, kw_only=True):
     #: SQLite only: NORMAL (WAL: a killed process loses nothing committed; a power cut may
     #: lose the last transactions, which the journals replay) or FULL.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: How long stored rows are kept, per kind; see :class:`RetentionConfig`.
+    retention: RetentionConfig = RetentionConfig()
+    #: How often the writer prunes what is past its retention (also once at its start).
+    prune_interval_s: Annotated[float, msgspec.Meta(ge=1, le=7 * 86400)] = 3600.0
+    #: Most rows one pruning DELETE removes (one short transaction each, so the writer's
+    #: batches never wait long behind it).
+    prune_batch_rows: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = 10_000

@@ -24,6 +24,7 @@ from services.writer.core import Batch, OfferResult, WriterCore, waited_s
 from services.writer.errors import classify
 from services.writer.journals import Journals, record_head
 from services.writer.outage import Outage, open_database
+from services.writer.prune import Pruner
 from services.writer.rows import MAPPERS, STORED_KINDS
 from shared.actor import Actor
 from shared.backoff import Backoff
@@ -90,6 +91,8 @@ class WriterWorker(Actor):
         self.spawn(self._flusher(), name="flusher")
         self.spawn(self._cursor_loop(), name="cursor")
         self.spawn(self._gauge_loop(), name="gauges")
+        # Past [db] retention goes on its own schedule; a failing prune never stops storing.
+        self.spawn(Pruner(self.engine, self.config.db, self.log).run(), name="prune")
 
     def _retry_policy(self) -> RetryPolicy:
         """Database I/O retries forever (the journals hold what the buffer cannot); bugs crash."""

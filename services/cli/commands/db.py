@@ -11,6 +11,9 @@
   kxfeed db history TICKER --kind deltas|snapshots|trades|tickers [--since T] [--until T]
                   [--limit N] [--cursor C] [--all] [--json]
                                        stored rows of a market in a time window, paged
+  kxfeed db prune [--dry-run] [--json]  remove the rows past [db] retention (the writer also
+                                       does, every [db] prune_interval_s); --dry-run shows
+                                       per table what would go and the oldest time kept
 
 The database is [db] url (KXFEED_DB_URL overrides it): a SQLite file by default,
 PostgreSQL with postgresql+asyncpg://user@host/db. Prices print in dollars ($0.4300)
@@ -23,6 +26,7 @@ examples:
   kxfeed db latest --table fills --limit 50
   KXFEED_DB_URL=postgresql+asyncpg://kx@db/kx kxfeed db stats --hours 6
   kxfeed db history KXNFLGAME-25NOV23BUFHOU-BUF --kind trades --since 2h
+  kxfeed db prune --dry-run
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.cli import dbhistory
+from services.cli import dbhistory, dbprune
 from services.cli.common import action, add_config_options, contracts, dollars, load, subcommand, when
 from shared.config import Config
 from shared.messages import JSON_ENCODER
@@ -108,6 +112,7 @@ def register(sub: Any) -> None:
     add_config_options(st)
     st.set_defaults(func=run_stats)
     dbhistory.register(verbs)
+    dbprune.register(verbs)
 
 
 def _with_engine(cfg: Config, body: Callable[[AsyncEngine], Awaitable[int]]) -> int:
