@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI's preflight reads the names without loading zmq and prometheus
     from shared.actor import Actor
+    from shared.config import Config
 
 #: name -> module, in start order. The simulator stands in for Kalshi itself, so it starts
 #: right after the bus: workers that call the exchange at start find it listening.
@@ -25,7 +26,14 @@ WORKER_MODULES: dict[str, str] = {
     "gapfill": "services.gapfill.worker",
     "poller": "services.poller.worker",
     "connector": "services.connector.worker",
+    # Last: it reads the producers' journals, not the bus, so it needs no place among them,
+    # and the default pipeline's order stays as it was. Opt-in (OPT_IN).
+    "jetstream": "services.jetstream.worker",
 }
+
+#: Workers ``kxfeed up`` runs only when their section enables them (``opted_in``): the bridge
+#: into NATS JetStream needs a NATS server, and the default run must not.
+OPT_IN = frozenset({"jetstream"})
 
 
 #: The supervisor is not a worker it starts: ``kxfeed up`` runs it in the foreground.
@@ -45,11 +53,19 @@ def available() -> list[str]:
     return out
 
 
-def default_workers(env: str, installed: list[str] | None = None) -> list[str]:
+def default_workers(
+    env: str, installed: list[str] | None = None, opted_in: frozenset[str] = frozenset()
+) -> list[str]:
     """What ``kxfeed up`` runs when the config names no workers: every installed one, except the
-    exchange simulator unless ``[kalshi] env = "sim"`` (demo and prod never start it)."""
+    exchange simulator unless ``[kalshi] env = "sim"`` (demo and prod never start it) and the
+    :data:`OPT_IN` workers not in ``opted_in``."""
     names = available() if installed is None else installed
-    return [n for n in names if n != "sim" or env == "sim"]
+    return [n for n in names if (n != "sim" or env == "sim") and (n not in OPT_IN or n in opted_in)]
+
+
+def opted_in(cfg: Config) -> frozenset[str]:
+    """The :data:`OPT_IN` workers ``cfg`` enables."""
+    return frozenset({"jetstream"}) if cfg.jetstream.enabled else frozenset()
 
 
 def worker_class(name: str) -> type[Actor]:

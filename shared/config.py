@@ -45,6 +45,7 @@ from shared.config_workers import (
     WriterConfig,
 )
 from shared.environment import ENV_VARS
+from shared.jetstream_config import JetStreamConfig
 
 # The section classes live in config_common / config_workers; they are re-exported here so
 # ``from shared.config import X`` stays the one import path for every config name.
@@ -65,6 +66,7 @@ __all__ = [
     "DbConfig",
     "GapfillConfig",
     "GatewayConfig",
+    "JetStreamConfig",
     "JournalConfig",
     "KalshiConfig",
     "LogConfig",
@@ -122,6 +124,7 @@ class Config(_Section, frozen=True, kw_only=True):
     gapfill: GapfillConfig = GapfillConfig()
     arb: ArbConfig = ArbConfig()
     gateway: GatewayConfig = GatewayConfig()
+    jetstream: JetStreamConfig = JetStreamConfig()
 
     def worker(self, name: str) -> WorkerBase:
         """The section of worker ``name`` (the bus worker's section is ``busproxy``)."""

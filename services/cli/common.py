@@ -140,7 +140,7 @@ def planned_workers(cfg: Config) -> list[str]:
         return [c.name for c in sup.children]
     if sup.workers:
         return list(sup.workers)
-    return registry.default_workers(effective_env(cfg))
+    return registry.default_workers(effective_env(cfg), opted_in=registry.opted_in(cfg))
 
 
 def preflight_failed(

@@ -146,7 +146,9 @@ def child_specs(
     if sup.children:
         children = list(sup.children)
     else:
-        names = list(sup.workers) if sup.workers else registry.default_workers(effective_env(cfg), available)
+        names = list(sup.workers) or registry.default_workers(
+            effective_env(cfg), available, registry.opted_in(cfg)
+        )
         unknown = [n for n in names if n not in registry.WORKER_MODULES]
         if unknown:
             known = ", ".join(registry.WORKER_MODULES)

@@ -108,7 +108,7 @@ class System:
             start_new_session=True,
         )
         log.close()
-        names = registry.available()
+        names = registry.default_workers("sim")
         proc = self.proc
 
         def up_or_gone() -> bool:  # a supervisor that exited (a config error) fails at once
@@ -182,7 +182,7 @@ class System:
 
     def metrics_ports(self) -> dict[str, int]:
         """Each worker's /metrics port as it reported it now (port 0: a restart gets a new one)."""
-        return {name: self.metrics_port(name) for name in ("supervisor", *registry.available())}
+        return {name: self.metrics_port(name) for name in ("supervisor", *registry.default_workers("sim"))}
 
     def metrics_port(self, worker: str) -> int:
         return reported_port(self.cfg, worker)

@@ -41,7 +41,7 @@ def scrape(port: int) -> str:
 
 @pytest.mark.slow
 def test_every_control_socket_survives_garbage_and_keeps_answering(tmp_path: Path, up_factory: Any) -> None:
-    names = registry.available()
+    names = registry.default_workers("sim")
     cfg = make_config(
         tmp_path,
         supervisor={"shutdown_timeout_s": 20.0, "ready_timeout_s": 90.0},

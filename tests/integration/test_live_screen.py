@@ -72,7 +72,7 @@ def _recent(lines: list[str]) -> list[str]:
 
 
 def test_the_live_screen_shows_a_gap_a_stopped_worker_the_legend_and_the_market(tmp_path: Path) -> None:
-    names = registry.available()
+    names = registry.default_workers("sim")
     if not PIPELINE | {STOPPED} <= set(names):
         pytest.skip(f"this install lacks part of the pipeline: {names}")
     cfg = make_config(

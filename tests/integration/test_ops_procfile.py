@@ -62,7 +62,7 @@ def test_honcho_start_runs_the_pipeline_against_the_sim(tmp_path: Path) -> None:
 
             def all_ready() -> bool:
                 try:
-                    names = registry.available()
+                    names = registry.default_workers("sim")
                     answers = [request(cfg.worker(n).control, "stats", timeout_s=1.0) for n in names]
                 except ControlError:
                     return False

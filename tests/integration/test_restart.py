@@ -92,7 +92,7 @@ def run_until_stored(up: Up, names: list[str], db: Path, base: dict[str, int], s
 
 @pytest.mark.slow
 def test_a_restart_keeps_storing_every_kind_of_row(tmp_path: Path, up_factory: Any) -> None:
-    names = registry.available()
+    names = registry.default_workers("sim")
     if not {"sim", "connector", "writer", "arb", "orderbook"} <= set(names):
         pytest.skip(f"the default pipeline is not installed: {names}")
     cfg = make_config(

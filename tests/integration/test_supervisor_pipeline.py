@@ -37,7 +37,7 @@ def committed_streams(db: Path) -> dict[tuple[str, int, str], int]:
 
 @pytest.mark.slow
 def test_up_runs_every_installed_worker_and_stops_in_reverse(tmp_path: Path, up_factory: Any) -> None:
-    names = registry.available()
+    names = registry.default_workers("sim")
     cfg = make_config(
         tmp_path,
         supervisor={"shutdown_timeout_s": 15.0, "ready_timeout_s": 60.0},
