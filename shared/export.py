@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.store import history
+from shared.store import deltapack, deltaread, history
 from shared.units import COUNT_SCALE, PRICE_SCALE
 
 Format = Literal["parquet", "csv"]
@@ -150,6 +150,9 @@ class _ParquetSink:
         arrays = [pa.array(col, type=t) for col, t in zip(cols, self.types, strict=True)]
         self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
 
+    def write_table(self, table: Any) -> None:
+        self.writer.write_table(table.cast(self.schema), row_group_size=max(table.num_rows, 1))
+
     def close(self) -> None:
         self.writer.close()
 
@@ -186,6 +189,131 @@ class _CsvSink:
         self.file.close()
 
 
+# ---- deltas: runs to Arrow without a Python object per value ------------------------------------
+
+
+class _DeltaArrow:
+    """Stored runs as Arrow record batches in KINDS["deltas"] column order: each column of a
+    run (:func:`deltapack.decode`'s sections) becomes an Arrow array over the body's own bytes,
+    widened to int64 and offset by its base in C."""
+
+    def __init__(self, pa: Any, names: dict[int, str], schema: Any) -> None:
+        import pyarrow.compute as pc
+
+        self.pa, self.pc, self.schema = pa, pc, schema
+        top = max(names, default=0)
+        self.tickers = pa.array([names.get(i) for i in range(top + 1)], pa.string())
+        self.sides = pa.array(deltapack.SIDES, pa.string())
+        self.ints = {1: pa.int8(), 2: pa.int16(), 4: pa.int32(), 8: pa.int64()}
+        self.ts = pa.timestamp("us", tz="UTC")
+
+    def _col(self, buf: Any, d: deltapack.Decoded, name: str, extra: int = 0) -> Any:
+        pa, pc = self.pa, self.pc
+        sec = d.sections[name]
+        raw = pa.Array.from_buffers(self.ints[sec.width], d.n, [None, buf.slice(sec.offset, sec.width * d.n)])
+        wide = raw.cast(pa.int64())
+        base = sec.base + extra
+        return pc.add_checked(wide, pa.scalar(base, pa.int64())) if base else wide
+
+    def batch(self, run: Sequence[Any]) -> Any:
+        pa = self.pa
+        c, sid, first, body = run[0], run[1], run[2], run[-1]
+        d = deltapack.decode(body)
+        buf = pa.py_buffer(body)
+        n = d.n
+        ticker = self.tickers.take(self._col(buf, d, "market"))
+        cols = [
+            ticker,
+            pa.repeat(pa.scalar(c, pa.int64()), n),
+            pa.repeat(pa.scalar(sid, pa.int64()), n),
+            self._col(buf, d, "xoff", first),
+            self.sides.take(self._col(buf, d, "side")),
+            self._col(buf, d, "price"),
+            self._col(buf, d, "delta"),
+            self._col(buf, d, "ts").cast(self.ts),
+            self._col(buf, d, "recv").cast(self.ts),
+        ]
+        return pa.record_batch(cols, schema=self.schema)
+
+    def rows(self, rows: list[deltapack.DeltaTuple]) -> Any:
+        """Deltas already unpacked (runs that overlapped, merged in Python)."""
+        cols = list(zip(*[[r[i] for i in (3, 0, 1, 2, 4, 5, 6, 7, 8)] for r in rows], strict=True))
+        arrays = [self.pa.array(col, type=f.type) for col, f in zip(cols, self.schema, strict=True)]
+        return self.pa.record_batch(arrays, schema=self.schema)
+
+    def keep(self, rb: Any, f: deltaread.DeltaFilter, keep: frozenset[str] | None) -> Any:
+        pc, pa = self.pc, self.pa
+        masks = []
+        if keep is not None:
+            masks.append(pc.is_in(rb.column(0), value_set=pa.array(sorted(keep), pa.string())))
+        ts = rb.column(7).cast(pa.int64())
+        if f.ts_since is not None:
+            masks.append(pc.greater_equal(ts, f.ts_since))
+        if f.ts_until is not None:
+            masks.append(pc.less(ts, f.ts_until))
+        if not masks:
+            return rb
+        mask = masks[0]
+        for m in masks[1:]:
+            mask = pc.and_(mask, m)
+        return rb.filter(mask)
+
+
+async def _delta_parquet(engine: AsyncEngine, q: history.Query, sink: _ParquetSink, batch: int) -> int:
+    """Deltas of ``q`` into ``sink``: run by run, a row group per ``batch`` rows or so."""
+    pa = sink.pa
+    f = history.delta_filter(q)
+    rows = 0
+    async with engine.connect() as conn:
+        keep = await deltaread.wanted(conn, f)
+        if keep is not None and not keep:
+            return 0
+        names = await deltaread.names(conn)
+        conv = _DeltaArrow(pa, names, sink.schema)
+        group: list[Any] = []  # runs of one subscription that overlap (held until the next starts past)
+        ready: list[Any] = []
+        held = 0
+
+        def flush_group() -> None:
+            nonlocal held
+            if len(group) == 1:
+                rb = conv.batch(group[0])
+            else:  # a later run filled a hole of an earlier one: merge them in xseq order
+                merged = sorted(
+                    (r for run in group for r in deltapack.rows_of(run, names.__getitem__)),
+                    key=lambda r: r[2],
+                )
+                rb = conv.rows(merged)
+            rb = conv.keep(rb, f, keep)
+            if rb.num_rows:
+                ready.append(rb)
+                held += rb.num_rows
+            group.clear()
+
+        def write(upto: int) -> None:
+            """Row groups of ``batch`` rows while ``upto`` or more are held."""
+            nonlocal held, rows
+            while held >= upto and held:
+                table = pa.Table.from_batches(ready, schema=sink.schema)
+                head = table.slice(0, batch)
+                sink.write_table(head)
+                rows += head.num_rows
+                held -= head.num_rows
+                ready[:] = table.slice(batch).to_batches() if held else []
+
+        async for run in deltaread.runs(conn, f):
+            if group and (
+                (group[0][0], group[0][1]) != (run[0], run[1]) or run[2] > max(g[3] for g in group)
+            ):
+                flush_group()
+                write(batch)
+            group.append(run)
+        if group:
+            flush_group()
+        write(1)
+    return rows
+
+
 def _sink(fmt: Format, path: Path, kind: history.Kind, q: history.Query | None) -> _ParquetSink | _CsvSink:
     if fmt == "parquet":
         return _ParquetSink(path, kind, q)
@@ -220,7 +348,10 @@ async def export(
     try:
         sink = _sink(fmt, tmp, kind, q)
         try:
-            if history.csv_ready(engine):
+            if fmt == "parquet" and q.kind == "deltas":
+                assert isinstance(sink, _ParquetSink)
+                rows = await _delta_parquet(engine, q, sink, batch)
+            elif history.csv_ready(engine, q.kind):
                 async for n, text in history.csv_chunks(engine, q, size=batch):
                     sink.write_csv(n, text)
                     rows += n

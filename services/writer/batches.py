@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.writer.core import Batch, StreamKey
 from services.writer.errors import classify
 from services.writer.rows import HOUR_US, PollContent, Row
-from shared.store.schema import APPEND, stream_offsets, ticks
+from shared.store.deltastore import DeltaRuns
+from shared.store.schema import APPEND, PACKED, stream_offsets, ticks
 from shared.store.sql import BOOKKEEPING, COPY_MIN_ROWS, FROM_STAGE, UNNEST, Sql, integer_timestamps, q, stage
 
 
@@ -63,6 +64,8 @@ class Store:
         self.sql = Sql(self.pg)
         self._conn: AsyncConnection | None = None
         self._drv: Any = None
+        #: Book deltas go packed in runs (shared.store.deltastore), exactly once by xseq.
+        self.deltas = DeltaRuns(self.pg)
 
     # ---- connection --------------------------------------------------------------------------
     async def _driver(self) -> Any:
@@ -89,6 +92,7 @@ class Store:
     async def reset(self) -> None:
         """Drop the connection (after an error, or at the end): it never goes back to the pool."""
         conn, self._conn, self._drv = self._conn, None, None
+        self.deltas.clear()
         if conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.invalidate(), 5)
@@ -134,7 +138,9 @@ class Store:
             if not rows:
                 continue
             res.candidates[table] = len(rows)
-            if isolate:
+            if table in PACKED:
+                counts = await self._append_deltas(drv, rows, isolate, res)
+            elif isolate:
                 counts = await self._isolated_append(drv, table, rows, res)
             else:
                 counts = await self._append(drv, table, rows, batch.hours[table])
@@ -158,6 +164,30 @@ class Store:
         if hour_rows:
             await self._executemany(drv, self.sql.hours(), hour_rows)
         await self._executemany(drv, self.sql.offsets(), offsets)
+
+    async def _append_deltas(
+        self, drv: Any, rows: list[Row], isolate: bool, res: WriteResult
+    ) -> dict[int, int]:
+        if not isolate:
+            return await self.deltas.append(drv, rows, HOUR_US)
+        counts: dict[int, int] = {}
+        for row in rows:
+            mark = self.deltas.mark()
+            try:
+                got = await self._in_savepoint(drv, self.deltas.append(drv, [row], HOUR_US))
+            except Exception as exc:
+                self.deltas.rollback(mark)
+                if classify(exc) != "data":
+                    raise
+                _reject(res, "book_deltas", row, exc)
+                continue
+            for hour, n in got.items():
+                counts[hour] = counts.get(hour, 0) + n
+        return counts
+
+    async def _in_savepoint(self, drv: Any, work: Any) -> Any:
+        """Await ``work`` in a savepoint: undone alone when it raises."""
+        raise NotImplementedError
 
     async def _isolated_append(
         self, drv: Any, table: str, rows: list[Row], res: WriteResult
@@ -196,10 +226,22 @@ class SqliteStore(Store):
             res = await self._body(db, batch, now_us, isolate)
             await db.commit()
         except BaseException:
+            self.deltas.clear()  # it may have learnt ids and marks of the undone transaction
             with contextlib.suppress(Exception):
                 await db.rollback()
             raise
         return res
+
+    async def _in_savepoint(self, db: Any, work: Any) -> Any:
+        await db.execute("SAVEPOINT kx_row")
+        try:
+            out = await work
+        except BaseException:
+            await db.execute("ROLLBACK TO kx_row")
+            await db.execute("RELEASE kx_row")
+            raise
+        await db.execute("RELEASE kx_row")
+        return out
 
     async def _append(self, db: Any, table: str, rows: list[Row], hours: set[int]) -> dict[int, int]:
         sql = self.sql.insert_ignore(table)
@@ -251,17 +293,13 @@ class PgStore(Store):
         self._staged = set()
 
     async def warm(self) -> None:
-        """Open the connection, create the staging table of the bulk table (book deltas) and
-        prepare its COPYs and the bookkeeping statement: the first batch after a start then
-        costs what the others do. Staging tables of the rarer tables come with their first COPY."""
+        """Open the connection and prepare the bulk statements (the book deltas' insert, the
+        bookkeeping): the first batch after a start then costs what the others do. Staging
+        tables of the other tables come with their first COPY."""
         drv: asyncpg.Connection = await self._driver()
         try:
-            table = "book_deltas"
             async with drv.transaction():
-                staging = await self._stage_for(drv, table)
-                # Empty COPYs prepare (and cache) the statements describing the columns.
-                for target in (table, staging):
-                    await drv.copy_records_to_table(target, records=[], columns=list(APPEND[table].columns))
+                await self.deltas.warm(drv)
                 # Empty arrays: writes nothing, but parses the statement and resolves its types.
                 await drv.execute(BOOKKEEPING, *([] for _ in range(9)))
         except BaseException:
@@ -290,8 +328,16 @@ class PgStore(Store):
 
     async def write(self, batch: Batch, now_us: int, *, isolate: bool = False) -> WriteResult:
         drv: asyncpg.Connection = await self._driver()
+        try:
+            async with drv.transaction():
+                return await self._body(drv, batch, now_us, isolate)
+        except BaseException:
+            self.deltas.clear()  # it may have learnt ids and marks of the undone transaction
+            raise
+
+    async def _in_savepoint(self, drv: asyncpg.Connection, work: Any) -> Any:
         async with drv.transaction():
-            return await self._body(drv, batch, now_us, isolate)
+            return await work
 
     async def _append(
         self, drv: asyncpg.Connection, table: str, rows: list[Row], hours: set[int]

@@ -51,7 +51,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.store.schema import book_deltas, book_snapshots, gaps, markets, ticks, trades
+from shared.store import deltaread
+from shared.store.schema import book_snapshots, gaps, markets, ticks, trades
 from shared.store.types import datetime_to_us, us_to_datetime
 
 KindName = Literal["deltas", "snapshots", "trades", "tickers"]
@@ -134,7 +135,10 @@ GAPS = Kind(
     ("conn", "sid", "expected", "status"),
 )  # fmt: skip
 
-_TABLES = {"deltas": book_deltas, "snapshots": book_snapshots, "trades": trades, "tickers": ticks}
+#: Tables of the kinds stored a row per item (deltas are packed: :mod:`.deltaread`).
+_TABLES = {"snapshots": book_snapshots, "trades": trades, "tickers": ticks}
+#: A delta row (conn, sid, xseq, ticker, side, price, delta, ts, recv) in KINDS order.
+_DELTA_ORDER = (3, 0, 1, 2, 4, 5, 6, 7, 8)
 Row = Sequence[Any]
 
 
@@ -249,6 +253,8 @@ async def page(engine: AsyncEngine, q: Query, *, after: str | None = None, limit
     """Up to ``limit`` (1..:data:`MAX_PAGE`) rows of ``q`` after the cursor ``after``."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit {limit}: 1..{MAX_PAGE}")
+    if q.kind == "deltas":
+        return await _delta_page(engine, q, after, limit)
     kind, table = KINDS[q.kind], _TABLES[q.kind]
     stmt = _statement(q, engine.dialect.name == "postgresql")
     if after is not None:
@@ -269,11 +275,44 @@ async def batches(engine: AsyncEngine, q: Query, *, size: int = 50_000) -> Async
     (one consistent read on PostgreSQL; on SQLite, one read transaction)."""
     if size < 1:
         raise ValueError("batch size must be >= 1")
+    if q.kind == "deltas":
+        async with engine.connect() as conn:
+            async for part in deltaread.deltas(conn, delta_filter(q), size=size):
+                yield [tuple(r[i] for i in _DELTA_ORDER) for r in part]
+        return
     stmt = _statement(q, engine.dialect.name == "postgresql")
     async with engine.connect() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=size))
         async for part in result.partitions(size):
             yield part  # Row objects are sequences in column order
+
+
+def delta_filter(q: Query, after: tuple[int, int, int] | None = None) -> deltaread.DeltaFilter:
+    """The deltas of a deltas query."""
+    return deltaread.DeltaFilter(
+        tickers=None if q.ticker is None else frozenset({q.ticker}),
+        series=q.series,
+        ts_since=None if q.since is None else datetime_to_us(q.since),
+        ts_until=None if q.until is None else datetime_to_us(q.until),
+        after=after,
+    )
+
+
+async def _delta_page(engine: AsyncEngine, q: Query, after: str | None, limit: int) -> Page:
+    kind = KINDS["deltas"]
+    key = None
+    if after is not None:
+        c, sid, x = _decode_cursor(kind, after)
+        key = (c, sid, x)
+    rows: list[tuple[Any, ...]] = []
+    async with engine.connect() as conn:
+        async for part in deltaread.deltas(conn, delta_filter(q, key), size=limit + 1):
+            rows += [tuple(r[i] for i in _DELTA_ORDER) for r in part]
+            if len(rows) > limit:
+                break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(kind.names, rows, _encode_cursor(kind, rows[-1]) if more else None)
 
 
 def _csv_line(kind: Kind, table: Any) -> Any:
@@ -309,9 +348,10 @@ def _csv_line(kind: Kind, table: Any) -> Any:
     return func.printf(",".join(fmt), *args)
 
 
-def csv_ready(engine: AsyncEngine) -> bool:
-    """Whether :func:`csv_chunks` works on this store (SQLite)."""
-    return engine.dialect.name == "sqlite"
+def csv_ready(engine: AsyncEngine, kind: str = "") -> bool:
+    """Whether :func:`csv_chunks` works on this store (SQLite) for ``kind`` (not deltas:
+    packed, SQL cannot print them)."""
+    return engine.dialect.name == "sqlite" and kind != "deltas"
 
 
 async def csv_chunks(
@@ -320,8 +360,8 @@ async def csv_chunks(
     """:func:`batches` as CSV text made by the store (SQLite only: :func:`csv_ready`): (rows,
     bytes) per batch, no header, :data:`KINDS` column order; NULL is an unquoted empty
     value, strings are quoted, booleans true/false, times integer microseconds."""
-    if not csv_ready(engine):
-        raise ValueError("csv_chunks: SQLite only")
+    if not csv_ready(engine, q.kind):
+        raise ValueError("csv_chunks: SQLite only, not deltas")
     kind, table = KINDS[q.kind], _TABLES[q.kind]
     # Times compared as the integers SQLite keeps: then every parameter is a plain int or str
     # and the statement can go to the driver as compiled (no type processing per row either).
@@ -429,27 +469,22 @@ async def deltas_after(
 ) -> AsyncIterator[list[Row]]:
     """The deltas of ``snap``'s market on its subscription after it, up to ts <= ``at``, in
     sequence order: (xseq, side, price, delta, ts us), in batches."""
-    d = book_deltas.c
-    stmt = (
-        select(d.xseq, d.side, d.price, d.delta, _us(d.ts, conn.dialect.name == "postgresql"))
-        .where(
-            d.conn == snap.conn, d.sid == snap.sid, d.xseq > snap.xseq, d.ticker == snap.ticker, d.ts <= at
-        )
-        .order_by(d.xseq)
-    )
-    result = await conn.stream(stmt.execution_options(yield_per=size))
-    async for part in result.partitions(size):
-        yield part  # type: ignore[misc]
+    f = deltaread.DeltaFilter(
+        conn=snap.conn, sid=snap.sid, xseq_min=snap.xseq + 1, tickers=frozenset({snap.ticker}),
+        ts_max=datetime_to_us(at),
+    )  # fmt: skip
+    async for part in deltaread.deltas(conn, f, size=size):
+        yield [(r[2], r[4], r[5], r[6], r[7]) for r in part]
 
 
 async def stored_seqs(conn: AsyncConnection, c: int, sid: int, first: int, last: int) -> int:
     """How many seqs of ``first..last`` on one subscription are stored (deltas of every market
     and WS snapshots): fewer than the span means a hole the book may have missed."""
-    d, s = book_deltas.c, book_snapshots.c
-    n_d = select(d.xseq).where(d.conn == c, d.sid == sid, d.xseq >= first, d.xseq <= last)
-    n_s = select(s.xseq).where(s.conn == c, s.sid == sid, s.xseq >= first, s.xseq <= last)
-    sub = n_d.union_all(n_s).subquery()
-    return int((await conn.execute(select(func.count()).select_from(sub))).scalar_one())
+    s = book_snapshots.c
+    n_s = select(func.count()).where(s.conn == c, s.sid == sid, s.xseq >= first, s.xseq <= last)
+    snaps = int((await conn.execute(n_s)).scalar_one())
+    f = deltaread.DeltaFilter(conn=c, sid=sid, xseq_min=first, xseq_max=last)
+    return snaps + await deltaread.count(conn, f)
 
 
 async def price_ranges(conn: AsyncConnection, ticker: str) -> str | None:

@@ -10,10 +10,10 @@ import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.store import deltaread
 from shared.store.schema import (
     APPEND_TABLES,
     STATE_TABLES,
-    book_deltas,
     book_snapshots,
     fills,
     gaps,
@@ -25,6 +25,7 @@ from shared.store.schema import (
     ticks,
     trades,
 )
+from shared.store.types import us_to_datetime
 from shared.units import ONE_DOLLAR
 
 # ---- latest -------------------------------------------------------------------------------
@@ -115,16 +116,14 @@ async def _book_top(conn: AsyncConnection, ticker: str) -> Top | None:
     ts = snap.ts
     applied = 0
     if snap.xseq > 0:  # a WS snapshot: the deltas after it on its subscription follow it
-        d = book_deltas.c
-        rows = await conn.execute(
-            select(d.side, d.price, d.delta, d.ts)
-            .where(d.conn == snap.conn, d.sid == snap.sid, d.xseq > snap.xseq, d.ticker == ticker)
-            .order_by(d.xseq)
+        f = deltaread.DeltaFilter(
+            conn=snap.conn, sid=snap.sid, xseq_min=snap.xseq + 1, tickers=frozenset({ticker})
         )
-        for side, price, delta, dts in rows:
-            apply_delta(books[side], price, delta)
-            ts = max(ts, dts)
-            applied += 1
+        async for part in deltaread.deltas(conn, f):
+            for r in part:
+                apply_delta(books[r[4]], r[5], r[6])
+                ts = max(ts, us_to_datetime(r[7]))
+                applied += 1
     yb, ybs, ya, yas = top_of_book(books["yes"], books["no"])
     detail = f"{snap.source} snapshot (conn {snap.conn} sid {snap.sid} seq {snap.xseq}) + {applied} deltas"
     return Top("book", ts, yb, ybs, ya, yas, detail)
@@ -247,24 +246,38 @@ class GapReport:
         return sum(len(s.holes) for s in self.subscriptions)
 
 
-_SEQS = """
-    SELECT xseq FROM book_deltas WHERE conn = :conn AND sid = :sid
-    UNION ALL
-    SELECT xseq FROM book_snapshots WHERE conn = :conn AND sid = :sid AND xseq > 0
-"""
-_HOLES = text(
-    "SELECT prev + 1, xseq - 1 FROM "
-    f"(SELECT xseq, LAG(xseq) OVER (ORDER BY xseq) AS prev FROM ({_SEQS}) u) w "
-    "WHERE xseq > prev + 1 ORDER BY xseq"
-)
-_RANGE = text(f"SELECT MIN(xseq), MAX(xseq), COUNT(*) FROM ({_SEQS}) u")
-
-
 async def subscription_holes(conn: AsyncConnection, c: int, sid: int) -> SubscriptionRecord:
-    """The stored sequence range of one WS subscription and the holes in it."""
-    lo, hi, n = (await conn.execute(_RANGE, {"conn": c, "sid": sid})).one()
-    holes = [(a, b) for a, b in await conn.execute(_HOLES, {"conn": c, "sid": sid})]
-    return SubscriptionRecord(c, sid, lo, hi, n, holes)
+    """The stored sequence range of one WS subscription and the holes in it (deltas of every
+    market and WS snapshots, in one pass over the subscription's seqs)."""
+    s = book_snapshots.c
+    snaps = sorted(
+        int(x) for (x,) in await conn.execute(select(s.xseq).where(s.conn == c, s.sid == sid, s.xseq > 0))
+    )
+    first: int | None = None
+    prev: int | None = None
+    n = 0
+    holes: list[tuple[int, int]] = []
+
+    def see(x: int) -> None:
+        nonlocal first, prev, n
+        if prev is None:
+            first = x
+        elif x > prev + 1:
+            holes.append((prev + 1, x - 1))
+        prev = x
+        n += 1
+
+    i = 0
+    async for part in deltaread.deltas(conn, deltaread.DeltaFilter(conn=c, sid=sid)):
+        for r in part:
+            x = r[2]
+            while i < len(snaps) and snaps[i] <= x:
+                see(snaps[i])
+                i += 1
+            see(x)
+    for x in snaps[i:]:
+        see(x)
+    return SubscriptionRecord(c, sid, first, prev, n, holes)  # type: ignore[arg-type]  # None: nothing stored
 
 
 async def gap_report(engine: AsyncEngine, ticker: str) -> GapReport:

@@ -19,10 +19,13 @@ from sqlalchemy import (
     Boolean,
     Column,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -58,19 +61,36 @@ def _bool(name: str, nullable: bool = False) -> Column[bool]:
 book_deltas = Table(
     "book_deltas",
     metadata,
+    # One row per *run* of deltas of one subscription (shared.store.deltapack: the codec, and
+    # why). A delta's identity is still Kalshi's (conn, sid, xseq): the writer stores a delta
+    # only when no stored run holds its xseq (services/writer/batches.py).
     _int("conn"),
     _int("sid"),
-    _int("xseq"),
-    _text("ticker"),
-    _text("side"),
-    _int("price"),
-    _int("delta"),
-    _ts("ts"),
-    _ts("recv"),
-    # Kalshi's identity of a delta: one connection, one subscription, one sequence number.
-    PrimaryKeyConstraint("conn", "sid", "xseq"),
-    sqlite_with_rowid=False,
+    _int("first_xseq"),
+    _int("last_xseq"),
+    Column("n", Integer(), nullable=False),
+    # Bounds of the run's ts (range queries skip runs outside a window) and its first receive
+    # time (the UTC day a run belongs to: runs never straddle one).
+    _ts("ts_lo"),
+    _ts("ts_hi"),
+    _ts("recv_lo"),
+    Column("body", LargeBinary(), nullable=False),
+    PrimaryKeyConstraint("conn", "sid", "first_xseq"),
+    # Time order is insertion order: BRIN on PostgreSQL (a few pages for the whole table).
+    Index("ix_book_deltas_ts_lo", "ts_lo", postgresql_using="brin"),
 )
+
+#: The market dictionary: a run names its markets by these ids, not by ticker text per delta.
+market_ids = Table(
+    "market_ids",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    _text("ticker"),
+    UniqueConstraint("ticker"),
+)
+
+#: book_deltas as the writer's rows and the readers see it: one delta, DeltaRow's fields.
+DELTA_COLUMNS = ("conn", "sid", "xseq", "ticker", "side", "price", "delta", "ts", "recv")
 
 book_snapshots = Table(
     "book_snapshots",
@@ -421,11 +441,15 @@ APPEND_TABLES: tuple[Table, ...] = (
     order_groups,
 )
 STATE_TABLES: tuple[Table, ...] = (markets, events, series)
+#: Append tables stored packed (a row is not one message): no generic INSERT/COPY of rows.
+PACKED: frozenset[str] = frozenset({"book_deltas"})
 #: This account's own activity (private channels, with credentials): empty on a public feed.
 ACCOUNT_TABLES: tuple[Table, ...] = (fills, positions, orders, order_groups)
 
 
 def _append_spec(t: Table) -> AppendSpec:
+    if t is book_deltas:  # packed: its spec is the logical delta row
+        return AppendSpec(t.name, DELTA_COLUMNS, frozenset({"ts", "recv"}), 8, ("conn", "sid", "xseq"))
     cols = tuple(c.name for c in t.columns)
     ts_cols = frozenset(c.name for c in t.columns if isinstance(c.type, UtcTimestamp))
     key = tuple(c.name for c in t.primary_key.columns)

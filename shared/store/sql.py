@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Column
 
-from shared.store.schema import APPEND, STATE, metadata
+from shared.store.schema import APPEND, PACKED, STATE, metadata
 from shared.store.types import UtcTimestamp
 
 if TYPE_CHECKING:
@@ -111,10 +111,11 @@ def _unnest_insert(table: str) -> str:
     return f"INSERT INTO {q(table)} ({names}) SELECT * FROM unnest({arrays}) AS u({names})"
 
 
-UNNEST = {table: _unnest_insert(table) for table in APPEND}
+UNNEST = {table: _unnest_insert(table) for table in APPEND if table not in PACKED}
 FROM_STAGE = {
     table: f"INSERT INTO {q(table)} ({cols_sql(cols)}) SELECT {cols_sql(cols)} FROM {q(stage(table))}"
     for table, (_, cols, _, _, _) in APPEND.items()
+    if table not in PACKED
 }
 
 

@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,12 +45,13 @@ from shared.messages import (
     UserOrder,
     WorkerEvent,
 )
+from shared.store import deltaread
 from shared.store.engine import ensure_schema, make_engine
 from shared.store.migrate import SchemaTooNew, current_revision, head_revision, upgrade
-from shared.store.schema import APPEND, metadata, stream_offsets, table_hours
+from shared.store.schema import APPEND, PACKED, metadata, stream_offsets, table_hours
 from tests.support.config import make_config, write_config
 from tests.support.messages import book_delta
-from tests.support.pg import DB_PARAMS, drop_schema, fresh_db
+from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.procs import kxfeed_cmd
 from tests.support.synth import expected_tables, mixed, read_tables, stamp
 
@@ -149,6 +149,69 @@ def test_trades_stored_before_0003_read_source_ws(db: DbConfig) -> None:
                 rows = await conn.execute(text("SELECT trade_id, source FROM trades ORDER BY trade_id"))
                 got = rows.all()
             assert [tuple(r) for r in got] == [("new", "rest"), ("old", "ws")]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_deltas_stored_before_0007_are_moved_into_runs_and_back(db: DbConfig) -> None:
+    """0007 packs book deltas in runs: rows stored a row per delta under 0006 (several
+    subscriptions and markets, both sides, values at the ends of int64, an hour and a day
+    boundary) read back the same after the upgrade, through the store's reading path, and
+    the same again after a downgrade to 0006."""
+    import sqlalchemy as sa
+
+    from shared.store.types import UtcTimestamp
+
+    day = 86_400 * 10**6
+    base = T0 // 1000 - 5 * 10**6
+    want = {
+        (c, sid, x, f"M{x % 5}", "yes" if x % 3 else "no", x % 9999 + 1, (x * 37) % 5000 - 2500,
+         base + x * 2000 + (day if x > 2500 else 0), base + x * 2000 + 17)
+        for c in (1, 2) for sid in (1, 7) for x in range(1, 3001) if x % 11
+    }  # fmt: skip
+    want |= {
+        (3, 1, 2**62, "EDGE", "no", 2**63 - 1, -(2**63), 0, 10**17),
+        (3, 1, 0, "EDGE", "yes", 0, 0, -1, 0),
+    }
+    old = sa.Table(
+        "book_deltas", sa.MetaData(),
+        *(sa.Column(n, sa.BigInteger()) for n in ("conn", "sid", "xseq")),
+        *(sa.Column(n, sa.Text()) for n in ("ticker", "side")),
+        *(sa.Column(n, sa.BigInteger()) for n in ("price", "delta")),
+        *(sa.Column(n, UtcTimestamp()) for n in ("ts", "recv")),
+    )  # fmt: skip
+    names = [c.name for c in old.columns]
+
+    def old_then_rows(sync_conn: Any) -> None:
+        from alembic import command
+
+        from shared.store.migrate import alembic_config
+
+        command.upgrade(alembic_config(sync_conn), "0006")
+        sync_conn.execute(sa.insert(old), [dict(zip(names, r, strict=True)) for r in sorted(want)])
+
+    def down(sync_conn: Any) -> list[tuple[Any, ...]]:
+        from alembic import command
+
+        from shared.store.migrate import alembic_config
+
+        command.downgrade(alembic_config(sync_conn), "0006")
+        return [tuple(r) for r in sync_conn.execute(sa.select(old))]
+
+    async def go() -> None:
+        engine = make_engine(db)
+        try:
+            await ensure_schema(engine, db)
+            async with engine.begin() as conn:
+                await conn.run_sync(old_then_rows)
+            assert await upgrade(engine, db) == ("0006", head_revision())
+            got = await read_tables(engine, ["book_deltas"])
+            assert got["book_deltas"] == want
+            async with engine.begin() as conn:
+                back = await conn.run_sync(down)
+            assert {tuple(as_us(v) for v in r) for r in back} == want
         finally:
             await engine.dispose()
 
@@ -470,6 +533,13 @@ def test_every_column_holds_its_own_field_read_back_by_name(db: DbConfig) -> Non
             out = {}
             async with engine.connect() as conn:
                 for table in APPEND:
+                    if table in PACKED:  # a run: its one delta through the store's unpacking
+                        got = [
+                            r async for part in deltaread.deltas(conn, deltaread.DeltaFilter()) for r in part
+                        ]
+                        assert len(got) == 1, got
+                        out[table] = dict(zip(APPEND[table].columns, got[0], strict=True))
+                        continue
                     rows = (await conn.execute(text(f'SELECT * FROM "{table}"'))).mappings().all()
                     assert len(rows) == 1, (table, rows)
                     out[table] = dict(rows[0])
@@ -640,46 +710,41 @@ def test_queries_refuse_a_database_without_schema(tmp_path: Path, capsys: pytest
     assert res.returncode == 2 and "kxfeed db upgrade" in res.stderr
 
 
-@pytest.mark.postgres
-def test_bulk_copy_goes_direct_and_falls_back_to_staging_on_stored_keys(pg_url: str) -> None:
-    """PostgreSQL: a bulk batch without stored keys is COPYed straight into its table; one
-    that repeats stored keys (or repeats a key within itself) is undone and goes through
-    staging + ON CONFLICT DO NOTHING: every row stored once, counts exact, positions moved."""
-    db = DbConfig(url=pg_url, schema=f"kxt_{uuid.uuid4().hex[:12]}")
+def test_deltas_are_stored_once_whatever_the_batches_repeat_or_fill_later(db: DbConfig) -> None:
+    """Deltas are packed in runs (no unique key per delta): a batch repeating stored deltas
+    under other batch boundaries (a journal replay), one repeating a delta within itself, and
+    one bringing a delta below the stored high-water mark (it filled a hole) each store every
+    delta once, count the rest as duplicates, and read back in (conn, sid, xseq) order; a
+    store restarted (its caches gone) finds the high-water mark in the table."""
 
-    def delta(xseq: int, recv: int) -> BookDelta:
-        return book_delta("T", xseq, 100, 100, conn=9, ts_recv=recv)
+    def delta(xseq: int, sid: int = 1) -> BookDelta:
+        return book_delta("T", xseq, 100 + xseq % 7, xseq, conn=9, sid=sid, ts_recv=T0 + xseq)
 
-    fresh = [delta(i, T0 + i) for i in range(1, 1501)]
-    # 200 keys already stored (re-sent by a reconnecting producer), 1300 new, one new key twice
-    overlap = [delta(i, T0 + i) for i in range(1301, 3001)] + [delta(2000, T0 + 2000)]
-    clean = [delta(i, T0 + i) for i in range(3001, 4501)]
-    msgs = stamp([*fresh, *overlap, *clean])
+    first = [delta(i) for i in range(1, 1501) if i != 700]
+    # a replay: 200 deltas already stored (other batch boundaries), 1300 new, one new twice
+    overlap = [delta(i) for i in range(1301, 3001)] + [delta(2000)]
+    late = [delta(700), delta(3001), delta(5, sid=2)]  # 700 is below the mark, never stored
+    again = [delta(i) for i in (1, 700, 3001, 3002)]
 
     async def go() -> None:
         async with opened(db) as (engine, store):
             await store.warm()
-            core = core_for()
-            core.offer(msgs)
             results = []
-            for size in (len(fresh), len(overlap), len(clean)):
-                batch = core.take(size)
-                assert batch is not None
-                results.append(await store.write(batch, NOW_US))
-                results.append(store._conflicted.copy())  # type: ignore[attr-defined]
-                core.commit(batch)
-            assert results[0].inserted == {"book_deltas": 1500} and results[1] == set()
-            assert results[2].inserted == {"book_deltas": 1500} and results[3] == {"book_deltas"}
-            assert results[4].inserted == {"book_deltas": 1500} and results[5] == set()
+            for i, part in enumerate((first, overlap, late)):
+                results.append(await store.write(first_batch(stamp(part, pub=f"p{i}"), 5000)[1], NOW_US))
+            await store.reset()  # a restarted writer: no cached marks
+            results.append(await store.write(first_batch(stamp(again, pub="p3"), 10)[1], NOW_US))
+            assert [r.inserted.get("book_deltas", 0) for r in results] == [1499, 1500, 3, 1]
+            assert [r.candidates["book_deltas"] for r in results] == [1499, 1701, 3, 4]
+            got = await read_tables(engine, ["book_deltas"])
+            keys = sorted((r[1], r[2]) for r in got["book_deltas"])
+            assert keys == [(1, i) for i in range(1, 3003)] + [(2, 5)]
             async with engine.connect() as conn:
-                keys = [r[0] for r in await conn.execute(text("SELECT xseq FROM book_deltas ORDER BY xseq"))]
+                ordered = [
+                    r[:3] async for part in deltaread.deltas(conn, deltaread.DeltaFilter()) for r in part
+                ]
                 hours = (await conn.execute(select(table_hours.c.rows))).scalars().all()
-                offsets = (await conn.execute(select(stream_offsets.c.seq))).scalars().all()
-            assert keys == list(range(1, 4501))
-            assert hours == [4500]
-            assert offsets == [len(msgs)]
+            assert ordered == sorted(ordered) and len(ordered) == 3003
+            assert sum(hours) == 3003
 
-    try:
-        asyncio.run(go())
-    finally:
-        asyncio.run(drop_schema(pg_url, db.schema))
+    asyncio.run(go())

@@ -36,7 +36,8 @@ from shared.messages import (
     Trade,
     WorkerEvent,
 )
-from shared.store.schema import APPEND, STATE, metadata
+from shared.store import deltaread
+from shared.store.schema import APPEND, PACKED, STATE, metadata
 from shared.store.types import datetime_to_us
 
 BASE_NS = 1_793_700_000_000_000_000  # 2026-11-03
@@ -196,7 +197,7 @@ def expected_tables(msgs: Iterable[Message]) -> dict[str, set[Row]]:
     out: dict[str, set[Row]] = {}
     for table, rows in builder.rows.items():
         cols = APPEND[table].columns
-        pk = [cols.index(c.name) for c in metadata.tables[table].primary_key.columns]
+        pk = [cols.index(c) for c in APPEND[table].key]
         # WS snapshots (xseq > 0) are also unique by Kalshi's (conn, sid, xseq).
         ws = [cols.index(c) for c in ("conn", "sid", "xseq")] if table == "book_snapshots" else None
         seen: set[tuple[Any, ...]] = set()
@@ -243,6 +244,11 @@ async def read_tables(engine: AsyncEngine, tables: Iterable[str] | None = None) 
     out: dict[str, set[Row]] = {}
     async with engine.connect() as conn:
         for name in names:
+            if name in PACKED:  # book deltas: read back through the store's one unpacking path
+                out[name] = {
+                    r async for part in deltaread.deltas(conn, deltaread.DeltaFilter()) for r in part
+                }
+                continue
             rows = await conn.execute(select(metadata.tables[name]))
             out[name] = {tuple(datetime_to_us(v) if isinstance(v, datetime) else v for v in r) for r in rows}
     return out

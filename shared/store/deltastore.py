@@ -1,0 +1,189 @@
+"""Storing book deltas as runs, exactly once (the writer's side of :mod:`.deltapack`).
+
+A delta is Kalshi's (conn, sid, xseq); a stored run holds many, so no unique index can refuse
+one delta. Instead, per subscription, the writer knows the highest xseq stored (its
+*high-water mark*, read once per subscription from the table, then kept): a delta above it is
+new (the live stream, in order); a delta at or below it (a journal replay, a re-sent batch, a
+producer re-publishing, a late delta of one subscription from another publisher) is looked up
+in the stored runs that may hold its xseq (a bounded index range, :data:`MAX_SPAN`) and stored
+only when none does. Out-of-order arrival is therefore correct, merely slower. The unique key
+(conn, sid, first_xseq) still refuses a run written twice.
+
+The caches (market ids, high-water marks) change only with a committed transaction:
+:meth:`DeltaRuns.mark` / :meth:`rollback` undo what a failed statement or savepoint taught them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shared.store.deltapack import MAX_SPAN, DeltaTuple, Run, column, decode, run_of, split
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_COLS = '"conn", "sid", "first_xseq", "last_xseq", "n", "ts_lo", "ts_hi", "recv_lo", "body"'
+_PG_INSERT = (
+    f"INSERT INTO book_deltas ({_COLS}) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
+    "$4::bigint[], $5::integer[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::bytea[]) "
+    "ON CONFLICT DO NOTHING RETURNING conn, sid, first_xseq"
+)
+_SQLITE_INSERT = f"INSERT OR IGNORE INTO book_deltas ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _clamp(v: int) -> int:
+    return max(INT64_MIN, min(INT64_MAX, v))
+
+
+class DeltaRuns:
+    """The writer connection's delta state. ``pg``: asyncpg connection, else aiosqlite."""
+
+    def __init__(self, pg: bool) -> None:
+        self.pg = pg
+        self.ids: dict[str, int] = {}
+        self.hwm: dict[tuple[int, int], int | None] = {}
+        #: Deltas found already stored by the last :meth:`append` (for the caller's log).
+        self.duplicates = 0
+
+    def clear(self) -> None:
+        self.ids.clear()
+        self.hwm.clear()
+
+    def mark(self) -> tuple[dict[str, int], dict[tuple[int, int], int | None]]:
+        return dict(self.ids), dict(self.hwm)
+
+    def rollback(self, mark: tuple[dict[str, int], dict[tuple[int, int], int | None]]) -> None:
+        self.ids, self.hwm = dict(mark[0]), dict(mark[1])
+
+    # ---- driver access ------------------------------------------------------------------------
+    async def _fetch(self, drv: Any, pg_sql: str, lite_sql: str, *args: Any) -> list[Sequence[Any]]:
+        if self.pg:
+            return list(await drv.fetch(pg_sql, *args))
+        async with drv.execute(lite_sql, args) as cur:
+            return list(await cur.fetchall())
+
+    # ---- the market dictionary ----------------------------------------------------------------
+    async def _market_ids(self, drv: Any, tickers: set[str]) -> None:
+        missing = sorted(t for t in tickers if t not in self.ids)
+        if not missing:
+            return
+        if self.pg:
+            await drv.execute(
+                "INSERT INTO market_ids (ticker) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", missing
+            )
+            found = await drv.fetch(
+                "SELECT id, ticker FROM market_ids WHERE ticker = ANY($1::text[])", missing
+            )
+        else:
+            await drv.executemany(
+                "INSERT OR IGNORE INTO market_ids (ticker) VALUES (?)", [(t,) for t in missing]
+            )
+            found = []
+            for i in range(0, len(missing), 500):
+                part = missing[i : i + 500]
+                sql = f"SELECT id, ticker FROM market_ids WHERE ticker IN ({', '.join('?' * len(part))})"
+                async with drv.execute(sql, part) as cur:
+                    found += list(await cur.fetchall())
+        for i, t in found:
+            self.ids[t] = int(i)
+
+    # ---- exactly once -------------------------------------------------------------------------
+    async def _high_water(self, drv: Any, c: int, sid: int) -> int | None:
+        key = (c, sid)
+        if key in self.hwm:
+            return self.hwm[key]
+        (row,) = await self._fetch(
+            drv,
+            "SELECT max(first_xseq) FROM book_deltas WHERE conn = $1 AND sid = $2",
+            "SELECT max(first_xseq) FROM book_deltas WHERE conn = ? AND sid = ?",
+            c, sid,
+        )  # fmt: skip
+        top: int | None = None
+        if row[0] is not None:
+            # The run ending highest starts at most MAX_SPAN below the highest start.
+            (got,) = await self._fetch(
+                drv,
+                "SELECT max(last_xseq) FROM book_deltas WHERE conn = $1 AND sid = $2 AND first_xseq >= $3",
+                "SELECT max(last_xseq) FROM book_deltas WHERE conn = ? AND sid = ? AND first_xseq >= ?",
+                c, sid, _clamp(int(row[0]) - MAX_SPAN),
+            )  # fmt: skip
+            top = int(got[0])
+        self.hwm[key] = top
+        return top
+
+    async def _stored(self, drv: Any, c: int, sid: int, lo: int, hi: int) -> set[int]:
+        """The stored xseqs of lo..hi on one subscription."""
+        runs = await self._fetch(
+            drv,
+            "SELECT first_xseq, body FROM book_deltas WHERE conn = $1 AND sid = $2 AND first_xseq >= $3 "
+            "AND first_xseq <= $4 AND last_xseq >= $5",
+            "SELECT first_xseq, body FROM book_deltas WHERE conn = ? AND sid = ? AND first_xseq >= ? "
+            "AND first_xseq <= ? AND last_xseq >= ?",
+            c, sid, _clamp(lo - MAX_SPAN), hi, lo,
+        )  # fmt: skip
+        out: set[int] = set()
+        for first, body in runs:
+            out.update(x for o in column(body, decode(body), "xoff") if lo <= (x := first + o) <= hi)
+        return out
+
+    async def _new(self, drv: Any, rows: Sequence[DeltaTuple]) -> list[DeltaTuple]:
+        """The deltas of ``rows`` not stored yet (the first of any repeated in ``rows``)."""
+        by_sub: dict[tuple[int, int], list[DeltaTuple]] = {}
+        for r in rows:
+            by_sub.setdefault((r[0], r[1]), []).append(r)
+        out: list[DeltaTuple] = []
+        for (c, sid), part in by_sub.items():
+            top = await self._high_water(drv, c, sid)
+            ordered = top is None or min(r[2] for r in part) > top
+            if ordered and len({r[2] for r in part}) == len(part):
+                out += part  # the live stream: all above the mark, none repeated
+                continue
+            old = [r[2] for r in part if top is not None and r[2] <= top]
+            seen = await self._stored(drv, c, sid, min(old), max(old)) if old else set()
+            for r in part:
+                if r[2] not in seen:
+                    seen.add(r[2])
+                    out.append(r)
+        return out
+
+    # ---- writing ------------------------------------------------------------------------------
+    async def append(self, drv: Any, rows: Sequence[DeltaTuple], hour_us: int) -> dict[int, int]:
+        """Store the deltas of ``rows`` not stored yet; returns deltas stored per hour of
+        receive time (``recv // hour_us``)."""
+        new = await self._new(drv, rows)
+        self.duplicates = len(rows) - len(new)
+        if not new:
+            return {}
+        await self._market_ids(drv, {r[3] for r in new})
+        ids = self.ids
+        parts = split(new)
+        runs = [run_of(p, ids.__getitem__) for p in parts]
+        stored = await self._insert(drv, runs)
+        counts: dict[int, int] = {}
+        for run, part in zip(runs, parts, strict=True):
+            key = (run.conn, run.sid)
+            if (run.conn, run.sid, run.first_xseq) not in stored:
+                self.duplicates += run.n  # a run written before (its key refused it)
+                continue
+            top = self.hwm.get(key)
+            if top is None or run.last_xseq > top:
+                self.hwm[key] = run.last_xseq
+            for r in part:
+                h = r[8] // hour_us
+                counts[h] = counts.get(h, 0) + 1
+        return counts
+
+    async def _insert(self, drv: Any, runs: list[Run]) -> set[tuple[int, int, int]]:
+        if self.pg:
+            cols = [list(c) for c in zip(*runs, strict=True)]
+            return {(r[0], r[1], r[2]) for r in await drv.fetch(_PG_INSERT, *cols)}
+        out = set()
+        for run in runs:
+            cur = await drv.execute(_SQLITE_INSERT, run)
+            if cur.rowcount > 0:
+                out.add((run.conn, run.sid, run.first_xseq))
+        return out
+
+    async def warm(self, drv: Any) -> None:
+        """PostgreSQL: parse and plan the insert once (an empty one writes nothing)."""
+        if self.pg:
+            await drv.fetch(_PG_INSERT, *([] for _ in range(9)))

@@ -1,0 +1,136 @@
+"""Book deltas packed in runs, markets named by integer ids (shared.store.deltapack).
+
+``book_deltas`` held a row per delta (179 B each in PostgreSQL, 67 in SQLite: row header,
+ticker text, the key's btree entry). It becomes a row per run of one subscription's deltas,
+columnar and narrow; ``market_ids`` is the dictionary of the tickers runs refer to. Existing
+deltas are moved: read in key order, packed by the writer's own codec, the old table dropped.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from shared.store.deltapack import rows_of, runs_of
+from shared.store.types import UtcTimestamp, datetime_to_us
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OLD = "book_deltas_0006"
+#: Deltas read (and packed) per step of the move: bounds its memory.
+CHUNK = 50_000
+
+
+def _ts(name: str) -> sa.Column[object]:
+    return sa.Column(name, UtcTimestamp(), nullable=False)
+
+
+def _int(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger(), nullable=False)
+
+
+def _runs_table(name: str = "book_deltas") -> sa.Table:
+    return sa.Table(
+        name, sa.MetaData(),
+        _int("conn"), _int("sid"), _int("first_xseq"), _int("last_xseq"),
+        sa.Column("n", sa.Integer(), nullable=False), _ts("ts_lo"), _ts("ts_hi"), _ts("recv_lo"),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+    )  # fmt: skip
+
+
+def _rows_table(name: str) -> sa.Table:
+    return sa.Table(
+        name, sa.MetaData(),
+        _int("conn"), _int("sid"), _int("xseq"), sa.Column("ticker", sa.Text()), sa.Column("side", sa.Text()),
+        _int("price"), _int("delta"), _ts("ts"), _ts("recv"),
+    )  # fmt: skip
+
+
+def _us(v: Any) -> Any:
+    return datetime_to_us(v) if isinstance(v, datetime) else v
+
+
+def _rename_old(pg: bool, old: str, new: str, pk_old: str, pk_new: str) -> None:
+    if pg:  # a constraint keeps its name (and its index's) across a table rename
+        op.execute(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{pk_old}" TO "{pk_new}"')
+    op.rename_table(old, new)
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    pg = bind.dialect.name == "postgresql"
+    op.create_table(
+        "market_ids",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("ticker", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_market_ids"),
+        sa.UniqueConstraint("ticker", name="uq_market_ids_ticker"),
+    )
+    _rename_old(pg, "book_deltas", OLD, "pk_book_deltas", "pk_book_deltas_0006")
+    op.create_table(
+        "book_deltas",
+        _int("conn"), _int("sid"), _int("first_xseq"), _int("last_xseq"),
+        sa.Column("n", sa.Integer(), nullable=False), _ts("ts_lo"), _ts("ts_hi"), _ts("recv_lo"),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("conn", "sid", "first_xseq", name="pk_book_deltas"),
+    )  # fmt: skip
+    op.create_index("ix_book_deltas_ts_lo", "book_deltas", ["ts_lo"], postgresql_using="brin")
+    op.execute(f'INSERT INTO market_ids (ticker) SELECT DISTINCT ticker FROM "{OLD}" ORDER BY ticker')
+    ids = {t: i for i, t in bind.execute(sa.text("SELECT id, ticker FROM market_ids"))}
+    old, runs = _rows_table(OLD), _runs_table()
+    c = old.c
+    after: tuple[int, int, int] | None = None
+    while True:
+        stmt = sa.select(old).order_by(c.conn, c.sid, c.xseq).limit(CHUNK)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(c.conn, c.sid, c.xseq) > sa.tuple_(*after))
+        rows = [tuple(_us(v) for v in r) for r in bind.execute(stmt)]
+        if not rows:
+            break
+        packed = runs_of(rows, ids.__getitem__)
+        bind.execute(sa.insert(runs), [r._asdict() for r in packed])
+        after = rows[-1][:3]
+    op.drop_table(OLD)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    pg = bind.dialect.name == "postgresql"
+    tickers = {i: t for i, t in bind.execute(sa.text("SELECT id, ticker FROM market_ids"))}
+    _rename_old(pg, "book_deltas", "book_deltas_0007", "pk_book_deltas", "pk_book_deltas_0007")
+    op.drop_index("ix_book_deltas_ts_lo", "book_deltas_0007")
+    op.create_table(
+        "book_deltas",
+        _int("conn"), _int("sid"), _int("xseq"), sa.Column("ticker", sa.Text(), nullable=False),
+        sa.Column("side", sa.Text(), nullable=False), _int("price"), _int("delta"), _ts("ts"), _ts("recv"),
+        sa.PrimaryKeyConstraint("conn", "sid", "xseq", name="pk_book_deltas"),
+        sqlite_with_rowid=False,
+    )  # fmt: skip
+    packed = _runs_table("book_deltas_0007")
+    rows_t = _rows_table("book_deltas")
+    p = packed.c
+    after: tuple[int, int, int] | None = None
+    while True:
+        stmt = sa.select(packed).order_by(p.conn, p.sid, p.first_xseq).limit(CHUNK // 100 + 1)
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(p.conn, p.sid, p.first_xseq) > sa.tuple_(*after))
+        got = list(bind.execute(stmt))
+        if not got:
+            break
+        out = [r for run in got for r in rows_of(run, tickers.__getitem__)]
+        names = [col.name for col in rows_t.columns]
+        bind.execute(sa.insert(rows_t), [dict(zip(names, r, strict=True)) for r in out])
+        after = (got[-1][0], got[-1][1], got[-1][2])
+    op.drop_table("book_deltas_0007")
+    op.drop_table("market_ids")
