@@ -44,7 +44,7 @@ from shared.config_workers import (
     SupervisorConfig,
     WriterConfig,
 )
-from shared.environment import ENV_VARS
+from shared.environment import NON_CONFIG_ENV
 from shared.jetstream_config import JetStreamConfig
 
 # The section classes live in config_common / config_workers; they are re-exported here so

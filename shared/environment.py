@@ -70,6 +70,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 
+#: The KXFEED_ variables that are not ``KXFEED_<SECTION>_<KEY>`` config overrides: derived from
+#: the one table, so a variable documented here is never read as an override (CI's
+#: KXFEED_REQUIRE_BROWSER once made every worker refuse its config).
+NON_CONFIG_ENV = frozenset(v.name for v in ENV_VARS if v.name.startswith("KXFEED_") and "<" not in v.name)
+
+
 def shown(var: EnvVar, environ: Mapping[str, str] | None = None) -> str:
     """The variable's value for humans: secrets and URL passwords redacted."""
     environ = os.environ if environ is None else environ
@@ -83,8 +89,6 @@ def shown(var: EnvVar, environ: Mapping[str, str] | None = None) -> str:
 
 def overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``KXFEED_<SECTION>_<KEY>`` overrides set now (URLs with their password hidden)."""
-    from shared.config import NON_CONFIG_ENV
-
     environ = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name, value in sorted(environ.items()):
