@@ -137,13 +137,6 @@ class Config(_Section, frozen=True, kw_only=True):
 # Worker names whose section name differs (``bus`` is taken by the bus endpoints).
 _WORKER_SECTIONS = {"bus": "busproxy"}
 
-#: Environment variables with the KXFEED_ prefix that are not config overrides.
-#: Derived from shared.environment's one table, so a variable documented there can never be
-#: mistaken for a config override (CI's KXFEED_REQUIRE_BROWSER once was).
-NON_CONFIG_ENV = frozenset(
-    v.name for v in ENV_VARS if v.name.startswith("KXFEED_") and "<" not in v.name
-)
-
 #: Top-level keys that would be secrets: refused with advice instead of "unknown key".
 _SECRET_KEYS = {"key_id", "api_key", "private_key", "secret", "password"}
 
