@@ -1,7 +1,12 @@
-"""Writer throughput: rows/s stored from the bus into PostgreSQL and SQLite, and in the same
-run the raw libraries on the same rows and unique keys (the limits).
+"""Writer throughput and storage: rows/s stored from the bus into PostgreSQL and SQLite, bytes
+per stored delta, and in the same run the same figures of the writer before packed deltas
+(today's, the baseline) and of the raw libraries on the old row-per-delta table (the limits).
 
-  .venv/bin/python bench/writer.py [--rows N] [--frame M] [--pg URL] [--no-pg]
+  .venv/bin/python bench/writer.py [--rows N] [--frame M] [--pg URL] [--no-pg] [--baseline REV]
+
+Baseline: the kxfeed tree at REV (default: the commit before migration 0007 packed the book
+deltas), exported with ``git archive`` into the bench's temporary directory and run as the same
+writer process on the same stream: its rate and bytes are "today's" in this run.
 
 kxfeed path: a producer process publishes N book deltas (journaled, M per bus frame) to an
 in-process bus proxy; the real writer process (``kxfeed worker writer``, default batching)
@@ -12,7 +17,11 @@ the same book_deltas table (same primary key), rows prepared beforehand. The Pos
 limit also upserts its stream position (stream_offsets) in each transaction, as the writer
 must for exactly-once.
 Targets (issue 6): PostgreSQL >= 100,000 rows/s and >= 65% of its limit; SQLite >= 100,000
-rows/s. Also prints bytes per stored delta (table + indexes).
+rows/s. Issue 19: <= 60 bytes per stored delta in PostgreSQL and <= 35 in SQLite (heap, TOAST
+and indexes: pg_total_relation_size; dbstat pages of the table and its indexes), at a write
+rate not lower than the baseline's in the same run. Also prints the storage of an hour of 100
+markets x 1 update/s, stored as the writer batches it at that rate (batch_ms: 20 deltas a
+batch, one subscription), against the baseline's bytes per delta at the same rate.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +58,15 @@ from shared.store.migrate import upgrade  # noqa: E402
 from shared.store.schema import APPEND  # noqa: E402
 from shared.store.sql import Sql, integer_timestamps  # noqa: E402
 from tests.support.pg import drop_schema  # noqa: E402
-from tests.support.synth import deltas  # noqa: E402
+from tests.support.stored import store_messages  # noqa: E402
+from tests.support.synth import deltas, stamp  # noqa: E402
 
 RAW_BATCH = 10_000
 COLS = APPEND["book_deltas"].columns
+PACKED_MIGRATION = Path("shared/store/migrations/versions/0007_packed_deltas.py")
+HOUR_MARKETS = 100
+#: Issue 19's storage targets, bytes per stored delta.
+PG_BYTES, SQLITE_BYTES = 60, 35
 
 
 def free_port() -> int:
@@ -104,10 +119,16 @@ async def pg_limit(n: int, url: str, schema: str) -> float:
     conn = await asyncpg.connect(url.replace("+asyncpg", ""), server_settings={"search_path": schema})
     try:
         await integer_timestamps(conn)  # the writer's codec: no datetime object per value here either
-        await conn.execute("CREATE TEMP TABLE stage (LIKE book_deltas) ON COMMIT DELETE ROWS")
+        # The row-per-delta table of the baseline (0006), beside the schema's own stream_offsets.
+        await conn.execute(
+            "CREATE TABLE raw_deltas (conn bigint NOT NULL, sid bigint NOT NULL, xseq bigint NOT NULL, "
+            "ticker text NOT NULL, side text NOT NULL, price bigint NOT NULL, delta bigint NOT NULL, "
+            "ts timestamptz NOT NULL, recv timestamptz NOT NULL, PRIMARY KEY (conn, sid, xseq))"
+        )
+        await conn.execute("CREATE TEMP TABLE stage (LIKE raw_deltas) ON COMMIT DELETE ROWS")
         rows = rows_for(n)
         cols = ", ".join(f'"{c}"' for c in COLS)
-        insert = f"INSERT INTO book_deltas ({cols}) SELECT {cols} FROM stage ON CONFLICT DO NOTHING"
+        insert = f"INSERT INTO raw_deltas ({cols}) SELECT {cols} FROM stage ON CONFLICT DO NOTHING"
         # The writer must also move its stream position in each batch's transaction (exactly
         # once); the limit does the same, with the writer's own statement.
         offsets = Sql(True).offsets()
@@ -122,7 +143,7 @@ async def pg_limit(n: int, url: str, schema: str) -> float:
                     offsets, "raw", 1, "delta", part[-1][seq_i], part[-1][recv_i], part[-1][recv_i]
                 )
         elapsed = time.perf_counter() - start
-        assert await conn.fetchval("SELECT COUNT(*) FROM book_deltas") == n
+        assert await conn.fetchval("SELECT COUNT(*) FROM raw_deltas") == n
     finally:
         await conn.close()
     return n / elapsed
@@ -150,9 +171,10 @@ def produce(xsub: str, journal_dir: str, n: int, frame: int, go: Any, started: A
 
 
 def kxfeed_rate(
-    n: int, frame: int, url: str, schema: str, directory: Path, batch_rows: int
+    n: int, frame: int, url: str, schema: str, directory: Path, batch_rows: int, root: Path = ROOT
 ) -> tuple[float, float]:
-    """(rows/s from first publish to last commit, bytes per stored delta)."""
+    """(rows/s from first publish to last commit, bytes per stored delta) of the writer of the
+    kxfeed tree at ``root``."""
     xsub, xpub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     control = f"tcp://127.0.0.1:{free_port()}"
     env = {
@@ -172,7 +194,7 @@ def kxfeed_rate(
     proxy = Proxy(ctx, xsub, xpub, 2_000_000)
     proxy.start()
     writer = subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "worker", "writer"], cwd=ROOT, env=env
+        [sys.executable, "-m", "services.cli.main", "worker", "writer"], cwd=root, env=env
     )
     try:
         deadline = time.monotonic() + 60
@@ -237,6 +259,68 @@ def report(name: str, rate: float, limit: float, limit_name: str, per: float, ta
     )
 
 
+def baseline_tree(rev: str | None, directory: Path) -> tuple[str, Path]:
+    """The kxfeed tree of ``rev`` (default: the parent of the commit adding migration 0007),
+    exported into ``directory``: (its short hash, its root)."""
+    git = ["git", "-C", str(ROOT)]
+    if rev is None:
+        added = subprocess.run(
+            [*git, "log", "--format=%H", "--diff-filter=A", "-1", "--", str(PACKED_MIGRATION)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if not added:
+            raise RuntimeError("no commit adds migration 0007: pass --baseline REV")
+        rev = f"{added}^"
+    short = subprocess.run(
+        [*git, "rev-parse", "--short", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    root = directory / f"baseline-{short}"
+    root.mkdir()
+    archive = subprocess.run([*git, "archive", "--format=tar", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return short, root
+
+
+def hourly_stream(seconds: int, markets: int = HOUR_MARKETS) -> list[Any]:
+    """``markets`` markets x 1 update/s for ``seconds``: one delta every 1/markets s (one
+    subscription), stamped as one publisher's stream."""
+    step_ns = 1_000_000_000 // markets
+    out = []
+    for i, m in enumerate(deltas(seconds * markets, markets=markets, sid=5)):
+        recv = m.ts_recv - i * 1_000 + i * step_ns  # deltas() spaces them 1 us apart
+        out.append(msgspec.structs.replace(m, ts_recv=recv, ts_exch=recv // 1_000_000))
+    return stamp(out)
+
+
+def hour_bytes(url: str, schema: str, seconds: int) -> float:
+    """Bytes per delta of the hourly load stored as the writer batches it at that rate: a batch
+    every batch_ms holds markets x batch_ms / 1000 deltas."""
+    msgs = hourly_stream(seconds)
+    per_batch = max(1, HOUR_MARKETS * WriterConfig().batch_ms // 1000)
+    db = DbConfig(url=url, schema=schema)
+    asyncio.run(store_messages(db, msgs, batch=per_batch))
+    return asyncio.run(bytes_per_delta(url, schema, len(msgs)))
+
+
+def packed_line(
+    name: str, per: float, old_per: float, rate: float, old_rate: float, target: int, ok: bool
+) -> None:
+    print(
+        f"{name:<11} packed {per:5.1f} bytes/delta (baseline {old_per:5.1f}), rate {rate / old_rate:4.0%} "
+        f"of the baseline's | target <= {target} bytes/delta at >= 100% of its rate: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+
+
+def hour_line(name: str, per: float, old_per: float, rev: str) -> None:
+    hour = HOUR_MARKETS * 3600
+    print(
+        f"{name:<11} 100 markets x 1 update/s: {per:5.1f} bytes/delta = {per * hour / 1e6:6.1f} MB/hour, "
+        f"{per * hour * 24 / 1e9:5.2f} GB/day | baseline {rev} (a row per delta, whatever the batching) "
+        f"{old_per:5.1f} bytes/delta = {old_per * hour / 1e6:6.1f} MB/hour"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=200_000, help="deltas per run (default 200,000)")
@@ -249,35 +333,67 @@ def main() -> int:
         default=WriterConfig().batch_rows,
         help="writer batch size (default: its default)",
     )
+    p.add_argument(
+        "--baseline", default=None, help="the kxfeed revision to compare with (default: before 0007)"
+    )
+    p.add_argument(
+        "--hour-sample-s",
+        type=int,
+        default=300,
+        help="seconds of the hourly load stored to measure it (default 300)",
+    )
     args = p.parse_args()
     n = args.rows
     print(
         f"writer bench: {n:,} book deltas, {args.frame} per bus frame, writer batches of "
-        f"{args.batch_rows:,} rows; limits: {RAW_BATCH:,}-row batches"
+        f"{args.batch_rows:,} rows; limits: {RAW_BATCH:,}-row batches into the row-per-delta table"
     )
     ok = True
     with tempfile.TemporaryDirectory(prefix="kxbench-") as tmp:
         d = Path(tmp)
+        rev, old_root = baseline_tree(args.baseline, d)
+        print(f"baseline: kxfeed at {rev} (its writer process, the same stream)")
         limit = sqlite_limit(n, d)
-        (d / "sqlite").mkdir()
+        for sub in ("sqlite-old", "sqlite"):
+            (d / sub).mkdir()
+        old_url = f"sqlite+aiosqlite:///{d / 'sqlite-old' / 'kx.db'}"
         sqlite_url = f"sqlite+aiosqlite:///{d / 'sqlite' / 'kx.db'}"
+        old_rate, old_per = kxfeed_rate(
+            n, args.frame, old_url, "", d / "sqlite-old", args.batch_rows, old_root
+        )
         rate, per = kxfeed_rate(n, args.frame, sqlite_url, "", d / "sqlite", args.batch_rows)
+        report("SQLite was", old_rate, limit, "sqlite3 executemany OR IGNORE", old_per, "(baseline)", True)
         good = rate >= 100_000
-        ok &= good
         report("SQLite", rate, limit, "sqlite3 executemany OR IGNORE", per, ">= 100,000 rows/s", good)
+        fit = per <= SQLITE_BYTES and rate >= old_rate
+        packed_line("SQLite", per, old_per, rate, old_rate, SQLITE_BYTES, fit)
+        ok &= good and fit
+        (d / "sqlite-hour").mkdir()
+        hour_url = f"sqlite+aiosqlite:///{d / 'sqlite-hour' / 'kx.db'}"
+        hour_line("SQLite", hour_bytes(hour_url, "", args.hour_sample_s), old_per, rev)
         if not args.no_pg:
-            schema_raw, schema_kx = f"kxbench_raw_{uuid.uuid4().hex[:8]}", f"kxbench_{uuid.uuid4().hex[:8]}"
+            schemas = [f"kxbench_{k}_{uuid.uuid4().hex[:8]}" for k in ("raw", "old", "kx", "hour")]
+            schema_raw, schema_old, schema_kx, schema_hour = schemas
             try:
                 limit = asyncio.run(pg_limit(n, args.pg, schema_raw))
-                (d / "pg").mkdir()
+                for sub in ("pg-old", "pg"):
+                    (d / sub).mkdir()
+                old_rate, old_per = kxfeed_rate(
+                    n, args.frame, args.pg, schema_old, d / "pg-old", args.batch_rows, old_root
+                )
                 rate, per = kxfeed_rate(n, args.frame, args.pg, schema_kx, d / "pg", args.batch_rows)
+                hour_per = hour_bytes(args.pg, schema_hour, args.hour_sample_s)
             finally:
-                asyncio.run(drop_schema(args.pg, schema_raw))
-                asyncio.run(drop_schema(args.pg, schema_kx))
+                for schema in schemas:
+                    asyncio.run(drop_schema(args.pg, schema))
+            report("PG was", old_rate, limit, "asyncpg COPY+ON CONFLICT", old_per, "(baseline)", True)
             good = rate >= 100_000 and rate >= 0.65 * limit
-            ok &= good
             target = ">= 100,000 rows/s and >= 65%"
             report("PostgreSQL", rate, limit, "asyncpg COPY+ON CONFLICT", per, target, good)
+            fit = per <= PG_BYTES and rate >= old_rate
+            packed_line("PostgreSQL", per, old_per, rate, old_rate, PG_BYTES, fit)
+            ok &= good and fit
+            hour_line("PostgreSQL", hour_per, old_per, rev)
     print(f"machine: {os.cpu_count()} cores, shared; load average {os.getloadavg()[0]:.2f}")
     return 0 if ok else 1
 

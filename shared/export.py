@@ -207,17 +207,16 @@ class _DeltaArrow:
         self.ints = {1: pa.int8(), 2: pa.int16(), 4: pa.int32(), 8: pa.int64()}
         self.ts = pa.timestamp("us", tz="UTC")
 
-    def _col(self, buf: Any, d: deltapack.Decoded, name: str, extra: int = 0) -> Any:
+    def _col(self, buf: Any, d: deltapack.Decoded, name: str) -> Any:
         pa, pc = self.pa, self.pc
         sec = d.sections[name]
         raw = pa.Array.from_buffers(self.ints[sec.width], d.n, [None, buf.slice(sec.offset, sec.width * d.n)])
         wide = raw.cast(pa.int64())
-        base = sec.base + extra
-        return pc.add_checked(wide, pa.scalar(base, pa.int64())) if base else wide
+        return pc.add_checked(wide, pa.scalar(sec.base, pa.int64())) if sec.base else wide
 
     def batch(self, run: Sequence[Any]) -> Any:
         pa = self.pa
-        c, sid, first, body = run[0], run[1], run[2], run[-1]
+        c, sid, body = run[0], run[1], run[-1]
         d = deltapack.decode(body)
         buf = pa.py_buffer(body)
         n = d.n
@@ -226,7 +225,7 @@ class _DeltaArrow:
             ticker,
             pa.repeat(pa.scalar(c, pa.int64()), n),
             pa.repeat(pa.scalar(sid, pa.int64()), n),
-            self._col(buf, d, "xoff", first),
+            self._col(buf, d, "xseq"),
             self.sides.take(self._col(buf, d, "side")),
             self._col(buf, d, "price"),
             self._col(buf, d, "delta"),

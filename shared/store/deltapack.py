@@ -6,13 +6,14 @@ sid) from one writer batch, in xseq order, at most :data:`MAX_RUN` of them, span
 PostgreSQL (24 B tuple header + line pointer + a unique btree entry per delta, ~60 B before
 any data); a run pays them once.
 
-The body is columnar: a header (format byte, delta count), then per column (xseq offset from
-the run's first xseq, market id, side 0 = yes / 1 = no, price, delta, ts, recv) its width in
-bytes (1, 2, 4 or 8, signed little-endian) and a base, then each column's values minus its base
-in that width. Widths are chosen per run from the values, so every Int64 a message may carry
-is stored exactly (a value past int64 is an OverflowError: a refused value, never a truncated
-one), and the common case (prices below 32,768, deltas of a few thousand contracts, times
-within seconds of each other) costs 1-4 bytes a column.
+The body is columnar: a header (format byte, delta count), then per column (xseq, market id,
+side 0 = yes / 1 = no, price, delta, ts, recv) its width in bytes (1, 2, 4 or 8, signed
+little-endian) and a base, then each column's values minus its base in that width (a run's
+xseqs are stored as offsets from the first, its times from the earliest). Widths are chosen
+per run from the values, so every Int64 a message may carry is stored exactly (a value past
+int64 is an OverflowError: a refused value, never a truncated one), and the common case
+(prices below 32,768, deltas of a few thousand contracts, times within seconds of each
+other) costs 1-4 bytes a column.
 
 :func:`decode` is the one unpacking function (readers either materialise its sections as
 Python ints, :func:`columns`, or hand them to Arrow as buffers).
@@ -24,6 +25,8 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import itemgetter, sub
 from typing import Any, NamedTuple
 
 #: Most deltas in one run (bounds a read's unit of work, and an export's overlap buffer).
@@ -34,7 +37,7 @@ MAX_SPAN = 1 << 20
 DAY_US = 86_400 * 1_000_000
 INT64_MAX = 2**63 - 1
 
-COLUMNS = ("xoff", "market", "side", "price", "delta", "ts", "recv")
+COLUMNS = ("xseq", "market", "side", "price", "delta", "ts", "recv")
 _FORMAT = 1
 _HEAD = struct.Struct("<BI")
 _COL = struct.Struct("<Bq")
@@ -49,8 +52,8 @@ SIDES = ("yes", "no")
 SIDE_CODE = {"yes": 0, "no": 1}
 
 for _w, _c in _CODES.items():  # the array module's sizes are the platform's: check them once
-    if array(_c).itemsize != _w:
-        raise ImportError(f"array typecode {_c!r} is not {_w} bytes on this platform")
+    if array(_c).itemsize != _w or struct.calcsize(f"<{_c}") != _w:
+        raise ImportError(f"typecode {_c!r} is not {_w} bytes on this platform")
 _LITTLE = sys.byteorder == "little"
 
 
@@ -89,23 +92,23 @@ def _width(lo: int, hi: int) -> int:
     raise OverflowError(f"value {hi if hi > INT64_MAX else lo} does not fit a signed 64-bit integer")
 
 
-def encode(cols: Sequence[Sequence[int]]) -> bytes:
-    """The body of a run from its :data:`COLUMNS` (xseq offsets first), equal lengths."""
+def encode(cols: Sequence[Sequence[int]], bounds: Sequence[tuple[int, int] | None] = ()) -> bytes:
+    """The body of a run from its :data:`COLUMNS`, equal lengths; ``bounds``: a column's
+    (min, max) when the caller knows it (else it is computed)."""
     n = len(cols[0])
     head = [_HEAD.pack(_FORMAT, n)]
     data: list[bytes] = []
-    for vals in cols:
-        lo, hi = min(vals), max(vals)
+    for i, vals in enumerate(cols):
+        known = bounds[i] if i < len(bounds) else None
+        lo, hi = known if known is not None else (min(vals), max(vals))
         _width(lo, hi)  # every value an int64 (else OverflowError: the value is refused)
         # A base narrows a column of close values (times, seqs); a spread wider than int64
         # (a value near each end) is stored as it is.
         base = lo if lo != 0 and hi - lo <= INT64_MAX else 0
         w = _width(lo - base, hi - base)
         head.append(_COL.pack(w, base))
-        arr = array(_CODES[w], vals if base == 0 else [v - base for v in vals])
-        if not _LITTLE:
-            arr.byteswap()
-        data.append(arr.tobytes())
+        fmt = f"<{n}{_CODES[w]}"
+        data.append(struct.pack(fmt, *vals) if base == 0 else struct.pack(fmt, *map(sub, vals, repeat(base))))
     return b"".join(head + data)
 
 
@@ -149,13 +152,10 @@ def column(body: bytes | memoryview, d: Decoded, name: str) -> list[int]:
     return [v + base for v in arr]
 
 
-def columns(body: bytes | memoryview, first_xseq: int) -> dict[str, list[int]]:
-    """Every column of a run as Python ints; ``xseq`` replaces the offsets."""
+def columns(body: bytes | memoryview) -> dict[str, list[int]]:
+    """Every column of a run as Python ints."""
     d = decode(body)
-    out = {name: column(body, d, name) for name in COLUMNS}
-    offs = out.pop("xoff")
-    out["xseq"] = [first_xseq + o for o in offs]
-    return out
+    return {name: column(body, d, name) for name in COLUMNS}
 
 
 # ---- building runs (the writer, the migration) -------------------------------------------------
@@ -168,24 +168,46 @@ def split(rows: Sequence[DeltaTuple]) -> list[list[DeltaTuple]]:
     """``rows`` (DeltaRow tuples, xseqs distinct per subscription) cut into the parts that
     make runs: grouped by subscription, sorted by xseq, cut at :data:`MAX_RUN`,
     :data:`MAX_SPAN` and UTC days of receive time."""
-    by_sub: dict[tuple[int, int], list[DeltaTuple]] = {}
-    for r in rows:
-        by_sub.setdefault((r[0], r[1]), []).append(r)
     out: list[list[DeltaTuple]] = []
-    for part in by_sub.values():
-        if any(part[i][2] >= part[i + 1][2] for i in range(len(part) - 1)):
-            part.sort(key=lambda r: r[2])
-        start = 0
-        n = len(part)
-        while start < n:
-            first = part[start][2]
-            day = part[start][8] // DAY_US
-            end = start + 1
-            limit = min(n, start + MAX_RUN)
-            while end < limit and part[end][2] - first <= MAX_SPAN and part[end][8] // DAY_US == day:
-                end += 1
-            out.append(part[start:end])
-            start = end
+    for part in by_subscription(rows).values():
+        xs = [r[2] for r in part]
+        if xs != sorted(xs):
+            part = sorted(part, key=_XSEQ)
+        for start in range(0, len(part), MAX_RUN):
+            out += _cut(part[start : start + MAX_RUN])
+    return out
+
+
+_XSEQ = itemgetter(2)
+
+
+def by_subscription(rows: Sequence[DeltaTuple]) -> dict[tuple[int, int], list[DeltaTuple]]:
+    """``rows`` by (conn, sid), each in arrival order (a batch is most often of one)."""
+    if not rows:
+        return {}
+    head = rows[0]
+    if all(r[0] == head[0] and r[1] == head[1] for r in rows):
+        return {(head[0], head[1]): list(rows)}
+    groups: dict[tuple[int, int], list[DeltaTuple]] = {}
+    for r in rows:
+        groups.setdefault((r[0], r[1]), []).append(r)
+    return groups
+
+
+def _cut(part: list[DeltaTuple]) -> list[list[DeltaTuple]]:
+    """A sorted part of at most MAX_RUN deltas, cut where the span or the day would break."""
+    recv = [r[8] for r in part]
+    if part[-1][2] - part[0][2] <= MAX_SPAN and min(recv) // DAY_US == max(recv) // DAY_US:
+        return [part]  # the common case: one run
+    out = []
+    start, n = 0, len(part)
+    while start < n:
+        first, day = part[start][2], part[start][8] // DAY_US
+        end = start + 1
+        while end < n and part[end][2] - first <= MAX_SPAN and part[end][8] // DAY_US == day:
+            end += 1
+        out.append(part[start:end])
+        start = end
     return out
 
 
@@ -196,22 +218,36 @@ def runs_of(rows: Sequence[DeltaTuple], market_id: Callable[[str], int]) -> list
 
 def run_of(part: Sequence[DeltaTuple], market_id: Callable[[str], int]) -> Run:
     """One part of :func:`split` as a run."""
-    c, sid = part[0][0], part[0][1]
-    _, _, xseqs, tickers, sides, prices, deltas, ts, recv = zip(*part, strict=True)
-    first = xseqs[0]
-    code = SIDE_CODE
+    return run_of_columns(list(zip(*part, strict=True)), market_id)
+
+
+def run_of_columns(
+    cols: Sequence[Sequence[Any]], market_id: Callable[[str], int], recv_bounds: tuple[int, int] | None = None
+) -> Run:
+    """A run from the columns of one part of :func:`split` (DeltaRow field order)."""
+    _, _, xseqs, tickers, sides, prices, deltas, ts, recv = cols
+    markets = list(map(market_id, tickers))
+    codes = list(map(SIDE_CODE.__getitem__, sides))
+    ts_lo, ts_hi = min(ts), max(ts)
+    recv_lo, recv_hi = recv_bounds if recv_bounds is not None else (min(recv), max(recv))
     body = encode(
-        (
-            [x - first for x in xseqs],
-            [market_id(t) for t in tickers],
-            [code[s] for s in sides],
-            prices,
-            deltas,
-            ts,
-            recv,
-        )
+        (xseqs, markets, codes, prices, deltas, ts, recv),
+        ((xseqs[0], xseqs[-1]), None, (0, 1), None, None, (ts_lo, ts_hi), (recv_lo, recv_hi)),
     )
-    return Run(c, sid, first, xseqs[-1], len(part), min(ts), max(ts), min(recv), body)
+    return Run(cols[0][0], cols[1][0], xseqs[0], xseqs[-1], len(xseqs), ts_lo, ts_hi, recv_lo, body)
+
+
+def one_run(cols: Sequence[Sequence[Any]]) -> tuple[int, int] | None:
+    """The (min, max) receive time of a batch's deltas (as columns) when they make exactly one
+    run as they are: one subscription, xseqs rising, within MAX_RUN, MAX_SPAN and one day."""
+    conns, sids, xs, recv = cols[0], cols[1], cols[2], cols[8]
+    n = len(xs)
+    if n > MAX_RUN or xs[-1] - xs[0] > MAX_SPAN or min(conns) != max(conns) or min(sids) != max(sids):
+        return None
+    lo, hi = min(recv), max(recv)
+    if lo // DAY_US != hi // DAY_US or len(set(xs)) != n or list(xs) != sorted(xs):
+        return None
+    return lo, hi
 
 
 _ROW_ORDER = ("xseq", "market", "side", "price", "delta", "ts", "recv")
@@ -219,8 +255,8 @@ _ROW_ORDER = ("xseq", "market", "side", "price", "delta", "ts", "recv")
 
 def rows_of(run: Sequence[Any], tickers: Callable[[int], str]) -> list[DeltaTuple]:
     """A stored run (its row: conn, sid, first_xseq, ..., body last) back as DeltaRow tuples."""
-    c, sid, first, body = run[0], run[1], run[2], run[-1]
-    cols = columns(body, first)
+    c, sid, body = run[0], run[1], run[-1]
+    cols = columns(body)
     sides = SIDES
     return [
         (c, sid, x, tickers(m), sides[s], p, d, t, r)

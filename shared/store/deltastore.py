@@ -18,7 +18,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.store.deltapack import MAX_SPAN, DeltaTuple, Run, column, decode, run_of, split
+from shared.store.deltapack import (
+    MAX_SPAN,
+    DeltaTuple,
+    Run,
+    by_subscription,
+    column,
+    decode,
+    one_run,
+    run_of,
+    run_of_columns,
+    split,
+)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _COLS = '"conn", "sid", "first_xseq", "last_xseq", "n", "ts_lo", "ts_hi", "recv_lo", "body"'
@@ -121,20 +132,17 @@ class DeltaRuns:
             c, sid, _clamp(lo - MAX_SPAN), hi, lo,
         )  # fmt: skip
         out: set[int] = set()
-        for first, body in runs:
-            out.update(x for o in column(body, decode(body), "xoff") if lo <= (x := first + o) <= hi)
+        for _, body in runs:
+            out.update(x for x in column(body, decode(body), "xseq") if lo <= x <= hi)
         return out
 
     async def _new(self, drv: Any, rows: Sequence[DeltaTuple]) -> list[DeltaTuple]:
         """The deltas of ``rows`` not stored yet (the first of any repeated in ``rows``)."""
-        by_sub: dict[tuple[int, int], list[DeltaTuple]] = {}
-        for r in rows:
-            by_sub.setdefault((r[0], r[1]), []).append(r)
         out: list[DeltaTuple] = []
-        for (c, sid), part in by_sub.items():
+        for (c, sid), part in by_subscription(rows).items():
             top = await self._high_water(drv, c, sid)
-            ordered = top is None or min(r[2] for r in part) > top
-            if ordered and len({r[2] for r in part}) == len(part):
+            xs = [r[2] for r in part]
+            if (top is None or min(xs) > top) and len(set(xs)) == len(xs):
                 out += part  # the live stream: all above the mark, none repeated
                 continue
             old = [r[2] for r in part if top is not None and r[2] <= top]
@@ -149,14 +157,24 @@ class DeltaRuns:
     async def append(self, drv: Any, rows: Sequence[DeltaTuple], hour_us: int) -> dict[int, int]:
         """Store the deltas of ``rows`` not stored yet; returns deltas stored per hour of
         receive time (``recv // hour_us``)."""
-        new = await self._new(drv, rows)
-        self.duplicates = len(rows) - len(new)
-        if not new:
-            return {}
-        await self._market_ids(drv, {r[3] for r in new})
-        ids = self.ids
-        parts = split(new)
-        runs = [run_of(p, ids.__getitem__) for p in parts]
+        cols = list(zip(*rows, strict=True))
+        bounds = one_run(cols)
+        top = None if bounds is None else await self._high_water(drv, cols[0][0], cols[1][0])
+        fast = bounds is not None and (top is None or cols[2][0] > top)
+        if fast:
+            # The live stream: one subscription's next deltas, in order, none repeated.
+            self.duplicates = 0
+            await self._market_ids(drv, set(cols[3]))
+            parts: Sequence[Sequence[DeltaTuple]] = [rows]
+            runs = [run_of_columns(cols, self.ids.__getitem__, bounds)]
+        else:
+            new = await self._new(drv, rows)
+            self.duplicates = len(rows) - len(new)
+            if not new:
+                return {}
+            await self._market_ids(drv, {r[3] for r in new})
+            parts = split(new)
+            runs = [run_of(p, self.ids.__getitem__) for p in parts]
         stored = await self._insert(drv, runs)
         counts: dict[int, int] = {}
         for run, part in zip(runs, parts, strict=True):
@@ -167,8 +185,13 @@ class DeltaRuns:
             top = self.hwm.get(key)
             if top is None or run.last_xseq > top:
                 self.hwm[key] = run.last_xseq
-            for r in part:
-                h = r[8] // hour_us
+            recv = cols[8] if fast else [r[8] for r in part]
+            lo, hi = min(recv) // hour_us, max(recv) // hour_us
+            if lo == hi:  # all but once an hour
+                counts[lo] = counts.get(lo, 0) + len(recv)
+                continue
+            for v in recv:
+                h = v // hour_us
                 counts[h] = counts.get(h, 0) + 1
         return counts
 
