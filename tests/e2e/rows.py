@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.config import DbConfig
+from shared.store import deltaread
 from shared.store.engine import make_engine
 from shared.units import ONE_DOLLAR, parse_count, parse_price
 
@@ -66,11 +67,12 @@ async def read_rows(
     engine = make_engine(db)
     try:
         async with engine.connect() as conn:
-            deltas = (
-                await conn.execute(
-                    text("SELECT conn, sid, xseq, ticker, side, price, delta, recv FROM book_deltas")
-                )
-            ).all()
+            # Packed in runs: read through the store's one unpacking path (recv as integer us).
+            deltas = [
+                (c, sid, xseq, ticker, side, price, delta, recv)
+                async for part in deltaread.deltas(conn, deltaread.DeltaFilter())
+                for c, sid, xseq, ticker, side, price, delta, _, recv in part
+            ]
             snaps = (
                 await conn.execute(
                     text("SELECT conn, sid, xseq, ticker, yes, no, recv FROM book_snapshots WHERE xseq > 0")
@@ -184,7 +186,9 @@ async def read_counts(db: DbConfig) -> dict[str, int]:
 
 async def counts_on(conn: AsyncConnection) -> dict[str, int]:
     """Rows in each streamed table, over an open connection (for callers that poll)."""
-    out = {}
-    for table in ("book_deltas", "book_snapshots", "trades", "ticks"):
+    # A book_deltas row is a run of n deltas.
+    n = (await conn.execute(text("SELECT COALESCE(SUM(n), 0) FROM book_deltas"))).scalar_one()
+    out = {"book_deltas": int(n)}
+    for table in ("book_snapshots", "trades", "ticks"):
         out[table] = int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
     return out
