@@ -25,7 +25,7 @@ from msgspec.structs import force_setattr
 from prometheus_client import Counter
 
 from shared.log import BurstLog, get_logger
-from shared.messages import BATCH_DECODER, BATCH_ENCODER, DECODE_ERRORS, KINDS, Message
+from shared.messages import BATCH_DECODER, BATCH_ENCODER, DECODE_ERRORS, KINDS, TOPIC_FIELDS, Message
 
 PUBLISHED = Counter("kxfeed_bus_published_total", "Messages published to the bus", ["kind"])
 RECEIVED = Counter("kxfeed_bus_received_total", "Messages received from the bus", ["kind"])
@@ -56,6 +56,9 @@ _log = get_logger("bus")
 JOIN_SETTLE_S = 1.0
 #: Message class -> kind tag: a dict lookup per received frame instead of a property call.
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
+#: Message class -> (``"<kind>."``, the field its topic ends with), for every class whose topic
+#: is that (not Gap's).
+_TOPIC_OF: dict[type, tuple[str, str]] = {cls: (f"{_KIND_OF[cls]}.", f) for cls, f in TOPIC_FIELDS.items()}
 
 
 class RecordSink(Protocol):
@@ -176,9 +179,6 @@ class Publisher:
         self._subs: set[bytes] = set()
         self._counters: dict[str, Counter] = {}
 
-    def _stamp(self, msgs: Sequence[Message], kind: str) -> None:
-        self._seq[kind] = stamp(msgs, self.pub_id, self.epoch, self._seq.get(kind, 0))
-
     def publish(self, msg: Message) -> None:
         self.publish_many((msg,))
 
@@ -190,17 +190,21 @@ class Publisher:
         """
         frames: list[tuple[bytes, bytes, str, int]] = []
         durable: list[bytes] = []
+        topic_of = _TOPIC_OF
         run: list[Message] = []
         run_topic = ""
         for m in msgs:
-            topic = m.topic()
-            if run and topic != run_topic:
-                self._frame(run_topic, run, frames, durable)
+            # The topic built here rather than by a method call per message (Gap has its own).
+            how = topic_of.get(type(m))
+            topic = m.topic() if how is None else how[0] + getattr(m, how[1])
+            if topic != run_topic:
+                if run:
+                    frames.append(self._frame(run_topic, run, durable))
                 run = []
-            run_topic = topic
+                run_topic = topic
             run.append(m)
         if run:
-            self._frame(run_topic, run, frames, durable)
+            frames.append(self._frame(run_topic, run, durable))
         if durable and self.journal is not None:
             self.journal.append(durable)
         # Two plain sends per frame and one counter update per kind: send_multipart and a
@@ -218,20 +222,22 @@ class Publisher:
             counter.inc(n)
         return len(frames)
 
-    def _frame(
-        self,
-        topic: str,
-        run: list[Message],
-        frames: list[tuple[bytes, bytes, str, int]],
-        durable: list[bytes],
-    ) -> None:
+    def _frame(self, topic: str, run: list[Message], durable: list[bytes]) -> tuple[bytes, bytes, str, int]:
+        """Stamp a run of one topic (so one kind) and encode it as one frame's payload."""
         first = run[0]
-        kind = first.kind
-        self._stamp(run, kind)
+        kind = _KIND_OF[type(first)]
+        seq = self._seq.get(kind, 0)
+        pub_id, epoch = self.pub_id, self.epoch
+        for m in run:
+            seq += 1
+            force_setattr(m, "pub", pub_id)
+            force_setattr(m, "epoch", epoch)
+            force_setattr(m, "seq", seq)
+        self._seq[kind] = seq
         payload = BATCH_ENCODER.encode(run)
         if first.durable:
             durable.append(payload)
-        frames.append((topic.encode(), payload, kind, len(run)))
+        return topic.encode(), payload, kind, len(run)
 
     def next_seq(self, kind: str) -> int:
         """The seq the next message of ``kind`` will get."""

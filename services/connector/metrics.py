@@ -117,6 +117,25 @@ class FastHistogram(Collector):
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum_ms += value
 
+    def observe_many_ms(self, values: list[int]) -> None:
+        """:meth:`observe_ms` of each value, by sorting them (in place) and bisecting the sorted
+        list once per bucket bound: a batch of thousands of ages costs ~20 bisects, not one each."""
+        if not values:
+            return
+        values.sort()
+        bisect_right = bisect.bisect_right
+        counts = self.counts
+        below = 0  # a negative age (clock skew) is observed as 0, in the first bucket, as one at a time
+        for i, bound in enumerate(self.bounds):
+            upto = bisect_right(values, bound)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(values) - below
+        total = sum(values)
+        if values[0] < 0:
+            total -= sum(values[: bisect.bisect_left(values, 0)])
+        self.sum_ms += total
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         buckets: list[tuple[str, float]] = []
         running = 0
@@ -190,8 +209,7 @@ class CountSync:
 
 def observe_ages(hist: FastHistogram, ages_ms: list[int]) -> None:
     """Observe a core's per-frame ages and empty its list."""
-    for v in ages_ms:
-        hist.observe_ms(v)
+    hist.observe_many_ms(ages_ms)
     ages_ms.clear()
 
 

@@ -3,10 +3,12 @@ own name and label; a new session's Counts starts from zero."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from services.connector.counts import NAMES, Counts
-from services.connector.metrics import COUNTERS, CountSync
+from services.connector.metrics import COUNTERS, CountSync, FastHistogram
 
 
 def value(name: str, **labels: str) -> float:
@@ -36,3 +38,14 @@ def test_every_core_counter_has_its_prometheus_counter() -> None:
     assert set(COUNTERS) == NAMES
     for name, metric in COUNTERS.items():
         assert metric._name == f"kxfeed_ws_{name}" or name == "reanchored"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(-100, 100_000), st.sampled_from([-1, 0, 1, 2, 5, 6, 60_000, 60_001]))))
+def test_a_batch_of_ages_lands_in_the_buckets_one_at_a_time_would(ages: list[int]) -> None:
+    # Not registered: a private collector per example, compared with its twin.
+    one, many = FastHistogram("one", "x"), FastHistogram("many", "x")
+    for v in ages:
+        one.observe_ms(v)
+    many.observe_many_ms(list(ages))
+    assert many.counts == one.counts and many.sum_ms == one.sum_ms
