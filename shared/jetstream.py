@@ -111,6 +111,11 @@ def parse_msg_id(text: str) -> MsgId | None:
     return MsgId(pub, e, kind, s)
 
 
+def valid_pub(pub: str) -> bool:
+    """A publisher id as journals and message ids hold it."""
+    return bool(_PUB_ID.match(pub))
+
+
 def valid_prefix(prefix: str) -> bool:
     """A subject prefix: one or more safe tokens joined by dots."""
     return bool(prefix) and all(_SAFE.fullmatch(t) for t in prefix.split("."))

@@ -69,6 +69,8 @@ class JetStreamConfig(WorkerBase, frozen=True, kw_only=True):
     #: Records read from the journals and held for publishing, at most (memory bound); past
     #: it the bridge only counts what is behind.
     max_pending: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
+    #: ... and at most this many payload bytes (snapshots are large).
+    max_pending_bytes: Annotated[int, msgspec.Meta(ge=1 << 20, le=1 << 40)] = 256 * 1024 * 1024
     #: A PubAck not back after this long: everything unacknowledged is sent again (the
     #: server drops the duplicates by Nats-Msg-Id).
     ack_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0

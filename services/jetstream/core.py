@@ -20,12 +20,13 @@ import msgspec
 
 from shared import jetstream as js
 from shared.journal import Position
-from shared.messages import DECODE_ERRORS, Message
+from shared.messages import DECODE_ERRORS, KINDS, Message
 
 _RAW_LIST = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _ONE: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 
 WAITING, INFLIGHT, ACKED = 0, 1, 2
+_KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
 
 
 class Outgoing(NamedTuple):
@@ -38,6 +39,15 @@ class Outgoing(NamedTuple):
     payload: bytes
     msgs: int  # bus messages in the frame
     ts_recv: int  # the frame's last message's receive time (ns)
+    #: The NATS header block (``NATS/1.0`` + Nats-Msg-Id + Kx-Kind), built once per record.
+    headers: bytes = b""
+
+
+def header_block(msg_id: str, kind: str) -> bytes:
+    """The HPUB header block; both values are checked token text (no CR/LF can get in)."""
+    return b"NATS/1.0\r\n%b: %b\r\n%b: %b\r\n\r\n" % (
+        js.MSG_ID_HEADER.encode(), msg_id.encode(), js.KIND_HEADER.encode(), kind.encode()
+    )
 
 
 class Planned(NamedTuple):
@@ -54,6 +64,7 @@ class Planner:
         self.stream_of_kind = dict(stream_of_kind)
         #: topic -> subject: a market's frames all map to the same subject, escape it once.
         self._subjects: dict[str, str] = {}
+        self._pubs: set[str] = set()  # publisher ids already checked
 
     def plan(self, payload: bytes) -> Planned:
         try:
@@ -63,25 +74,25 @@ class Planner:
             last = _ONE.decode(raws[-1])
         except DECODE_ERRORS:
             return Planned(None, 0, True)
-        kind = last.kind
+        kind = _KIND_OF[type(last)]
         stream = self.stream_of_kind.get(kind)
         if stream is None:
             return Planned(None, len(raws), False)
+        pub = last.pub
+        if pub not in self._pubs:
+            if not js.valid_pub(pub):  # it goes into a header line: never anything but an id
+                return Planned(None, len(raws), True)
+            if len(self._pubs) > 10_000:
+                self._pubs.clear()
+            self._pubs.add(pub)
         topic = last.topic()
         subject = self._subjects.get(topic)
         if subject is None:
             if len(self._subjects) > 200_000:  # bounded: tickers come and go over months
                 self._subjects.clear()
             subject = self._subjects[topic] = js.subject(self.prefix, topic)
-        out = Outgoing(
-            stream,
-            subject,
-            js.msg_id(last.pub, last.epoch, kind, last.seq),
-            kind,
-            payload,
-            len(raws),
-            last.ts_recv,
-        )
+        mid = f"{pub}:{last.epoch}:{kind}:{last.seq}"  # js.msg_id, inlined: once per record
+        out = Outgoing(stream, subject, mid, kind, payload, len(raws), last.ts_recv, header_block(mid, kind))
         return Planned(out, len(raws), False)
 
 
@@ -120,6 +131,7 @@ class AckLedger:
         self._next_token = 0
         self.held_records = 0
         self.held_msgs = 0  # bus messages in held records not yet acknowledged
+        self.held_bytes = 0  # payload bytes of held records not yet acknowledged
 
     # ---- reading side ------------------------------------------------------------------------
     def add(self, pub: str, end: Position, out: Outgoing | None, msgs: int) -> None:
@@ -128,6 +140,7 @@ class AckLedger:
         self.held_records += 1
         if out is not None:
             self.held_msgs += msgs
+            self.held_bytes += len(out.payload)
             self._queue.append(entry)
 
     # ---- sending side ------------------------------------------------------------------------
@@ -172,6 +185,8 @@ class AckLedger:
             return None
         entry.state = ACKED
         self.held_msgs -= entry.msgs
+        if entry.out is not None:
+            self.held_bytes -= len(entry.out.payload)
         return entry
 
     def nack(self, tok: int) -> PendingRecord | None:

@@ -26,6 +26,11 @@ RESENT = Counter(
     "Records queued again after a lost PubAck, a refusal or a reconnect",
     ["reason"],
 )
+TOO_LARGE = Counter(
+    "kxfeed_jetstream_too_large_total",
+    "Records larger than the NATS server's max_payload: not mirrored (logged with their msg id)",
+    ["stream"],
+)
 LATE_ACKS = Counter(
     "kxfeed_jetstream_late_acks_total", "PubAcks for records no longer in flight (after a re-send)"
 )

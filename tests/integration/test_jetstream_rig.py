@@ -133,7 +133,7 @@ async def read_stream(url: str, prefix: str = "kxfeed") -> list[Stored]:
         jsm = nc.jsm()
         out: list[Stored] = []
         for info in await jsm.streams_info():
-            name = info.config.name
+            name = info.config.name or ""
             if not all(subj.startswith(prefix + ".") for subj in info.config.subjects or []):
                 continue
             last = info.state.last_seq
@@ -164,7 +164,7 @@ def stream_counts(url: str) -> dict[str, int]:
 
         nc = await nats.connect(url)
         try:
-            return {i.config.name: i.state.messages for i in await nc.jsm().streams_info()}
+            return {i.config.name or "": i.state.messages for i in await nc.jsm().streams_info()}
         finally:
             await nc.close()
 

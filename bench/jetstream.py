@@ -1,0 +1,323 @@
+"""JetStream bridge throughput and end-to-end latency, beside raw nats-py publishing with acks.
+
+  .venv/bin/python bench/jetstream.py [--records N] [--rate R] [--seconds S]
+
+A private nats-server (``-js``, file store in a temp dir, port of its own choosing) serves every
+phase of one run, so the figures share the machine's state:
+
+- raw, ``js.publish_async``: nats-py's own async PubAcks (a future per publish, at most 20,000
+  pending), N messages with the bridge's subjects, headers and payloads, into a fresh stream;
+- raw, wildcard inbox: plain ``nc.publish`` with a reply subject per message under one wildcard
+  subscription, 20,000 in flight (the technique the bridge uses, without the bridge);
+- bridge: a real journal of N single-delta records (shared.journal.JournalWriter), then
+  ``kxfeed worker jetstream`` started on it; the clock runs from the first to the last message
+  the server stored (its own timestamps), so process start-up is not counted;
+- latency: a publisher process journals deltas at R msgs/s for S seconds (ts_recv = the moment of
+  the append); a reader takes each message: latency = its arrival - ts_recv (journal -> bridge ->
+  NATS -> a remote reader). Twice: a plain subscriber of the subjects (the server routes the
+  message as it stores it), and an ordered JetStream consumer (what ``kxfeed tap --jetstream``
+  uses: delivered once stored, with flow control).
+
+Targets (issue 20): the bridge >= 50,000 msgs/s and >= 60% of the raw figure (the better raw).
+Messages are JetStream messages; each record here holds one bus message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import nats  # noqa: E402
+from nats.js.api import DeliverPolicy, StreamConfig  # noqa: E402
+
+from shared import jetstream as js  # noqa: E402
+from shared.bus import stamp  # noqa: E402
+from shared.journal import JournalWriter  # noqa: E402
+from shared.messages import BATCH_DECODER, BATCH_ENCODER  # noqa: E402
+from tests.integration.test_jetstream_rig import NatsServer  # noqa: E402
+from tests.support.config import make_config, write_config  # noqa: E402
+from tests.support.synth import deltas  # noqa: E402
+
+TARGET_MSGS_S = 50_000
+TARGET_RATIO = 0.60
+INFLIGHT = 20_000
+
+
+def records(n: int, pub: str, epoch: int) -> list[tuple[str, bytes, str]]:
+    """(subject, payload, msg id) of n single-delta frames, as the bridge would send them."""
+    msgs = deltas(n)
+    stamp(msgs, pub, epoch)
+    return [
+        (js.subject("kxfeed", m.topic()), BATCH_ENCODER.encode([m]), js.msg_id(pub, epoch, "delta", m.seq))
+        for m in msgs
+    ]
+
+
+def rfc3339_ns(text: str) -> int:
+    """'2026-12-04T19:20:00.123456789Z' -> ns since the epoch (the server's stream timestamps)."""
+    from datetime import datetime
+
+    base, _, frac = text.rstrip("Z").partition(".")
+    whole = datetime.fromisoformat(base + "+00:00")
+    return int(whole.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+async def stored_span(nc: Any, stream: str) -> tuple[int, float]:
+    """(messages, seconds from the first to the last stored) of a stream, by the server's clock."""
+    msg = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=5)
+    state = json.loads(msg.data)["state"]
+    span = (rfc3339_ns(state["last_ts"]) - rfc3339_ns(state["first_ts"])) / 1e9
+    return int(state["messages"]), span
+
+
+async def fresh_stream(nc: Any, name: str, subject: str) -> None:
+    jsm = nc.jsm()
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await jsm.delete_stream(name)
+    await jsm.add_stream(StreamConfig(name=name, subjects=[subject], duplicate_window=900.0))
+
+
+async def raw_publish_async(url: str, recs: list[tuple[str, bytes, str]]) -> float:
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    try:
+        await fresh_stream(nc, "RAW_ASYNC", "raw1.>")
+        jsc = nc.jetstream(publish_async_max_pending=INFLIGHT)
+        for subject, payload, mid in recs:
+            await jsc.publish_async(
+                "raw1" + subject[6:], payload, headers={js.MSG_ID_HEADER: mid, js.KIND_HEADER: "delta"}
+            )
+        await asyncio.wait_for(jsc.publish_async_completed(), 120)
+        n, span = await stored_span(nc, "RAW_ASYNC")
+        assert n == len(recs), (n, len(recs))
+        return n / span
+    finally:
+        await nc.close()
+
+
+async def raw_wildcard_inbox(url: str, recs: list[tuple[str, bytes, str]]) -> float:
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    try:
+        await fresh_stream(nc, "RAW_INBOX", "raw2.>")
+        inbox = nc.new_inbox()
+        acked = 0
+        room = asyncio.Semaphore(INFLIGHT)
+        done = asyncio.Event()
+
+        async def on_ack(msg: Any) -> None:
+            nonlocal acked
+            if b'"error"' in msg.data:
+                raise RuntimeError(msg.data[:200])
+            acked += 1
+            room.release()
+            if acked == len(recs):
+                done.set()
+
+        await nc.subscribe(inbox + ".*", cb=on_ack, pending_msgs_limit=10_000_000, pending_bytes_limit=-1)
+        for i, (subject, payload, mid) in enumerate(recs):
+            await room.acquire()
+            await nc.publish(
+                "raw2" + subject[6:], payload, reply=f"{inbox}.{i}",
+                headers={js.MSG_ID_HEADER: mid, js.KIND_HEADER: "delta"},
+            )  # fmt: skip
+        await asyncio.wait_for(done.wait(), 120)
+        n, span = await stored_span(nc, "RAW_INBOX")
+        assert n == len(recs), (n, len(recs))
+        return n / span
+    finally:
+        await nc.close()
+
+
+def bridge_config(tmp: Path, url: str) -> Path:
+    cfg = make_config(tmp, jetstream={"enabled": True, "servers": [url]})
+    return write_config(cfg, tmp / "kx.toml")
+
+
+async def bridge_throughput(url: str, tmp: Path, n: int) -> float:
+    journal = JournalWriter(tmp / "journal" / "bench", segment_bytes=64 * 1024 * 1024, fsync="never")
+    recs = records(n, "bench", time.time_ns())
+    for i in range(0, n, 1000):
+        journal.append([p for _, p, _ in recs[i : i + 1000]])
+    journal.close()
+    config = bridge_config(tmp, url)
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "worker", "jetstream", "--config", str(config)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "bridge.log", "wb"),  # noqa: SIM115
+    )  # fmt: skip
+    nc = await nats.connect(url)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                got, span = await stored_span(nc, "KXFEED_BOOK")
+            except (KeyError, nats.errors.Error):
+                got, span = 0, 0.0
+            if got >= n:
+                assert got == n, (got, n)
+                return n / span
+            if bridge.poll() is not None:
+                log = (tmp / "bridge.log").read_text()
+                raise RuntimeError(f"the bridge exited {bridge.returncode}: {log}")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the bridge stored {got} of {n} in 180 s")
+    finally:
+        await nc.close()
+        bridge.terminate()
+        bridge.wait(30)
+
+
+def _live_publisher(journal_dir: str, rate: float, seconds: float) -> None:
+    """Journal single-delta frames at ``rate``/s, ts_recv = the append's moment."""
+    journal = JournalWriter(Path(journal_dir), fsync="never")
+    epoch = time.time_ns()
+    template = deltas(1000)
+    started = time.monotonic()
+    seq = 0
+    while time.monotonic() - started < seconds:
+        due = int((time.monotonic() - started) * rate)
+        batch = []
+        while seq < due:
+            m = template[seq % 1000]
+            seq += 1
+            stamp([m], "live", epoch, seq - 1)
+            batch.append(BATCH_ENCODER.encode([msgspec_replace(m, time.time_ns())]))
+        if batch:
+            journal.append(batch)
+        time.sleep(0.001)
+    journal.close()
+
+
+def msgspec_replace(m: Any, ts_recv: int) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(m, ts_recv=ts_recv)
+
+
+async def latency(url: str, tmp: Path, rate: float, seconds: float, ordered: bool) -> list[float]:
+    # A clean stream: an ordered consumer that resets before its first message starts over from
+    # the stream's first message, and the throughput phase's messages would be taken as late.
+    nc = await nats.connect(url)
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await nc.jsm().delete_stream("KXFEED_BOOK")
+    await nc.close()
+    config = bridge_config(tmp, url)
+    # The live journal exists before the bridge starts (it looks for new ones once a second, and
+    # that second is start-up, not latency); its warm-up record is older than t0 and not counted.
+    warm = JournalWriter(tmp / "journal" / "live", fsync="never")
+    warm.append([records(1, "warm", 1)[0][1]])
+    warm.close()
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "worker", "jetstream", "--config", str(config)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "bridge.log", "wb"),  # noqa: SIM115
+    )  # fmt: skip
+    nc = await nats.connect(url)
+    samples: list[float] = []
+    t0 = time.time_ns() + 10**18  # set when the publisher starts
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the bridge creates the streams once it is up
+            try:
+                await nc.jsm().stream_info("KXFEED_BOOK")
+                break
+            except nats.js.errors.NotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+        async def on_msg(msg: Any) -> None:
+            now = time.time_ns()
+            last = BATCH_DECODER.decode(msg.data)[-1]
+            if last.ts_recv >= t0:
+                samples.append((now - last.ts_recv) / 1e6)
+
+        sub: Any
+        if ordered:
+            sub = await nc.jetstream().subscribe(
+                "kxfeed.delta.>", cb=on_msg, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+            )
+        else:
+            sub = await nc.subscribe("kxfeed.delta.>", cb=on_msg, pending_msgs_limit=10_000_000)
+        t0 = time.time_ns()
+        pub = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys; sys.path.insert(0, sys.argv[1]); from bench.jetstream import _live_publisher; "
+             "_live_publisher(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))",
+             str(ROOT), str(tmp / "journal" / "live"), str(rate), str(seconds)],
+            cwd=ROOT,
+        )  # fmt: skip
+        # Waited for off the loop: the reader's callbacks run on it meanwhile.
+        assert await asyncio.to_thread(pub.wait, seconds + 60) == 0
+        want = int(rate * seconds * 0.95)
+        end = time.monotonic() + 30
+        while len(samples) < want and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        await sub.unsubscribe()
+        return samples
+    finally:
+        await nc.close()
+        bridge.terminate()
+        bridge.wait(30)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--rate", type=float, default=10_000.0, help="latency phase: msgs/s")
+    ap.add_argument("--seconds", type=float, default=10.0, help="latency phase: duration")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kxbench-js-") as d:
+        tmp = Path(d)
+        server = NatsServer(tmp / "nats")
+        url = server.start()
+        try:
+            recs = records(args.records, "raw", time.time_ns())
+            raw_async = await raw_publish_async(url, recs)
+            raw_inbox = await raw_wildcard_inbox(url, recs)
+            bridge = await bridge_throughput(url, tmp / "bridge", args.records)
+            lat_core = await latency(url, tmp / "latency-core", args.rate, args.seconds, ordered=False)
+            lat = await latency(url, tmp / "latency", args.rate, args.seconds, ordered=True)
+        finally:
+            server.stop()
+    raw = max(raw_async, raw_inbox)
+    ratio = bridge / raw
+    print(f"messages: {args.records:,} single-delta records ({len(recs[0][1])} B payloads) per phase")
+    print(f"raw nats-py js.publish_async (async acks, {INFLIGHT:,} pending): {raw_async:,.0f} msgs/s")
+    print(f"raw nats-py publish + wildcard reply inbox ({INFLIGHT:,} in flight): {raw_inbox:,.0f} msgs/s")
+    print(f"bridge (journal -> kxfeed worker jetstream -> stored): {bridge:,.0f} msgs/s")
+    print(f"  target >= {TARGET_MSGS_S:,} msgs/s: {'MET' if bridge >= TARGET_MSGS_S else 'NOT MET'}")
+    print(f"  ratio to the better raw: {ratio:.2f} (target >= {TARGET_RATIO:.2f}: "
+          f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'})")  # fmt: skip
+    print(f"  ratio to js.publish_async: {bridge / raw_async:.2f}; to the inbox: {bridge / raw_inbox:.2f}")
+    for what, samples in (
+        ("a plain NATS subscriber of the subjects", lat_core),
+        ("an ordered JetStream consumer (delivered once stored)", lat),
+    ):
+        if not samples:
+            print(f"latency to {what}: no sample (the reader got nothing)")
+            return 1
+        print(
+            f"latency journal append -> bridge -> {what}, {args.rate:,.0f} msgs/s for {args.seconds:.0f} s "
+            f"({len(samples):,} samples): p50 {pct(samples, 0.5):.1f} ms, p99 {pct(samples, 0.99):.1f} ms, "
+            f"max {max(samples):.1f} ms, mean {statistics.fmean(samples):.1f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
