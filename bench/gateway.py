@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,6 +63,15 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -111,37 +120,64 @@ def _mask(payload: bytes, opcode: int) -> bytes:
     return head + b"\0\0\0\0" + payload
 
 
-async def _client(port: int, fmt: str, start_ns: int, end_ns: int, samples: list[float]) -> int:
-    """One stream client on a raw socket: every text frame parsed, every line of it matched
-    (a ``tob`` frame counted, its ``ts_recv_ns`` against the time the bytes were read).
-    Returns the tob messages it received in the window."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /api/v1/stream?format={fmt} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(f"handshake refused: {head[:80]!r}")
-    writer.write(_mask(b'{"op":"subscribe","id":1,"topics":["tob."]}', 0x1))
-    count = 0
-    buf = b""
-    pos = 0
-    while True:
-        chunk = await reader.read(1 << 20)
+class _Reader(asyncio.Protocol):
+    """One stream client on a raw socket, read in ``data_received`` (no task switch per read):
+    every WebSocket frame parsed, every line of a text frame matched (a ``tob`` message counted
+    in the window, its ``ts_recv_ns`` against the time its bytes were read)."""
+
+    def __init__(self, port: int, fmt: str, samples: list[float]) -> None:
+        self.port, self.fmt, self.samples = port, fmt, samples
+        #: The window, set once every client of the bench is subscribed (until then: never).
+        self.start_ns = self.end_ns = 1 << 62
+        self.count = 0
+        self.buf = b""
+        self.upgraded = False
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[int] = loop.create_future()
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET /api/v1/stream?format={self.fmt} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def _finish(self, result: int | BaseException) -> None:
+        if not self.done.done():
+            if isinstance(result, BaseException):
+                self.done.set_exception(result)
+            else:
+                self.done.set_result(result)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(ConnectionError(f"the gateway closed the stream ({exc})"))
+
+    def data_received(self, data: bytes) -> None:
         now = time.time_ns()
-        if not chunk:
-            raise ConnectionError("the gateway closed the stream")
-        if now >= end_ns:
-            writer.close()
-            return count
-        buf = buf[pos:] + chunk if pos < len(buf) else chunk
-        pos = 0
-        end = len(buf)
+        if now >= self.end_ns:
+            self._finish(self.count)
+            return
+        buf = self.buf + data if self.buf else data
+        if not self.upgraded:
+            head, sep, buf = buf.partition(b"\r\n\r\n")
+            if not sep:
+                self.buf = head
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                self._finish(ConnectionError(f"handshake refused: {head[:80]!r}"))
+                return
+            self.upgraded = True
+            assert self.transport is not None
+            self.transport.write(_mask(b'{"op":"subscribe","id":1,"topics":["tob."]}', 0x1))
+        pos, end = 0, len(buf)
         while end - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
             n, h = b1 & 0x7F, 2
@@ -158,40 +194,63 @@ async def _client(port: int, fmt: str, start_ns: int, end_ns: int, samples: list
             payload = buf[pos + h : pos + h + n]
             pos += h + n
             opcode = b0 & 0x0F
-            if opcode == 0x9:
-                writer.write(_mask(payload, 0xA))
+            if opcode == 0x9 and self.transport is not None:
+                self.transport.write(_mask(payload, 0xA))
             elif opcode == 0x8:
-                raise ConnectionError(f"closed by the gateway: {payload[:2].hex()} {payload[2:]!r}")
-            elif opcode == 0x1 and now >= start_ns:
+                self._finish(ConnectionError(f"closed by the gateway: {payload[:2].hex()} {payload[2:]!r}"))
+                return
+            elif opcode == 0x1 and not self.subscribed.done():
+                if b'"type":"subscribed"' in payload:
+                    self.subscribed.set_result(None)
+            elif opcode == 0x1 and now >= self.start_ns:
                 found = _TOB_TS.findall(payload)
-                count += len(found)
-                if len(samples) < MAX_SAMPLES:
-                    samples += [(now - int(ts)) / 1e6 for ts in found]
+                self.count += len(found)
+                if len(self.samples) < MAX_SAMPLES:
+                    self.samples += [(now - int(ts)) / 1e6 for ts in found]
+        self.buf = buf[pos:]
 
 
-def _clients_proc(port: int, fmt: str, n: int, start_ns: int, end_ns: int, out: Any) -> None:
-    """``n`` stream clients in one process: tob messages per client and latency samples in the window."""
+async def _client(port: int, fmt: str, samples: list[float]) -> _Reader:
+    loop = asyncio.get_running_loop()
+    _, reader = await loop.create_connection(lambda: _Reader(port, fmt, samples), "127.0.0.1", port)
+    return reader
+
+
+def _clients_proc(port: int, fmt: str, n: int, pipe: Any) -> None:
+    """``n`` stream clients in one process: once all are subscribed it says so on ``pipe`` and
+    is sent the window; then tob messages per client and latency samples in it."""
     import uvloop
 
-    async def main() -> tuple[list[int], list[float]]:
+    async def main() -> tuple[list[int], list[float], float]:
         samples: list[float] = []
+        readers = [await _client(port, fmt, samples) for _ in range(n)]
+        await asyncio.wait_for(asyncio.gather(*(r.subscribed for r in readers)), 120)
+        pipe.send("subscribed")
+        start_ns, end_ns = await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        for r in readers:
+            r.start_ns, r.end_ns = start_ns, end_ns
+        cpu0 = time.process_time()
         # A client starved of CPU may see no frame after the window: it stops at the window's end anyway.
         limit_s = max(1.0, (end_ns - time.time_ns()) / 1e9 + 2.0)
-        tasks = [asyncio.create_task(_client(port, fmt, start_ns, end_ns, samples)) for _ in range(n)]
-        _, pending = await asyncio.wait(tasks, timeout=limit_s)
-        for t in pending:
-            t.cancel()
-        counts: list[int] = []
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, asyncio.CancelledError):
-                counts.append(0)  # starved past the window: it counts what it got, nothing
-            elif isinstance(result, BaseException):
-                raise result  # a broken client is the bench's bug, not a slow client
-            else:
-                counts.append(result)
-        return counts, samples
+        await asyncio.wait([r.done for r in readers], timeout=limit_s)
+        for r in readers:
+            if r.done.done() and r.done.exception() is not None:
+                raise cast(BaseException, r.done.exception())  # a broken client is the bench's bug
+        return [r.count for r in readers], samples, time.process_time() - cpu0
 
-    out.send(uvloop.run(main()))
+    pipe.send(uvloop.run(main()))
+
+
+def _gateway_tob(system: System) -> tuple[float, float]:
+    """The gateway's tob messages received from the bus and sent to stream clients so far."""
+    body = system.scrape(system.metrics_port("gateway"))
+    got = sent = 0.0
+    for line in body.splitlines():
+        if line.startswith('kxfeed_bus_received_total{kind="tob"}'):
+            got = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('kxfeed_gateway_stream_sent_total{type="tob"}'):
+            sent = float(line.rsplit(" ", 1)[1])
+    return got, sent
 
 
 def bench_stream(
@@ -201,31 +260,48 @@ def bench_stream(
     direct.start()
     gw_pid = int(system.workers()["gateway"]["pid"])
     base_rss = rss_mb(gw_pid)
-    lead_s = 5.0 + clients * 0.02  # processes start and connect before the window opens
-    start_ns = time.time_ns() + int(lead_s * 1e9)
-    end_ns = start_ns + int(seconds * 1e9)
-    direct.window = (start_ns, end_ns)
     ctx = mp.get_context("spawn")
     pipes, workers = [], []
     for i in range(procs):
         share = clients // procs + (1 if i < clients % procs else 0)
-        r, w = ctx.Pipe(False)
-        p = ctx.Process(target=_clients_proc, args=(port, fmt, share, start_ns, end_ns, w), daemon=True)
+        r, w = ctx.Pipe()
+        p = ctx.Process(target=_clients_proc, args=(port, fmt, share, w), daemon=True)
         p.start()
         pipes.append(r)
         workers.append(p)
+    # The window opens once every client is subscribed (a loaded box starts processes slowly).
+    for r in pipes:
+        if not r.poll(180) or r.recv() != "subscribed":
+            raise SystemExit("a client process did not get its clients subscribed")
+    start_ns = time.time_ns() + 1_000_000_000
+    end_ns = start_ns + int(seconds * 1e9)
+    direct.window = (start_ns, end_ns)
+    for r in pipes:
+        r.send((start_ns, end_ns))
     peak_rss = base_rss
+    cpu = [0.0, 0.0]
+    seen = [0.0, 0.0, 0.0, 0.0]  # the gateway's tob received from the bus, and sent, at start and end
     while time.time_ns() < end_ns + 1e9:
         peak_rss = max(peak_rss, rss_mb(gw_pid))
-        time.sleep(0.2)
+        now = time.time_ns()
+        if not cpu[0] and now >= start_ns:
+            cpu[0] = cpu_s(gw_pid)
+            seen[0:2] = _gateway_tob(system)
+        if not cpu[1] and now >= end_ns:
+            cpu[1] = cpu_s(gw_pid)
+            seen[2:4] = _gateway_tob(system)
+        time.sleep(0.05)
     counts: list[int] = []
     samples: list[float] = []
+    client_cpu: list[float] = []
     for r in pipes:
         if not r.poll(120):
             raise SystemExit("a client process sent no result")
-        c, s = r.recv()
+        c, s, used = r.recv()
         counts += c
         samples += s
+        client_cpu.append(used)
+    stats = system.control("gateway", "stats")
     for p in workers:
         p.join(30)
     direct.stop.set()
@@ -258,6 +334,19 @@ def bench_stream(
     print(
         f"  gateway RSS                    {peak_rss:>10.1f} MB peak"
         f"        ({base_rss:.1f} MB before the clients)"
+    )
+    print(f"  gateway CPU                    {(cpu[1] - cpu[0]) / seconds:>10.0%} of a core in the window")
+    print(
+        f"  client processes CPU           {sum(client_cpu) / seconds:>10.0%} of a core"
+        f" ({procs} processes, lead and window)"
+    )
+    print(
+        f"  gateway: tob from the bus      {(seen[2] - seen[0]) / seconds:>10,.0f} msgs/s,"
+        f" sent to clients {(seen[3] - seen[1]) / seconds:,.0f} msgs/s"
+    )
+    print(
+        f"  dropped for slow clients       {stats.get('stream_dropped', 0):>10,}"
+        f"            (queued now: {stats.get('stream_queued_frames', 0):,} frames)"
     )
 
 

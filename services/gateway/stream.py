@@ -23,6 +23,7 @@ Every drop, error and refusal is counted in :attr:`StreamCore.counts`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -325,9 +326,12 @@ class StreamCore:
                 client.closing = client.closing or "slow_consumer"
             self._wake(client)
 
-    def seal(self, now_ns: int) -> None:
-        """End of a batch: each group's frames, joined one per line, queued once to each member."""
+    def seal(self, now_ns: int, send: Callable[[Client, bytes], bool] | None = None) -> None:
+        """End of a batch: each group's frames, joined one per line, once. A member with
+        nothing queued is offered the payload through ``send`` (the shell writes it at once
+        when its transport is not backed up: True); anyone else has it queued."""
         filled, self._filled = self._filled, []
+        counts = self.counts
         for group in filled:
             frames, group.frames = group.frames, []
             kinds = tuple(group.kinds.items())
@@ -335,7 +339,18 @@ class StreamCore:
             payload = b"\n".join(frames)
             n, sub_id = len(frames), group.sub.id
             for client in group.members:
-                if not client.outbox.push_batch(sub_id, kinds, n, payload, now_ns):
+                outbox = client.outbox
+                if (
+                    send is not None
+                    and not outbox
+                    and not outbox.lost
+                    and not client.closing
+                    and send(client, payload)
+                ):
+                    for kind, k in kinds:
+                        counts.add("sent", kind, k)
+                    continue
+                if not outbox.push_batch(sub_id, kinds, n, payload, now_ns):
                     client.closing = client.closing or "slow_consumer"
                 self._wake(client)
 

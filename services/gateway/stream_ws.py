@@ -126,6 +126,8 @@ class StreamHub:
         self._backlog: deque[Prepared] = deque()
         self._backlog_lost: dict[str, int] = {}
         self._fan = asyncio.Event()
+        #: The last ndjson payload framed, and its frame (every group member gets the same bytes).
+        self._framed: tuple[bytes, bytes] = (b"", b"")
         self._closing = False
         self.log = get_logger("gateway.stream")
         self.burst = BurstLog(self.log)
@@ -174,9 +176,25 @@ class StreamHub:
                     self.core.lost_before_fanout(lost, now)
                 for _ in range(min(FANOUT_SLICE, len(backlog))):
                     fanout(backlog.popleft(), now)
-                self.core.seal(now)
+                self.core.seal(now, self._send_now)
                 self._wake()
                 await asyncio.sleep(0)
+
+    def _send_now(self, client: Client, payload: bytes) -> bool:
+        """Write one ndjson payload to ``client`` now if its transport takes it (see
+        :meth:`StreamCore.seal`); the frame is built once for every member it goes to."""
+        conn = self._conns.get(client.id)
+        if conn is None:
+            return False
+        transport = conn.transport
+        if transport is None or conn.ws.closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > WRITE_HIGH:
+            return False
+        if payload is not self._framed[0]:
+            self._framed = (payload, text_frames([payload]))
+        transport.write(self._framed[1])
+        return True
 
     def stats(self) -> dict[str, int]:
         frames, size = self.core.queued()

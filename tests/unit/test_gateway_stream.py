@@ -490,3 +490,38 @@ def test_bad_topics_are_refused() -> None:
         (err,) = drain(c, client)
         assert err["type"] == "error" and err["error"] == "bad_topic" and err["id"] == 1, topic
     assert not client.subs
+
+
+def test_seal_writes_to_idle_members_at_once_and_queues_behind_anything_queued() -> None:
+    c = core()
+    idle, busy, full = (c.connect(p, 0, batch=True) for p in ("idle", "busy", "full"))
+    assert idle is not None and busy is not None and full is not None
+    for client in (idle, busy, full):
+        sub(c, client, id=1, topics=["tob."])
+    idle.outbox.take(10)
+    full.outbox.take(10)
+    c.take_woken()
+    # busy still holds its "subscribed" reply: its batch must queue behind it, not jump it.
+    written: list[tuple[str, bytes]] = []
+
+    def send(client: Any, payload: bytes) -> bool:
+        if client is full:
+            return False  # its transport is backed up
+        written.append((client.peer, payload))
+        return True
+
+    for i in range(3):
+        p = c.ingest(tob("A", 4300 + i), 1)
+        assert p is not None
+        c.fanout(p, 1)
+    c.seal(1, send)
+    assert [peer for peer, _ in written] == ["idle"]
+    assert [msgspec.json.decode(x)["data"]["yes_bid"] for x in written[0][1].split(b"\n")] == [
+        "0.4300",
+        "0.4301",
+        "0.4302",
+    ]
+    assert not idle.outbox and busy.outbox.messages == 3 and full.outbox.messages == 3
+    assert [g["type"] for g in lines(c, busy)] == ["subscribed", "tob", "tob", "tob"]
+    assert c.counts.of("sent", "tob") == 3 + 3  # idle's, written; busy's, taken
+    assert set(c.take_woken()) == {busy, full}
