@@ -86,6 +86,14 @@ def _arrow() -> Any:
     return pa, pq
 
 
+def _has_arrow() -> bool:
+    try:
+        _arrow()
+    except ExportUnavailable:
+        return False
+    return True
+
+
 def arrow_schema(kind: history.Kind, q: history.Query | None) -> Any:
     pa, _ = _arrow()
     types = {
@@ -185,6 +193,17 @@ class _CsvSink:
         self.file.flush()
         self.file.buffer.write(text)
 
+    def write_table(self, table: Any) -> None:
+        """An Arrow table (deltas), written by Arrow's CSV writer: strings quoted, times as
+        integer microseconds like the rest of this format."""
+        pa, _ = _arrow()
+        from pyarrow import csv as pacsv
+
+        cols = [c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in table.columns]
+        self.file.flush()
+        out = pa.Table.from_arrays(cols, names=table.column_names)
+        pacsv.write_csv(out, self.file.buffer, pacsv.WriteOptions(include_header=False))
+
     def close(self) -> None:
         self.file.close()
 
@@ -258,9 +277,12 @@ class _DeltaArrow:
         return rb.filter(mask)
 
 
-async def _delta_parquet(engine: AsyncEngine, q: history.Query, sink: _ParquetSink, batch: int) -> int:
-    """Deltas of ``q`` into ``sink``: run by run, a row group per ``batch`` rows or so."""
-    pa = sink.pa
+async def _delta_arrow(
+    engine: AsyncEngine, q: history.Query, sink: _ParquetSink | _CsvSink, batch: int
+) -> int:
+    """Deltas of ``q`` into ``sink`` as Arrow tables of ``batch`` rows (a Parquet row group)."""
+    pa, _ = _arrow()
+    schema = arrow_schema(history.KINDS["deltas"], q)
     f = history.delta_filter(q)
     rows = 0
     async with engine.connect() as conn:
@@ -268,7 +290,7 @@ async def _delta_parquet(engine: AsyncEngine, q: history.Query, sink: _ParquetSi
         if keep is not None and not keep:
             return 0
         names = await deltaread.names(conn)
-        conv = _DeltaArrow(pa, names, sink.schema)
+        conv = _DeltaArrow(pa, names, schema)
         group: list[Any] = []  # runs of one subscription that overlap (held until the next starts past)
         ready: list[Any] = []
         held = 0
@@ -293,7 +315,7 @@ async def _delta_parquet(engine: AsyncEngine, q: history.Query, sink: _ParquetSi
             """Row groups of ``batch`` rows while ``upto`` or more are held."""
             nonlocal held, rows
             while held >= upto and held:
-                table = pa.Table.from_batches(ready, schema=sink.schema)
+                table = pa.Table.from_batches(ready, schema=schema)
                 head = table.slice(0, batch)
                 sink.write_table(head)
                 rows += head.num_rows
@@ -347,9 +369,8 @@ async def export(
     try:
         sink = _sink(fmt, tmp, kind, q)
         try:
-            if fmt == "parquet" and q.kind == "deltas":
-                assert isinstance(sink, _ParquetSink)
-                rows = await _delta_parquet(engine, q, sink, batch)
+            if q.kind == "deltas" and (fmt == "parquet" or _has_arrow()):
+                rows = await _delta_arrow(engine, q, sink, batch)
             elif history.csv_ready(engine, q.kind):
                 async for n, text in history.csv_chunks(engine, q, size=batch):
                     sink.write_csv(n, text)
