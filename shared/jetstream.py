@@ -123,3 +123,42 @@ def valid_prefix(prefix: str) -> bool:
 
 def valid_stream_name(name: str) -> bool:
     return bool(_STREAM_NAME.match(name))
+
+
+def valid_filter(subject: str) -> bool:
+    """A subscription subject: non-empty tokens, ``*`` as a whole token, ``>`` only last."""
+    if not subject or len(subject) > 1024 or any(c in subject for c in " \t\r\n"):
+        return False
+    tokens = subject.split(".")
+    for i, tok in enumerate(tokens):
+        if not tok:
+            return False
+        if tok == ">":
+            if i != len(tokens) - 1:
+                return False
+        elif ("*" in tok and tok != "*") or ">" in tok:
+            return False
+    return True
+
+
+def covers(wide: str, narrow: str) -> bool:
+    """Whether every subject ``narrow`` matches is matched by ``wide`` (both valid filters)."""
+    w, n = wide.split("."), narrow.split(".")
+    for i, tok in enumerate(w):
+        if tok == ">":
+            return len(n) > i
+        if i >= len(n):
+            return False
+        if n[i] == ">":
+            return False
+        if tok != "*" and (n[i] == "*" or n[i] != tok):
+            return False
+    return len(n) == len(w)
+
+
+def consumer_filters(wanted: str, stream_subjects: list[str]) -> list[str]:
+    """The filters a consumer of one stream takes for ``wanted``: ``wanted`` itself where one of
+    the stream's subjects covers it, else each of the stream's subjects that ``wanted`` covers."""
+    if any(covers(s, wanted) for s in stream_subjects):
+        return [wanted]
+    return [s for s in stream_subjects if covers(wanted, s)]

@@ -10,9 +10,15 @@ hundredths of a contract. Exits after N messages, or after S seconds without one
 While nothing arrives it says on stderr what it waits for (the bus endpoint and the
 prefixes), after 2 s and then every 10 s.
 
+With --jetstream SUBJECT it reads NATS JetStream instead of the bus, from any host that reaches
+the [jetstream] servers: subjects are kxfeed.<kind>.<series>.<ticker> ('kxfeed.trade.>',
+'kxfeed.delta.KXNFLGAME.>'), from --since TIME (ISO 8601, epoch ms, or an age: 15m, 2h), else
+from now on.
+
 examples:
   kxfeed tap 'trade.' --count 10
   kxfeed tap 'tob.KXNBAGAME-26NOV03LALBOS' 'bookstate.'
+  kxfeed tap --jetstream 'kxfeed.trade.>' --since 1h
 """
 
 from __future__ import annotations
@@ -38,12 +44,21 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, default=0.0, help="stop after S seconds with no message (0: never)"
     )
+    p.add_argument("--jetstream", metavar="SUBJECT", default="", help="read this JetStream subject instead")
+    p.add_argument("--since", metavar="TIME", default="", help="with --jetstream: from this moment")
     add_config_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args)
+    if args.jetstream:
+        from services.cli import jstap  # nats-py only for this mode
+
+        return jstap.run(args, cfg)
+    if args.since:
+        print("kxfeed tap: --since needs --jetstream (the bus has no history)", file=sys.stderr)
+        return 2
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = Subscriber(ctx, cfg.bus.xpub, args.prefixes, rcvhwm=cfg.bus.rcvhwm)
     seen = 0
