@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from shared.messages import BookDelta, BookSnapshot, BookState, Gap, MarketLifecycle, MarketMeta, Message
+from shared.messages import (
+    KINDS,
+    TOPIC_FIELDS,
+    BookDelta,
+    BookSnapshot,
+    BookState,
+    Gap,
+    MarketLifecycle,
+    MarketMeta,
+    Message,
+)
 
 #: Kinds whose order relative to a market's book frames matters (they share its group).
 _BOOK_ORDERED = frozenset({BookSnapshot, BookDelta, BookState, MarketLifecycle, MarketMeta})
+#: Per class, what its group key is built of: (prefix, field). A book-ordered kind groups by its
+#: ticker alone (prefix ""), any other by its topic, built without a method call per message.
+_KEY_OF: dict[type, tuple[str, str]] = {
+    cls: ("", "ticker") if cls in _BOOK_ORDERED else (f"{kind}.", TOPIC_FIELDS[cls])
+    for kind, cls in KINDS.items()
+    if cls in TOPIC_FIELDS
+}
 
 
 def by_market(msgs: list[Message]) -> list[Message]:
@@ -22,6 +39,7 @@ def by_market(msgs: list[Message]) -> list[Message]:
         return msgs
     out: list[Message] = []
     groups: dict[str, list[Message]] = {}
+    key_of = _KEY_OF
     for m in msgs:
         t = type(m)
         if t is Gap:
@@ -30,7 +48,8 @@ def by_market(msgs: list[Message]) -> list[Message]:
             groups.clear()
             out.append(m)
             continue
-        key = m.ticker if t in _BOOK_ORDERED else m.topic()  # type: ignore[union-attr]
+        how = key_of.get(t)
+        key = m.topic() if how is None else how[0] + getattr(m, how[1])
         group = groups.get(key)
         if group is None:
             groups[key] = [m]
