@@ -238,7 +238,15 @@ async def bytes_per_delta(url: str, schema: str, n: int) -> float:
     engine = make_engine(DbConfig(url=url, schema=schema))
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            size = (await conn.execute(text("SELECT pg_total_relation_size('book_deltas')"))).scalar_one()
+            # Day partitions (and their TOAST and indexes) of the partitioned table, or the table.
+            size = (
+                await conn.execute(
+                    text(
+                        "SELECT SUM(pg_total_relation_size(relid)) "
+                        "FROM pg_partition_tree('book_deltas'::regclass)"
+                    )
+                )
+            ).scalar_one()
         else:
             size = (
                 await conn.execute(

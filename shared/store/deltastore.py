@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.store.deltapack import (
+    DAY_US,
     MAX_SPAN,
     DeltaTuple,
     Run,
@@ -30,6 +31,7 @@ from shared.store.deltapack import (
     run_of_columns,
     split,
 )
+from shared.store.types import us_to_datetime
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _COLS = '"conn", "sid", "first_xseq", "last_xseq", "n", "ts_lo", "ts_hi", "recv_lo", "body"'
@@ -39,6 +41,25 @@ _PG_INSERT = (
     "ON CONFLICT DO NOTHING RETURNING conn, sid, first_xseq"
 )
 _SQLITE_INSERT = f"INSERT OR IGNORE INTO book_deltas ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def partition_name(day: int) -> str:
+    """book_deltas' partition of a UTC day (days since the epoch): book_deltas_pYYYYMMDD."""
+    return f"book_deltas_p{us_to_datetime(day * DAY_US):%Y%m%d}"
+
+
+def partition_ddl(day: int) -> list[str]:
+    """PostgreSQL: the statements that make ``day``'s partition of book_deltas. An empty table
+    attached to the parent (ATTACH takes a lock that lets readers run, unlike CREATE TABLE
+    ... PARTITION OF); the parent's key and BRIN index are built on it by the attach. Its
+    bounds are readable from the catalog (pg_get_expr(relpartbound)), as retention reads them."""
+    lo, hi = us_to_datetime(day * DAY_US), us_to_datetime((day + 1) * DAY_US)
+    name = partition_name(day)
+    return [
+        f'CREATE TABLE IF NOT EXISTS "{name}" (LIKE book_deltas INCLUDING DEFAULTS)',
+        f"ALTER TABLE book_deltas ATTACH PARTITION \"{name}\" FOR VALUES FROM ('{lo.isoformat()}') "
+        f"TO ('{hi.isoformat()}')",
+    ]
 
 
 def _clamp(v: int) -> int:
@@ -52,18 +73,32 @@ class DeltaRuns:
         self.pg = pg
         self.ids: dict[str, int] = {}
         self.hwm: dict[tuple[int, int], int | None] = {}
+        #: PostgreSQL: the days whose partition is known to exist.
+        self.days: set[int] = set()
         #: Deltas found already stored by the last :meth:`append` (for the caller's log).
         self.duplicates = 0
 
     def clear(self) -> None:
         self.ids.clear()
         self.hwm.clear()
+        self.days.clear()
 
-    def mark(self) -> tuple[dict[str, int], dict[tuple[int, int], int | None]]:
-        return dict(self.ids), dict(self.hwm)
+    def mark(self) -> tuple[dict[str, int], dict[tuple[int, int], int | None], set[int]]:
+        return dict(self.ids), dict(self.hwm), set(self.days)
 
-    def rollback(self, mark: tuple[dict[str, int], dict[tuple[int, int], int | None]]) -> None:
-        self.ids, self.hwm = dict(mark[0]), dict(mark[1])
+    def rollback(self, mark: tuple[dict[str, int], dict[tuple[int, int], int | None], set[int]]) -> None:
+        self.ids, self.hwm, self.days = dict(mark[0]), dict(mark[1]), set(mark[2])
+
+    async def _partitions(self, drv: Any, runs: Sequence[Run]) -> None:
+        """PostgreSQL: make the day partitions ``runs`` go to (and the next day's, so the first
+        write after midnight rarely waits for the attach)."""
+        days = {r.recv_lo // DAY_US for r in runs}
+        days |= {d + 1 for d in days}
+        for day in sorted(days - self.days):
+            if await drv.fetchval("SELECT to_regclass($1) IS NULL", partition_name(day)):
+                for sql in partition_ddl(day):
+                    await drv.execute(sql)
+            self.days.add(day)
 
     # ---- driver access ------------------------------------------------------------------------
     async def _fetch(self, drv: Any, pg_sql: str, lite_sql: str, *args: Any) -> list[Sequence[Any]]:
@@ -197,6 +232,7 @@ class DeltaRuns:
 
     async def _insert(self, drv: Any, runs: list[Run]) -> set[tuple[int, int, int]]:
         if self.pg:
+            await self._partitions(drv, runs)
             cols = [list(c) for c in zip(*runs, strict=True)]
             return {(r[0], r[1], r[2]) for r in await drv.fetch(_PG_INSERT, *cols)}
         out = set()

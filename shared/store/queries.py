@@ -327,8 +327,15 @@ async def _table_bytes(conn: AsyncConnection) -> dict[str, int]:
     if conn.dialect.name == "postgresql":
         out = {}
         for name in names:
+            # A partitioned table has no storage of its own: its partitions' sizes add up.
             out[name] = (
-                await conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name})
+                await conn.execute(
+                    text(
+                        "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)::bigint "
+                        "FROM pg_partition_tree(CAST(:t AS regclass))"
+                    ),
+                    {"t": name},
+                )
             ).scalar_one()
         return out
     sizes: dict[str, int] = {}

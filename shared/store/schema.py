@@ -75,9 +75,14 @@ book_deltas = Table(
     _ts("ts_hi"),
     _ts("recv_lo"),
     Column("body", LargeBinary(), nullable=False),
-    PrimaryKeyConstraint("conn", "sid", "first_xseq"),
-    # Time order is insertion order: BRIN on PostgreSQL (a few pages for the whole table).
+    # recv_lo is in the key because PostgreSQL partitions by it (a unique index must hold the
+    # partition key); a run written twice has the same recv_lo, so the key still refuses it.
+    PrimaryKeyConstraint("conn", "sid", "first_xseq", "recv_lo"),
+    # Time order is insertion order: BRIN on PostgreSQL (a few pages per partition).
     Index("ix_book_deltas_ts_lo", "ts_lo", postgresql_using="brin"),
+    # PostgreSQL: one partition per UTC day of recv_lo (book_deltas_pYYYYMMDD, created by the
+    # writer as days come: shared.store.deltastore), so retention drops whole days.
+    postgresql_partition_by="RANGE (recv_lo)",
 )
 
 #: The market dictionary: a run names its markets by these ids, not by ticker text per delta.

@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from shared.store.deltapack import rows_of, runs_of
+from shared.store.deltapack import DAY_US, rows_of, runs_of
+from shared.store.deltastore import partition_ddl
 from shared.store.types import UtcTimestamp, datetime_to_us
 
 revision: str = "0007"
@@ -83,7 +84,8 @@ def upgrade() -> None:
         _int("conn"), _int("sid"), _int("first_xseq"), _int("last_xseq"),
         sa.Column("n", sa.Integer(), nullable=False), _ts("ts_lo"), _ts("ts_hi"), _ts("recv_lo"),
         sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("conn", "sid", "first_xseq", name="pk_book_deltas"),
+        sa.PrimaryKeyConstraint("conn", "sid", "first_xseq", "recv_lo", name="pk_book_deltas"),
+        postgresql_partition_by="RANGE (recv_lo)",
     )  # fmt: skip
     op.create_index("ix_book_deltas_ts_lo", "book_deltas", ["ts_lo"], postgresql_using="brin")
     op.execute(f'INSERT INTO market_ids (ticker) SELECT DISTINCT ticker FROM "{OLD}" ORDER BY ticker')
@@ -91,6 +93,7 @@ def upgrade() -> None:
     old, runs = _rows_table(OLD), _runs_table()
     c = old.c
     after: tuple[int, int, int] | None = None
+    days: set[int] = set()
     while True:
         stmt = sa.select(old).order_by(c.conn, c.sid, c.xseq).limit(CHUNK)
         if after is not None:
@@ -99,6 +102,11 @@ def upgrade() -> None:
         if not rows:
             break
         packed = runs_of(rows, ids.__getitem__)
+        if pg:
+            for day in sorted({r.recv_lo // DAY_US for r in packed} - days):
+                for sql in partition_ddl(day):
+                    bind.execute(sa.text(sql))
+                days.add(day)
         bind.execute(sa.insert(runs), [r._asdict() for r in packed])
         after = rows[-1][:3]
     op.drop_table(OLD)
