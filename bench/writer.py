@@ -242,8 +242,9 @@ async def bytes_per_delta(url: str, schema: str, n: int) -> float:
             size = (
                 await conn.execute(
                     text(
-                        "SELECT SUM(pg_total_relation_size(relid)) "
-                        "FROM pg_partition_tree('book_deltas'::regclass)"
+                        "SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) "
+                        "FROM pg_partition_tree('book_deltas'::regclass)), "
+                        "pg_total_relation_size('book_deltas'))"
                     )
                 )
             ).scalar_one()

@@ -330,9 +330,10 @@ async def _table_bytes(conn: AsyncConnection) -> dict[str, int]:
             # A partitioned table has no storage of its own: its partitions' sizes add up.
             out[name] = (
                 await conn.execute(
-                    text(
-                        "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)::bigint "
-                        "FROM pg_partition_tree(CAST(:t AS regclass))"
+                    text(  # pg_partition_tree lists nothing for a plain table
+                        "SELECT COALESCE((SELECT SUM(pg_total_relation_size(relid)) "
+                        "FROM pg_partition_tree(CAST(:t AS regclass))), "
+                        "pg_total_relation_size(CAST(:t AS regclass)))::bigint"
                     ),
                     {"t": name},
                 )
