@@ -241,6 +241,15 @@ class WriterConfig(WorkerBase, frozen=True, kw_only=True):
     disk_interval_s: float = 15.0
     #: A journaled message this old that the live path never delivered triggers a replay.
     tail_grace_s: float = 3.0
+    #: Where the messages come from: ``bus`` (the local bus and journals) or ``jetstream`` (a
+    #: durable pull consumer on each ``[jetstream] streams`` stream, acked after commit).
+    source: Literal["bus", "jetstream"] = "bus"
+    #: source = jetstream: the durable consumer's name (one per writer filling one database).
+    jetstream_durable: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "kxfeed-writer"
+    #: ... a message not acked this long after delivery is delivered again (deduplicated).
+    jetstream_ack_wait_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 30.0
+    #: ... at most this many messages (bus frames) delivered and not yet acked.
+    jetstream_max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2000
 
 
 RestTier = Literal["basic", "advanced", "expert", "premier", "paragon", "prime", "prestige"]

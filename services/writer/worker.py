@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -26,13 +27,14 @@ from services.writer.journals import Journals, record_head
 from services.writer.outage import Outage, open_database
 from services.writer.prune import Pruner
 from services.writer.rows import MAPPERS, STORED_KINDS
+from services.writer.source_jetstream import JetStreamMode
 from shared.actor import Actor
 from shared.backoff import Backoff
 from shared.commands.base import Command
 from shared.commands.flush import Flush
 from shared.commands.replay import Replay
 from shared.commands.table import CommandHandler
-from shared.config import WriterConfig
+from shared.config import Config, WriterConfig
 from shared.log import BurstLog
 from shared.messages import BATCH_DECODER, Message
 from shared.retry import Retry, RetryEvent, RetryPolicy, retrying
@@ -44,8 +46,24 @@ PREFIXES = [f"{kind}." for kind in sorted(STORED_KINDS)]
 READ_CHUNK = 2048
 
 
+class Input(Protocol):
+    """Where the live messages come from: the bus subscriber, or the JetStream source."""
+
+    max_batch: int
+
+    async def recv(self) -> list[Message]: ...
+    def drain(self) -> list[Message]: ...
+    def close(self) -> None: ...
+
+
 class WriterWorker(Actor):
     name = "writer"
+
+    def __new__(cls, config: Config, *, instance: str = "") -> WriterWorker:
+        # [writer] source = "jetstream": the same writer, fed by a JetStream durable consumer.
+        if cls is WriterWorker and config.writer.source == "jetstream":
+            return super().__new__(JetStreamWriter)
+        return super().__new__(cls)
 
     async def setup(self) -> None:
         assert isinstance(self.settings, WriterConfig)
@@ -60,17 +78,14 @@ class WriterWorker(Actor):
         self.core = WriterCore(
             offsets,
             polls,
-            self.journals.recoverable,
+            self._recoverable(),
             # Below two batches and one bus read the buffer would shed in normal operation.
             max_buffer=max(self.wc.max_buffer_rows, 2 * self.wc.batch_rows + self.config.bus.max_batch),
             stored=MAPPERS.__contains__,
         )
         # An empty database owes everything the journals still hold, whatever an old cursor says.
         self._from_start = not offsets
-        self.sub = self.subscriber(PREFIXES, on_drop=self._on_drop)
-        # The flusher's database round trips are answered on this event loop: decoding a
-        # smaller bus read at a time keeps each one from waiting behind a long one.
-        self.sub.max_batch = min(self.sub.max_batch, READ_CHUNK)
+        self.sub: Input = self._input()
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=max(1, self.wc.max_inflight_batches - 1))
         self._changed = asyncio.Event()
         self._main_done = asyncio.Event()
@@ -93,6 +108,16 @@ class WriterWorker(Actor):
         self.spawn(self._gauge_loop(), name="gauges")
         # Past [db] retention goes on its own schedule; a failing prune never stops storing.
         self.spawn(Pruner(self.engine, self.config.db, self.log).run(), name="prune")
+
+    def _recoverable(self) -> Callable[[str], bool]:
+        return self.journals.recoverable
+
+    def _input(self) -> Input:
+        sub = self.subscriber(PREFIXES, on_drop=self._on_drop)
+        # The flusher's database round trips are answered on this event loop: decoding a
+        # smaller bus read at a time keeps each one from waiting behind a long one.
+        sub.max_batch = min(sub.max_batch, READ_CHUNK)
+        return sub
 
     def _retry_policy(self) -> RetryPolicy:
         """Database I/O retries forever (the journals hold what the buffer cannot); bugs crash."""
@@ -315,10 +340,14 @@ class WriterWorker(Actor):
         self.outage.end()
         self.core.commit(batch)
         self._committed(batch, res, time.perf_counter() - started)
+        self._after_commit(batch)
         self._set_gauges()
 
     def _committed(self, batch: Batch, res: WriteResult, seconds: float) -> None:
         m.count_batch(batch, res, seconds, time.time_ns(), self.counters, self.burst)
+
+    def _after_commit(self, batch: Batch) -> None:
+        """What a source does once a batch is in the database (JetStream acks it; the bus: no)."""
 
     # ---- gauges --------------------------------------------------------------------------------
     def _set_gauges(self) -> None:
@@ -409,6 +438,10 @@ class WriterWorker(Actor):
     async def _on_replay(self, _: Replay) -> str:
         self.core.request_replay("control")
         return "replay requested"
+
+
+class JetStreamWriter(JetStreamMode, WriterWorker):
+    """``[writer] source = "jetstream"``: see :mod:`services.writer.source_jetstream`."""
 
 
 WORKER = WriterWorker

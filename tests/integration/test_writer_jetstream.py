@@ -1,0 +1,215 @@
+"""The writer fed by NATS JetStream (``[writer] source = "jetstream"``), as real processes: a
+journaling publisher, the ``jetstream`` bridge from its journal into a private nats-server, and
+``kxfeed worker writer`` on a durable pull consumer, SIGKILLed mid-stream and started again. The
+database (SQLite and PostgreSQL) ends up holding every journaled message of a mirrored kind exactly
+once; a poison message in the stream is counted, terminated, and blocks nothing behind it; every
+delivery is acked once its rows are committed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from services.writer.rows import MAPPERS
+from shared import journal
+from shared.config import EX_CONFIG, Config
+from shared.control import ControlError, request
+from shared.messages import BATCH_DECODER, Message
+from shared.store import deltaread
+from shared.store.engine import make_engine
+from tests.integration.test_jetstream_rig import NatsServer, mirrored_kinds, spawn_publisher
+from tests.support.config import make_config, write_config
+from tests.support.pg import DB_PARAMS, fresh_db
+from tests.support.procs import spawn, stop, wait_until
+from tests.support.synth import expected_tables, read_tables
+
+pytestmark = pytest.mark.xdist_group(name="jetstream")
+
+DURABLE = "kx-test-writer"
+
+
+@pytest.fixture(params=DB_PARAMS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    for cfg in fresh_db(request, tmp_path):
+        yield {"url": cfg.url, "schema": cfg.schema} if cfg.schema else {"url": cfg.url}
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def setup_config(tmp: Path, url: str, db: dict[str, Any]) -> tuple[Config, Path]:
+    cfg = make_config(
+        tmp,
+        db=db,
+        jetstream={
+            "enabled": True,
+            "servers": [url],
+            "cursor_interval_s": 0.2,
+            "retry_initial_s": 0.1,
+            "retry_max_s": 0.5,
+        },
+        writer={
+            "source": "jetstream",
+            "jetstream_durable": DURABLE,
+            "batch_rows": 400,
+            "batch_ms": 50,
+            "retry_initial_s": 0.1,
+            "retry_max_s": 0.5,
+        },
+    )
+    return cfg, write_config(cfg, tmp / "kx.toml")
+
+
+def writer_stats(cfg: Config) -> dict[str, Any]:
+    try:
+        got: dict[str, Any] = request(cfg.writer.control, "stats", timeout_s=2.0)
+    except ControlError:
+        return {}
+    return got
+
+
+def journaled(journal_dir: Path) -> list[Message]:
+    """Every journaled message the bridge mirrors and the writer stores, in journal order."""
+    kinds = mirrored_kinds()
+    out: list[Message] = []
+    for pub_dir in sorted(p for p in journal_dir.iterdir() if p.is_dir()):
+        for rec in journal.read(pub_dir):
+            out.extend(m for m in BATCH_DECODER.decode(rec.payload) if m.kind in kinds and type(m) in MAPPERS)
+    return out
+
+
+def read_db(cfg: Config, tables: list[str]) -> tuple[dict[str, set[Any]], int]:
+    """The tables as sets, and how many delta rows the store holds (a list: a twice-stored
+    delta would count twice)."""
+
+    async def go() -> tuple[dict[str, set[Any]], int]:
+        engine = make_engine(cfg.db)
+        try:
+            got = await read_tables(engine, tables)
+            async with engine.connect() as conn:
+                n = 0
+                async for part in deltaread.deltas(conn, deltaread.DeltaFilter()):
+                    n += len(part)
+            return got, n
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def offsets(cfg: Config) -> dict[tuple[str, int, str], int]:
+    try:
+        rows = read_db(cfg, ["stream_offsets"])[0]["stream_offsets"]
+    except Exception:  # the table is not there before the writer's first start
+        return {}
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
+def publish_poison(url: str) -> None:
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            ack = await nc.jetstream().publish(
+                "kxfeed.trade.POISON.POISON-1",
+                b"\xc1 not msgpack",
+                headers={"Nats-Msg-Id": "poison:1:trade:1", "Kx-Kind": "trade"},
+            )
+            assert ack.stream == "KXFEED_EVENTS"
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def consumer_backlog(url: str) -> dict[str, tuple[int, int]]:
+    """Per stream: (messages not yet delivered, delivered and not acked) of the writer's consumer."""
+
+    async def go() -> dict[str, tuple[int, int]]:
+        nc = await nats.connect(url)
+        try:
+            out = {}
+            for name in ("KXFEED_BOOK", "KXFEED_EVENTS"):
+                info = await nc.jsm().consumer_info(name, DURABLE)
+                out[name] = (info.num_pending or 0, info.num_ack_pending or 0)
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def start_writer(path: Path) -> subprocess.Popen[bytes]:
+    return spawn("worker", "writer", "--config", str(path))
+
+
+def test_writer_on_jetstream_stores_everything_once_through_a_kill_and_a_poison_message(
+    tmp_path: Path, nats_server: NatsServer, db: dict[str, Any]
+) -> None:
+    cfg, path = setup_config(tmp_path, nats_server.url, db)
+    publisher = spawn_publisher(path, "pubA", 8000, rate=2_500.0)
+    bridge = spawn("worker", "jetstream", "--config", str(path))
+    writer = start_writer(path)
+    try:
+        # Killed once batches of both streams are committed (and acked) and more are on the way.
+        def some_committed() -> bool:
+            kinds = {k[2] for k in offsets(cfg)}
+            return {"delta", "trade"} <= kinds and writer_stats(cfg).get("js_acked", 0) > 1000
+
+        assert wait_until(some_committed, 90), (writer_stats(cfg), offsets(cfg))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+        publish_poison(nats_server.url)
+        writer = start_writer(path)
+
+        assert publisher.wait(120) == 0
+        msgs = journaled(tmp_path / "journal")
+        want_pos: dict[tuple[str, int, str], int] = {}
+        for m in msgs:
+            key = (m.pub, m.epoch, m.kind)
+            want_pos[key] = max(want_pos.get(key, 0), m.seq)
+        assert wait_until(lambda: offsets(cfg) == want_pos, 120), (offsets(cfg), want_pos)
+
+        want = expected_tables(msgs)
+        got, delta_rows = read_db(cfg, list(want))
+        for table, rows in want.items():
+            missing, extra = rows - got[table], got[table] - rows
+            assert not missing and not extra, f"{table}: {len(missing)} missing, {len(extra)} extra"
+        assert delta_rows == len(want["book_deltas"])
+
+        # Every delivery acked after its commit, the poison message terminated: nothing pending.
+        assert wait_until(
+            lambda: all(v == (0, 0) for v in consumer_backlog(nats_server.url).values()), 60
+        ), consumer_backlog(nats_server.url)
+        s = writer_stats(cfg)
+        assert s["js_poison"] == 1, s
+        assert s["lost"] == 0, s
+        assert stop(writer) == 0
+    finally:
+        for p in (publisher, bridge, writer):
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def test_source_jetstream_without_servers_is_a_config_error(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, writer={"source": "jetstream"}, jetstream={"servers": []})
+    path = write_config(cfg, tmp_path / "kx.toml")
+    proc = spawn("worker", "writer", "--config", str(path), stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EX_CONFIG
+    assert b"[jetstream] servers" in err
+
