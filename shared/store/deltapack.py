@@ -25,8 +25,8 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import repeat
-from operator import itemgetter, sub
+from itertools import islice, repeat
+from operator import itemgetter, lt, sub
 from typing import Any, NamedTuple
 
 #: Most deltas in one run (bounds a read's unit of work, and an export's overlap buffer).
@@ -92,9 +92,10 @@ def _width(lo: int, hi: int) -> int:
     raise OverflowError(f"value {hi if hi > INT64_MAX else lo} does not fit a signed 64-bit integer")
 
 
-def encode(cols: Sequence[Sequence[int]], bounds: Sequence[tuple[int, int] | None] = ()) -> bytes:
+def encode(cols: Sequence[Sequence[int] | bytes], bounds: Sequence[tuple[int, int] | None] = ()) -> bytes:
     """The body of a run from its :data:`COLUMNS`, equal lengths; ``bounds``: a column's
-    (min, max) when the caller knows it (else it is computed)."""
+    (min, max) when the caller knows it, or a bound of every value with min 0 (else they are
+    computed). A ``bytes`` column is values 0..127, one byte each."""
     n = len(cols[0])
     head = [_HEAD.pack(_FORMAT, n)]
     data: list[bytes] = []
@@ -107,6 +108,9 @@ def encode(cols: Sequence[Sequence[int]], bounds: Sequence[tuple[int, int] | Non
         base = lo if lo != 0 and hi - lo <= INT64_MAX else 0
         w = _width(lo - base, hi - base)
         head.append(_COL.pack(w, base))
+        if isinstance(vals, bytes) and w == 1 and base == 0:
+            data.append(vals)
+            continue
         fmt = f"<{n}{_CODES[w]}"
         data.append(struct.pack(fmt, *vals) if base == 0 else struct.pack(fmt, *map(sub, vals, repeat(base))))
     return b"".join(head + data)
@@ -222,18 +226,25 @@ def run_of(part: Sequence[DeltaTuple], market_id: Callable[[str], int]) -> Run:
 
 
 def run_of_columns(
-    cols: Sequence[Sequence[Any]], market_id: Callable[[str], int], recv_bounds: tuple[int, int] | None = None
+    cols: Sequence[Sequence[Any]],
+    market_id: Callable[[str], int],
+    recv_bounds: tuple[int, int] | None = None,
+    top_id: int | None = None,
 ) -> Run:
-    """A run from the columns of one part of :func:`split` (DeltaRow field order)."""
+    """A run from the columns of one part of :func:`split` (DeltaRow field order);
+    ``top_id``: no market id above it (ids are positive)."""
     _, _, xseqs, tickers, sides, prices, deltas, ts, recv = cols
     markets = list(map(market_id, tickers))
-    codes = list(map(SIDE_CODE.__getitem__, sides))
+    codes = bytes(map(SIDE_CODE.__getitem__, sides))
     ts_lo, ts_hi = min(ts), max(ts)
     recv_lo, recv_hi = recv_bounds if recv_bounds is not None else (min(recv), max(recv))
     body = encode(
         (xseqs, markets, codes, prices, deltas, ts, recv),
-        ((xseqs[0], xseqs[-1]), None, (0, 1), None, None, (ts_lo, ts_hi), (recv_lo, recv_hi)),
-    )
+        (
+            (xseqs[0], xseqs[-1]), None if top_id is None else (0, top_id), (0, 1), None, None,
+            (ts_lo, ts_hi), (recv_lo, recv_hi),
+        ),
+    )  # fmt: skip
     return Run(cols[0][0], cols[1][0], xseqs[0], xseqs[-1], len(xseqs), ts_lo, ts_hi, recv_lo, body)
 
 
@@ -242,11 +253,11 @@ def one_run(cols: Sequence[Sequence[Any]]) -> tuple[int, int] | None:
     run as they are: one subscription, xseqs rising, within MAX_RUN, MAX_SPAN and one day."""
     conns, sids, xs, recv = cols[0], cols[1], cols[2], cols[8]
     n = len(xs)
-    if n > MAX_RUN or xs[-1] - xs[0] > MAX_SPAN or min(conns) != max(conns) or min(sids) != max(sids):
+    if n > MAX_RUN or xs[-1] - xs[0] > MAX_SPAN or conns.count(conns[0]) != n or sids.count(sids[0]) != n:
         return None
     lo, hi = min(recv), max(recv)
-    if lo // DAY_US != hi // DAY_US or len(set(xs)) != n or list(xs) != sorted(xs):
-        return None
+    if lo // DAY_US != hi // DAY_US or not all(map(lt, xs, islice(xs, 1, None))):
+        return None  # another day, or xseqs not strictly rising (out of order or repeated)
     return lo, hi
 
 

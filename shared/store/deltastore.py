@@ -201,7 +201,7 @@ class DeltaRuns:
             self.duplicates = 0
             await self._market_ids(drv, set(cols[3]))
             parts: Sequence[Sequence[DeltaTuple]] = [rows]
-            runs = [run_of_columns(cols, self.ids.__getitem__, bounds)]
+            runs = [run_of_columns(cols, self.ids.__getitem__, bounds, max(self.ids.values()))]
         else:
             new = await self._new(drv, rows)
             self.duplicates = len(rows) - len(new)
