@@ -25,9 +25,11 @@ _RANGE_PARAMS = ("since", "until", "limit", "cursor")
 async def known_ticker(deps: Deps, request: web.Request) -> str:
     """The path's ticker, checked: 400 when it is not a ticker at all, 404 when unknown."""
     t = ticker(request.match_info["ticker"])
-    if await db(deps, queries.known(deps.engine, t)):
-        return t
+    # A market live on the bus is known without asking the database (the live book route's
+    # every request would otherwise wait for it).
     if deps.live is not None and t in deps.live:
+        return t
+    if await db(deps, queries.known(deps.engine, t)):
         return t
     raise not_found(f"unknown market {t!r}")
 
@@ -79,7 +81,7 @@ def gaps_body(report: store_queries.GapReport) -> dict[str, Any]:
     holes = []
     for s in report.subscriptions:
         for a, b in s.holes:
-            holes.append({"conn": s.conn, "sid": s.sid, "first": a, "last": b, "count": b - a + 1})
+            holes.append({"conn": str(s.conn), "sid": s.sid, "first": a, "last": b, "count": b - a + 1})
             if len(missing) < MAX_LISTED_GAPS:
                 missing.extend(range(a, min(b, a + MAX_LISTED_GAPS - len(missing) - 1) + 1))
     recorded: dict[tuple[int, int, int], dict[str, Any]] = {}
@@ -87,7 +89,7 @@ def gaps_body(report: store_queries.GapReport) -> dict[str, Any]:
         g = recorded.setdefault(
             (e.conn, e.sid, e.expected),
             {
-                "conn": e.conn, "sid": e.sid, "expected": e.expected, "received": e.received,
+                "conn": str(e.conn), "sid": e.sid, "expected": e.expected, "received": e.received,
                 "reason": e.reason, "status": "open", "detected": None, "recovered": None,
                 "method": None,
             },
@@ -106,7 +108,7 @@ def gaps_body(report: store_queries.GapReport) -> dict[str, Any]:
         "holes": holes,
         "subscriptions": [
             {
-                "conn": s.conn,
+                "conn": str(s.conn),
                 "sid": s.sid,
                 "first_seq": s.first_seq,
                 "last_seq": s.last_seq,

@@ -28,6 +28,7 @@ from shared.control import ControlError, arequest
 from . import queries, rows
 from .api_history import known_ticker
 from .app import API, Deps, Handler, db, json_response
+from .coalesce import Coalescer
 from .errors import ApiError, not_found, timeout, unavailable
 from .params import Params
 
@@ -74,7 +75,7 @@ def book_body(b: dict[str, Any], depth: int) -> dict[str, Any]:
         "ticker": b["ticker"],
         "valid": b["valid"],
         "reason": b["reason"],
-        "conn": b["conn"],
+        "conn": str(b["conn"]),
         "sid": b["sid"],
         "seq": b["xseq"],
         "age_ms": _ms(b["age_s"]),
@@ -87,6 +88,9 @@ def book_body(b: dict[str, Any], depth: int) -> dict[str, Any]:
 
 
 def _book(deps: Deps) -> Handler:
+    # Live requests for the same book within one loop turn share one ask (never one already sent).
+    asks = Coalescer()
+
     async def handler(request: web.Request) -> web.Response:
         q = Params(request.query, ("depth", "at"))
         depth = q.integer("depth", 10, 0, MAX_DEPTH)
@@ -94,7 +98,9 @@ def _book(deps: Deps) -> Handler:
         t = await known_ticker(deps, request)
         if at is not None:
             return json_response(await _book_at(deps, t, at, depth))
-        b = await ask(deps, deps.orderbook, "orderbook", Book(ticker=t, depth=depth))
+        b = await asks.ask(
+            (t, depth), lambda: ask(deps, deps.orderbook, "orderbook", Book(ticker=t, depth=depth))
+        )
         return json_response(book_body(b, depth))
 
     return handler

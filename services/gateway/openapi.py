@@ -181,7 +181,12 @@ def _document() -> dict[str, Any]:
                 "Kalshi market data kxfeed keeps: markets, stored history, live books and scans, "
                 "gaps, signals, worker status. Prices are exact decimal strings of dollars "
                 '("0.4300"), counts Kalshi\'s _fp strings ("25.00"), never floats. The live '
-                "stream is the WebSocket at /api/v1/stream."
+                "stream is the WebSocket at /api/v1/stream (?format=json|ndjson: one message per "
+                "text frame, or several, one per line; topics <kind>. or <kind>.<ticker prefix>; "
+                "off loopback the token as Authorization: Bearer or as the subprotocol "
+                "kxfeed.bearer.<base64url(token)> offered with kxfeed). Integers that can pass "
+                "2^53 (connection ids conn; on the stream also ns times such as ts_recv_ns) are "
+                "decimal strings, exact in JavaScript."
             ),
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

@@ -16,6 +16,9 @@ TIME = {
     "description": "ISO 8601 UTC, microseconds",
 }
 INT = {"type": "integer"}
+#: An integer that passes 2**53 (the connector numbers connections by their start in ns): a
+#: decimal string, so a JavaScript client keeps it exact.
+CONN = {"type": "string", "pattern": r"^-?[0-9]+$", "description": "connection id, a decimal string"}
 STR = {"type": "string"}
 BOOL = {"type": "boolean"}
 CURSOR = {"type": ["string", "null"], "description": "pass as ?cursor= for the next page; null: last page"}
@@ -126,7 +129,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "ticker": STR,
             "source": STR,
-            "conn": INT,
+            "conn": CONN,
             "sid": INT,
             "seq": {"type": "integer", "description": "Kalshi's per-subscription seq; 0 for REST"},
             "yes": LEVELS,
@@ -152,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
     "Delta": obj(
         {
             "ticker": STR,
-            "conn": INT,
+            "conn": CONN,
             "sid": INT,
             "seq": INT,
             "side": {"enum": ["yes", "no"]},
@@ -189,11 +192,11 @@ SCHEMAS: dict[str, Any] = {
             "gap_count": {"type": "integer", "description": "how many sequence numbers are missing"},
             "has_gaps": BOOL,
             "gaps_truncated": BOOL,
-            "holes": array(obj({"conn": INT, "sid": INT, "first": INT, "last": INT, "count": INT})),
+            "holes": array(obj({"conn": CONN, "sid": INT, "first": INT, "last": INT, "count": INT})),
             "subscriptions": array(
                 obj(
                     {
-                        "conn": INT,
+                        "conn": CONN,
                         "sid": INT,
                         "first_seq": INT,
                         "last_seq": INT,
@@ -205,7 +208,7 @@ SCHEMAS: dict[str, Any] = {
             "recorded": array(
                 obj(
                     {
-                        "conn": INT,
+                        "conn": CONN,
                         "sid": INT,
                         "expected": INT,
                         "received": INT,
@@ -224,7 +227,7 @@ SCHEMAS: dict[str, Any] = {
             "ticker": STR,
             "valid": BOOL,
             "reason": STR,
-            "conn": INT,
+            "conn": CONN,
             "sid": INT,
             "seq": {"type": "integer", "description": "the last Kalshi seq this book reflects"},
             "age_ms": null(INT),

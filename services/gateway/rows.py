@@ -107,7 +107,7 @@ def snapshot(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "ticker": r["ticker"],
         "source": r["source"],
-        "conn": r["conn"],
+        "conn": str(r["conn"]),  # ns-based ids pass 2**53: a string JavaScript keeps exact
         "sid": r["sid"],
         "seq": r["xseq"],
         "yes": levels(r["yes"]),
@@ -121,7 +121,7 @@ def delta(r: dict[str, Any]) -> dict[str, Any]:
     """A row of ``history`` kind deltas."""
     return {
         "ticker": r["ticker"],
-        "conn": r["conn"],
+        "conn": str(r["conn"]),  # ns-based ids pass 2**53: a string JavaScript keeps exact
         "sid": r["sid"],
         "seq": r["xseq"],
         "side": r["side"],
