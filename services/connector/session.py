@@ -163,7 +163,10 @@ class Session:
         now_ms = ts_recv // 1_000_000
         age = self.ages_ms.append
         send_age = self.send_ages_ms.append
+        emit = out.append
+        valid, int64_max = VALID, INT64_MAX  # locals: read for every delta
         counts: dict[type, int] = {}
+        deltas = 0  # counted apart from the dict: most frames are deltas
         for raw in raws:
             try:
                 f: Any = decode(raw)
@@ -173,8 +176,8 @@ class Session:
                     resync.bad_frame(env, now, ts_recv)
                 continue
             t = type(f)
-            counts[t] = counts.get(t, 0) + 1
             if t is OrderbookDelta:
+                deltas += 1
                 sub = by_sid.get(f.sid)
                 if sub is None:
                     resync.stray(f.sid)
@@ -190,7 +193,7 @@ class Session:
                 if f.sending_ts_ms is not None:
                     send_age(now_ms - f.sending_ts_ms)
                 book = books.get(m.market_ticker)
-                if book is None or book.state != VALID or m.market_ticker not in sub.markets:
+                if book is None or book.state != valid or m.market_ticker not in sub.markets:
                     resync.delta_slow(f, sub, book, now, ts_recv)
                     continue
                 try:
@@ -201,18 +204,22 @@ class Session:
                     continue
                 levels = book.yes if d.side == "yes" else book.no
                 new = levels.get(d.price, 0) + d.delta
-                if new < 0 or new > INT64_MAX:
+                if new < 0 or new > int64_max:
                     resync.level_break(raw, sub, m.market_ticker, new, seq, now, ts_recv)
                     continue
                 if new:
                     levels[d.price] = new
                 else:
                     levels.pop(d.price, None)
-                out.append(d)
-            elif t is OrderbookSnapshot:
-                resync.snapshot(f, raw, now, ts_recv)
+                emit(d)
             else:
-                self._other(f, raw, now, ts_recv)
+                counts[t] = counts.get(t, 0) + 1
+                if t is OrderbookSnapshot:
+                    resync.snapshot(f, raw, now, ts_recv)
+                else:
+                    self._other(f, raw, now, ts_recv)
+        if deltas:
+            counts[OrderbookDelta] = deltas
         add = self.counts.add
         for t, n in counts.items():
             add("messages", TYPE_NAMES[t], n)
