@@ -1,22 +1,20 @@
 """The live stream's pure core: clients, their subscriptions, their bounded queues.
 
 No sockets and no clocks: the shell (:mod:`services.gateway.stream_ws`) passes ``now_ns`` in,
-feeds bus messages to :meth:`StreamCore.publish` (or :meth:`~StreamCore.ingest`,
-:meth:`~StreamCore.fanout` per message and :meth:`~StreamCore.seal` per batch), client text to
-:meth:`StreamCore.handle`, and sends what :meth:`Outbox.take` gives.
+feeds bus messages (:meth:`~StreamCore.ingest`, :meth:`~StreamCore.fanout` each, then
+:meth:`~StreamCore.seal` per batch; :meth:`~StreamCore.publish` does all three), client text to
+:meth:`~StreamCore.handle`, and sends what :meth:`Outbox.take` gives.
 
 A bus message is converted (:mod:`services.gateway.wire`) and encoded once; each matching
-subscription gets the same bytes inside its own frame
-``{"type":<kind>,"id":<sub id>,"ticker":..,"data":{..}}``. A subscription with ``interval_ms``
-keeps only the newest frame per (kind, market) and hands them over every interval.
+subscription gets the same bytes in its frame ``{"type":<kind>,"id":<sub id>,"ticker":..,
+"data":{..}}``. With ``interval_ms`` only the newest frame per (kind, market) is kept and
+handed over every interval. A ``format=ndjson`` client's subscriptions without one are grouped
+with every other taking the same frames (same id, topics, tickers: clients running the same
+code): per batch a group's frames are joined once, one per line, and that one payload goes to
+each member (a queue entry, or written at once): one step per client per batch, however many
+messages it holds.
 
-A ``format=ndjson`` client's subscriptions without an interval are grouped with every other
-such subscription taking the same frames (same id, topics and tickers: clients running the
-same code): per batch of bus messages a group's frames are joined once (one per line) and that
-one payload is queued to each member. The per-client cost of a batch is then one queue entry,
-whatever the number of messages in it.
-
-Each client's queue is a :class:`~services.gateway.stream_queue.Outbox` (bounded, with the
+Each client's queue is an :class:`~services.gateway.stream_queue.Outbox` (bounded, with the
 declared slow-consumer policy); a client to be disconnected gets ``closing = "slow_consumer"``.
 Every drop, error and refusal is counted in :attr:`StreamCore.counts`.
 """
@@ -31,30 +29,24 @@ import msgspec
 from services.gateway import wire
 from services.gateway.live import LiveState, tickers_of
 from services.gateway.stream_queue import DropCounts, Limits, Outbox
+from services.gateway.stream_requests import ClientRequests
 from services.gateway.stream_subs import (
     MAX_ID,
-    OP_ONLY,
     STREAM_KINDS,
     Client,
     Group,
     Prepared,
-    SubscribeOp,
     Subscription,
-    UnsubscribeOp,
-    decoder_of,
-    parse_topics,
 )
 from shared.messages import Message
 
 __all__ = ["MAX_ID", "STREAM_KINDS", "Client", "Group", "Prepared", "StreamCore", "Subscription"]
 
-#: Longest ``detail`` of an error reply: a hostile request is never echoed back whole.
-MAX_DETAIL = 200
 
 _ENC = msgspec.json.Encoder()
 
 
-class StreamCore:
+class StreamCore(ClientRequests):
     def __init__(self, limits: Limits, live: LiveState) -> None:
         self.limits = limits
         self.live = live
@@ -93,17 +85,6 @@ class StreamCore:
             client.subs.clear()
             self._reindex()
 
-    def _wake(self, client: Client) -> None:
-        if not client.woken:
-            client.woken = True
-            self.woken.append(client)
-
-    def take_woken(self) -> list[Client]:
-        woken, self.woken = self.woken, []
-        for client in woken:
-            client.woken = False
-        return woken
-
     def _reindex(self) -> None:
         self.seal(0)  # frames already gathered go to the members they were gathered for
         index: dict[str, list[tuple[Client, Subscription]]] = {}
@@ -135,138 +116,6 @@ class StreamCore:
         for group in self._groups.get(kind, ()):
             out += group.members
         return out
-
-    # ---- replies ---------------------------------------------------------------------------
-    def _reply(self, client: Client, kind: str, body: dict[str, Any], now_ns: int) -> None:
-        if not client.outbox.push_control(kind, _ENC.encode(body), now_ns):
-            client.closing = client.closing or "slow_consumer"
-        self._wake(client)
-
-    def error(self, client: Client, code: str, detail: str, now_ns: int, sub_id: int | None = None) -> None:
-        """Answer a bad request (counted by ``code``)."""
-        self.counts.add("client_errors", code)
-        body: dict[str, Any] = {"type": "error", "error": code, "detail": detail[:MAX_DETAIL]}
-        if sub_id is not None:
-            body["id"] = sub_id
-        self._reply(client, "error", body, now_ns)
-
-    def heartbeat(self, now_ns: int) -> None:
-        frame = _ENC.encode({"type": "heartbeat", "ts": wire.iso_ns(now_ns), "ts_ns": str(now_ns)})
-        for client in list(self.clients.values()):
-            if not client.outbox.push_control("heartbeat", frame, now_ns):
-                client.closing = client.closing or "slow_consumer"
-            self._wake(client)
-
-    # ---- requests --------------------------------------------------------------------------
-    def _allow(self, client: Client, now_ns: int) -> bool:
-        limits = self.limits
-        elapsed = max(0, now_ns - client.tokens_ns) / 1e9
-        client.tokens = min(float(limits.ops_burst), client.tokens + elapsed * limits.ops_per_s)
-        client.tokens_ns = now_ns
-        if client.tokens < 1.0:
-            return False
-        client.tokens -= 1.0
-        return True
-
-    def handle(self, client: Client, raw: str | bytes, now_ns: int) -> None:
-        """One message from the client: a request answered, or an error answered (never raises)."""
-        if len(raw) > self.limits.max_frame_bytes:
-            self.error(
-                client, "too_large", f"messages are at most {self.limits.max_frame_bytes} bytes", now_ns
-            )
-            return
-        if not self._allow(client, now_ns):
-            self.error(client, "rate_limited", f"at most {self.limits.ops_per_s:g} messages/s", now_ns)
-            return
-        try:
-            op = OP_ONLY.decode(raw).op
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            # A ValidationError is a DecodeError too: the JSON was fine, its shape was not.
-            code = "bad_request" if isinstance(exc, msgspec.ValidationError) else "bad_json"
-            self.error(client, code, str(exc), now_ns)
-            return
-        decoder = decoder_of(op)
-        if decoder is None:
-            self.error(client, "unknown_op", "op must be one of ['ping', 'subscribe', 'unsubscribe']", now_ns)
-            return
-        try:
-            request = decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            self.error(client, "bad_request", str(exc), now_ns)
-            return
-        if isinstance(request, SubscribeOp):
-            self._subscribe(client, request, now_ns)
-        elif isinstance(request, UnsubscribeOp):
-            self._unsubscribe(client, request.id, now_ns)
-        else:
-            body: dict[str, Any] = {"type": "pong", "ts": wire.iso_ns(now_ns), "ts_ns": str(now_ns)}
-            if request.id is not None:
-                body["id"] = request.id
-            self._reply(client, "pong", body, now_ns)
-
-    def _subscribe(self, client: Client, req: SubscribeOp, now_ns: int) -> None:
-        limits = self.limits
-        prefixes = parse_topics(req.topics)
-        if isinstance(prefixes, str):
-            allowed = ", ".join(f"{k}." for k in STREAM_KINDS)
-            self.error(
-                client, "bad_topic", f"topic {prefixes[:40]!r}: one of {allowed} (then a ticker prefix)",
-                now_ns, req.id,
-            )  # fmt: skip
-            return
-        if req.id in client.subs:
-            self.error(client, "duplicate_id", f"subscription {req.id} exists", now_ns, req.id)
-            return
-        if len(client.subs) >= limits.max_subscriptions:
-            self.error(
-                client, "too_many_subscriptions", f"at most {limits.max_subscriptions}", now_ns, req.id
-            )
-            return
-        if len(req.tickers) > limits.max_tickers:
-            self.error(
-                client, "too_many_tickers", f"at most {limits.max_tickers} per subscription", now_ns, req.id
-            )
-            return
-        sub = Subscription(req.id, prefixes, frozenset(req.tickers), req.interval_ms)
-        sub.due_ns = now_ns + sub.interval_ns
-        client.subs[sub.id] = sub
-        self._reindex()
-        ordered = [k for k in STREAM_KINDS if k in sub.kinds]
-        entries = list(
-            self.live.entries(
-                ordered, sorted(sub.tickers) if sub.tickers else None, lambda e: sub.wants(e.kind, [e.ticker])
-            )
-        )
-        self._reply(
-            client,
-            "subscribed",
-            {
-                "type": "subscribed",
-                "id": sub.id,
-                "topics": sub.topics(),
-                "tickers": sorted(sub.tickers),
-                "interval_ms": req.interval_ms,
-                "snapshots": len(entries),
-            },
-            now_ns,
-        )
-        head = b'{"type":"snapshot","id":' + sub.id_bytes + b',"topic":'
-        for entry in entries:
-            name = _ENC.encode(f"{entry.kind}.{entry.ticker}")
-            frame = head + name + b',"kind":"' + entry.kind.encode() + b'","data":' + entry.encoded + b"}"
-            if not client.outbox.push(sub.id, "snapshot", frame, now_ns):
-                client.closing = client.closing or "slow_consumer"
-                break
-        self.counts.add("snapshots", n=len(entries))
-        self.counts.add("subscriptions")
-
-    def _unsubscribe(self, client: Client, sub_id: int, now_ns: int) -> None:
-        if client.subs.pop(sub_id, None) is None:
-            self.error(client, "unknown_subscription", f"no subscription {sub_id}", now_ns, sub_id)
-            return
-        self._reindex()
-        client.outbox.purge(sub_id)
-        self._reply(client, "unsubscribed", {"type": "unsubscribed", "id": sub_id}, now_ns)
 
     # ---- data --------------------------------------------------------------------------------
     def publish(self, msg: Message, now_ns: int) -> None:
@@ -372,24 +221,14 @@ class StreamCore:
     def _coalesce(
         self, client: Client, sub: Subscription, kind: str, key: str, frame: bytes, now_ns: int
     ) -> None:
-        # Bounded like the queue it feeds: in (kind, market) slots and in bytes.
-        pending = sub.pending
-        slot = (kind, key)
-        old = pending.get(slot)
-        grow = len(frame) - (len(old) if old is not None else 0)
-        limits = self.limits
-        if (
-            old is None and len(pending) >= limits.queue_messages
-        ) or sub.pending_bytes + grow > limits.queue_bytes:
+        held = sub.hold(kind, key, frame, self.limits)
+        if held is None:  # its table is full: lost, under the policy like a full queue
             client.outbox.drop_pending(kind, now_ns)
             if client.outbox.overflowed:
                 client.closing = client.closing or "slow_consumer"
             self._wake(client)
-            return
-        if old is not None:
+        elif held:
             self.counts.add("coalesced", kind)
-        pending[slot] = frame
-        sub.pending_bytes += grow
 
     def flush(self, now_ns: int) -> None:
         """Hand over every coalescing subscription that is due."""

@@ -15,7 +15,7 @@ from services.gateway.live import LiveState
 from services.gateway.stream import StreamCore
 
 
-class StreamHub(Protocol):
+class ExportedHub(Protocol):
     """What the metrics read of a hub (:class:`services.gateway.stream_ws.StreamHub`)."""
 
     core: StreamCore
@@ -48,7 +48,7 @@ LIVE_COUNTERS: dict[str, tuple[str, str]] = {
 class StreamCollector(Collector):
     """The stream's metrics, read from the hubs' plain counts at scrape time (nothing on the hot path)."""
 
-    def __init__(self, hubs: Callable[[], Iterable[StreamHub]]) -> None:
+    def __init__(self, hubs: Callable[[], Iterable[ExportedHub]]) -> None:
         self._hubs = hubs
 
     def collect(self) -> Iterator[Metric]:
@@ -94,5 +94,5 @@ def _counters(
 
 
 #: Hubs exporting on the process's registry (a worker has one; tests may make several).
-HUBS: weakref.WeakSet[StreamHub] = weakref.WeakSet()
+HUBS: weakref.WeakSet[ExportedHub] = weakref.WeakSet()
 REGISTRY.register(StreamCollector(lambda: list(HUBS)))

@@ -82,6 +82,22 @@ class Subscription:
             return False
         return not self.tickers or any(t in self.tickers for t in tickers)
 
+    def hold(self, kind: str, key: str, frame: bytes, limits: Limits) -> bool | None:
+        """Keep ``frame`` as the newest of (``kind``, market ``key``) until the next hand-over:
+        True when it replaced an older one, False when it is the first, None when the table
+        is full (bounded like the queue it feeds: in slots and in bytes)."""
+        pending = self.pending
+        slot = (kind, key)
+        old = pending.get(slot)
+        grow = len(frame) - (len(old) if old is not None else 0)
+        if (
+            old is None and len(pending) >= limits.queue_messages
+        ) or self.pending_bytes + grow > limits.queue_bytes:
+            return None
+        pending[slot] = frame
+        self.pending_bytes += grow
+        return old is not None
+
     def topics(self) -> list[str]:
         """The topics as the client is told them, in :data:`STREAM_KINDS` order."""
         out: list[str] = []
