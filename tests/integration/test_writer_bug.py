@@ -87,11 +87,12 @@ def test_a_bug_in_row_building_crashes_restarts_and_replays(tmp_path: Path, up_f
 
     log = up.log()
     # The wrong-shaped row fails the writer where it is first touched: building the batch's
-    # hourly counts (IndexError, in main) or the database statement (ProgrammingError, in the
-    # flusher). Either way it is a bug: traceback, exit 1, no retry, and no drain after it.
+    # hourly counts (IndexError, in main), packing the book deltas into runs (ValueError: the
+    # columns differ in length, in the flusher) or the database statement (ProgrammingError).
+    # Either way it is a bug: traceback, exit 1, no retry, and no drain after it.
     crashed = "batch write failed on a bug" if "batch write failed on a bug" in log else "worker crashed"
     assert crashed in log
-    assert "Traceback" in log and ("ProgrammingError" in log or "IndexError" in log)
+    assert "Traceback" in log and any(e in log for e in ("ProgrammingError", "IndexError", "ValueError"))
     assert "batch write failed; retrying" not in log, "a bug must not be retried as an outage"
     exits = [r for r in up.log_records() if r.get("msg") == "child exited" and r.get("worker") == "writer"]
     assert exits and exits[0]["exit_code"] == 1
