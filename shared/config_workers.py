@@ -249,7 +249,11 @@ class WriterConfig(WorkerBase, frozen=True, kw_only=True):
     #: ... a message not acked this long after delivery is delivered again (deduplicated).
     jetstream_ack_wait_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 30.0
     #: ... at most this many messages (bus frames) delivered and not yet acked.
-    jetstream_max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2000
+    jetstream_max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
+    #: ... what comes after a hole in a stream waits this long for it (a delivery lost on a
+    #: reconnect comes again after ack_wait; a record the bridge re-sends lands after newer ones),
+    #: then the consumer is reset once, then the hole is counted lost.
+    jetstream_hole_grace_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
 
 
 RestTier = Literal["basic", "advanced", "expert", "premier", "paragon", "prime", "prestige"]

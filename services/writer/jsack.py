@@ -132,3 +132,88 @@ def _unmet(needs: Mapping[StreamKey, int], committed: Mapping[StreamKey, int]) -
         if committed.get(key, 0) < seq:
             return key
     return None
+
+
+class InOrder(Generic[H]):
+    """Deliveries of each stream handed on in seq order: one that starts past a hole waits.
+
+    JetStream's order is not always the publisher's: the bridge re-sends a record whose PubAck it
+    lost (it lands after newer ones), and a delivery lost on a reconnect comes again only after
+    ``ack_wait``. The core drops a seq at or below its position, so what comes after a hole is held
+    here until the hole fills; one that does not fill is the shell's to settle (:meth:`stalled`,
+    then a reset or :meth:`give_up`, when the core counts the missing seqs lost).
+    """
+
+    def __init__(self, position: Callable[[StreamKey], int]) -> None:
+        #: The core's accepted position of a stream (what it has, or has been handed).
+        self.position = position
+        self._high: dict[StreamKey, int] = {}
+        self._held: dict[StreamKey, list[tuple[int, int, H, int]]] = {}  # (first, order, frame, last)
+        #: stream -> when its current hole was first waited on (the shell's clock)
+        self._since: dict[StreamKey, float] = {}
+        self._order = itertools.count()
+        self.held = 0
+
+    def next_seq(self, key: StreamKey) -> int:
+        return max(self.position(key), self._high.get(key, 0)) + 1
+
+    def add(self, key: StreamKey | None, first: int, last: int, frame: H, now: float) -> list[H]:
+        """What may go to the core now (``frame``, and held ones it unblocks); ``key`` None: a
+        frame of no stream or of several (not a bus frame's shape), never held."""
+        if key is None:
+            return [frame]
+        if first > self.next_seq(key):
+            heapq.heappush(self._held.setdefault(key, []), (first, next(self._order), frame, last))
+            self.held += 1
+            self._since.setdefault(key, now)
+            return []
+        self._raise(key, last)
+        return [frame, *self._release(key, now, everything=False)]
+
+    def _raise(self, key: StreamKey, last: int) -> None:
+        if last > self._high.get(key, 0):
+            self._high[key] = last
+
+    def _release(self, key: StreamKey, now: float, *, everything: bool) -> list[H]:
+        heap = self._held.get(key)
+        out: list[H] = []
+        while heap and (everything or heap[0][0] <= self.next_seq(key)):
+            _, _, frame, last = heapq.heappop(heap)
+            self.held -= 1
+            self._raise(key, last)
+            out.append(frame)
+        if not heap:
+            self._held.pop(key, None)
+            self._since.pop(key, None)
+        elif out:
+            self._since[key] = now  # a hole further on: it waits from now
+        return out
+
+    def stalled(self, now: float, grace_s: float) -> list[tuple[StreamKey, int]]:
+        """(stream, first missing seq) of every hole waited on for ``grace_s`` or longer."""
+        return [(k, self.next_seq(k)) for k, t in self._since.items() if now - t >= grace_s]
+
+    def oldest(self) -> tuple[StreamKey, int] | None:
+        """The hole waited on longest, if any."""
+        if not self._since:
+            return None
+        key = min(self._since, key=self._since.__getitem__)
+        return key, self.next_seq(key)
+
+    def give_up(self, key: StreamKey) -> list[H]:
+        """Every frame held behind ``key``'s hole, in seq order: the hole is accepted."""
+        return self._release(key, 0.0, everything=True)
+
+    def clear(self) -> None:
+        self._high.clear()
+        self._held.clear()
+        self._since.clear()
+        self.held = 0
+
+
+def single_stream(msgs: list[Message], needs: dict[StreamKey, int]) -> tuple[StreamKey | None, int]:
+    """The one stored stream of a frame and its first seq; (None, 0) for none or several."""
+    if len(needs) != 1:
+        return None, 0
+    (key,) = needs
+    return key, min(m.seq for m in msgs if (m.pub, m.epoch, TAG[type(m)]) == key)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,14 +36,12 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
-from services.writer import metrics as m
-from services.writer.core import Batch, StreamKey, WriterCore
-from services.writer.jsack import CommitAcks, decode_frame, needs_of, start_seq
+from services.writer.core import StreamKey
+from services.writer.jsack import CommitAcks, InOrder, decode_frame, needs_of, single_stream, start_seq
 from services.writer.rows import MAPPERS
 from shared import jetstream as js
-from shared.actor import Actor
 from shared.backoff import Backoff
-from shared.config import Config, ConfigError, WriterConfig
+from shared.config import Config, WriterConfig
 from shared.jetstream_config import JetStreamConfig
 from shared.log import BurstLog
 from shared.messages import Message
@@ -86,6 +85,7 @@ class JetStreamSource:
         name: str,
         log: logging.Logger,
         committed: Mapping[StreamKey, int],
+        position: Callable[[StreamKey], int],
     ) -> None:
         self.wc = wc
         self.jc = jc
@@ -98,6 +98,9 @@ class JetStreamSource:
         # Below the core's buffer bound, so fetching stops before the core would shed.
         self.ledger: CommitAcks[Msg] = CommitAcks(wc.jetstream_max_inflight, max(1, wc.max_buffer_rows // 2))
         self._frames: deque[list[Message]] = deque()
+        self.order: InOrder[list[Message]] = InOrder(position)
+        #: Holes a reset was already tried on (stream, first missing seq): the next stall gives up.
+        self._tried: set[tuple[StreamKey, int]] = set()
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._acks: deque[tuple[Msg, bool]] = deque()
@@ -106,7 +109,14 @@ class JetStreamSource:
         self.generation = 0
         self.nc: Client | None = None
         self._connecting = asyncio.Lock()
-        self.counts = {"js_redelivered": 0, "js_poison": 0, "js_errors": 0, "js_acked": 0, "js_resets": 0}
+        self.counts = {
+            "js_redelivered": 0,
+            "js_poison": 0,
+            "js_errors": 0,
+            "js_acked": 0,
+            "js_resets": 0,
+            "js_holes_given_up": 0,
+        }
 
     # ---- Input -------------------------------------------------------------------------------
     async def recv(self) -> list[Message]:
@@ -130,6 +140,7 @@ class JetStreamSource:
         self.generation += 1
         dropped = self.ledger.clear()
         self._frames.clear()
+        self.order.clear()
         self._acks = deque(a for a in self._acks if a[1])  # terms stay: poison is poison
         self.counts["js_resets"] += 1
         self._room.set()
@@ -177,6 +188,8 @@ class JetStreamSource:
                 "ping_interval": self.jc.ping_interval_s,
                 "max_outstanding_pings": self.jc.max_outstanding_pings,
                 "error_cb": self._on_error,
+                "disconnected_cb": self._on_disconnect,
+                "reconnected_cb": self._on_reconnect,
             }
             if self.jc.creds_file:
                 opts["user_credentials"] = self.jc.creds_file
@@ -189,6 +202,15 @@ class JetStreamSource:
 
     async def _on_error(self, exc: Exception) -> None:
         self._error("connection", exc)
+
+    async def _on_disconnect(self) -> None:
+        # nats-py reconnects by itself; what was delivered and not acked comes again.
+        self._error("disconnected", ConnectionError("NATS connection lost"))
+
+    async def _on_reconnect(self) -> None:
+        # Deliveries sent while the connection was down are lost on the way and would only come
+        # again after ack_wait, behind newer ones: start again from the ack floor instead.
+        self.reset("reconnect")
 
     @property
     def durable(self) -> str:
@@ -237,6 +259,7 @@ class JetStreamSource:
                         continue  # reset again meanwhile
                 room = self.ledger.room()
                 if room == 0:
+                    self._settle_holes(full=True)
                     self._room.clear()
                     await _wait(self._room, FETCH_S)
                     continue
@@ -246,11 +269,13 @@ class JetStreamSource:
                     if not nc.is_connected:
                         raise
                     backoff.reset()
+                    self._settle_holes(full=False)
                     continue
                 if bound != self.generation:
                     continue  # from the consumer a reset replaced: it delivers them again
                 for msg in got:
                     self._take(stream, msg)
+                self._settle_holes(full=False)
                 backoff.reset()
             except asyncio.CancelledError:
                 raise
@@ -297,8 +322,37 @@ class JetStreamSource:
         if self.ledger.track(msg, needs, len(frame), self.committed):
             self._acks.append((msg, False))
             self._ack_ready.set()
-        self._frames.append(frame)
-        self._ready.set()
+        key, first = single_stream(frame, needs)
+        ready = self.order.add(key, first, needs.get(key, 0) if key else 0, frame, time.monotonic())
+        if ready:
+            self._frames.extend(ready)
+            self._ready.set()
+
+    def _settle_holes(self, *, full: bool) -> None:
+        """A hole waited on past the grace (or one holding the in-flight bound full): first a
+        reset, which re-delivers in stream order from the ack floor; the same hole again: given
+        up, and the core counts its seqs lost."""
+        stuck = self.order.stalled(time.monotonic(), self.wc.jetstream_hole_grace_s)
+        if not stuck and full:
+            oldest = self.order.oldest()
+            stuck = [oldest] if oldest is not None else []
+        for key, missing in stuck:
+            if (key, missing) not in self._tried:
+                if len(self._tried) > 100_000:  # bounded: each entry is one hole of one stream
+                    self._tried.clear()
+                self._tried.add((key, missing))
+                self.reset(f"hole in {key[0]}/{key[2]} at seq {missing}")
+                return
+            frames = self.order.give_up(key)
+            self.counts["js_holes_given_up"] += 1
+            self.log.warning(
+                "jetstream: a hole neither waiting nor a reset filled; going on past it",
+                extra={
+                    "ctx": {"publisher": key[0], "epoch": key[1], "kind": key[2], "missing_from": missing}
+                },
+            )
+            self._frames.extend(frames)
+            self._ready.set()
 
     def _error(self, op: str, exc: BaseException, **ctx: Any) -> None:
         NATS_ERRORS.labels(op).inc()
@@ -314,70 +368,15 @@ class JetStreamSource:
                 msg, term = self._acks.popleft()
                 await (msg.term() if term else msg.ack())
             await nc.flush(timeout=2)
-            await nc.drain()
-        except (NatsError, TimeoutError, OSError):
-            await nc.close()
+        except (NatsError, TimeoutError, OSError) as exc:  # not acked: delivered again, deduplicated
+            self._error("ack", exc)
+        finally:
+            # Not drain(): it would wait out the pull subscriptions' open fetch requests.
+            with contextlib.suppress(NatsError, TimeoutError, OSError):
+                await nc.close()
 
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
-
-
-class JetStreamMode(Actor):
-    """The writer's overrides for a JetStream source (no bus subscription, no journals, no
-    journal cursor), mixed in before :class:`~services.writer.worker.WriterWorker`."""
-
-    wc: WriterConfig
-    core: WriterCore
-    counters: dict[str, int]
-
-    def __init__(self, config: Config, *, instance: str = "") -> None:
-        problems = config_problems(config)
-        if problems:
-            raise ConfigError("; ".join(problems))
-        super().__init__(config, instance=instance)
-
-    def _recoverable(self) -> Callable[[str], bool]:
-        # Every delivery can be had again from JetStream (a reset to the ack floor).
-        return lambda pub: True
-
-    def _input(self) -> JetStreamSource:
-        self.source = JetStreamSource(
-            self.wc, self.config.jetstream, self.worker_id, self.log, self.core.committed
-        )
-        for s in self.config.jetstream.streams:
-            self.spawn(self.source.stream_loop(s.name), name=f"jetstream-{s.name}")
-        self.spawn(self.source.ack_loop(), name="jetstream-acks")
-        return self.source
-
-    async def _replay(self, reason: str, *, final: bool = False) -> None:
-        if final or reason == "start":
-            # A drain leaves what was not delivered in the stream for the next start; at the
-            # start each consumer is bound afresh at its ack floor anyway.
-            return
-        self.core.begin_replay()
-        m.REPLAYS.labels(reason).inc()
-        self.counters["replays"] += 1
-        self.source.reset(reason)
-
-    def _after_commit(self, batch: Batch) -> None:
-        self.source.committed_keys(list(batch.offsets))
-
-    async def _advance_cursor(self) -> None:
-        """No journal is read: JetStream's acks are the cursor."""
-
-    async def teardown(self) -> None:
-        if hasattr(self, "source"):
-            await self.source.aclose()
-            self.source.burst.flush()
-        await super().teardown()
-
-    def stats(self) -> dict[str, int]:
-        out = super().stats()
-        if hasattr(self, "source"):
-            out.update(self.source.counts)
-            out["js_inflight"] = self.source.ledger.frames
-            out["js_connected"] = int(self.source.connected())
-        return out
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

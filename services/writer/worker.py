@@ -24,10 +24,10 @@ from services.writer.batches import Store, WriteResult, open_store
 from services.writer.core import Batch, OfferResult, WriterCore, waited_s
 from services.writer.errors import classify
 from services.writer.journals import Journals, record_head
+from services.writer.jsmode import JetStreamMode
 from services.writer.outage import Outage, open_database
 from services.writer.prune import Pruner
 from services.writer.rows import MAPPERS, STORED_KINDS
-from services.writer.source_jetstream import JetStreamMode
 from shared.actor import Actor
 from shared.backoff import Backoff
 from shared.commands.base import Command
@@ -441,7 +441,7 @@ class WriterWorker(Actor):
 
 
 class JetStreamWriter(JetStreamMode, WriterWorker):
-    """``[writer] source = "jetstream"``: see :mod:`services.writer.source_jetstream`."""
+    """``[writer] source = "jetstream"``: see :mod:`services.writer.jsmode`."""
 
 
 WORKER = WriterWorker

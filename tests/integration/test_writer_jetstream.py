@@ -14,14 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 
+from services.jetstream.streams import stream_config
 from services.writer.rows import MAPPERS
+from shared import jetstream as js
 from shared import journal
+from shared.bus import stamp
 from shared.config import EX_CONFIG, Config
 from shared.control import ControlError, request
-from shared.messages import BATCH_DECODER, Message
+from shared.jetstream_config import DEFAULT_STREAMS
+from shared.messages import BATCH_DECODER, Message, Trade
 from shared.store import deltaread
 from shared.store.engine import make_engine
 from tests.integration.test_jetstream_rig import NatsServer, mirrored_kinds, spawn_publisher
@@ -51,7 +56,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def setup_config(tmp: Path, url: str, db: dict[str, Any]) -> tuple[Config, Path]:
+def setup_config(tmp: Path, url: str, db: dict[str, Any], **writer: Any) -> tuple[Config, Path]:
     cfg = make_config(
         tmp,
         db=db,
@@ -61,6 +66,8 @@ def setup_config(tmp: Path, url: str, db: dict[str, Any]) -> tuple[Config, Path]
             "cursor_interval_s": 0.2,
             "retry_initial_s": 0.1,
             "retry_max_s": 0.5,
+            "ping_interval_s": 0.5,
+            "max_outstanding_pings": 2,
         },
         writer={
             "source": "jetstream",
@@ -69,6 +76,7 @@ def setup_config(tmp: Path, url: str, db: dict[str, Any]) -> tuple[Config, Path]
             "batch_ms": 50,
             "retry_initial_s": 0.1,
             "retry_max_s": 0.5,
+            **writer,
         },
     )
     return cfg, write_config(cfg, tmp / "kx.toml")
@@ -175,6 +183,15 @@ def test_writer_on_jetstream_stores_everything_once_through_a_kill_and_a_poison_
         publish_poison(nats_server.url)
         writer = start_writer(path)
 
+        # NATS freezes (pings unanswered: the writer drops the connection), then thaws.
+        assert wait_until(lambda: writer_stats(cfg).get("js_connected") == 1, 60), writer_stats(cfg)
+        nats_server.pause()
+        try:
+            assert wait_until(lambda: writer_stats(cfg).get("js_connected") == 0, 60), writer_stats(cfg)
+        finally:
+            nats_server.resume()
+        assert wait_until(lambda: writer_stats(cfg).get("js_connected") == 1, 60), writer_stats(cfg)
+
         assert publisher.wait(120) == 0
         msgs = journaled(tmp_path / "journal")
         want_pos: dict[tuple[str, int, str], int] = {}
@@ -191,12 +208,13 @@ def test_writer_on_jetstream_stores_everything_once_through_a_kill_and_a_poison_
         assert delta_rows == len(want["book_deltas"])
 
         # Every delivery acked after its commit, the poison message terminated: nothing pending.
-        assert wait_until(
-            lambda: all(v == (0, 0) for v in consumer_backlog(nats_server.url).values()), 60
-        ), consumer_backlog(nats_server.url)
+        assert wait_until(lambda: all(v == (0, 0) for v in consumer_backlog(nats_server.url).values()), 60), (
+            consumer_backlog(nats_server.url)
+        )
         s = writer_stats(cfg)
         assert s["js_poison"] == 1, s
         assert s["lost"] == 0, s
+        assert s["js_errors"] >= 1, s  # the disconnect, counted
         assert stop(writer) == 0
     finally:
         for p in (publisher, bridge, writer):
@@ -213,3 +231,66 @@ def test_source_jetstream_without_servers_is_a_config_error(tmp_path: Path) -> N
     assert proc.returncode == EX_CONFIG
     assert b"[jetstream] servers" in err
 
+
+def trade_frames(pub: str, epoch: int, n: int, per: int) -> list[list[Message]]:
+    msgs: list[Message] = [
+        Trade(
+            trade_id=f"{pub}-{seq}", ticker="KXT-26JAN01-A", yes_price=4000, no_price=6000, count=100,
+            taker_side="yes", ts_exch=1_700_000_000_000 + seq, ts_recv=1_700_000_000_000_000_000 + seq,
+        )
+        for seq in range(1, n + 1)
+    ]  # fmt: skip
+    stamp(msgs, pub, epoch)
+    return [msgs[i : i + per] for i in range(0, n, per)]
+
+
+def publish_frames(url: str, frames: list[list[Message]]) -> None:
+    """Each frame as the bridge publishes a journal record (streams created as it creates them)."""
+
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            jsm = nc.jsm()
+            for s in DEFAULT_STREAMS:
+                await jsm.add_stream(stream_config("kxfeed", s))
+            for f in frames:
+                last = f[-1]
+                await nc.jetstream().publish(
+                    js.subject("kxfeed", last.topic()),
+                    msgspec.msgpack.encode(f),
+                    headers={js.MSG_ID_HEADER: js.msg_id(last.pub, last.epoch, last.kind, last.seq),
+                             js.KIND_HEADER: last.kind},
+                )  # fmt: skip
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_lost(
+    tmp_path: Path, nats_server: NatsServer, db: dict[str, Any]
+) -> None:
+    cfg, path = setup_config(tmp_path, nats_server.url, db, jetstream_hole_grace_s=0.5)
+    frames = trade_frames("pubX", 5, 30, 3)  # seqs 1-3, 4-6, ... 28-30
+    # 13-15 lands before 10-12 (a re-sent record does), and 22-24 is not in the stream at all.
+    order = [frames[0], frames[1], frames[2], frames[4], frames[3], frames[5], frames[6], *frames[8:]]
+    publish_frames(nats_server.url, order)
+    writer = start_writer(path)
+    try:
+        key = ("pubX", 5, "trade")
+        assert wait_until(lambda: offsets(cfg).get(key) == 30, 120), (offsets(cfg), writer_stats(cfg))
+        stored = [m for f in order for m in f]
+        got, _ = read_db(cfg, ["trades"])
+        assert got["trades"] == expected_tables(stored)["trades"]
+        assert wait_until(lambda: writer_stats(cfg).get("lost") == 3, 30), writer_stats(cfg)
+        s = writer_stats(cfg)
+        # Waited for, then one reset (re-delivery in stream order from the ack floor), then given up.
+        assert s["js_resets"] >= 1 and s["js_holes_given_up"] == 1, s
+        assert wait_until(lambda: all(v == (0, 0) for v in consumer_backlog(nats_server.url).values()), 60), (
+            consumer_backlog(nats_server.url)
+        )
+        assert stop(writer) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait(10)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.writer.core import StreamKey, WriterCore
-from services.writer.jsack import CommitAcks, decode_frame, needs_of, start_seq
+from services.writer.jsack import CommitAcks, InOrder, decode_frame, needs_of, single_stream, start_seq
 from services.writer.rows import MAPPERS
 from services.writer.source_jetstream import config_problems
 from shared.config import ConfigError, load_config
@@ -166,3 +166,57 @@ def test_an_unknown_source_is_refused_naming_the_key(tmp_path: Path) -> None:
     path.write_text('[writer]\nsource = "kafka"\n')
     with pytest.raises(ConfigError, match="source"):
         load_config(path, environ={})
+
+
+def in_order(position: dict[StreamKey, int] | None = None) -> InOrder[str]:
+    pos = position or {}
+    return InOrder(lambda key: pos.get(key, 0))
+
+
+def test_a_frame_past_a_hole_waits_until_the_hole_fills() -> None:
+    order = in_order()
+    assert order.add(A, 1, 3, "1-3", 0.0) == ["1-3"]
+    assert order.add(A, 7, 9, "7-9", 1.0) == []  # 4-6 missing
+    assert order.add(A, 10, 12, "10-12", 2.0) == []
+    assert order.add(B, 1, 1, "b1", 2.0) == ["b1"]  # another stream is not held up
+    assert order.held == 2
+    assert order.add(A, 4, 6, "4-6", 3.0) == ["4-6", "7-9", "10-12"]
+    assert order.held == 0 and order.stalled(99.0, 1.0) == []
+
+
+def test_what_the_core_already_has_is_passed_on_and_dropped_there() -> None:
+    order = in_order({A: 5})
+    assert order.add(A, 2, 4, "dup", 0.0) == ["dup"]
+    assert order.add(A, 6, 6, "6", 0.0) == ["6"]
+    assert order.add(None, 0, 0, "no stream", 0.0) == ["no stream"]
+
+
+def test_a_hole_that_stays_is_reported_after_the_grace_and_can_be_given_up() -> None:
+    order = in_order()
+    order.add(A, 1, 1, "1", 0.0)
+    order.add(A, 5, 5, "5", 10.0)
+    order.add(A, 3, 3, "3", 11.0)  # 2 still missing: 3 and 5 wait, in seq order
+    assert order.stalled(10.5, 1.0) == []
+    assert order.stalled(11.0, 1.0) == [(A, 2)]
+    assert order.oldest() == (A, 2)
+    assert order.give_up(A) == ["3", "5"]
+    assert order.held == 0 and order.oldest() is None
+    assert order.add(A, 6, 6, "6", 12.0) == ["6"]
+
+
+def test_a_partly_filled_hole_waits_again_from_then() -> None:
+    order = in_order()
+    order.add(A, 1, 1, "1", 0.0)
+    order.add(A, 3, 3, "3", 0.0)
+    order.add(A, 5, 5, "5", 0.0)
+    assert order.add(A, 2, 2, "2", 8.0) == ["2", "3"]
+    assert order.stalled(8.5, 1.0) == [] and order.stalled(9.0, 1.0) == [(A, 4)]
+    order.clear()
+    assert order.held == 0 and order.add(A, 1, 1, "again", 9.0) == ["again"]
+
+
+def test_single_stream_of_a_frame() -> None:
+    msgs = trades("a", 4)
+    assert single_stream(msgs[1:], needs_of(msgs[1:], MAPPERS.__contains__)) == (A, 2)
+    both = [*trades("a", 1), *trades("b", 1)]
+    assert single_stream(both, needs_of(both, MAPPERS.__contains__)) == (None, 0)
