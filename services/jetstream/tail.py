@@ -105,12 +105,11 @@ class JournalTail:
             except FileNotFoundError:
                 segments = list_segments(self.directory)
                 continue
-            for offset, end, payload in scan.records:
-                if len(records) >= room:
-                    break
-                records.append(Rec(Position(seg, end), payload))
-                budget -= end - offset
-                self.pos = Position(seg, end)
+            take = scan.records[: room - len(records)]
+            if take:
+                records.extend([Rec(Position(seg, end), payload) for _, end, payload in take])
+                budget -= take[-1][1] - take[0][0]
+                self.pos = records[-1].end
             if len(records) >= room or scan.more:
                 continue
             if not newer:
