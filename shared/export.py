@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.store import deltapack, deltaread, history
+from shared.store import deltapack, deltaread, history, history_csv
 from shared.units import COUNT_SCALE, PRICE_SCALE
 
 Format = Literal["parquet", "csv"]
@@ -142,7 +142,7 @@ class _ParquetSink:
         return self._csv
 
     def write_csv(self, rows: int, text: bytes) -> None:
-        """A batch as the store's CSV text (:func:`history.csv_chunks`), parsed by Arrow in C."""
+        """A batch as the store's CSV text (:func:`history_csv.csv_chunks`), parsed by Arrow in C."""
         from pyarrow import csv as pacsv
 
         read, parse, convert = self._csv_options()
@@ -371,8 +371,8 @@ async def export(
         try:
             if q.kind == "deltas" and (fmt == "parquet" or _has_arrow()):
                 rows = await _delta_arrow(engine, q, sink, batch)
-            elif history.csv_ready(engine, q.kind):
-                async for n, text in history.csv_chunks(engine, q, size=batch):
+            elif history_csv.csv_ready(engine, q.kind):
+                async for n, text in history_csv.csv_chunks(engine, q, size=batch):
                     sink.write_csv(n, text)
                     rows += n
             else:
