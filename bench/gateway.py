@@ -207,8 +207,8 @@ class _Reader(asyncio.Protocol):
                 if b'"type":"subscribed"' in payload:
                     self.subscribed.set_result(None)
             elif opcode == 0x1:
-                start, end = self.start_ns, self.end_ns
-                stamps = [t for t in map(int, _TOB_TS.findall(payload)) if start <= t < end]
+                opens, closes = self.start_ns, self.end_ns
+                stamps = [t for t in map(int, _TOB_TS.findall(payload)) if opens <= t < closes]
                 self.count += len(stamps)
                 if len(self.samples) < MAX_SAMPLES:
                     self.samples += [(now - t) / 1e6 for t in stamps]
