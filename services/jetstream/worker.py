@@ -68,7 +68,8 @@ class JetStreamWorker(Actor):
         self.link = NatsLink(self.js_cfg, self.worker_id, self.log, self._on_ack, self._on_state)
         self._rewind_due: tuple[float, str] | None = None
         self._dirty: dict[str, journal.Position] = {}
-        self._counts = {"published": 0, "acked": 0, "duplicates": 0, "refused": 0, "resent": 0}
+        #: "messages": bus messages JetStream acknowledged (the status screen's MSG/S).
+        self._counts = {"messages": 0, "published": 0, "acked": 0, "duplicates": 0, "refused": 0, "resent": 0}
         self._acked: dict[str, int] = {}
         self._dups: dict[str, int] = {}
         self._published: dict[str, int] = {}
@@ -169,6 +170,7 @@ class JetStreamWorker(Actor):
         self._acked[out.stream] = self._acked.get(out.stream, 0) + 1
         self._mirrored[out.kind] = self._mirrored.get(out.kind, 0) + out.msgs
         self._counts["acked"] += 1
+        self._counts["messages"] += out.msgs
         if ack.duplicate:
             self._dups[out.stream] = self._dups.get(out.stream, 0) + 1
             self._counts["duplicates"] += 1

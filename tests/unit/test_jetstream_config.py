@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
@@ -65,3 +67,16 @@ def test_server_urls_are_logged_without_credentials() -> None:
     assert redact("nats://host:4222") == "nats://host:4222"
     assert "secret" not in redact("tok:secret@host")
     assert any("***" in p and "secret" not in p for p in problems(JetStreamConfig(servers=["http://u:secret@h"])))
+
+
+def test_kxfeed_up_plans_the_bridge_last_only_when_enabled(tmp_path: Path) -> None:
+    from services.cli.common import planned_workers
+    from services.supervisor.specs import child_specs
+    from tests.support.config import make_config
+
+    off = make_config(tmp_path)
+    assert "jetstream" not in [s.name for s in child_specs(off, None)]
+    assert "jetstream" not in planned_workers(off)
+    on = make_config(tmp_path, jetstream={"enabled": True})
+    assert [s.name for s in child_specs(on, None)][-1] == "jetstream"
+    assert planned_workers(on)[-1] == "jetstream"
