@@ -183,3 +183,34 @@ def test_a_refused_stream_setting_is_a_config_error(tmp_path: Path, nats: NatsSe
         if bridge.poll() is None:
             bridge.kill()
             bridge.wait()
+
+
+def test_a_bridge_that_lost_its_cursor_sends_everything_again_and_the_server_keeps_one_copy(
+    tmp_path: Path, nats: NatsServer
+) -> None:
+    """The worst re-send there is (a kill before any cursor write): every record goes again, each
+    with the Nats-Msg-Id it had, and the server answers each one 'duplicate'."""
+    cfg, path = bridge_config(tmp_path, nats.url)
+    assert spawn_publisher(path, "pubD", 1_200).wait(60) == 0
+    expected = journal_ids(tmp_path / "journal", mirrored_kinds())
+
+    def all_acked() -> bool:
+        s = stats(cfg)
+        return caught_up(s) and s["acked"] == len(expected)
+
+    bridge = start_bridge(path)
+    try:
+        assert wait_until(all_acked, 60), stats(cfg)
+        assert stats(cfg)["duplicates"] == 0
+        assert stop(bridge) == 0
+        for name in ("jetstream", ".jetstream.prev"):
+            (tmp_path / "journal" / "pubD" / "consumers" / name).unlink(missing_ok=True)
+        bridge = start_bridge(path)
+        assert wait_until(all_acked, 60), stats(cfg)
+        assert stats(cfg)["duplicates"] == len(expected)
+        assert stop(bridge) == 0
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+    assert stored_records(nats.url) == len(expected)

@@ -50,6 +50,14 @@ def test_unmirrored_kinds_are_passed_and_garbage_is_bad() -> None:
     assert frame_messages(b"\xff") == 0
 
 
+def test_a_publisher_id_that_could_break_a_header_line_is_refused() -> None:
+    for pub in ("pub\r\nNats-Msg-Id: x", "", "a b", "-lead", "p:1"):
+        t = trades(1)
+        stamp(t, pub, 1)
+        planned = PLANNER.plan(BATCH_ENCODER.encode(t))
+        assert planned.out is None and planned.bad, pub
+
+
 @given(st.binary(max_size=200))
 def test_plan_is_total(data: bytes) -> None:
     PLANNER.plan(data)
