@@ -521,9 +521,7 @@ KINDS: dict[str, type[_Header]] = {t.__struct_config__.tag: t for t in MESSAGE_T
 
 #: Class -> the field its topic is ``"<kind>.<field>"`` of, for every class whose topic is that
 #: (Gap's is not): lets a publisher build topics without a method call per message.
-TOPIC_FIELDS: dict[type[_Header], str] = {
-    t: t.topic_field for t in MESSAGE_TYPES if t.topic is _Header.topic
-}
+TOPIC_FIELDS: dict[type[_Header], str] = {t: t.topic_field for t in MESSAGE_TYPES if t.topic is _Header.topic}
 
 BATCH_ENCODER = msgspec.msgpack.Encoder()
 BATCH_DECODER: msgspec.msgpack.Decoder[list[Message]] = msgspec.msgpack.Decoder(list[Message])
