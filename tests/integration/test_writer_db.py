@@ -158,8 +158,8 @@ def test_trades_stored_before_0003_read_source_ws(db: DbConfig) -> None:
 def test_deltas_stored_before_0007_are_moved_into_runs_and_back(db: DbConfig) -> None:
     """0007 packs book deltas in runs: rows stored a row per delta under 0006 (several
     subscriptions and markets, both sides, values at the ends of int64, an hour and a day
-    boundary) read back the same after the upgrade, through the store's reading path, and
-    the same again after a downgrade to 0006."""
+    boundary) read back the same after the upgrade, through the store's reading path (and on
+    PostgreSQL through the book_delta_rows view), and the same again after a downgrade."""
     import sqlalchemy as sa
 
     from shared.store.types import UtcTimestamp
@@ -209,6 +209,16 @@ def test_deltas_stored_before_0007_are_moved_into_runs_and_back(db: DbConfig) ->
             assert await upgrade(engine, db) == ("0006", head_revision())
             got = await read_tables(engine, ["book_deltas"])
             assert got["book_deltas"] == want
+            if engine.dialect.name == "postgresql":  # the SQL users' view decodes the same rows
+                async with engine.connect() as conn:
+                    view = await conn.execute(
+                        text(
+                            "SELECT conn, sid, xseq, ticker, side, price, delta, ts, recv "
+                            "FROM book_delta_rows ORDER BY conn, sid, xseq"
+                        )
+                    )
+                    rows = [tuple(as_us(v) for v in r) for r in view]
+                assert rows == sorted(want)
             async with engine.begin() as conn:
                 back = await conn.run_sync(down)
             assert {tuple(as_us(v) for v in r) for r in back} == want

@@ -33,6 +33,47 @@ OLD = "book_deltas_0006"
 CHUNK = 50_000
 
 
+#: PostgreSQL: book_deltas one row per delta, for SQL users (psql, Grafana, ad hoc joins). It
+#: decodes the runs' bodies in SQL (the layout of shared.store.deltapack: a 5-byte head, then
+#: per column a width byte and an 8-byte base, then the columns), so it is slow next to the
+#: readers in shared.store.deltaread; it is tested equal to them.
+DECODE_FUNCTION = """
+CREATE FUNCTION kx_delta_int(b bytea, off integer, w integer) RETURNS numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT CASE WHEN v >= 2::numeric ^ (8 * w - 1) THEN v - 2::numeric ^ (8 * w) ELSE v END
+  FROM (
+    SELECT sum(get_byte(b, off + j)::numeric * 256::numeric ^ j) AS v FROM generate_series(0, w - 1) AS j
+  ) AS s
+$$
+"""
+_HEAD = ", ".join(
+    f"get_byte(d.body, {5 + 9 * k}) AS w{k}, kx_delta_int(d.body, {6 + 9 * k}, 8) AS b{k}" for k in range(7)
+)
+_STARTS = ", ".join(
+    f"68 + d.n * ({' + '.join(f'h.w{j}' for j in range(k)) or '0'}) AS o{k}" for k in range(7)
+)
+
+
+def _col(k: int) -> str:
+    """Column k of delta i: its base plus its stored value."""
+    return f"(h.b{k} + kx_delta_int(d.body, s.o{k} + i * h.w{k}, h.w{k}))"
+
+
+VIEW = f"""
+CREATE VIEW book_delta_rows AS
+SELECT d.conn, d.sid, {_col(0)}::bigint AS xseq, m.ticker,
+  CASE {_col(2)} WHEN 0 THEN 'yes' ELSE 'no' END AS side,
+  {_col(3)}::bigint AS price, {_col(4)}::bigint AS delta,
+  timestamptz 'epoch' + {_col(5)}::bigint * interval '1 microsecond' AS ts,
+  timestamptz 'epoch' + {_col(6)}::bigint * interval '1 microsecond' AS recv
+FROM book_deltas AS d
+CROSS JOIN LATERAL (SELECT {_HEAD}) AS h
+CROSS JOIN LATERAL (SELECT {_STARTS}) AS s
+CROSS JOIN LATERAL generate_series(0, d.n - 1) AS i
+JOIN market_ids AS m ON m.id = {_col(1)}
+"""
+
+
 def _ts(name: str) -> sa.Column[object]:
     return sa.Column(name, UtcTimestamp(), nullable=False)
 
@@ -110,12 +151,18 @@ def upgrade() -> None:
         bind.execute(sa.insert(runs), [r._asdict() for r in packed])
         after = rows[-1][:3]
     op.drop_table(OLD)
+    if pg:
+        op.execute(DECODE_FUNCTION)
+        op.execute(VIEW)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     pg = bind.dialect.name == "postgresql"
     tickers = {i: t for i, t in bind.execute(sa.text("SELECT id, ticker FROM market_ids"))}
+    if pg:
+        op.execute("DROP VIEW IF EXISTS book_delta_rows")
+        op.execute("DROP FUNCTION IF EXISTS kx_delta_int(bytea, integer, integer)")
     _rename_old(pg, "book_deltas", "book_deltas_0007", "pk_book_deltas", "pk_book_deltas_0007")
     op.drop_index("ix_book_deltas_ts_lo", "book_deltas_0007")
     op.create_table(
