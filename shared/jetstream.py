@@ -111,6 +111,16 @@ def parse_msg_id(text: str) -> MsgId | None:
     return MsgId(pub, e, kind, s)
 
 
+def redact_server(url: str) -> str:
+    """A NATS server URL fit for a log line or a printed config: user and password (or a token)
+    replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.rsplit("@", 1)[-1]
+    host = rest.rsplit("@", 1)
+    return f"{scheme}://***@{host[1]}" if len(host) == 2 else url
+
+
 def valid_pub(pub: str) -> bool:
     """A publisher id as journals and message ids hold it."""
     return bool(_PUB_ID.match(pub))

@@ -69,9 +69,4 @@ def stream_config(prefix: str, s: StreamClass) -> StreamConfig:
 
 
 def redact(url: str) -> str:
-    """A server URL fit for a log line: user and password (or token) replaced."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url.split("@")[-1]
-    host = rest.rsplit("@", 1)
-    return f"{scheme}://***@{host[1]}" if len(host) == 2 else url
+    return js.redact_server(url)

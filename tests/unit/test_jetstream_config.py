@@ -80,3 +80,17 @@ def test_kxfeed_up_plans_the_bridge_last_only_when_enabled(tmp_path: Path) -> No
     on = make_config(tmp_path, jetstream={"enabled": True})
     assert [s.name for s in child_specs(on, None)][-1] == "jetstream"
     assert planned_workers(on)[-1] == "jetstream"
+
+
+def test_config_check_prints_no_nats_credentials(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "kx.toml"
+    path.write_text('[jetstream]\nservers = ["nats://alice:hunter2@h:4222", "nats://s3cr3ttoken@h2:4222"]\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "config", "check", str(path), "--offline"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "nats://***@h:4222" in out.stdout
+    assert "hunter2" not in out.stdout + out.stderr and "s3cr3ttoken" not in out.stdout + out.stderr

@@ -25,6 +25,7 @@ import tomli_w
 from services.cli.common import action, planned_workers, preflight_failed, subcommand
 from shared.config import load_config, to_toml_dict
 from shared.environment import ENV_VARS, overrides, redact_url, shown
+from shared.jetstream import redact_server
 
 
 def register(sub: Any) -> None:
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
     data = to_toml_dict(cfg)
     data["db"]["url"] = redact_url(data["db"]["url"])
+    data["jetstream"]["servers"] = [redact_server(u) for u in data["jetstream"]["servers"]]
     data["kalshi"]["key_id"] = "(set in KALSHI_KEY_ID)" if os.environ.get("KALSHI_KEY_ID") else "(not set)"
     key_path = os.environ.get("KALSHI_PRIVATE_KEY_PATH") or data["kalshi"]["private_key_path"]
     data["kalshi"]["private_key_path"] = key_path or "(not set)"
