@@ -57,6 +57,12 @@ NATS_ERRORS = Counter(
     "kxfeed_writer_jetstream_errors_total", "NATS failures (each retried with backoff), by operation", ["op"]
 )
 ACKED = Counter("kxfeed_writer_jetstream_acks_total", "JetStream deliveries acked after their commit")
+RESETS = Counter(
+    "kxfeed_writer_jetstream_resets_total",
+    "Consumers re-created at their ack floor (re-delivery in stream order), by reason: hole, "
+    "reconnect, control (the core asked: a replay command)",
+    ["reason"],
+)
 INFLIGHT = Gauge("kxfeed_writer_jetstream_inflight", "JetStream deliveries received and not yet acked")
 #: Deliveries asked for per fetch, at most; a fetch with nothing to deliver returns after FETCH_S.
 FETCH_MAX = 256
@@ -94,7 +100,7 @@ class JetStreamSource:
         self.burst = BurstLog(log)
         #: The core's committed positions (the dict itself: commits update it in place).
         self.committed = committed
-        self.max_batch = 2048
+        self.max_batch = 2048  # messages per read, as the worker's bus reads (READ_CHUNK)
         # Below the core's buffer bound, so fetching stops before the core would shed.
         self.ledger: CommitAcks[Msg] = CommitAcks(wc.jetstream_max_inflight, max(1, wc.max_buffer_rows // 2))
         self._frames: deque[list[Message]] = deque()
@@ -135,7 +141,7 @@ class JetStreamSource:
         """Nothing synchronous to close: :meth:`aclose` ends the connection."""
 
     # ---- resets and acks -----------------------------------------------------------------------
-    def reset(self, reason: str) -> None:
+    def reset(self, reason: str, **ctx: Any) -> None:
         """Every consumer starts again from its ack floor; nothing delivered before counts."""
         self.generation += 1
         dropped = self.ledger.clear()
@@ -143,10 +149,13 @@ class JetStreamSource:
         self.order.clear()
         self._acks = deque(a for a in self._acks if a[1])  # terms stay: poison is poison
         self.counts["js_resets"] += 1
+        RESETS.labels(reason).inc()
         self._room.set()
         self.log.info(
             "jetstream: consumers reset to their ack floor",
-            extra={"ctx": {"reason": reason, "unacked_dropped": dropped, "generation": self.generation}},
+            extra={
+                "ctx": {"reason": reason, "unacked_dropped": dropped, "generation": self.generation, **ctx}
+            },
         )
 
     def committed_keys(self, keys: list[StreamKey]) -> None:
@@ -341,7 +350,7 @@ class JetStreamSource:
                 if len(self._tried) > 100_000:  # bounded: each entry is one hole of one stream
                     self._tried.clear()
                 self._tried.add((key, missing))
-                self.reset(f"hole in {key[0]}/{key[2]} at seq {missing}")
+                self.reset("hole", publisher=key[0], epoch=key[1], kind=key[2], missing_from=missing)
                 return
             frames = self.order.give_up(key)
             self.counts["js_holes_given_up"] += 1
