@@ -267,7 +267,7 @@ def publish_frames(url: str, frames: list[list[Message]]) -> None:
     asyncio.run(go())
 
 
-def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_lost(
+def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_lost_after_an_outage(
     tmp_path: Path, nats_server: NatsServer, db: dict[str, Any]
 ) -> None:
     cfg, path = setup_config(tmp_path, nats_server.url, db, jetstream_hole_grace_s=0.5)
@@ -275,8 +275,16 @@ def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_l
     # 13-15 lands before 10-12 (a re-sent record does), and 22-24 is not in the stream at all.
     order = [frames[0], frames[1], frames[2], frames[4], frames[3], frames[5], frames[6], *frames[8:]]
     publish_frames(nats_server.url, order)
+    # The writer starts while NATS answers nothing: it retries (counted), and neither crashes
+    # nor stops until NATS is back.
+    nats_server.pause()
     writer = start_writer(path)
     try:
+        try:
+            assert wait_until(lambda: writer_stats(cfg).get("js_errors", 0) >= 1, 60), writer_stats(cfg)
+            assert writer.poll() is None
+        finally:
+            nats_server.resume()
         key = ("pubX", 5, "trade")
         assert wait_until(lambda: offsets(cfg).get(key) == 30, 120), (offsets(cfg), writer_stats(cfg))
         stored = [m for f in order for m in f]
