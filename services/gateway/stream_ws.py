@@ -76,7 +76,10 @@ class _Conn:
         """Write what the client's queue holds, at most one round (no await); False when the
         transport is backed up (the sender must wait for it to drain) or gone."""
         client, transport = self.client, self.transport
-        if transport is None or client.closing or self.ws.closed or transport.is_closing():
+        # Nothing after a close frame: one the hub sent (closed_by_us) or is about to send.
+        if transport is None or client.closing or self.closed_by_us or self.ws.closed:
+            return False
+        if transport.is_closing():
             return False
         if transport.get_write_buffer_size() > WRITE_HIGH:
             return False
@@ -187,7 +190,7 @@ class StreamHub:
         if conn is None:
             return False
         transport = conn.transport
-        if transport is None or conn.ws.closed or transport.is_closing():
+        if transport is None or conn.closed_by_us or conn.ws.closed or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > WRITE_HIGH:
             return False
