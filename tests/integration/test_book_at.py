@@ -147,6 +147,8 @@ class Stack:
         for name in ("bus", "sim", "writer"):
             self.procs.append(spawn("worker", name, "--config", str(self.path)))
         assert wait_until(lambda: stats(self.cfg.sim.control).get("ready"), 60), "sim not ready"
+        # The writer has migrated its database once it is ready: the store can be read from then.
+        assert wait_until(lambda: stats(self.cfg.writer.control).get("ready"), 60), "writer not ready"
         self.procs.append(spawn("worker", "connector", "--config", str(self.path)))
 
     def truth(self) -> dict[str, dict[str, dict[int, int]]]:
@@ -186,7 +188,12 @@ class Stack:
 def test_books_at_moments_equal_the_simulators_truth_then(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
     try:
-        time.sleep(1.0)  # traffic, so the first moment is past the first snapshots
+        # Traffic first: every market has deltas stored after its snapshot (waited for, not timed).
+        def traffic() -> bool:
+            stack.tickers = sorted(stack.truth())
+            return all(b.valid and b.deltas > 0 for b in stack.stored(datetime.now(UTC)).values())
+
+        assert wait_until(traffic, 60, interval=0.5), "no market had deltas stored after its snapshot"
         first, truth1 = stack.pause_and_match()
         assert wait_until(lambda: stack.stored(datetime.now(UTC)) != stack.stored(first), 60, interval=0.5)
         _, truth2 = stack.pause_and_match()
