@@ -69,7 +69,9 @@ class JetStreamWorker(Actor):
         self._rewind_due: tuple[float, str] | None = None
         self._dirty: dict[str, journal.Position] = {}
         #: "messages": bus messages JetStream acknowledged (the status screen's MSG/S).
-        self._counts = {"messages": 0, "published": 0, "acked": 0, "duplicates": 0, "refused": 0, "resent": 0}
+        self._counts = dict.fromkeys(
+            ("messages", "published", "acked", "duplicates", "refused", "resent", "too_large"), 0
+        )
         self._acked: dict[str, int] = {}
         self._dups: dict[str, int] = {}
         self._published: dict[str, int] = {}
@@ -305,6 +307,7 @@ class JetStreamWorker(Actor):
                 continue
             self.ledger.ack(tok)
             M.TOO_LARGE.labels(out.stream).inc()
+            self._counts["too_large"] += 1
             self.log.error(
                 "jetstream: a record is larger than the NATS server's max_payload; not mirrored",
                 extra={"ctx": {"msg_id": out.msg_id, "bytes": len(out.payload), "max_payload": limit}},

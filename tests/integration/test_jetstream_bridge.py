@@ -214,3 +214,40 @@ def test_a_bridge_that_lost_its_cursor_sends_everything_again_and_the_server_kee
             bridge.kill()
             bridge.wait()
     assert stored_records(nats.url) == len(expected)
+
+
+def test_a_frame_over_the_servers_max_payload_is_counted_and_passed(tmp_path: Path) -> None:
+    """The server would cut the connection on it (for ever, after every reconnect): the bridge
+    counts it, logs it and goes on with the rest."""
+    from shared.bus import stamp
+    from shared.journal import JournalWriter
+    from shared.messages import BATCH_ENCODER, BookSnapshot, Trade
+
+    server = NatsServer(tmp_path / "nats", config="max_payload: 4096\n")
+    server.start()
+    cfg, path = bridge_config(tmp_path, server.url)
+    trades = [
+        Trade(trade_id=f"t{i}", ticker="KX-A", yes_price=4300, no_price=5700, count=100, taker_side="yes")
+        for i in range(4)
+    ]
+    stamp(trades, "pubL", 1)
+    big = BookSnapshot(ticker="KX-A", market_id="m", conn=1, sid=1, xseq=1,
+                       yes=[(p, 100) for p in range(100, 9900, 10)], no=[])  # fmt: skip
+    stamp([big], "pubL", 1)
+    payload = BATCH_ENCODER.encode([big])
+    assert len(payload) > 4096
+    journal = JournalWriter(tmp_path / "journal" / "pubL")
+    journal.append([BATCH_ENCODER.encode([t]) for t in trades[:2]] + [payload])
+    journal.append([BATCH_ENCODER.encode([t]) for t in trades[2:]])
+    journal.close()
+    bridge = start_bridge(path)
+    try:
+        assert wait_until(lambda: caught_up(stats(cfg)) and stats(cfg)["too_large"] == 1, 60), stats(cfg)
+        assert stats(cfg)["acked"] == 4
+        assert stop(bridge) == 0
+        assert stream_counts(server.url) == {"KXFEED_BOOK": 0, "KXFEED_EVENTS": 4}
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
+        server.stop()

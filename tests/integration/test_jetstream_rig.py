@@ -39,8 +39,10 @@ def require_nats() -> None:
 class NatsServer:
     """One nats-server with JetStream, its store in ``root/store``; restartable on the same store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, config: str = "") -> None:
         self.root = root
+        #: nats-server config file text (e.g. ``max_payload: 2048``), for what has no flag.
+        self.config = config
         self.store = root / "store"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -52,8 +54,13 @@ class NatsServer:
         portsdir = self.root / f"ports-{self.starts}"
         portsdir.mkdir(parents=True, exist_ok=True)
         log = open(self.root / f"nats-{self.starts}.log", "wb")  # noqa: SIM115 - the process keeps it
+        extra: list[str] = []
+        if self.config:
+            conf = self.root / "nats.conf"
+            conf.write_text(self.config)
+            extra = ["-c", str(conf)]
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", "-1",
+            [NATS_SERVER, *extra, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", "-1",
              "--ports_file_dir", str(portsdir)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
