@@ -75,8 +75,6 @@ class DeltaRuns:
         self.hwm: dict[tuple[int, int], int | None] = {}
         #: PostgreSQL: the days whose partition is known to exist.
         self.days: set[int] = set()
-        #: Deltas found already stored by the last :meth:`append` (for the caller's log).
-        self.duplicates = 0
 
     def clear(self) -> None:
         self.ids.clear()
@@ -180,8 +178,15 @@ class DeltaRuns:
             if (top is None or min(xs) > top) and len(set(xs)) == len(xs):
                 out += part  # the live stream: all above the mark, none repeated
                 continue
-            old = [r[2] for r in part if top is not None and r[2] <= top]
-            seen = await self._stored(drv, c, sid, min(old), max(old)) if old else set()
+            old = sorted({r[2] for r in part if top is not None and r[2] <= top})
+            seen: set[int] = set()
+            # Looked up in clusters of close seqs: a lookup reads only the runs near its seqs,
+            # however far apart two old deltas of one batch are.
+            start = 0
+            for i in range(1, len(old) + 1):
+                if i == len(old) or old[i] - old[i - 1] > MAX_SPAN:
+                    seen |= await self._stored(drv, c, sid, old[start], old[i - 1])
+                    start = i
             for r in part:
                 if r[2] not in seen:
                     seen.add(r[2])
@@ -198,13 +203,11 @@ class DeltaRuns:
         fast = bounds is not None and (top is None or cols[2][0] > top)
         if fast:
             # The live stream: one subscription's next deltas, in order, none repeated.
-            self.duplicates = 0
             await self._market_ids(drv, set(cols[3]))
             parts: Sequence[Sequence[DeltaTuple]] = [rows]
             runs = [run_of_columns(cols, self.ids.__getitem__, bounds, max(self.ids.values()))]
         else:
             new = await self._new(drv, rows)
-            self.duplicates = len(rows) - len(new)
             if not new:
                 return {}
             await self._market_ids(drv, {r[3] for r in new})
@@ -215,8 +218,7 @@ class DeltaRuns:
         for run, part in zip(runs, parts, strict=True):
             key = (run.conn, run.sid)
             if (run.conn, run.sid, run.first_xseq) not in stored:
-                self.duplicates += run.n  # a run written before (its key refused it)
-                continue
+                continue  # a run written before (its key refused it): counted as duplicates
             top = self.hwm.get(key)
             if top is None or run.last_xseq > top:
                 self.hwm[key] = run.last_xseq

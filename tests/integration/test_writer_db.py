@@ -758,3 +758,27 @@ def test_deltas_are_stored_once_whatever_the_batches_repeat_or_fill_later(db: Db
             assert sum(hours) == 3003
 
     asyncio.run(go())
+
+
+def test_old_deltas_far_apart_are_looked_up_near_each_and_stored_once(db: DbConfig) -> None:
+    """Deltas below the high-water mark, seqs far apart in one batch (each looked up among the
+    runs near it): the stored ones are duplicates, the one filling a hole is stored."""
+    from shared.store.deltapack import MAX_SPAN
+
+    far = 3 * MAX_SPAN
+
+    def delta(xseq: int) -> BookDelta:
+        return book_delta("T", xseq, 100, 1, conn=5, sid=1, ts_recv=T0 + xseq)
+
+    first = [delta(x) for x in (1, 2, 4, far, far + 1, far + 3)]
+    again = [delta(x) for x in (2, 3, far + 1, far + 2)]  # 3 and far + 2 were never stored
+
+    async def go() -> None:
+        async with opened(db) as (engine, store):
+            one = await store.write(first_batch(stamp(first, pub="f"), 10)[1], NOW_US)
+            two = await store.write(first_batch(stamp(again, pub="g"), 10)[1], NOW_US)
+            assert (one.inserted, two.inserted) == ({"book_deltas": 6}, {"book_deltas": 2})
+            got = await read_tables(engine, ["book_deltas"])
+            assert sorted(r[2] for r in got["book_deltas"]) == [1, 2, 3, 4, far, far + 1, far + 2, far + 3]
+
+    asyncio.run(go())
