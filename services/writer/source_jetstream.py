@@ -342,7 +342,9 @@ class JetStreamSource:
         reset, which re-delivers in stream order from the ack floor; the same hole again: given
         up, and the core counts its seqs lost."""
         stuck = self.order.stalled(time.monotonic(), self.wc.jetstream_hole_grace_s)
-        if not stuck and full:
+        # Full mostly of frames waiting on holes, the holes cannot wait: what they wait for may be
+        # behind the bound. Full of accepted frames (a slow database), commits make the room.
+        if not stuck and full and self.order.held * 2 >= self.ledger.frames:
             oldest = self.order.oldest()
             stuck = [oldest] if oldest is not None else []
         for key, missing in stuck:

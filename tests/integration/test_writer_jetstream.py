@@ -267,11 +267,21 @@ def publish_frames(url: str, frames: list[list[Message]]) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.parametrize(
+    "settle",
+    [
+        # The hole is settled after its grace...
+        {"jetstream_hole_grace_s": 0.5},
+        # ... or at once when frames held behind it fill the in-flight bound (the grace is long).
+        {"jetstream_hole_grace_s": 600.0, "jetstream_max_inflight": 3},
+    ],
+    ids=["grace", "bound"],
+)
 def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_lost_after_an_outage(
-    tmp_path: Path, nats_server: NatsServer, db: dict[str, Any]
+    tmp_path: Path, nats_server: NatsServer, db: dict[str, Any], settle: dict[str, Any]
 ) -> None:
-    cfg, path = setup_config(tmp_path, nats_server.url, db, jetstream_hole_grace_s=0.5)
-    frames = trade_frames("pubX", 5, 30, 3)  # seqs 1-3, 4-6, ... 28-30
+    cfg, path = setup_config(tmp_path, nats_server.url, db, **settle)
+    frames = trade_frames("pubX", 5, 45, 3)  # seqs 1-3, 4-6, ... 43-45
     # 13-15 lands before 10-12 (a re-sent record does), and 22-24 is not in the stream at all.
     order = [frames[0], frames[1], frames[2], frames[4], frames[3], frames[5], frames[6], *frames[8:]]
     publish_frames(nats_server.url, order)
@@ -286,7 +296,7 @@ def test_out_of_order_frames_are_stored_and_a_hole_the_stream_lacks_is_counted_l
         finally:
             nats_server.resume()
         key = ("pubX", 5, "trade")
-        assert wait_until(lambda: offsets(cfg).get(key) == 30, 120), (offsets(cfg), writer_stats(cfg))
+        assert wait_until(lambda: offsets(cfg).get(key) == 45, 120), (offsets(cfg), writer_stats(cfg))
         stored = [m for f in order for m in f]
         got, _ = read_db(cfg, ["trades"])
         assert got["trades"] == expected_tables(stored)["trades"]
