@@ -34,6 +34,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -440,6 +441,7 @@ def main() -> None:
     finally:
         system.stop()
         system.kill()
+        shutil.rmtree(tmp, ignore_errors=True)  # the run's database and journal: ~100 MB each
 
 
 if __name__ == "__main__":
