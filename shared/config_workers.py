@@ -244,7 +244,8 @@ class WriterConfig(WorkerBase, frozen=True, kw_only=True):
     #: Where the messages come from: ``bus`` (the local bus and journals) or ``jetstream`` (a
     #: durable pull consumer on each ``[jetstream] streams`` stream, acked after commit).
     source: Literal["bus", "jetstream"] = "bus"
-    #: source = jetstream: the durable consumer's name (one per writer filling one database).
+    #: source = jetstream: the durable consumer's name, each writer its own (a writer re-creates
+    #: its consumer at every start: two writers sharing one would keep resetting each other).
     jetstream_durable: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "kxfeed-writer"
     #: ... a message not acked this long after delivery is delivered again (deduplicated).
     jetstream_ack_wait_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 30.0

@@ -289,7 +289,8 @@ class JetStreamSource:
             except asyncio.CancelledError:
                 raise
             except (NatsError, OSError, TimeoutError) as exc:
-                self._error("fetch" if sub is not None else "bind", exc, stream=stream)
+                op = "connect" if self.nc is None else "fetch" if sub is not None else "bind"
+                self._error(op, exc, stream=stream)
                 if isinstance(exc, NotFoundError):
                     sub = None  # the stream or consumer went away: bind again
                 await asyncio.sleep(backoff.delay())
