@@ -10,9 +10,8 @@ timestamptz column is pruned by its partition key.
 
 - PostgreSQL, range-partitioned on time: a partition goes (DROP, one short transaction
   each) only when its upper bound is at or before the cutoff, so it holds no row the
-  retention keeps. The partition that straddles the cutoff stays whole until its bound is
-  past too (a retention holds to the partition's width, a day); the default partition and
-  a MAXVALUE bound never go.
+  retention keeps; the default partition and a MAXVALUE bound never go. What is past the
+  cutoff in the partition straddling it goes as below.
 - Anything else (SQLite, an unpartitioned PostgreSQL table): DELETE of at most
   ``batch_rows`` rows per statement, one short transaction each, walking the primary key
   (each batch starts where the last ended: one pass reads the table once, and the writer's
@@ -247,6 +246,8 @@ async def plan(engine: AsyncEngine, tgts: Sequence[Target], now: datetime) -> li
 
 async def _plan_one(conn: AsyncConnection, t: Target, p: Plan) -> None:
     oldest = t.table.c[t.layout.oldest]
+    newest = t.table.c[t.layout.newest]
+    old: list[Any] = [newest < p.cutoff]
     parted = await _partitions(conn, t.table)
     if parted is not None:
         gone = await _droppable(conn, t, parted[0], parted[1], p.cutoff)
@@ -255,14 +256,11 @@ async def _plan_one(conn: AsyncConnection, t: Target, p: Plan) -> None:
                 (await conn.execute(text(f"SELECT {_items(t.layout)} FROM {part.name}"))).scalar_one()
             )
         p.partitions = [part.name for part in gone]
-        kept = select(func.min(oldest)).where(
-            text("tableoid <> ALL(CAST(:gone AS oid[]))").bindparams(gone=[part.oid for part in gone])
-        )
-        p.oldest_kept = (await conn.execute(kept)).scalar_one()
-        return
-    newest = t.table.c[t.layout.newest]
-    count = select(text(_items(t.layout))).select_from(t.table).where(newest < p.cutoff)
-    p.rows = int((await conn.execute(count)).scalar_one())
+        old.append(text("tableoid <> ALL(CAST(:gone AS oid[]))").bindparams(gone=[part.oid for part in gone]))
+    # What no dropped partition takes (the partition straddling the cutoff, an unpartitioned
+    # table) goes row by row in batches.
+    count = select(text(_items(t.layout))).select_from(t.table).where(*old)
+    p.rows += int((await conn.execute(count)).scalar_one())
     p.oldest_kept = (await conn.execute(select(func.min(oldest)).where(newest >= p.cutoff))).scalar_one()
 
 
@@ -316,14 +314,14 @@ async def _prune_one(
     async with engine.connect() as conn:
         parted = await _partitions(conn, t.table)
         gone = None if parted is None else await _droppable(conn, t, parted[0], parted[1], res.cutoff)
-    if gone is not None:
-        for part in gone:
-            n = await _drop(engine, t, part)
-            res.rows += n
-            res.partitions.append(part.name)
-            if progress is not None:
-                progress(res.table, n, part.name)
-        return
+    for part in gone or ():
+        n = await _drop(engine, t, part)
+        res.rows += n
+        res.partitions.append(part.name)
+        if progress is not None:
+            progress(res.table, n, part.name)
+    # The rest past the cutoff (the partition straddling it, or an unpartitioned table) in
+    # bounded batches, so a retention is exact on every backend, partitioned or not.
     await _delete_batches(engine, t, res, batch_rows, pause_s, progress)
 
 
