@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from services.writer.core import TAG, StreamKey
+from shared.config import Config
 from shared.messages import BATCH_DECODER, DECODE_ERRORS, Message
 
 H = TypeVar("H")
@@ -217,3 +218,15 @@ def single_stream(msgs: list[Message], needs: dict[StreamKey, int]) -> tuple[Str
         return None, 0
     (key,) = needs
     return key, min(m.seq for m in msgs if (m.pub, m.epoch, TAG[type(m)]) == key)
+
+
+def config_problems(config: Config) -> list[str]:
+    """What keeps a writer with ``source = "jetstream"`` from starting, one line each."""
+    if config.writer.source != "jetstream":
+        return []
+    problems = []
+    if not config.jetstream.servers:
+        problems.append('[writer] source = "jetstream" needs [jetstream] servers (nats://host:port)')
+    if not config.jetstream.streams:
+        problems.append('[writer] source = "jetstream" needs [jetstream] streams to consume')
+    return problems

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from services.writer import metrics as m
 from services.writer.core import Batch, WriterCore
-from services.writer.source_jetstream import JetStreamSource, config_problems
+from services.writer.jsack import config_problems
+from services.writer.source_jetstream import JetStreamSource
 from shared.actor import Actor
 from shared.config import Config, ConfigError, WriterConfig
 

@@ -41,7 +41,7 @@ from services.writer.jsack import CommitAcks, InOrder, decode_frame, needs_of, s
 from services.writer.rows import MAPPERS
 from shared import jetstream as js
 from shared.backoff import Backoff
-from shared.config import Config, WriterConfig
+from shared.config import WriterConfig
 from shared.jetstream_config import JetStreamConfig
 from shared.log import BurstLog
 from shared.messages import Message
@@ -67,18 +67,6 @@ INFLIGHT = Gauge("kxfeed_writer_jetstream_inflight", "JetStream deliveries recei
 #: Deliveries asked for per fetch, at most; a fetch with nothing to deliver returns after FETCH_S.
 FETCH_MAX = 256
 FETCH_S = 1.0
-
-
-def config_problems(config: Config) -> list[str]:
-    """What keeps a writer with ``source = "jetstream"`` from starting, one line each."""
-    if config.writer.source != "jetstream":
-        return []
-    problems = []
-    if not config.jetstream.servers:
-        problems.append('[writer] source = "jetstream" needs [jetstream] servers (nats://host:port)')
-    if not config.jetstream.streams:
-        problems.append('[writer] source = "jetstream" needs [jetstream] streams to consume')
-    return problems
 
 
 class JetStreamSource:
@@ -107,6 +95,8 @@ class JetStreamSource:
         self.order: InOrder[list[Message]] = InOrder(position)
         #: Holes a reset was already tried on (stream, first missing seq): the next stall gives up.
         self._tried: set[tuple[StreamKey, int]] = set()
+        #: (stream, stream seq) of the poison messages seen (bounded like _tried).
+        self._poisoned: set[tuple[str, int]] = set()
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._acks: deque[tuple[Msg, bool]] = deque()
@@ -313,18 +303,23 @@ class JetStreamSource:
             )
         frame = decode_frame(msg.data)
         if isinstance(frame, str):
-            POISON.inc()
-            self.counts["js_poison"] += 1
-            headers = msg.headers or {}
-            self.burst.event(
-                f"poison/{stream}",
-                "jetstream: a message that is no bus frame; terminated",
-                error=frame,
-                stream=stream,
-                stream_seq=stream_seq,
-                subject=msg.subject[:200],
-                msg_id=str(headers.get(js.MSG_ID_HEADER, ""))[:200],
-            )
+            # A reset to an ack floor below it delivers it again: counted once.
+            if (stream, stream_seq) not in self._poisoned or not stream_seq:
+                if len(self._poisoned) > 100_000:
+                    self._poisoned.clear()
+                self._poisoned.add((stream, stream_seq))
+                POISON.inc()
+                self.counts["js_poison"] += 1
+                headers = msg.headers or {}
+                self.burst.event(
+                    f"poison/{stream}",
+                    "jetstream: a message that is no bus frame; terminated",
+                    error=frame,
+                    stream=stream,
+                    stream_seq=stream_seq,
+                    subject=msg.subject[:200],
+                    msg_id=str(headers.get(js.MSG_ID_HEADER, ""))[:200],
+                )
             self._acks.append((msg, True))
             self._ack_ready.set()
             return

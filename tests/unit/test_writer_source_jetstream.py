@@ -11,9 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.writer.core import StreamKey, WriterCore
-from services.writer.jsack import CommitAcks, InOrder, decode_frame, needs_of, single_stream, start_seq
+from services.writer.jsack import (
+    CommitAcks,
+    InOrder,
+    config_problems,
+    decode_frame,
+    needs_of,
+    single_stream,
+    start_seq,
+)
 from services.writer.rows import MAPPERS
-from services.writer.source_jetstream import config_problems
 from shared.config import ConfigError, load_config
 from shared.messages import Heartbeat, Message
 from tests.support.config import make_config
