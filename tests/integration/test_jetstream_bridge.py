@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from shared.config import Config
 from shared.control import ControlError, request
 from shared.journal import read_cursor
+from tests.e2e.checks import exported_names, opt_in_ops_names
 from tests.integration.test_jetstream_rig import (
     NatsServer,
     journal_ids,
@@ -25,7 +27,7 @@ from tests.integration.test_jetstream_rig import (
     spawn_publisher,
     stream_counts,
 )
-from tests.support.config import make_config, write_config
+from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import spawn, stop, wait_until
 
 pytestmark = pytest.mark.xdist_group(name="jetstream")
@@ -120,6 +122,11 @@ def test_every_record_is_mirrored_exactly_once_through_kills_and_outages(
         assert wait_until(lambda: stored_records(url) >= len(expected), 120), stored_records(url)
         assert wait_until(lambda: caught_up(stats(cfg)), 60), stats(cfg)
         s = stats(cfg)
+        # Every name ops/ reads of the bridge is on its /metrics (the default run has no bridge).
+        page = urllib.request.urlopen(
+            f"http://127.0.0.1:{reported_port(cfg, 'jetstream')}/metrics", timeout=10
+        )
+        assert opt_in_ops_names("jetstream") - exported_names(page.read().decode()) == set()
         assert stop(bridge) == 0
     finally:
         for p in (bridge, publisher):
