@@ -270,8 +270,9 @@ def publish_frames(url: str, frames: list[list[Message]]) -> None:
 @pytest.mark.parametrize(
     "settle",
     [
-        # The hole is settled after its grace...
-        {"jetstream_hole_grace_s": 0.5},
+        # The hole is settled after its grace (long beside the gap between two fetches, which
+        # the out-of-order pair must not outwait twice)...
+        {"jetstream_hole_grace_s": 2.0},
         # ... or at once when frames held behind it fill the in-flight bound (the grace is long).
         {"jetstream_hole_grace_s": 600.0, "jetstream_max_inflight": 3},
     ],
