@@ -22,6 +22,7 @@ import importlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,8 @@ from urllib.parse import urlsplit
 
 import websockets
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' recording helpers
 
 from shared.kalshi.auth import SIM_DEV_KEY_ID, private_pem
 from tests.support.recording import write_recording
