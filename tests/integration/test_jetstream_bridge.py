@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from shared.config import Config
-from shared.control import ControlError, request
 from shared.journal import read_cursor
 from tests.e2e.checks import exported_names, opt_in_ops_names
 from tests.integration.test_jetstream_rig import (
@@ -27,6 +26,7 @@ from tests.integration.test_jetstream_rig import (
     spawn_publisher,
     stream_counts,
 )
+from tests.support import control
 from tests.support.config import make_config, reported_port, write_config
 from tests.support.procs import spawn, stop, wait_until
 
@@ -62,11 +62,7 @@ def bridge_config(tmp: Path, url: str, **extra: Any) -> tuple[Config, Path]:
 
 
 def stats(cfg: Config) -> dict[str, Any]:
-    try:
-        got: dict[str, Any] = request(cfg.jetstream.control, "stats", timeout_s=2.0)
-    except ControlError:
-        return {}
-    return got
+    return control.stats(cfg.jetstream.control, timeout_s=2.0)
 
 
 def caught_up(s: dict[str, Any]) -> bool:
@@ -123,10 +119,9 @@ def test_every_record_is_mirrored_exactly_once_through_kills_and_outages(
         assert wait_until(lambda: caught_up(stats(cfg)), 60), stats(cfg)
         s = stats(cfg)
         # Every name ops/ reads of the bridge is on its /metrics (the default run has no bridge).
-        page = urllib.request.urlopen(
-            f"http://127.0.0.1:{reported_port(cfg, 'jetstream')}/metrics", timeout=10
-        )
-        assert opt_in_ops_names("jetstream") - exported_names(page.read().decode()) == set()
+        port = reported_port(cfg, "jetstream")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            assert opt_in_ops_names("jetstream") - exported_names(page.read().decode()) == set()
         assert stop(bridge) == 0
     finally:
         for p in (bridge, publisher):

@@ -6,12 +6,11 @@ nothing; ``kxfeed db prune`` says what it did and fails clearly on a bad databas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.main import main as cli_main
-from services.writer.batches import Store, open_store
+from services.writer.batches import Store
 from services.writer.core import WriterCore
 from services.writer.prune import Pruner
 from services.writer.rows import MAPPERS
@@ -31,9 +30,9 @@ from shared.config import DbConfig, RetentionConfig
 from shared.messages import BookDelta, BookSnapshot, Gap, Message, Ticker, Trade
 from shared.store import history, retention
 from shared.store.engine import make_engine
-from shared.store.migrate import upgrade
 from shared.store.schema import APPEND, metadata, table_hours
 from shared.store.types import datetime_to_us
+from tests.integration.test_writer_db import opened
 from tests.support.config import make_config, write_config
 from tests.support.pg import DB_PARAMS, drop_schema, fresh_db
 from tests.support.synth import expected_tables, read_tables, stamp
@@ -101,20 +100,6 @@ def week(step_s: int = 5, *, start_s: int = 0, end_s: int = WEEK_S) -> list[Mess
                     )
                 )  # fmt: skip
     return stamp(out, pub="week")
-
-
-@contextlib.asynccontextmanager
-async def opened(db: DbConfig) -> AsyncIterator[tuple[AsyncEngine, Store]]:
-    engine = make_engine(db)
-    try:
-        await upgrade(engine, db)
-        store = open_store(engine)
-        try:
-            yield engine, store
-        finally:
-            await store.close()
-    finally:
-        await engine.dispose()
 
 
 async def store_all(store: Store, msgs: list[Message]) -> None:

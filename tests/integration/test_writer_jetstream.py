@@ -24,12 +24,12 @@ from shared import jetstream as js
 from shared import journal
 from shared.bus import stamp
 from shared.config import EX_CONFIG, Config
-from shared.control import ControlError, request
 from shared.jetstream_config import DEFAULT_STREAMS
 from shared.messages import BATCH_DECODER, Message, Trade
 from shared.store import deltaread
 from shared.store.engine import make_engine
 from tests.integration.test_jetstream_rig import NatsServer, mirrored_kinds, spawn_publisher
+from tests.support import control
 from tests.support.config import make_config, write_config
 from tests.support.pg import DB_PARAMS, fresh_db
 from tests.support.procs import spawn, stop, wait_until
@@ -83,11 +83,7 @@ def setup_config(tmp: Path, url: str, db: dict[str, Any], **writer: Any) -> tupl
 
 
 def writer_stats(cfg: Config) -> dict[str, Any]:
-    try:
-        got: dict[str, Any] = request(cfg.writer.control, "stats", timeout_s=2.0)
-    except ControlError:
-        return {}
-    return got
+    return control.stats(cfg.writer.control, timeout_s=2.0)
 
 
 def journaled(journal_dir: Path) -> list[Message]:
