@@ -121,32 +121,51 @@ async def raw_publish_async(url: str, recs: list[tuple[str, bytes, str]]) -> flo
         await nc.close()
 
 
+class Acks:
+    """The PubAcks coming back under one wildcard reply inbox, and the room they make for more
+    (at most INFLIGHT unacked)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.acked = 0
+        self._more = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def listen(self, nc: Any) -> str:
+        """Subscribe to the acks; the inbox whose ``.<n>`` subjects to reply to."""
+        inbox: str = nc.new_inbox()
+        await nc.subscribe(inbox + ".*", cb=self.on_ack, pending_msgs_limit=10**7, pending_bytes_limit=-1)
+        return inbox
+
+    async def on_ack(self, msg: Any) -> None:
+        if b'"error"' in msg.data:
+            raise RuntimeError(msg.data[:200])
+        self.acked += 1
+        self._more.set()
+        if self.acked == self.total:
+            self.done.set()
+
+    async def room(self, sent: int, want: int) -> int:
+        """Wait until one more can go after ``sent``; how many of ``want`` may go now."""
+        while sent - self.acked >= INFLIGHT:
+            self._more.clear()
+            await self._more.wait()
+        return min(want, INFLIGHT - (sent - self.acked))
+
+
 async def raw_wildcard_inbox(url: str, recs: list[tuple[str, bytes, str]]) -> float:
     nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
     try:
         await fresh_stream(nc, "RAW_INBOX", "raw2.>")
-        inbox = nc.new_inbox()
-        acked = 0
-        room = asyncio.Semaphore(INFLIGHT)
-        done = asyncio.Event()
-
-        async def on_ack(msg: Any) -> None:
-            nonlocal acked
-            if b'"error"' in msg.data:
-                raise RuntimeError(msg.data[:200])
-            acked += 1
-            room.release()
-            if acked == len(recs):
-                done.set()
-
-        await nc.subscribe(inbox + ".*", cb=on_ack, pending_msgs_limit=10_000_000, pending_bytes_limit=-1)
+        acks = Acks(len(recs))
+        inbox = await acks.listen(nc)
         for i, (subject, payload, mid) in enumerate(recs):
-            await room.acquire()
+            await acks.room(i, 1)
             await nc.publish(
                 "raw2" + subject[6:], payload, reply=f"{inbox}.{i}",
                 headers={js.MSG_ID_HEADER: mid, js.KIND_HEADER: "delta"},
             )  # fmt: skip
-        await asyncio.wait_for(done.wait(), 120)
+        await asyncio.wait_for(acks.done.wait(), 120)
         n, span = await stored_span(nc, "RAW_INBOX")
         assert n == len(recs), (n, len(recs))
         return n / span
@@ -162,28 +181,11 @@ async def raw_joined(url: str, recs: list[tuple[str, bytes, str]]) -> float:
     nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
     try:
         await fresh_stream(nc, "RAW_JOINED", "raw3.>")
-        inbox = nc.new_inbox()
-        inbox_b = f"{inbox}.".encode()
-        acked = 0
-        room = asyncio.Event()
-        done = asyncio.Event()
-
-        async def on_ack(msg: Any) -> None:
-            nonlocal acked
-            if b'"error"' in msg.data:
-                raise RuntimeError(msg.data[:200])
-            acked += 1
-            room.set()
-            if acked == len(recs):
-                done.set()
-
-        await nc.subscribe(inbox + ".*", cb=on_ack, pending_msgs_limit=10_000_000, pending_bytes_limit=-1)
+        acks = Acks(len(recs))
+        inbox_b = f"{await acks.listen(nc)}.".encode()
         sent = 0
         while sent < len(recs):
-            while sent - acked >= INFLIGHT:
-                room.clear()
-                await room.wait()
-            n = min(2000, len(recs) - sent, INFLIGHT - (sent - acked))
+            n = await acks.room(sent, min(2000, len(recs) - sent))
             parts = []
             for i in range(sent, sent + n):
                 subject, payload, mid = recs[i]
@@ -195,7 +197,7 @@ async def raw_joined(url: str, recs: list[tuple[str, bytes, str]]) -> float:
             await nc._send_command(b"".join(parts))
             await nc._flush_pending()
             sent += n
-        await asyncio.wait_for(done.wait(), 120)
+        await asyncio.wait_for(acks.done.wait(), 120)
         got, span = await stored_span(nc, "RAW_JOINED")
         assert got == len(recs), (got, len(recs))
         return got / span
