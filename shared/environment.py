@@ -63,6 +63,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "tests only: fail instead of skipping the browser test when no Chromium is installed",
     ),
     EnvVar(
+        "KXFEED_REQUIRE_NETNS",
+        False,
+        "tests only: fail instead of skipping the multi-host test when network namespaces cannot be made",
+    ),
+    EnvVar(
         "KXFEED_CHROMIUM",
         False,
         "tests only: the Chromium binary the browser test drives (default: `chromium` on PATH)",

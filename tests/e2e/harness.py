@@ -16,7 +16,7 @@ import subprocess
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +74,31 @@ def drop_pg_schema(url: str, schema: str) -> None:
     asyncio.run(drop_schema(url, schema))
 
 
+def _http_get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body: bytes = resp.read()
+    return body
+
+
 # ---- the running system ----------------------------------------------------------------------
 class System:
     """``kxfeed up`` with every installed worker, as a real process with JSON logs in a file."""
 
-    def __init__(self, tmp: Path, *, db: dict[str, Any] | None = None, **sections: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        db: dict[str, Any] | None = None,
+        wrap: Sequence[str] = (),
+        http_get: Callable[[str], bytes] | None = None,
+        **sections: dict[str, Any],
+    ) -> None:
+        """``wrap``: a command prefix for ``kxfeed up`` (``ip netns exec NS``: another host);
+        ``http_get``: how this process GETs the simulator's REST (from where it can reach it)."""
         tmp.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
+        self.wrap = list(wrap)
+        self.http_get = http_get or _http_get
         sim = {"rate": 100.0, "markets": 20, "lifecycle_every": 0, **sections.pop("sim", {})}
         sup = {**SUPERVISOR, **sections.pop("supervisor", {})}
         extra: dict[str, Any] = {"sim": sim, "supervisor": sup, **sections}
@@ -101,14 +119,14 @@ class System:
     def start(self, timeout: float = 300.0) -> None:  # a deadline: 8 workers start in turn
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            kxfeed_cmd("up", "--config", str(self.path), "--log-json"),
+            [*self.wrap, *kxfeed_cmd("up", "--config", str(self.path), "--log-json")],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
-        names = registry.default_workers("sim")
+        names = list(self.cfg.supervisor.workers) or registry.default_workers("sim")
         proc = self.proc
 
         def up_or_gone() -> bool:  # a supervisor that exited (a config error) fails at once
@@ -289,13 +307,13 @@ class System:
     def made_trades(self) -> dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]]:
         """Every trade the simulator keeps, from its REST ``/markets/trades`` (all pages):
         (trade_id,) -> (ms, the row as the writer stores it)."""
-        base = f"http://127.0.0.1:{reported_port(self.cfg, 'sim', 'http')}/trade-api/v2/markets/trades"
+        host = "127.0.0.1" if self.cfg.sim.host in ("", "0.0.0.0") else self.cfg.sim.host
+        base = f"http://{host}:{reported_port(self.cfg, 'sim', 'http')}/trade-api/v2/markets/trades"
         out: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
         cursor = ""
         while True:
             url = f"{base}?limit=1000" + (f"&cursor={cursor}" if cursor else "")
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                page = json.loads(resp.read())
+            page = json.loads(self.http_get(url))
             for t in page["trades"]:
                 ms = rfc3339_ms(t["created_time"])
                 assert ms is not None, t

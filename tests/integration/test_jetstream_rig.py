@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,20 @@ def require_nats() -> None:
 class NatsServer:
     """One nats-server with JetStream, its store in ``root/store``; restartable on the same store."""
 
-    def __init__(self, root: Path, config: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        config: str = "",
+        *,
+        wrap: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        port: int = -1,
+    ) -> None:
+        """``wrap``: a command prefix (``ip netns exec NS``: on another host); ``host``/``port``:
+        where it listens (port -1: one it picks and reports)."""
         self.root = root
+        self.wrap = list(wrap)
+        self.host, self.port = host, port
         #: nats-server config file text (e.g. ``max_payload: 2048``), for what has no flag.
         self.config = config
         self.store = root / "store"
@@ -60,8 +72,8 @@ class NatsServer:
             conf.write_text(self.config)
             extra = ["-c", str(conf)]
         self.proc = subprocess.Popen(
-            [NATS_SERVER, *extra, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", "-1",
-             "--ports_file_dir", str(portsdir)],
+            [*self.wrap, NATS_SERVER, *extra, "-js", "-sd", str(self.store), "-a", self.host,
+             "-p", str(self.port), "--ports_file_dir", str(portsdir)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
