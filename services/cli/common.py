@@ -13,6 +13,7 @@ from typing import Any
 from shared.commands.base import Command
 from shared.config import Config, load_config
 from shared.control import ControlError, request
+from shared.curve import Curve, install
 from shared.log import setup_logging
 from shared.messages import JSON_ENCODER
 from shared.units import format_count, format_price
@@ -29,9 +30,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Config:
-    """Load config and set up logging as the options say."""
+    """Load config and set up logging as the options say; the bus and control sockets the
+    command opens beyond loopback use the config's CURVE keys (read when first needed)."""
     cfg = load_config(args.config)
     setup_logging(args.log_level or cfg.log.level, json=args.log_json or cfg.log.json)
+    install(Curve(cfg.curve))
     return cfg
 
 
@@ -97,6 +100,42 @@ def choice(what: str, known: Iterable[str]) -> Callable[[str], str]:
 
     check.__name__ = what  # argparse names the type in its messages
     return check
+
+
+class Printing:
+    """When a command printing what arrives stops: ``--count`` lines printed, or ``--timeout``
+    seconds without a message (exit 1 when nothing came at all); while it waits, the
+    :class:`WaitNotice` says for what."""
+
+    def __init__(self, prog: str, what: str, count: int, timeout: float, noun: str = "message") -> None:
+        self.prog = prog
+        self.count = count
+        self.timeout = timeout
+        self.noun = noun
+        self.seen = 0
+        self.notice = WaitNotice(prog, what)
+        self._last = time.monotonic()
+
+    @property
+    def done(self) -> bool:
+        return bool(self.count) and self.seen >= self.count
+
+    def idle(self) -> int | None:
+        """Nothing arrived in a poll: the exit status once ``timeout`` has passed, else None."""
+        self.notice.tick()
+        if self.timeout and time.monotonic() - self._last > self.timeout:
+            print(f"{self.prog}: no {self.noun} for {self.timeout}s", file=sys.stderr)
+            return 1 if self.seen == 0 else 0
+        return None
+
+    def heard(self) -> None:
+        self._last = time.monotonic()
+        self.notice.heard()
+
+    def printed(self) -> bool:
+        """One more line out; True once that was the last one ``count`` asks for."""
+        self.seen += 1
+        return self.done
 
 
 class WaitNotice:

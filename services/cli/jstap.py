@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.errors import Error as NatsError
 
-from services.cli.common import WaitNotice
+from services.cli.common import Printing
 from services.cli.instants import instant
 from shared import jetstream as js
 from shared.config import Config
@@ -112,21 +111,17 @@ async def _print(
 ) -> int:
     faults = TapFaults()
     floor = int(since.timestamp() * 1e9) if since is not None else None
-    notice = WaitNotice("kxfeed tap", what)
+    printing = Printing("kxfeed tap", what, args.count, args.timeout)
     out = sys.stdout
-    seen = 0
-    last = time.monotonic()
-    while not args.count or seen < args.count:
+    while not printing.done:
         try:
             msg = await asyncio.wait_for(queue.get(), 0.2)
         except TimeoutError:
-            notice.tick()
-            if args.timeout and time.monotonic() - last > args.timeout:
-                print(f"kxfeed tap: no message for {args.timeout}s", file=sys.stderr)
-                return 1 if seen == 0 else 0
+            status = printing.idle()
+            if status is not None:
+                return status
             continue
-        last = time.monotonic()
-        notice.heard()
+        printing.heard()
         if floor is not None:
             at = stored_ns(msg)
             if at is not None and at < floor:
@@ -135,8 +130,7 @@ async def _print(
         kind = headers.get(js.KIND_HEADER, "")
         for line in frame_lines(msg.data, kind if isinstance(kind, str) else "", faults):
             out.write(line + "\n")
-            seen += 1
-            if args.count and seen >= args.count:
+            if printing.printed():
                 break
         out.flush()
     if faults.counts:

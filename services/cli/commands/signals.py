@@ -25,12 +25,11 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from services.cli.common import (
-    WaitNotice,
+    Printing,
     add_config_options,
     choice,
     contracts,
@@ -157,21 +156,17 @@ def live(args: argparse.Namespace) -> int:
     cfg = load(args)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = Subscriber(ctx, cfg.bus.xpub, [f"signal.{args.ticker}"], rcvhwm=cfg.bus.rcvhwm)
-    seen = 0
-    last = time.monotonic()
-    notice = WaitNotice("kxfeed signals", f"signals on {cfg.bus.xpub} (topic signal.{args.ticker})")
+    what = f"signals on {cfg.bus.xpub} (topic signal.{args.ticker})"
+    printing = Printing("kxfeed signals", what, args.count, args.timeout, "signal")
     try:
-        while not args.count or seen < args.count:
+        while not printing.done:
             batch = sub.recv_blocking(0.2)
             if not batch:
-                if args.timeout and time.monotonic() - last > args.timeout:
-                    if not seen:
-                        print(f"kxfeed signals: no signal for {args.timeout}s", file=sys.stderr)
-                    return 0 if seen else 1
-                notice.tick()
+                status = printing.idle()
+                if status is not None:
+                    return status
                 continue
-            last = time.monotonic()
-            notice.heard()
+            printing.heard()
             for m in batch:
                 if not isinstance(m, Signal):
                     continue
@@ -181,8 +176,7 @@ def live(args: argparse.Namespace) -> int:
                 else:
                     row["when"] = when(datetime.fromtimestamp(m.ts_recv / 1e9, UTC))
                     print(describe(row))
-                seen += 1
-                if args.count and seen >= args.count:
+                if printing.printed():
                     break
             sys.stdout.flush()
     except KeyboardInterrupt:

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import zmq
 
-from services.cli.common import WaitNotice, add_config_options, load, subcommand
+from services.cli.common import Printing, add_config_options, load, subcommand
 from shared.bus import Subscriber
 from shared.messages import JSON_ENCODER, to_jsonable
 
@@ -61,26 +60,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = Subscriber(ctx, cfg.bus.xpub, args.prefixes, rcvhwm=cfg.bus.rcvhwm)
-    seen = 0
-    last = time.monotonic()
     out = sys.stdout
     shown = ", ".join(repr(p) for p in args.prefixes)
-    notice = WaitNotice("kxfeed tap", f"messages on {cfg.bus.xpub} with topic prefix {shown}")
+    what = f"messages on {cfg.bus.xpub} with topic prefix {shown}"
+    printing = Printing("kxfeed tap", what, args.count, args.timeout)
     try:
-        while not args.count or seen < args.count:
+        while not printing.done:
             batch = sub.recv_blocking(0.2)
             if not batch:
-                notice.tick()
-                if args.timeout and time.monotonic() - last > args.timeout:
-                    print(f"kxfeed tap: no message for {args.timeout}s", file=sys.stderr)
-                    return 1 if seen == 0 else 0
+                status = printing.idle()
+                if status is not None:
+                    return status
                 continue
-            last = time.monotonic()
-            notice.heard()
+            printing.heard()
             for msg in batch:
                 out.write(JSON_ENCODER.encode(to_jsonable(msg)).decode() + "\n")
-                seen += 1
-                if args.count and seen >= args.count:
+                if printing.printed():
                     break
             out.flush()
     finally:
