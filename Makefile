@@ -10,6 +10,7 @@ RESULTS := bench/RESULTS.md
 
 .PHONY: bench
 bench:
+	@$(PYTHON) -m pip install -q -e '.[bench]'  # bench/bookcore.py's C reference
 	@tmp=$$(mktemp); status=0; \
 	{ echo "# Benchmark results"; echo; \
 	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%dT%H:%MZ) ($$(nproc) cores)."; \
