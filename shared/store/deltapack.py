@@ -183,6 +183,7 @@ def split(rows: Sequence[DeltaTuple]) -> list[list[DeltaTuple]]:
 
 
 _XSEQ = itemgetter(2)
+_SUBSCRIPTION = itemgetter(0, 1)
 
 
 def by_subscription(rows: Sequence[DeltaTuple]) -> dict[tuple[int, int], list[DeltaTuple]]:
@@ -190,7 +191,7 @@ def by_subscription(rows: Sequence[DeltaTuple]) -> dict[tuple[int, int], list[De
     if not rows:
         return {}
     head = rows[0]
-    if all(r[0] == head[0] and r[1] == head[1] for r in rows):
+    if len(set(map(_SUBSCRIPTION, rows))) == 1:  # in C: a batch's rows are many
         return {(head[0], head[1]): list(rows)}
     groups: dict[tuple[int, int], list[DeltaTuple]] = {}
     for r in rows:

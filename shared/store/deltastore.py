@@ -6,18 +6,22 @@ one delta. Instead, per subscription, the writer knows the highest xseq stored (
 new (the live stream, in order); a delta at or below it (a journal replay, a re-sent batch, a
 producer re-publishing, a late delta of one subscription from another publisher) is looked up
 in the stored runs that may hold its xseq (a bounded index range, :data:`MAX_SPAN`) and stored
-only when none does. Out-of-order arrival is therefore correct, merely slower. The unique key
+only when none does, unless the writer already knows (:mod:`.deltaknown`: what it stored itself
+since it read the mark). Out-of-order arrival is therefore correct, merely slower. The unique key
 (conn, sid, first_xseq) still refuses a run written twice.
 
-The caches (market ids, high-water marks) change only with a committed transaction:
+The caches (market ids, high-water marks, what is known) change only with a committed transaction:
 :meth:`DeltaRuns.mark` / :meth:`rollback` undo what a failed statement or savepoint taught them.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
+from shared.store.deltaknown import Known
 from shared.store.deltapack import (
     DAY_US,
     MAX_SPAN,
@@ -34,6 +38,9 @@ from shared.store.deltapack import (
 from shared.store.types import us_to_datetime
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_XSEQ = itemgetter(2)
+Key = tuple[int, int]
+Mark = tuple[dict[str, int], dict[Key, int | None], set[int], dict[Key, Known]]
 _COLS = '"conn", "sid", "first_xseq", "last_xseq", "n", "ts_lo", "ts_hi", "recv_lo", "body"'
 _PG_INSERT = (
     f"INSERT INTO book_deltas ({_COLS}) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
@@ -72,20 +79,24 @@ class DeltaRuns:
     def __init__(self, pg: bool) -> None:
         self.pg = pg
         self.ids: dict[str, int] = {}
-        self.hwm: dict[tuple[int, int], int | None] = {}
+        self.hwm: dict[Key, int | None] = {}
         #: PostgreSQL: the days whose partition is known to exist.
         self.days: set[int] = set()
+        #: Per subscription, which xseqs below the mark are stored (see .deltaknown).
+        self.known: dict[Key, Known] = {}
 
     def clear(self) -> None:
         self.ids.clear()
         self.hwm.clear()
         self.days.clear()
+        self.known.clear()
 
-    def mark(self) -> tuple[dict[str, int], dict[tuple[int, int], int | None], set[int]]:
-        return dict(self.ids), dict(self.hwm), set(self.days)
+    def mark(self) -> Mark:
+        return dict(self.ids), dict(self.hwm), set(self.days), {k: v.copy() for k, v in self.known.items()}
 
-    def rollback(self, mark: tuple[dict[str, int], dict[tuple[int, int], int | None], set[int]]) -> None:
+    def rollback(self, mark: Mark) -> None:
         self.ids, self.hwm, self.days = dict(mark[0]), dict(mark[1]), set(mark[2])
+        self.known = {k: v.copy() for k, v in mark[3].items()}
 
     async def _partitions(self, drv: Any, runs: Sequence[Run]) -> None:
         """PostgreSQL: make the day partitions ``runs`` go to (and the next day's, so the first
@@ -152,6 +163,7 @@ class DeltaRuns:
             )  # fmt: skip
             top = int(got[0])
         self.hwm[key] = top
+        self.known[key] = Known(top)
         return top
 
     async def _stored(self, drv: Any, c: int, sid: int, lo: int, hi: int) -> set[int]:
@@ -178,8 +190,17 @@ class DeltaRuns:
             if (top is None or min(xs) > top) and len(set(xs)) == len(xs):
                 out += part  # the live stream: all above the mark, none repeated
                 continue
-            old = sorted({r[2] for r in part if top is not None and r[2] <= top})
+            known = self.known[(c, sid)]
             seen: set[int] = set()
+            old = []
+            if top is not None:
+                for x in {x for x in xs if x <= top}:
+                    stored = known.stored(x)
+                    if stored is None:
+                        old.append(x)
+                    elif stored:
+                        seen.add(x)
+                old.sort()
             # Looked up in clusters of close seqs: a lookup reads only the runs near its seqs,
             # however far apart two old deltas of one batch are.
             start = 0
@@ -199,10 +220,23 @@ class DeltaRuns:
         receive time (``recv // hour_us``)."""
         cols = list(zip(*rows, strict=True))
         bounds = one_run(cols)
+        n = len(rows)
+        if bounds is None and cols[0].count(cols[0][0]) == n and cols[1].count(cols[1][0]) == n:
+            # One subscription, out of order (a market's messages travel together): sorted,
+            # it is most often one run still.
+            rows = sorted(rows, key=_XSEQ)
+            cols = list(zip(*rows, strict=True))
+            bounds = one_run(cols)
         top = None if bounds is None else await self._high_water(drv, cols[0][0], cols[1][0])
-        fast = bounds is not None and (top is None or cols[2][0] > top)
+        xs = cols[2]
+        fast = bounds is not None and (
+            top is None
+            or xs[0] > top
+            or self.known[(cols[0][0], cols[1][0])].none_stored(xs[: bisect_right(xs, top)])
+        )
         if fast:
-            # The live stream: one subscription's next deltas, in order, none repeated.
+            # The live stream: one subscription's new deltas (above the mark, or filling the
+            # holes it knows of), none repeated.
             await self._market_ids(drv, set(cols[3]))
             parts: Sequence[Sequence[DeltaTuple]] = [rows]
             runs = [run_of_columns(cols, self.ids.__getitem__, bounds, max(self.ids.values()))]
@@ -220,6 +254,7 @@ class DeltaRuns:
             if (run.conn, run.sid, run.first_xseq) not in stored:
                 continue  # a run written before (its key refused it): counted as duplicates
             top = self.hwm.get(key)
+            self.known[key].learn(cols[2] if fast else [r[2] for r in part], top)
             if top is None or run.last_xseq > top:
                 self.hwm[key] = run.last_xseq
             recv = cols[8] if fast else [r[8] for r in part]
