@@ -71,8 +71,11 @@ class NatsServer:
             conf = self.root / "nats.conf"
             conf.write_text(self.config)
             extra = ["-c", str(conf)]
+        # A config with its own JetStream store_dir (a shipped node config) must not get the
+        # flags too: nats-server refuses a store set twice.
+        store = [] if "store_dir" in self.config else ["-js", "-sd", str(self.store)]
         self.proc = subprocess.Popen(
-            [*self.wrap, NATS_SERVER, *extra, "-js", "-sd", str(self.store), "-a", self.host,
+            [*self.wrap, NATS_SERVER, *extra, *store, "-a", self.host,
              "-p", str(self.port), "--ports_file_dir", str(portsdir)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -73,6 +73,7 @@ class Hosts:
         self._addr: dict[tuple[str, str], str] = {}
         self._procs: list[subprocess.Popen[bytes]] = []
         self._made: list[str] = []
+        self._etc: list[Path] = []
         try:
             for name in names:
                 self._check(_ip("netns", "add", self.ns[name]))
@@ -104,6 +105,15 @@ class Hosts:
     def address(self, host: str, peer: str) -> str:
         """``host``'s address on its link to ``peer`` (what ``peer`` connects to)."""
         return self._addr[(host, peer)]
+
+    def resolve(self, host: str, names: Mapping[str, str]) -> None:
+        """Host names -> addresses as seen from ``host``: its own ``/etc/hosts``, which ``ip netns
+        exec`` mounts over the shared one for what it runs there (:meth:`call` does not see it)."""
+        etc = Path("/etc/netns") / self.ns[host]
+        etc.mkdir(parents=True, exist_ok=True)
+        self._etc.append(etc)
+        lines = ["127.0.0.1 localhost", *(f"{addr} {name}" for name, addr in names.items())]
+        (etc / "hosts").write_text("\n".join(lines) + "\n")
 
     def command(self, host: str, cmd: Sequence[str]) -> list[str]:
         """``cmd`` run on ``host`` (``ip netns exec`` execs it: the child's pid is the command's)."""
@@ -199,6 +209,9 @@ class Hosts:
         for ns in self._made:
             _ip("netns", "del", ns)
         self._made = []
+        for etc in self._etc:
+            shutil.rmtree(etc, ignore_errors=True)
+        self._etc = []
 
 
 @contextlib.contextmanager
