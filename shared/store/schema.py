@@ -16,12 +16,10 @@ from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -29,32 +27,9 @@ from sqlalchemy import (
     text,
 )
 
+from shared.store.columns import bool_col, int_col, metadata, text_col, ts_col
+from shared.store.schema_account import fills, order_groups, orders, positions
 from shared.store.types import UtcTimestamp
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING)
-
-
-def _ts(name: str, nullable: bool = False) -> Column[object]:
-    return Column(name, UtcTimestamp(), nullable=nullable)
-
-
-def _int(name: str, nullable: bool = False) -> Column[int]:
-    return Column(name, BigInteger(), nullable=nullable)
-
-
-def _text(name: str, nullable: bool = False) -> Column[str]:
-    return Column(name, Text(), nullable=nullable)
-
-
-def _bool(name: str, nullable: bool = False) -> Column[bool]:
-    return Column(name, Boolean(), nullable=nullable)
-
 
 # ---- append (history) tables -----------------------------------------------------------------
 
@@ -64,16 +39,16 @@ book_deltas = Table(
     # One row per *run* of deltas of one subscription (shared.store.deltapack: the codec, and
     # why). A delta's identity is still Kalshi's (conn, sid, xseq): the writer stores a delta
     # only when no stored run holds its xseq (services/writer/batches.py).
-    _int("conn"),
-    _int("sid"),
-    _int("first_xseq"),
-    _int("last_xseq"),
+    int_col("conn"),
+    int_col("sid"),
+    int_col("first_xseq"),
+    int_col("last_xseq"),
     Column("n", Integer(), nullable=False),
     # Bounds of the run's ts (range queries skip runs outside a window) and its first receive
     # time (the UTC day a run belongs to: runs never straddle one).
-    _ts("ts_lo"),
-    _ts("ts_hi"),
-    _ts("recv_lo"),
+    ts_col("ts_lo"),
+    ts_col("ts_hi"),
+    ts_col("recv_lo"),
     Column("body", LargeBinary(), nullable=False),
     # recv_lo is in the key because PostgreSQL partitions by it (a unique index must hold the
     # partition key); a run written twice has the same recv_lo, so the key still refuses it.
@@ -90,7 +65,7 @@ market_ids = Table(
     "market_ids",
     metadata,
     Column("id", Integer(), primary_key=True, autoincrement=True),
-    _text("ticker"),
+    text_col("ticker"),
     UniqueConstraint("ticker"),
 )
 
@@ -100,16 +75,16 @@ DELTA_COLUMNS = ("conn", "sid", "xseq", "ticker", "side", "price", "delta", "ts"
 book_snapshots = Table(
     "book_snapshots",
     metadata,
-    _text("ticker"),
-    _ts("recv"),
-    _int("conn"),
-    _int("sid"),
-    _int("xseq"),
-    _text("market_id"),
-    _text("source"),
-    _text("yes"),
-    _text("no"),
-    _ts("ts"),
+    text_col("ticker"),
+    ts_col("recv"),
+    int_col("conn"),
+    int_col("sid"),
+    int_col("xseq"),
+    text_col("market_id"),
+    text_col("source"),
+    text_col("yes"),
+    text_col("no"),
+    ts_col("ts"),
     # REST snapshots carry no sequence (xseq = 0): one fetch = one ticker at one receive time.
     # The WS identity is in the key too: a connector receives several snapshots of one market
     # in one read (same recv) when a restart and a gap repair both ask for it.
@@ -129,23 +104,23 @@ book_snapshots = Table(
 ticks = Table(
     "ticks",
     metadata,
-    _text("ticker"),
-    _ts("ts"),
-    _text("source"),  # ws (ticker channel) | poll (REST polling)
-    _ts("recv"),
-    _text("market_id", True),
-    _text("status", True),
-    _int("last_price", True),
-    _int("yes_bid", True),
-    _int("yes_ask", True),
-    _int("yes_bid_size"),
-    _int("yes_ask_size"),
-    _int("last_trade_size", True),
-    _int("volume"),
-    _int("open_interest"),
-    _int("dollar_volume", True),
-    _int("dollar_open_interest", True),
-    _bool("fallback"),
+    text_col("ticker"),
+    ts_col("ts"),
+    text_col("source"),  # ws (ticker channel) | poll (REST polling)
+    ts_col("recv"),
+    text_col("market_id", True),
+    text_col("status", True),
+    int_col("last_price", True),
+    int_col("yes_bid", True),
+    int_col("yes_ask", True),
+    int_col("yes_bid_size"),
+    int_col("yes_ask_size"),
+    int_col("last_trade_size", True),
+    int_col("volume"),
+    int_col("open_interest"),
+    int_col("dollar_volume", True),
+    int_col("dollar_open_interest", True),
+    bool_col("fallback"),
     # The bus identity of the message (publisher, its epoch, its seq): Kalshi sends several
     # ticker updates of one market within one millisecond, and each is a row.
     Column("pub", Text(), nullable=False, server_default=""),
@@ -157,15 +132,15 @@ ticks = Table(
 trades = Table(
     "trades",
     metadata,
-    _text("trade_id"),
-    _text("ticker"),
-    _int("yes_price"),
-    _int("no_price"),
-    _int("count"),
-    _text("taker_side"),
-    _bool("is_block_trade"),
-    _ts("ts"),
-    _ts("recv"),
+    text_col("trade_id"),
+    text_col("ticker"),
+    int_col("yes_price"),
+    int_col("no_price"),
+    int_col("count"),
+    text_col("taker_side"),
+    bool_col("is_block_trade"),
+    ts_col("ts"),
+    ts_col("recv"),
     # ws (live channel) or rest (backfilled after a gap, disconnect or connector restart).
     Column("source", Text(), nullable=False, server_default="ws"),
     PrimaryKeyConstraint("trade_id"),
@@ -177,23 +152,23 @@ lifecycle = Table(
     metadata,
     # Market lifecycle events (ticker = market) and event-level ones (ticker = event
     # ticker, event_type event_lifecycle | event_fee_update, specifics in ``detail``).
-    _text("ticker"),
-    _text("event_type"),
-    _ts("ts"),
-    _ts("recv"),
-    _text("event_ticker", True),
-    _ts("open_ts", True),
-    _ts("close_ts", True),
-    _text("result", True),
-    _ts("determination_ts", True),
-    _int("settlement_value", True),
-    _ts("settled_ts", True),
-    _bool("is_deactivated", True),
-    _text("price_ranges", True),
-    _text("title", True),
-    _text("yes_sub_title", True),
-    _text("no_sub_title", True),
-    _text("detail", True),
+    text_col("ticker"),
+    text_col("event_type"),
+    ts_col("ts"),
+    ts_col("recv"),
+    text_col("event_ticker", True),
+    ts_col("open_ts", True),
+    ts_col("close_ts", True),
+    text_col("result", True),
+    ts_col("determination_ts", True),
+    int_col("settlement_value", True),
+    ts_col("settled_ts", True),
+    bool_col("is_deactivated", True),
+    text_col("price_ranges", True),
+    text_col("title", True),
+    text_col("yes_sub_title", True),
+    text_col("no_sub_title", True),
+    text_col("detail", True),
     PrimaryKeyConstraint("ticker", "event_type", "ts"),
 )
 
@@ -201,137 +176,49 @@ gaps = Table(
     "gaps",
     metadata,
     # Two rows per gap: status "open" when detected, "recovered" when closed.
-    _int("conn"),
-    _int("sid"),
-    _int("expected"),
-    _text("status"),
-    _int("received"),
-    _text("tickers"),
-    _text("reason"),
-    _text("method"),
-    _ts("detected", True),
-    _ts("recovered", True),
-    _ts("ts"),
-    _ts("recv"),
+    int_col("conn"),
+    int_col("sid"),
+    int_col("expected"),
+    text_col("status"),
+    int_col("received"),
+    text_col("tickers"),
+    text_col("reason"),
+    text_col("method"),
+    ts_col("detected", True),
+    ts_col("recovered", True),
+    ts_col("ts"),
+    ts_col("recv"),
     PrimaryKeyConstraint("conn", "sid", "expected", "status"),
 )
 
 signals = Table(
     "signals",
     metadata,
-    _text("strategy"),
-    _text("ticker"),
-    _text("side"),
-    _ts("ts"),
-    _ts("recv"),
-    _int("price"),
-    _int("size"),
-    _int("fair_ppm"),
-    _int("edge"),
-    _int("fees"),
-    _text("legs"),
-    _text("detail"),
+    text_col("strategy"),
+    text_col("ticker"),
+    text_col("side"),
+    ts_col("ts"),
+    ts_col("recv"),
+    int_col("price"),
+    int_col("size"),
+    int_col("fair_ppm"),
+    int_col("edge"),
+    int_col("fees"),
+    text_col("legs"),
+    text_col("detail"),
     PrimaryKeyConstraint("strategy", "ticker", "side", "ts"),
-)
-
-fills = Table(
-    "fills",
-    metadata,
-    # This account's fills (private ``fill`` channel). Kalshi names a fill by the trade and the
-    # order: both sides of one trade can be this account's (two orders), each its own fill.
-    _text("trade_id"),
-    _text("order_id"),
-    _text("ticker"),
-    _bool("is_taker"),
-    _text("side"),
-    _int("yes_price"),
-    _int("count"),
-    _int("fee"),
-    _text("action"),
-    _int("post_position"),
-    _text("client_order_id", True),
-    _ts("ts"),
-    _ts("recv"),
-    _int("subaccount", True),  # 0006: the subaccount whose order filled
-    PrimaryKeyConstraint("trade_id", "order_id"),
-    Index("ix_fills_ticker_ts", "ticker", "ts"),
-)
-
-positions = Table(
-    "positions",
-    metadata,
-    # Snapshots of this account's position in one market (private ``market_positions``
-    # channel). Kalshi's frame carries no time of its own, so ts is usually the receive time,
-    # shared by every frame of one read: the bus identity (as in ticks) keeps two updates of
-    # one market in one read apart, and a journal replay (same identity) stores them once.
-    _text("ticker"),
-    _ts("ts"),
-    _ts("recv"),
-    _int("position"),
-    _int("position_cost"),
-    _int("realized_pnl"),
-    _int("fees_paid"),
-    _int("volume"),
-    _text("pub"),
-    _int("epoch"),
-    _int("seq"),
-    PrimaryKeyConstraint("ticker", "ts", "pub", "epoch", "seq"),
-)
-
-orders = Table(
-    "orders",
-    metadata,
-    # This account's orders, one row per state an order was in (private ``user_orders``). Two
-    # updates are the same row when they say the same at the same time: a replay, or a
-    # reconnecting connector publishing it again, stores it once.
-    _text("order_id"),
-    _ts("ts"),
-    _text("status"),
-    _int("yes_price"),
-    _int("fill_count"),
-    _int("remaining_count"),
-    _ts("recv"),
-    _text("ticker"),
-    _text("side"),
-    _int("initial_count"),
-    _int("taker_fill_cost"),
-    _int("maker_fill_cost"),
-    _int("taker_fees", True),
-    _int("maker_fees", True),
-    _text("client_order_id", True),
-    _text("order_group_id", True),
-    _text("self_trade_prevention_type", True),
-    _ts("created_ts", True),
-    _ts("expiration_ts", True),
-    _text("last_update_reason", True),
-    _int("subaccount", True),
-    PrimaryKeyConstraint("order_id", "ts", "status", "yes_price", "fill_count", "remaining_count"),
-    Index("ix_orders_ticker_ts", "ticker", "ts"),
-)
-
-order_groups = Table(
-    "order_groups",
-    metadata,
-    # Events of this account's order groups (private ``order_group_updates``); ts is the
-    # matching engine's (required by the spec).
-    _text("order_group_id"),
-    _text("event_type"),
-    _ts("ts"),
-    _ts("recv"),
-    _int("contracts_limit", True),
-    PrimaryKeyConstraint("order_group_id", "event_type", "ts"),
 )
 
 worker_events = Table(
     "worker_events",
     metadata,
-    _text("worker"),
-    _ts("ts"),
-    _text("event"),
-    _ts("recv"),
-    _int("pid"),
-    _int("exit_code", True),
-    _text("detail"),
+    text_col("worker"),
+    ts_col("ts"),
+    text_col("event"),
+    ts_col("recv"),
+    int_col("pid"),
+    int_col("exit_code", True),
+    text_col("detail"),
     PrimaryKeyConstraint("worker", "ts", "event"),
 )
 
@@ -340,52 +227,52 @@ worker_events = Table(
 markets = Table(
     "markets",
     metadata,
-    _text("ticker"),
-    _text("event_ticker", True),
-    _text("series_ticker", True),
-    _text("title", True),
-    _text("yes_sub_title", True),
-    _text("no_sub_title", True),
-    _text("status", True),
-    _text("market_type", True),
-    _text("category", True),
-    _ts("open_ts", True),
-    _ts("close_ts", True),
-    _ts("expiration_ts", True),
-    _text("price_ranges", True),
-    _text("fee_type", True),
-    _int("fee_multiplier_ppm", True),
-    _text("result", True),
-    _ts("updated"),
+    text_col("ticker"),
+    text_col("event_ticker", True),
+    text_col("series_ticker", True),
+    text_col("title", True),
+    text_col("yes_sub_title", True),
+    text_col("no_sub_title", True),
+    text_col("status", True),
+    text_col("market_type", True),
+    text_col("category", True),
+    ts_col("open_ts", True),
+    ts_col("close_ts", True),
+    ts_col("expiration_ts", True),
+    text_col("price_ranges", True),
+    text_col("fee_type", True),
+    int_col("fee_multiplier_ppm", True),
+    text_col("result", True),
+    ts_col("updated"),
     # From ``metadata_updated`` (and REST): the strike as the exact decimal text Kalshi sent.
-    _text("strike_type", True),
-    _text("floor_strike", True),
-    _text("cap_strike", True),
+    text_col("strike_type", True),
+    text_col("floor_strike", True),
+    text_col("cap_strike", True),
     PrimaryKeyConstraint("ticker"),
 )
 
 events = Table(
     "events",
     metadata,
-    _text("event_ticker"),
-    _text("series_ticker", True),
-    _text("title", True),
-    _text("subtitle", True),
-    _text("collateral_return_type", True),
-    _ts("strike_ts", True),
-    _text("strike_period", True),
-    _text("fee_type_override", True),
-    _int("fee_multiplier_ppm_override", True),
-    _ts("updated"),
+    text_col("event_ticker"),
+    text_col("series_ticker", True),
+    text_col("title", True),
+    text_col("subtitle", True),
+    text_col("collateral_return_type", True),
+    ts_col("strike_ts", True),
+    text_col("strike_period", True),
+    text_col("fee_type_override", True),
+    int_col("fee_multiplier_ppm_override", True),
+    ts_col("updated"),
     PrimaryKeyConstraint("event_ticker"),
 )
 
 series = Table(
     "series",
     metadata,
-    _text("series_ticker"),
-    _text("category", True),
-    _ts("updated"),
+    text_col("series_ticker"),
+    text_col("category", True),
+    ts_col("updated"),
     PrimaryKeyConstraint("series_ticker"),
 )
 
@@ -395,12 +282,12 @@ stream_offsets = Table(
     "stream_offsets",
     metadata,
     # The last seq stored of each publisher stream, written with the rows it covers.
-    _text("publisher"),
-    _int("epoch"),
-    _text("kind"),
-    _int("seq"),
-    _ts("recv"),
-    _ts("updated"),
+    text_col("publisher"),
+    int_col("epoch"),
+    text_col("kind"),
+    int_col("seq"),
+    ts_col("recv"),
+    ts_col("updated"),
     PrimaryKeyConstraint("publisher", "epoch", "kind"),
 )
 
@@ -409,9 +296,9 @@ table_hours = Table(
     metadata,
     # Rows stored per append table per hour of receive time, kept in the same transaction
     # as the rows: ``kxfeed db stats`` reads this instead of scanning big tables.
-    _text("table_name"),
-    _ts("hour"),
-    _int("rows"),
+    text_col("table_name"),
+    ts_col("hour"),
+    int_col("rows"),
     PrimaryKeyConstraint("table_name", "hour"),
 )
 
