@@ -47,6 +47,7 @@ from shared.commands.stop import Stop
 from shared.commands.table import CommandHandler, CommandTable
 from shared.config import EX_CONFIG, EXIT_NOTE_ENV, Config, ConfigError, WorkerBase
 from shared.control_server import serve_control
+from shared.curve import Curve, endpoints_of, install
 from shared.journal import JournalWriter, open_journal
 from shared.log import get_logger
 from shared.messages import Heartbeat, WorkerEvent
@@ -99,6 +100,10 @@ class Actor:
         self.stopping = asyncio.Event()
         self.zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.pub: Publisher | None = None
+        # Keys for what this worker binds or connects beyond loopback, read now: a missing or
+        # unusable one is a ConfigError before anything starts (shared/curve.py).
+        self.curve: Curve = install(Curve(config.curve))
+        self.curve.require(*endpoints_of(config, self.name))
         #: The background tasks; its first failure (or main's, setup's...) decides the exit code.
         self.tasks = Supervised(self.worker_id, self._fail)
         self._set_up = False
@@ -158,6 +163,7 @@ class Actor:
     # ---- helpers ---------------------------------------------------------------------------
     def subscriber(self, prefixes: list[str], **kw: Any) -> Subscriber:
         bus = self.config.bus
+        kw.setdefault("curve", self.curve)
         return Subscriber(self.zctx, bus.xpub, prefixes, rcvhwm=bus.rcvhwm, max_batch=bus.max_batch, **kw)
 
     def uptime_ms(self) -> int:
@@ -211,7 +217,14 @@ class Actor:
             self.command_table(),
             self.log,
             max_msg_bytes=self.config.control.max_msg_bytes,
+            curve=self.curve,
+            on_bound=self._control_bound,
         )
+
+    def _control_bound(self, bound: str) -> None:
+        # A control endpoint on port 0 or * is any free port, reported like /metrics' port 0.
+        if self.settings.control.startswith("tcp://") and self.settings.control.endswith((":0", ":*")):
+            ports.report(self.config.data_dir, self.worker_id, "control", int(bound.rpartition(":")[2]))
 
     async def _ping(self, _: Ping) -> PingReply:
         return PingReply(worker=self.worker_id, pid=os.getpid())
@@ -299,6 +312,7 @@ class Actor:
             epoch=self.started_ns,
             sndhwm=bus.sndhwm,
             journal=journal,
+            curve=self.curve,
         )
         if isinstance(journal, JournalWriter):
             self.spawn(self._journal_upkeep(journal), name="journal")
@@ -370,6 +384,7 @@ class Actor:
                     code = code or 1
             if self._metrics_server is not None:
                 self._metrics_server.shutdown()
+            self.curve.close()
             # Sockets a worker forgot to close must not hang the exit.
             self.zctx.destroy(linger=0)
             self.log.info("stopped", extra={"ctx": {"exit_code": code}})

@@ -10,6 +10,10 @@ messages with the same topic into one frame. The subscriber drains every ready
 frame per wake-up, checks per (publisher, epoch, kind) continuity for the kinds
 it takes whole, and counts every gap in ``kxfeed_bus_dropped_total`` (bar those of a new
 subscription's hand-over: :data:`JOIN_SETTLE_S`).
+
+Beyond loopback every socket here is CURVE (:mod:`shared.curve`): the proxy's two are servers
+admitting only ``[curve] allowed_clients``, publishers and subscribers are its clients; loopback
+and ``ipc://`` sockets are untouched.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import zmq
 from msgspec.structs import force_setattr
 from prometheus_client import Counter
 
+from shared.curve import Curve, current
 from shared.log import BurstLog, get_logger
 from shared.messages import BATCH_DECODER, BATCH_ENCODER, DECODE_ERRORS, KINDS, TOPIC_FIELDS, Message
 
@@ -73,7 +78,10 @@ def bind_proxy(
     xpub: str,
     hwm: int,
     max_msg_bytes: int = MAX_MSG_BYTES,
+    curve: Curve | None = None,
 ) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """The proxy's two sockets, bound; CURVE servers where an endpoint is not loopback."""
+    curve = curve or current()
     front = ctx.socket(zmq.XSUB)
     back = ctx.socket(zmq.XPUB)
     for sock in (front, back):
@@ -83,6 +91,8 @@ def bind_proxy(
     # What publishers send; and what subscribers send (subscriptions only).
     front.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
     back.setsockopt(zmq.MAXMSGSIZE, min(max_msg_bytes, SUBSCRIPTION_MAX_BYTES))
+    curve.serve(front, xsub, "bus_xsub")
+    curve.serve(back, xpub, "bus_xpub")
     front.bind(xsub)
     back.bind(xpub)
     return front, back
@@ -98,9 +108,10 @@ class Proxy:
         xpub: str,
         hwm: int,
         max_msg_bytes: int = MAX_MSG_BYTES,
+        curve: Curve | None = None,
     ) -> None:
         self._ctx = ctx
-        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm, max_msg_bytes)
+        self._front, self._back = bind_proxy(ctx, xsub, xpub, hwm, max_msg_bytes, curve)
         self._ctl_addr = f"inproc://kxfeed-proxy-ctl-{id(self)}"
         self._ctl = ctx.socket(zmq.PAIR)
         self._ctl.bind(self._ctl_addr)
@@ -167,6 +178,7 @@ class Publisher:
         epoch: int | None = None,
         sndhwm: int = 1_000_000,
         journal: RecordSink | None = None,
+        curve: Curve | None = None,
     ) -> None:
         self.pub_id = pub_id
         self.epoch = time.time_ns() if epoch is None else epoch
@@ -175,6 +187,7 @@ class Publisher:
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
+        (curve or current()).dial(self._sock, endpoint)
         self._sock.connect(endpoint)
         self._subs: set[bytes] = set()
         self._counters: dict[str, Counter] = {}
@@ -296,6 +309,7 @@ class Subscriber:
         max_batch: int = 10_000,
         on_drop: DropHandler | None = None,
         join_settle_s: float = JOIN_SETTLE_S,
+        curve: Curve | None = None,
     ) -> None:
         self.prefixes = list(prefixes)
         self.join_settle_s = join_settle_s
@@ -309,6 +323,7 @@ class Subscriber:
         # No ZMQ_MAXMSGSIZE here (see MAX_MSG_BYTES): the proxy refuses oversized messages.
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
+        (curve or current()).dial(self._sock, endpoint)
         self._sock.connect(endpoint)
         self._whole_kinds = self._kinds_taken_whole(self.prefixes)
         self._last: dict[tuple[str, int, str], int] = {}

@@ -22,6 +22,7 @@ import msgspec
 from shared.config_common import (
     BusConfig,
     ControlConfig,
+    CurveConfig,
     DbConfig,
     JournalConfig,
     KalshiConfig,
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigError",
     "ConnectorConfig",
     "ControlConfig",
+    "CurveConfig",
     "DbConfig",
     "GapfillConfig",
     "GatewayConfig",
@@ -111,6 +113,7 @@ class Config(_Section, frozen=True, kw_only=True):
     kalshi: KalshiConfig = KalshiConfig()
     bus: BusConfig = BusConfig()
     control: ControlConfig = ControlConfig()
+    curve: CurveConfig = CurveConfig()
     log: LogConfig = LogConfig()
     journal: JournalConfig = JournalConfig()
     db: DbConfig = DbConfig()

@@ -19,6 +19,7 @@ MsgSize = Annotated[int, msgspec.Meta(ge=64 * 1024, le=2**31)]
 __all__ = [
     "BusConfig",
     "ControlConfig",
+    "CurveConfig",
     "DbConfig",
     "JournalConfig",
     "KalshiConfig",
@@ -76,6 +77,21 @@ class ControlConfig(_Section, frozen=True, kw_only=True):
     #: Largest control request (bytes) accepted (``ZMQ_MAXMSGSIZE``): a request is a command
     #: and a few arguments, well under a kilobyte; replies are not limited.
     max_msg_bytes: MsgSize = 1024 * 1024
+
+
+class CurveConfig(_Section, frozen=True, kw_only=True):
+    """CURVE keys for bus and control endpoints that are not loopback (see ``shared.curve``):
+    paths of ZeroMQ certificate files written by ``kxfeed keys``, never keys. Loopback and
+    ``ipc://`` endpoints use none; a non-loopback one without the keys it needs is refused."""
+
+    #: NAME.key_secret of this host's servers (the bus proxy, control sockets) bound beyond loopback.
+    server_key: str = ""
+    #: Directory of the NAME.key files of the clients those servers admit (nobody else).
+    allowed_clients: str = ""
+    #: NAME.key of the server this process connects to beyond loopback (the bus, a control socket).
+    server_public_key: str = ""
+    #: NAME.key_secret of this process as a client (its NAME.key is in the server's allowed_clients).
+    client_key: str = ""
 
 
 class LogConfig(_Section, frozen=True, kw_only=True):

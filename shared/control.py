@@ -23,6 +23,8 @@ import zmq
 import zmq.asyncio
 
 from shared.commands.base import BadArgument, Command, decode
+from shared.config import ConfigError
+from shared.curve import current
 
 #: Heartbeat counters that count a worker's messages, in order of preference: the first one a
 #: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
@@ -77,8 +79,19 @@ def request_socket(ctx: zmq.Context[Any], endpoint: str, timeout_s: float) -> zm
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
     sock.setsockopt(zmq.SNDTIMEO, int(timeout_s * 1000))
+    _dial(sock, endpoint)
     sock.connect(endpoint)
     return sock
+
+
+def _dial(sock: zmq.Socket[Any], endpoint: str) -> None:
+    """CURVE client options for an endpoint beyond loopback (:mod:`shared.curve`): a missing key
+    is the caller's ControlError, and the socket is closed."""
+    try:
+        current().dial(sock, endpoint)
+    except ConfigError as exc:
+        sock.close(0)
+        raise ControlError(str(exc)) from None
 
 
 def _unwrap(raw: bytes, endpoint: str, cmd: str) -> Any:
@@ -136,6 +149,7 @@ async def arequest(
     ctx: zmq.asyncio.Context = zmq.asyncio.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
+    _dial(sock, endpoint)
     sock.connect(endpoint)
     try:
         await sock.send(ENCODER.encode(req))

@@ -16,7 +16,8 @@ One implementation for every control socket (every worker's and the supervisor's
   hands every message over, so the server sees, counts and drops what is not a REQ request.
   ``ZMQ_MAXMSGSIZE`` bounds what a peer can make it allocate; what zmq refuses on its own
   (handshake failures, oversized messages) is counted by a socket monitor
-  (:mod:`shared.zmq_watch`).
+  (:mod:`shared.zmq_watch`). Bound beyond loopback it is a CURVE server admitting only
+  ``[curve] allowed_clients`` (:mod:`shared.curve`); a refused handshake never reaches it.
 
 Reasons (a closed set, so the label cannot grow with hostile input): ``envelope`` (not a REQ
 message: dropped, no one to answer), ``multipart`` (more than one body frame), ``decode`` (not a
@@ -38,6 +39,7 @@ from prometheus_client import Counter
 
 from shared.commands.base import BadArgument
 from shared.control import ENCODER, REQUEST_DECODER, ControlReply
+from shared.curve import Curve, current
 from shared.log import BurstLog
 from shared.zmq_watch import PeerWatch
 
@@ -206,8 +208,12 @@ class ControlServer:
         *,
         max_msg_bytes: int = DEFAULT_MAX_MSG_BYTES,
         ctx: zmq.asyncio.Context | None = None,
+        curve: Curve | None = None,
+        on_bound: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.curve = curve
+        self.on_bound = on_bound
         self.dispatcher = dispatcher
         self.max_msg_bytes = max_msg_bytes
         self._ctx = ctx or zmq.asyncio.Context.instance()
@@ -222,9 +228,12 @@ class ControlServer:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         watch = PeerWatch(sock, "control")
         try:
+            (self.curve or current()).serve(sock, self.endpoint, "control")
             sock.bind(self.endpoint)
             self.bound = str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
             self.listening.set()
+            if self.on_bound is not None:
+                self.on_bound(self.bound)
             poller = zmq.asyncio.Poller()
             poller.register(sock, zmq.POLLIN)
             poller.register(watch.monitor, zmq.POLLIN)
@@ -279,9 +288,13 @@ async def serve_control(
     log: logging.Logger,
     *,
     max_msg_bytes: int = DEFAULT_MAX_MSG_BYTES,
+    curve: Curve | None = None,
+    on_bound: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve ``endpoint`` with ``handler`` until cancelled (what an actor's control task runs)."""
-    server = ControlServer(endpoint, Dispatcher(owner, handler, log), max_msg_bytes=max_msg_bytes)
+    """Serve ``endpoint`` with ``handler`` until cancelled (what an actor's control task runs);
+    ``on_bound`` gets the endpoint actually bound (a port ``*`` or 0 made concrete)."""
+    dispatcher = Dispatcher(owner, handler, log)
+    server = ControlServer(endpoint, dispatcher, max_msg_bytes=max_msg_bytes, curve=curve, on_bound=on_bound)
     await server.run()
 
 

@@ -7,7 +7,8 @@ setup, creates a file, or shows a secret (URLs lose their password, key ids neve
 
 What is checked depends on which workers will run (``workers``): credentials for the
 connector against demo/prod, the database for the writer, team tables and ``ODDS_API_KEY``
-for the arb, the ports each of them binds.
+for the arb, the ports each of them binds, the CURVE keys of what they bind or connect to beyond
+loopback.
 """
 
 from __future__ import annotations
@@ -239,6 +240,23 @@ def check_data(cfg: Config, workers: Sequence[str]) -> list[str]:
     return problems
 
 
+def check_curve(cfg: Config, workers: Sequence[str], supervisor: bool = False) -> list[str]:
+    """A bus or control endpoint beyond loopback needs CURVE keys that load (shared/curve.py)."""
+    from shared.curve import Curve, endpoints_of
+
+    curve = Curve(cfg.curve)
+    problems: list[str] = []
+    for name in [*(["supervisor"] if supervisor else []), *workers]:
+        try:
+            binds, connects = endpoints_of(cfg, name)
+        except ConfigError:
+            continue  # a custom child without a section binds nothing we know of
+        for problem in curve.problems(binds, connects):
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
 def preflight(
     cfg: Config,
     workers: Sequence[str],
@@ -260,6 +278,7 @@ def preflight(
     problems += check_odds(cfg, env, workers, environ)
     problems += check_data(cfg, workers)
     problems += check_gateway(cfg, workers, environ)
+    problems += check_curve(cfg, workers, supervisor)
     problems += check_ports(cfg, workers, supervisor)
     return problems
 
