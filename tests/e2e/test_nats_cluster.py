@@ -1,10 +1,12 @@
 """The NATS cluster of three that ops/jetstream.md deploys, from the shipped ops/nats/node-N.conf
 files as they are (each node on a host of its own: a network namespace whose /etc/hosts names the
 other two, joined by veth pairs; only the store directory is the test's), with the kxfeed streams
-at replicas = 3. A journaling publisher and the jetstream bridge run on a fourth host that knows
-all three nodes. The leader of a stream is SIGKILLed mid-stream: the other two elect a new one
-and the bridge goes on; the node comes back on its store and catches up (every replica
-current again). At the end every journaled record of a mirrored kind is in the streams exactly once.
+at replicas = 3. A journaling publisher and the jetstream bridge run on a fourth host, a writer
+(``source = "jetstream"``) on a fifth; both know all three nodes. The leader of a stream is
+SIGKILLed mid-stream: the other two elect a new one and the bridge goes on; the node comes back on
+its store and catches up (every replica current again). At the end every journaled record of a
+mirrored kind is in the streams exactly once, and the writer's database holds every one of its
+messages exactly once.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from tests.integration.test_jetstream_rig import (
     publisher_cmd,
     read_stream_sync,
 )
+from tests.integration.test_writer_jetstream import journaled, offsets, read_db, setup_config, writer_stats
 from tests.support.config import make_config, write_config
 from tests.support.netns import Hosts, hosts
 from tests.support.procs import ROOT, wait_until
+from tests.support.synth import expected_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="jetstream")]
 
@@ -36,6 +40,7 @@ NODES = ("nats-1", "nats-2", "nats-3")
 LINKS = (
     ("nats-1", "nats-2"), ("nats-2", "nats-3"), ("nats-1", "nats-3"),
     ("nats-1", "collector"), ("nats-2", "collector"), ("nats-3", "collector"),
+    ("nats-1", "writer"), ("nats-2", "writer"), ("nats-3", "writer"),
 )  # fmt: skip
 DOMAIN = "kxfeed.internal"  # what the shipped configs' routes name
 SHIPPED_STORE = "store_dir: /var/lib/nats-server"
@@ -48,8 +53,8 @@ def shipped(i: int, store: Path) -> str:
     return text.replace(SHIPPED_STORE, f"store_dir: {store}")
 
 
-def client_url(net: Hosts, node: str) -> str:
-    return f"nats://{net.address(node, 'collector')}:4222"
+def client_url(net: Hosts, node: str, client: str = "collector") -> str:
+    return f"nats://{net.address(node, client)}:4222"
 
 
 def cluster_state(url: str) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def cluster_state(url: str) -> dict[str, Any]:
 
 
 def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path: Path) -> None:
-    with hosts((*NODES, "collector"), LINKS) as net:
+    with hosts((*NODES, "collector", "writer"), LINKS) as net:
         for node in NODES:
             net.resolve(node, {f"{o}.{DOMAIN}": net.address(o, node) for o in NODES if o != node})
         servers = {
@@ -111,6 +116,11 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
             },
         )
         path = write_config(cfg, tmp_path / "collector" / "kx.toml")
+        wcfg, wpath = setup_config(
+            tmp_path / "writer",
+            [client_url(net, n, "writer") for n in NODES],
+            {"url": f"sqlite+aiosqlite:///{tmp_path / 'writer' / 'kx.db'}"},
+        )
         try:
             for s in servers.values():
                 s.start()
@@ -123,6 +133,8 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
 
             bridge_log = tmp_path / "js.log"
             bridge = net.kxfeed("collector", "worker", "jetstream", "--config", str(path), log=bridge_log)
+            writer_log = tmp_path / "writer.log"
+            writer = net.kxfeed("writer", "worker", "writer", "--config", str(wpath), log=writer_log)
 
             # The cluster is up once the bridge has its streams, each with three replicas.
             def streams_made() -> bool:
@@ -166,6 +178,17 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
 
             assert wait_until(all_current, 60), state_from(back)
             assert bridge.poll() is None, bridge_log.read_text()[-3000:]
+            # The writer on its host stored every message once, through the leader's death.
+            msgs = journaled(tmp_path / "collector" / "journal")
+            want_rows = expected_tables(msgs)
+            want_pos: dict[tuple[str, int, str], int] = {}
+            for m in msgs:
+                key = (m.pub, m.epoch, m.kind)
+                want_pos[key] = max(want_pos.get(key, 0), m.seq)
+            assert wait_until(lambda: offsets(wcfg) == want_pos, 120), (writer_stats(wcfg), writer_log)
+            got_rows, delta_rows = read_db(wcfg, list(want_rows))
+            wstats = writer_stats(wcfg)
+            assert writer.poll() is None, writer_log.read_text()[-3000:]
             got_stored = net.call("collector", lambda: read_stream_sync(back))
         finally:
             for s in servers.values():
@@ -175,3 +198,8 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
     assert len(got_stored) == len(expected), "one JetStream message per journal record"
     assert max(got.values()) == 1, [k for k, n in got.items() if n > 1][:3]
     assert got == want
+    for table, rows in want_rows.items():
+        missing, extra = rows - got_rows[table], got_rows[table] - rows
+        assert not missing and not extra, f"{table}: {len(missing)} missing, {len(extra)} extra"
+    assert delta_rows == len(want_rows["book_deltas"]), "no delta stored twice"
+    assert wstats["lost"] == 0 and wstats["js_poison"] == 0, wstats

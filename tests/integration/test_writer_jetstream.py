@@ -56,13 +56,16 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def setup_config(tmp: Path, url: str, db: dict[str, Any], **writer: Any) -> tuple[Config, Path]:
+def setup_config(
+    tmp: Path, url: str | list[str], db: dict[str, Any], **writer: Any
+) -> tuple[Config, Path]:
+    """The writer's config (``url``: a NATS server, or a cluster's servers)."""
     cfg = make_config(
         tmp,
         db=db,
         jetstream={
             "enabled": True,
-            "servers": [url],
+            "servers": [url] if isinstance(url, str) else url,
             "cursor_interval_s": 0.2,
             "retry_initial_s": 0.1,
             "retry_max_s": 0.5,
