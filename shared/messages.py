@@ -20,43 +20,18 @@ NO-side book prices are always NO prices (the connector normalises Kalshi's
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
-#: What a BIGINT column and a signed msgpack int hold. Every integer of the bus schema is
-#: bounded by it, so a decoder refuses (ValidationError, counted) what the database could not
-#: store, and producers range-check before they build a message (shared.kalshi.parse).
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+# The header and the schema's types live in message_header, the account's messages in
+# messages_account; importers take them all from here.
+from shared.message_header import DECODE_ERRORS, INT64_MAX, INT64_MIN, Header, Int64, Side, Source  # noqa: F401
+from shared.messages_account import Fill, MarketPosition, OrderGroupUpdate, UserOrder
+from shared.messages_odds import BookOdds, Odds, OddsPrice  # noqa: F401
+from shared.messages_system import Control, Heartbeat, WorkerEvent
 
-#: Everything a total decode of a payload may raise: malformed bytes, a schema or range
-#: violation, and nesting deeper than the decoder recurses (``Any`` fields, skipped fields).
-DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
-
-Side = Literal["yes", "no"]
-Source = Literal["ws", "rest", "poll", "sim"]
-
-
-class _Header(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True, omit_defaults=False):
-    pub: str = ""
-    epoch: Int64 = 0
-    seq: Int64 = 0
-    ts_exch: Int64 | None = None
-    ts_recv: Int64 = 0
-
-    #: Topic suffix field: topic = "<kind>.<value of this field>".
-    topic_field: ClassVar[str] = "ticker"
-    #: Journaled by durable publishers and stored by the writer.
-    durable: ClassVar[bool] = True
-
-    @property
-    def kind(self) -> str:
-        return type(self).__struct_config__.tag  # type: ignore[return-value]
-
-    def topic(self) -> str:
-        return f"{type(self).__struct_config__.tag}.{getattr(self, self.topic_field)}"
+_Header = Header
 
 
 class PriceRange(msgspec.Struct, frozen=True, array_like=True):
@@ -155,82 +130,6 @@ class Trade(_TradeFields, frozen=True, kw_only=True, tag="trade"):
     """
 
     source: Source = "ws"
-
-
-class _FillFields(_Header, frozen=True):
-    """Fill's fields as first published (a base only: not a bus kind of its own)."""
-
-    trade_id: str
-    order_id: str
-    ticker: str
-    is_taker: bool
-    side: Side
-    yes_price: Int64
-    count: Int64
-    fee: Int64
-    action: str = ""
-    post_position: Int64 = 0
-    client_order_id: str | None = None
-
-
-class Fill(_FillFields, frozen=True, kw_only=True, tag="fill"):
-    """One fill of this account's order (private ``fill`` channel). ``yes_price`` is the YES
-    price of the fill whatever ``side``; ``fee`` in micro-dollars; ``post_position`` is the
-    signed position in the market after the fill (hundredths, negative = NO contracts);
-    ``subaccount`` (added after the header) the subaccount whose order filled, when one was."""
-
-    subaccount: Int64 | None = None
-
-
-class MarketPosition(_Header, frozen=True, tag="position"):
-    """This account's position in one market (private ``market_positions`` channel).
-    ``position`` signed hundredths (negative = NO); money fields in micro-dollars."""
-
-    ticker: str
-    position: Int64
-    position_cost: Int64
-    realized_pnl: Int64
-    fees_paid: Int64
-    volume: Int64
-
-
-class UserOrder(_Header, frozen=True, tag="order"):
-    """This account's order after one change (private ``user_orders`` channel): its state, not
-    the change. ``side`` is the outcome side (buy YES / sell NO = yes); ``yes_price`` the YES
-    price whatever the side; counts in hundredths; fill costs and fees in micro-dollars; times
-    in ms. ``ts_exch`` is its last update (or its creation)."""
-
-    order_id: str
-    ticker: str
-    status: str
-    side: Side
-    yes_price: Int64
-    fill_count: Int64
-    remaining_count: Int64
-    initial_count: Int64
-    taker_fill_cost: Int64
-    maker_fill_cost: Int64
-    #: None when the frame did not say (Kalshi's earlier user_order had no fee fields).
-    taker_fees: Int64 | None = None
-    maker_fees: Int64 | None = None
-    client_order_id: str | None = None
-    order_group_id: str | None = None
-    self_trade_prevention_type: str | None = None
-    created_ms: Int64 | None = None
-    expiration_ms: Int64 | None = None
-    last_update_reason: str | None = None
-    subaccount: Int64 | None = None
-
-
-class OrderGroupUpdate(_Header, frozen=True, tag="ordergroup"):
-    """An event of one of this account's order groups (private ``order_group_updates``):
-    created, triggered, reset, deleted, limit_updated. ``contracts_limit`` in hundredths
-    (set by created and limit_updated only)."""
-
-    order_group_id: str
-    event_type: str
-    contracts_limit: Int64 | None = None
-    topic_field: ClassVar[str] = "order_group_id"
 
 
 class _MarketLifecycleFields(_Header, frozen=True):
@@ -401,69 +300,6 @@ class Signal(_Header, frozen=True, tag="signal"):
     fees: Int64
     legs: list[str] = []
     detail: str = ""
-
-
-class OddsPrice(msgspec.Struct, frozen=True, array_like=True):
-    """One outcome's price at one sportsbook: American odds (+150, -120; |odds| >= 100)."""
-
-    name: str
-    american: Int64
-
-
-class BookOdds(msgspec.Struct, frozen=True, array_like=True):
-    """One sportsbook's head-to-head (moneyline) line for an event, as of ``updated_ms``."""
-
-    book: str
-    updated_ms: Int64
-    prices: list[OddsPrice]
-
-
-class Odds(_Header, frozen=True, tag="odds"):
-    """Sportsbook odds of one event (The Odds API's event, h2h market only), published by
-    anyone with odds to offer; the arb worker reads them (``[arb] odds_source = "bus"``).
-    ``event_id`` is the source's own id; outcome names are team names (and "Draw")."""
-
-    event_id: str
-    sport_key: str
-    commence_ms: Int64
-    home_team: str
-    away_team: str
-    books: list[BookOdds]
-    topic_field: ClassVar[str] = "sport_key"
-    durable: ClassVar[bool] = False
-
-
-class Heartbeat(_Header, frozen=True, tag="hb"):
-    worker: str
-    pid: Int64
-    uptime_ms: Int64
-    ready: bool
-    counters: dict[str, Int64] = {}
-    topic_field: ClassVar[str] = "worker"
-    durable: ClassVar[bool] = False
-
-
-class WorkerEvent(_Header, frozen=True, tag="wevent"):
-    """Lifecycle of a worker process (started, ready, stopped, exited, restarted, ...)."""
-
-    worker: str
-    event: str
-    pid: Int64 = 0
-    exit_code: Int64 | None = None
-    detail: str = ""
-    topic_field: ClassVar[str] = "worker"
-
-
-class Control(_Header, frozen=True, tag="ctl"):
-    """A request to a worker over the bus, e.g. orderbook -> connector ``snapshot``."""
-
-    target: str
-    cmd: str
-    tickers: list[str] = []
-    reason: str = ""
-    args: dict[str, Any] = {}
-    topic_field: ClassVar[str] = "target"
-    durable: ClassVar[bool] = False
 
 
 Message = (
