@@ -3,6 +3,7 @@ over any int64 time, and refusing what the API does not serve."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -234,3 +235,21 @@ def test_iso_edges() -> None:
     assert wire.iso_ns(-1) == "1969-12-31T23:59:59.999999Z"
     assert wire.iso_ms(INT64_MAX) is None and wire.iso_ms(None) is None
     assert wire.iso_ms(-62_135_596_800_000) == "0001-01-01T00:00:00.000000Z"
+
+
+def _iso_by_datetime(us: int) -> str | None:
+    try:
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+        return at.isoformat(timespec="microseconds")[:26] + "Z"
+    except OverflowError:
+        return None
+
+
+@given(st.one_of(st.integers(INT64_MIN, INT64_MAX), st.integers(-62_135_596_800_001, 253_402_300_800_000)))
+def test_iso_times_are_datetimes_own(ms: int) -> None:
+    """The remembered seconds write what datetime writes, at any int64 and across the edges of
+    what ISO-8601 holds (ns, truncated to the microsecond; ms)."""
+    assert wire.iso_ms(ms) == _iso_by_datetime(ms * 1000)
+    for ns in (ms, ms * 1_000_000 + 999_999, ms * 1_000_000 - 1):
+        if INT64_MIN <= ns <= INT64_MAX:
+            assert wire.iso_ns(ns) == _iso_by_datetime(ns // 1000)
