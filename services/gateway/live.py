@@ -2,7 +2,10 @@
 its snapshot, and what the REST ``latest`` route prefers when it is newer than the database.
 
 Per market, per kind (tob, trade, bookstate, depth, ticker, poll, signal, gap, lifecycle,
-meta), the newest message as its wire dict and its encoded JSON (encoded once, sent to many).
+meta), the newest message; its wire dict and encoded JSON are made once, when first asked for
+(or handed in by the stream, which made them for its subscribers): most messages are
+replaced by a newer one before anyone reads them, and converting every one was most of the
+gateway's CPU.
 Bounded: a market that settles (a ``determined``/``settled`` lifecycle event, or a meta/poll
 status that says so) leaves at once and its later messages are not kept; past
 ``max_markets`` the least recently updated market leaves. Both are counted in
@@ -15,6 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import msgspec
+
+from services.gateway import wire
 from shared.messages import Gap, MarketLifecycle, MarketMeta, Message, PollSnapshot
 
 __all__ = ["CLOSED_EVENTS", "CLOSED_STATUSES", "LIVE_KINDS", "Entry", "LiveState"]
@@ -30,18 +36,55 @@ OPEN_EVENTS = frozenset({"activated", "created"})
 OPEN_STATUSES = frozenset({"open", "active", "initialized", "unopened"})
 
 
+_ENC = msgspec.json.Encoder()
+
+
+class Wire:
+    """One message's wire dict and JSON, made on first use (a gap kept under several markets
+    shares one)."""
+
+    __slots__ = ("_data", "_encoded", "msg")
+
+    def __init__(
+        self, msg: Message, data: dict[str, Any] | None = None, encoded: bytes | None = None
+    ) -> None:
+        self.msg = msg
+        self._data = data
+        self._encoded = encoded
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            # Total for the kinds kept (LiveState.observe is given only what wire serves).
+            self._data = wire.convert(self.msg)
+        return self._data
+
+    @property
+    def encoded(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = _ENC.encode(self.data)
+        return self._encoded
+
+
 class Entry:
     """One kind's newest state of one market."""
 
-    __slots__ = ("data", "encoded", "kind", "ticker", "ts_ns")
+    __slots__ = ("kind", "source", "ticker", "ts_ns")
 
-    def __init__(self, kind: str, ticker: str, ts_ns: int, data: dict[str, Any], encoded: bytes) -> None:
+    def __init__(self, kind: str, ticker: str, ts_ns: int, source: Wire) -> None:
         self.kind = kind
         self.ticker = ticker
         #: ts_recv of the message (ns): what "newer than the database row" compares.
         self.ts_ns = ts_ns
-        self.data = data
-        self.encoded = encoded
+        self.source = source
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.source.data
+
+    @property
+    def encoded(self) -> bytes:
+        return self.source.encoded
 
 
 def tickers_of(msg: Message) -> list[str]:
@@ -86,11 +129,15 @@ class LiveState:
     def __contains__(self, ticker: object) -> bool:
         return ticker in self._markets
 
-    def observe(self, msg: Message, kind: str, data: dict[str, Any], encoded: bytes) -> None:
-        """Keep ``msg`` (already converted to ``data`` and encoded) as its markets' newest ``kind``."""
+    def observe(
+        self, msg: Message, kind: str, data: dict[str, Any] | None = None, encoded: bytes | None = None
+    ) -> None:
+        """Keep ``msg`` as its markets' newest ``kind`` (``data``, ``encoded``: its wire dict and
+        JSON when the caller made them already; else made when first read)."""
         if kind not in LIVE_KINDS:
             return
         closing = _closing(msg)
+        source: Wire | None = None
         for ticker in tickers_of(msg):
             if closing:
                 self._close(ticker)
@@ -100,7 +147,9 @@ class LiveState:
             elif ticker in self._closed:
                 self._count("ignored_closed")
                 continue
-            self._put(Entry(kind, ticker, msg.ts_recv, data, encoded))
+            if source is None:
+                source = Wire(msg, data, encoded)
+            self._put(Entry(kind, ticker, msg.ts_recv, source))
 
     def _put(self, entry: Entry) -> None:
         market = self._markets.get(entry.ticker)
@@ -150,7 +199,7 @@ class LiveState:
         """
         wanted = tuple(kinds)
         names: Iterable[str] = list(self._markets) if tickers is None else tickers
-        seen_gaps: set[int] = set()
+        seen_gaps: set[int] = set()  # ids of the Wire a gap's entries share
         for ticker in names:
             market = self._markets.get(ticker)
             if market is None:
@@ -160,7 +209,7 @@ class LiveState:
                 if entry is None or (accept is not None and not accept(entry)):
                     continue
                 if kind == "gap":
-                    if id(entry.data) in seen_gaps:
+                    if id(entry.source) in seen_gaps:
                         continue
-                    seen_gaps.add(id(entry.data))
+                    seen_gaps.add(id(entry.source))
                 yield entry

@@ -126,18 +126,18 @@ class StreamCore(ClientRequests):
             self.seal(now_ns)
 
     def ingest(self, msg: Message, now_ns: int) -> Prepared | None:
-        """Convert and encode ``msg`` once and keep it as live state; what :meth:`fanout` needs,
-        or None when no subscription takes its kind."""
-        try:
-            data = wire.convert(msg)
-        except wire.Unsupported:
+        """Keep ``msg`` as live state and, when a subscription takes its kind, convert and
+        encode it once: what :meth:`fanout` needs (None when no subscription takes it)."""
+        kind: str = type(msg).__struct_config__.tag  # type: ignore[assignment]
+        if kind not in wire.SERVED_KINDS:
             self.counts.add("ignored", type(msg).__name__)
             return None
-        kind: str = type(msg).__struct_config__.tag  # type: ignore[assignment]
+        if kind not in self._index and kind not in self._groups:
+            self.live.observe(msg, kind)  # converted if and when the REST API or a snapshot reads it
+            return None
+        data = wire.convert(msg)
         encoded = _ENC.encode(data)
         self.live.observe(msg, kind, data, encoded)
-        if kind not in self._index and kind not in self._groups:
-            return None
         tickers = tickers_of(msg)
         ticker = tickers[0] if len(tickers) == 1 else None
         return Prepared(

@@ -71,3 +71,18 @@ def test_closed_set_is_bounded() -> None:
     for i in range(50):
         put(live, MarketLifecycle(ticker=f"M{i}", event_type="determined"))
     assert len(live._closed) == 3
+
+
+def test_kept_unconverted_until_read_then_as_converted() -> None:
+    """A message handed in bare (no stream subscriber took its kind) is converted when first
+    read, once, to what wire.convert gives; a bare gap under two markets is still given once."""
+    live = LiveState(10)
+    msg = tob("A", 4300, ts_ns=7)
+    live.observe(msg, "tob")
+    entry = live.get("tob", "A")
+    assert entry is not None and entry.source._data is None  # nothing made yet
+    assert entry.data == wire.convert(msg) and entry.data is entry.data
+    assert msgspec.json.decode(entry.encoded) == entry.data and entry.ts_ns == 7
+    live.observe(Gap(conn=1, sid=2, expected=3, received=5, tickers=["A", "B"], reason="seq"), "gap")
+    gaps = list(live.entries(["gap"]))
+    assert len(gaps) == 1 and gaps[0].data["tickers"] == ["A", "B"]
