@@ -153,8 +153,9 @@ class StreamHub:
         self.feed_many((msg,))
 
     def feed_many(self, msgs: Iterable[Message]) -> None:
-        """A batch of bus messages: live state now; the fan-out to clients in :meth:`run`, in
-        slices, so a burst never holds the loop (heartbeats, client requests) for long."""
+        """A batch of bus messages: live state, and the first slice of the fan-out, now (no
+        task switch between the bus and the clients' sockets); the rest in :meth:`run`, a
+        slice at a time, so a burst never holds the loop (heartbeats, client requests) long."""
         now = self._clock()
         ingest, backlog = self.core.ingest, self._backlog
         for msg in msgs:
@@ -165,22 +166,30 @@ class StreamHub:
                 old = backlog.popleft()
                 self._backlog_lost[old.kind] = self._backlog_lost.get(old.kind, 0) + 1
             backlog.append(prepared)
-        self._fan.set()
+        if backlog or self._backlog_lost:
+            self._fan_slice()
+            if backlog:
+                self._fan.set()
+
+    def _fan_slice(self) -> None:
+        """Fan out the oldest :data:`FANOUT_SLICE` waiting messages and write them."""
+        backlog, fanout = self._backlog, self.core.fanout
+        now = self._clock()
+        if self._backlog_lost:
+            lost, self._backlog_lost = self._backlog_lost, {}
+            self.core.lost_before_fanout(lost, now)
+        for _ in range(min(FANOUT_SLICE, len(backlog))):
+            fanout(backlog.popleft(), now)
+        self.core.seal(now, self._send_now)
+        self._wake()
 
     async def _fanout(self) -> None:
-        backlog, fanout = self._backlog, self.core.fanout
+        backlog = self._backlog
         while True:
             await self._fan.wait()
             self._fan.clear()
             while backlog or self._backlog_lost:
-                now = self._clock()
-                if self._backlog_lost:
-                    lost, self._backlog_lost = self._backlog_lost, {}
-                    self.core.lost_before_fanout(lost, now)
-                for _ in range(min(FANOUT_SLICE, len(backlog))):
-                    fanout(backlog.popleft(), now)
-                self.core.seal(now, self._send_now)
-                self._wake()
+                self._fan_slice()
                 await asyncio.sleep(0)
 
     def _send_now(self, client: Client, payload: bytes) -> bool:
