@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.collectors import COLLECTOR_PATTERN
 from shared.config_common import WorkerBase, _Section
 
 __all__ = [
@@ -101,6 +102,10 @@ class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
     #: A numeric ``--instance`` sets the index.
     shard_count: int = 1
     shard_index: int = 0
+    #: This collector's name when two collectors feed the same markets (redundant lines, e.g.
+    #: one per host): publisher names become connector-NAME[-SHARD]; empty = the one collector.
+    #: A letter first, then up to 23 of a-z 0-9 _ (``--instance NAME[-N]`` overrides it).
+    collector: Annotated[str, msgspec.Meta(pattern=COLLECTOR_PATTERN)] = ""
     #: At most this many markets per subscription (sid); more markets -> more sids.
     max_markets_per_subscription: int = 500
     #: Commands sent per second at most, with a burst of one second's worth: at most twice this

@@ -1,6 +1,8 @@
 """The connector worker: Kalshi's WebSocket in, journaled bus messages out.
 
-  kxfeed worker connector [--instance N]     (shard N of [connector] shard_count)
+  kxfeed worker connector [--instance N | NAME | NAME-N]
+      (shard N of [connector] shard_count; NAME: this process's collector, default
+      [connector] collector; see shared/collectors.py for the publisher names)
 
 At start it resolves the market set over REST (``[connector]`` filters), publishes
 a ``MarketMeta`` per market, then holds one signed WebSocket connection:
@@ -38,13 +40,14 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from shared import collectors
 from shared.actor import Actor
 from shared.backoff import Backoff
 from shared.commands.base import Command
 from shared.commands.snapshot import Snapshot, SnapshotReply
 from shared.commands.subscriptions import Subscriptions
 from shared.commands.table import CommandHandler
-from shared.config import ConnectorConfig
+from shared.config import Config, ConfigError, ConnectorConfig
 from shared.kalshi.credentials import Credentials, load_credentials
 from shared.kalshi.discovery import MarketFilter
 from shared.kalshi.endpoints import resolve
@@ -82,11 +85,24 @@ class ConnectorWorker(Actor):
     name = "connector"
     durable = True
 
+    def __init__(self, config: Config, *, instance: str = "") -> None:
+        # The worker id is the publisher name: it carries the collector and the shard, so two
+        # collectors (or two shards) never share a journal, a bus sequence or a JetStream msg id.
+        cc = config.connector
+        try:
+            named, index = collectors.parse_instance(instance)
+        except ValueError as exc:
+            raise ConfigError(f"--instance: {exc}") from None
+        self.collector = cc.collector if named is None else named
+        if index is None and cc.shard_count > 1:
+            index = cc.shard_index
+        self.shard_index = index
+        super().__init__(config, instance=collectors.instance(self.collector, index))
+
     # ---- lifecycle -------------------------------------------------------------------------
     async def setup(self) -> None:
         self.cc: ConnectorConfig = self.config.connector
-        index = int(self.instance) if self.instance.isdigit() else None
-        self.filter = MarketFilter.from_config(self.cc, index)
+        self.filter = MarketFilter.from_config(self.cc, self.shard_index)
         self.endpoints = resolve(self.config)
         self.creds: Credentials = load_credentials(self.config, self.endpoints.env)
         self.private = self._private_channels()
@@ -116,6 +132,8 @@ class ConnectorWorker(Actor):
             flush=self._flush,
         )
         self.ctl = self.subscriber([f"ctl.{self.name}"])
+        #: Every connector, every shard of this collector (the orderbook asks one line), this one.
+        self._targets = {self.name, collectors.connector_id(self.collector, None), self.worker_id}
         self.last_frame = 0.0
         self.connected_at: float | None = None
         self.counts = {"reconnects": 0, "auth_failures": 0, "sessions": 0}
@@ -135,6 +153,7 @@ class ConnectorWorker(Actor):
                     "credentials": self.creds.source,
                     "private_channels": list(self.private),
                     "shard": f"{self.filter.shard_index}/{self.filter.shard_count}",
+                    "collector": self.collector,
                 }
             },
         )
@@ -411,7 +430,7 @@ class ConnectorWorker(Actor):
     async def _control_loop(self) -> None:
         while True:
             for m in await self.ctl.recv():
-                if not isinstance(m, Control) or m.target not in (self.name, self.worker_id):
+                if not isinstance(m, Control) or m.target not in self._targets:
                     continue
                 CONTROL_REQUESTS.labels("bus:snapshot" if m.cmd == "snapshot" else "bus:unknown").inc()
                 if m.cmd == "snapshot":

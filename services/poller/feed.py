@@ -10,21 +10,24 @@ What the connector actually publishes decides it:
   that restarts (new epoch) forgets what the old process said, and subscribes afresh.
 
 A market's outage starts at the earlier of the two; the fallback polls it once the outage
-is ``fallback_after`` old, and stops as soon as both say healthy again. Pure: pass ``now``.
+is ``fallback_after`` old, and stops as soon as both say healthy again. With several
+redundant collectors (``collectors``, see shared/collectors.py) a market has a feed while any
+one of them carries it: its outage starts when the last of them went down. Pure: pass ``now``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from shared import collectors as coll
 from shared.kalshi.discovery import shard_of
 from shared.messages import BookState, Heartbeat
 
 
-def connector_ids(shard_count: int) -> list[str]:
-    """The worker ids of the connector processes the config implies."""
-    return ["connector"] if shard_count <= 1 else [f"connector-{i}" for i in range(shard_count)]
+def connector_ids(shard_count: int, collector: str = "") -> list[str]:
+    """The worker ids of the connector processes of one collector the config implies."""
+    return coll.connector_ids(collector, shard_count)
 
 
 @dataclass
@@ -39,16 +42,27 @@ class ConnectorHealth:
 
 
 class FeedHealth:
-    def __init__(self, shard_count: int, *, timeout_s: float, fallback_after: float, now: float) -> None:
+    def __init__(
+        self,
+        shard_count: int,
+        *,
+        timeout_s: float,
+        fallback_after: float,
+        now: float,
+        collectors: Sequence[str] = ("",),
+    ) -> None:
         self.shard_count = max(1, shard_count)
         self.timeout_s = timeout_s
         self.fallback_after = fallback_after
+        #: Per collector, its shards' ids in shard order.
+        self.lines = [connector_ids(self.shard_count, c) for c in dict.fromkeys(collectors)]
         # Nothing heard yet counts as down from now: a feed that never comes up is a feed down.
-        self.links = {n: ConnectorHealth(n, down_since=now) for n in connector_ids(self.shard_count)}
+        self.links = {n: ConnectorHealth(n, down_since=now) for ids in self.lines for n in ids}
 
-    def link_of(self, ticker: str) -> ConnectorHealth:
-        names = list(self.links)
-        return self.links[names[shard_of(ticker, self.shard_count)] if self.shard_count > 1 else names[0]]
+    def links_of(self, ticker: str) -> list[ConnectorHealth]:
+        """The connector of each collector that carries ``ticker``."""
+        i = shard_of(ticker, self.shard_count) if self.shard_count > 1 else 0
+        return [self.links[ids[i]] for ids in self.lines]
 
     # ---- input -----------------------------------------------------------------------------
     def heartbeat(self, hb: Heartbeat, now: float) -> None:
@@ -86,12 +100,16 @@ class FeedHealth:
 
     # ---- output ----------------------------------------------------------------------------
     def down_since(self, ticker: str) -> float | None:
-        link = self.link_of(ticker)
-        since = link.down_since
-        invalid = link.markets_invalid.get(ticker)
-        if invalid is not None and (since is None or invalid < since):
-            since = invalid
-        return since
+        latest: float | None = None
+        for link in self.links_of(ticker):
+            since = link.down_since
+            invalid = link.markets_invalid.get(ticker)
+            if invalid is not None and (since is None or invalid < since):
+                since = invalid
+            if since is None:
+                return None  # this collector carries it
+            latest = since if latest is None else max(latest, since)
+        return latest
 
     def due(self, tickers: Iterable[str], now: float) -> list[str]:
         """Markets whose feed has been down at least ``fallback_after``."""

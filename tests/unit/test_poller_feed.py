@@ -80,3 +80,19 @@ def test_shards_fail_independently() -> None:
     f.tick(0.0)
     due = f.due(tickers, 2.0)
     assert due and due == [t for t in tickers if shard_of(t, 2) == 1]
+
+
+def test_named_collectors_a_market_is_down_only_when_every_collector_of_it_is() -> None:
+    assert connector_ids(1, "a") == ["connector-a"]
+    assert connector_ids(2, "a") == ["connector-a-0", "connector-a-1"]
+    f = FeedHealth(1, timeout_s=3.0, fallback_after=1.0, now=0.0, collectors=("a", "b"))
+    f.heartbeat(hb("connector-a", 1), 0.5)
+    f.heartbeat(hb("connector-b", 1), 0.5)
+    f.tick(0.5)
+    assert f.due(["A"], 2.0) == []
+    f.heartbeat(hb("connector-a", 0), 3.0)
+    f.tick(3.0)
+    assert f.due(["A"], 9.0) == [] and f.down_since("A") is None  # b still carries it
+    f.heartbeat(hb("connector-b", 0), 4.0)
+    f.tick(4.0)
+    assert f.down_since("A") == 4.0 and f.due(["A"], 5.0) == ["A"]  # since the last one went
