@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import netns
 from tests.support.netns import Hosts, hosts
 from tests.support.procs import wait_until
 
@@ -78,3 +79,13 @@ def test_a_crash_kills_every_process_on_the_host_and_the_block_leaves_nothing(tm
     assert not [n for n in names if n in listed], listed
     for pid in pids:  # killed and waited for (reaped), not left running or a zombie
         assert not Path(f"/proc/{pid}").exists(), f"{pid} still there"
+
+
+def test_without_root_it_skips_unless_namespaces_are_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("KXFEED_REQUIRE_NETNS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need root"), hosts(("a",), ()):
+        pass
+    monkeypatch.setenv("KXFEED_REQUIRE_NETNS", "1")
+    with pytest.raises(pytest.fail.Exception, match="KXFEED_REQUIRE_NETNS is set"), hosts(("a",), ()):
+        pass
