@@ -102,8 +102,9 @@ class Actor:
         self.pub: Publisher | None = None
         # Keys for what this worker binds or connects beyond loopback, read now: a missing or
         # unusable one is a ConfigError before anything starts (shared/curve.py).
-        self.curve: Curve = install(Curve(config.curve))
-        self.curve.require(*endpoints_of(config, self.name))
+        curve = Curve(config.curve)
+        curve.require(*endpoints_of(config, self.name))
+        self.curve: Curve = install(curve)
         #: The background tasks; its first failure (or main's, setup's...) decides the exit code.
         self.tasks = Supervised(self.worker_id, self._fail)
         self._set_up = False

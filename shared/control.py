@@ -24,7 +24,7 @@ import zmq.asyncio
 
 from shared.commands.base import BadArgument, Command, decode
 from shared.config import ConfigError
-from shared.curve import current
+from shared.curve import current, is_loopback
 
 #: Heartbeat counters that count a worker's messages, in order of preference: the first one a
 #: worker reports is its MSG/S (connector: frames, simulator: frames_written, writer:
@@ -115,9 +115,11 @@ def request(
         sock.send(ENCODER.encode(req))
         raw = sock.recv()
     except zmq.Again:
-        raise ControlError(
-            f"no answer from {endpoint} to {cmd!r} within {timeout_s}s (is the worker running?)"
-        ) from None
+        # Beyond loopback the silence may also be a CURVE server refusing this client's key.
+        why = (
+            "is the worker running?" if is_loopback(endpoint) else "is it running, and does it admit our key?"
+        )
+        raise ControlError(f"no answer from {endpoint} to {cmd!r} within {timeout_s}s ({why})") from None
     finally:
         sock.close(0)
     return _unwrap(raw, endpoint, cmd)

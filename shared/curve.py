@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import zmq
 import zmq.auth
 from zmq.utils import z85
 
 from shared.config import Config, ConfigError
-from shared.config_common import CurveConfig
+from shared.config_common import CurveConfig, WorkerBase
 from shared.curve_zap import ZapHandler, fingerprint
 
 __all__ = [
@@ -224,12 +225,20 @@ def write_keypair(directory: str | os.PathLike[str], name: str, *, force: bool =
 
 def endpoints_of(cfg: Config, worker: str) -> tuple[list[str], list[str]]:
     """(what ``worker`` binds, what it connects to) among the bus and control endpoints: every
-    worker binds its control socket and connects to both bus endpoints; the bus binds them too."""
+    worker binds its control socket and connects to both bus endpoints; the bus binds them, and
+    publishes its heartbeats into its own XSUB; the supervisor also calls every control socket."""
     control = cfg.worker(worker).control
     binds = [control] if control else []
+    connects = [cfg.bus.xsub, cfg.bus.xpub]
     if worker == "bus":
         binds += [cfg.bus.xsub, cfg.bus.xpub]
-    return binds, [cfg.bus.xsub, cfg.bus.xpub]
+        connects = [cfg.bus.xsub]
+    if worker == "supervisor":
+        for f in msgspec.structs.fields(cfg):
+            section = getattr(cfg, f.name)
+            if isinstance(section, WorkerBase) and f.name != "supervisor" and section.control:
+                connects.append(section.control)
+    return binds, connects
 
 
 class Curve:
@@ -300,6 +309,8 @@ class Curve:
             if handler is None or not handler.alive():
                 handler = self._zap[ctx_id] = ZapHandler(sock.context, allowed)
         sock.setsockopt(zmq.ZAP_DOMAIN, name.encode())
+        # Fail closed: without this, a CURVE server whose ZAP handler is gone admits any key.
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
 

@@ -1,8 +1,9 @@
 """The ZAP handler of a context's CURVE servers: admits only the configured client public keys.
 
 libzmq asks ``inproc://zeromq.zap.01`` of the server socket's context about every CURVE
-handshake; with no handler there it would admit ANY client key, so :meth:`Curve.serve
-<shared.curve.Curve.serve>` starts this before the server binds. It runs in its own thread (the
+handshake; :meth:`Curve.serve <shared.curve.Curve.serve>` starts this before the server binds,
+and sets ``ZMQ_ZAP_ENFORCE_DOMAIN`` so that a server whose handler is gone refuses every key
+(libzmq's default would be to admit any). It runs in its own thread (the
 bus proxy's sockets are in a thread too, and a handshake must not wait on an event loop).
 
 A refused handshake is counted in ``kxfeed_curve_rejected_total{socket, reason}`` (``socket`` is
@@ -99,16 +100,25 @@ class ZapHandler:
                 if stop in ready:
                     return
                 if rep in ready:
-                    self._answer(rep)
+                    self._answer_one(rep)
         except zmq.ContextTerminated:
             pass
         finally:
             rep.close(0)
             stop.close(0)
 
-    def _answer(self, rep: zmq.Socket[bytes]) -> None:
+    def _answer_one(self, rep: zmq.Socket[bytes]) -> None:
         frames = rep.recv_multipart()
-        reply, reason, domain, peer = decide(frames, self.allowed)
+        try:
+            reply, reason, domain, peer = decide(frames, self.allowed)
+        except Exception as exc:  # decide is total; should it fail, refuse (REP must still answer)
+            _log.error("ZAP request not understood", exc_info=exc, extra={"ctx": {"error": repr(exc)}})
+            reply, reason, domain, peer = (
+                [b"1.0", b"", b"500", b"internal error", b"", b""],
+                "malformed",
+                "",
+                "",
+            )
         rep.send_multipart(reply)
         if reason:
             self._refused(reason, domain, peer, frames)

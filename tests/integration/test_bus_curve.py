@@ -104,6 +104,7 @@ class CurveBus:
     xsub: str  # as a client on another host dials them
     xpub: str
     watches: list[PeerWatch]
+    server: Curve
 
     def refused(self, event: str) -> int:
         for w in self.watches:
@@ -124,7 +125,7 @@ def curve_bus(keys: Keys) -> Iterator[CurveBus]:
     )
     proxy.start()
     try:
-        yield CurveBus(ctx, proxy, xsub, xpub, watches)
+        yield CurveBus(ctx, proxy, xsub, xpub, watches, server)
     finally:
         proxy.stop()
         for w in watches:
@@ -196,6 +197,58 @@ def test_garbage_on_the_curve_ports_does_not_kill_the_bus(keys: Keys) -> None:
         assert _delivered(pub, sub)
         pub.close()
         sub.close()
+
+
+def test_without_its_zap_handler_a_server_refuses_every_key(keys: Keys) -> None:
+    client = Curve(keys.client)
+    with curve_bus(keys) as bus:
+        pub = Publisher(bus.ctx, bus.xsub, "curve-test", curve=client)
+        sub = Subscriber(bus.ctx, bus.xpub, ["hb."], curve=client)
+        assert _delivered(pub, sub)
+        bus.server.close()  # the ZAP handler stops; the bound sockets stay
+        late = Subscriber(bus.ctx, bus.xpub, ["hb."], curve=client)
+        # (no ZAP to ask: libzmq fails the handshake before any reply, as "no_detail")
+        failed = ("handshake_failed_auth", "handshake_failed_no_detail", "handshake_failed_protocol")
+        assert wait_until(lambda: sum(bus.refused(e) for e in failed) >= 1, 20), bus.watches[1].counts
+        pub.publish(_hb(99))
+        assert late.recv_blocking(0.2) == []
+        for s in (pub, sub, late):
+            s.close()
+
+
+def test_keys_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    def keys(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            kxfeed_cmd("keys", "--out", str(tmp_path), "--name", "host-1", *extra),
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = keys()
+    assert first.returncode == 0, first.stderr
+    secret_file = tmp_path / "host-1.key_secret"
+    before = secret_file.read_bytes()
+    again = keys()
+    assert again.returncode == 1 and "host-1.key exists: not overwritten (--force" in again.stderr
+    assert secret_file.read_bytes() == before
+    forced = keys("--force")
+    assert forced.returncode == 0 and secret_file.read_bytes() != before
+    for done, text in ((first, before.decode()), (forced, secret_file.read_text())):
+        secret = next(line for line in text.splitlines() if "secret-key" in line).split('"')[1]
+        assert secret not in done.stdout + done.stderr
+        assert f'client_key = "{secret_file.resolve()}"' in done.stdout
+    bad = subprocess.run(
+        kxfeed_cmd("keys", "--out", str(tmp_path), "--name", "../escape"),
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "not a key name" in bad.stderr
 
 
 def _run_worker(cfg_path: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import pytest
 import zmq
 from zmq.utils import z85
 
+from shared.actor import Actor
 from shared.config import ConfigError, CurveConfig, load_config
 from shared.curve import (
     Curve,
@@ -171,8 +172,12 @@ def test_what_each_worker_binds_and_connects(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, bus={"xsub": "tcp://0.0.0.0:5555", "xpub": "tcp://0.0.0.0:5556"})
     binds, connects = endpoints_of(cfg, "bus")
     assert binds == [cfg.busproxy.control, "tcp://0.0.0.0:5555", "tcp://0.0.0.0:5556"]
-    assert connects == ["tcp://0.0.0.0:5555", "tcp://0.0.0.0:5556"]
-    assert endpoints_of(cfg, "writer") == ([cfg.writer.control], connects)
+    assert connects == ["tcp://0.0.0.0:5555"]  # its heartbeats; it subscribes to nothing
+    both = ["tcp://0.0.0.0:5555", "tcp://0.0.0.0:5556"]
+    assert endpoints_of(cfg, "writer") == ([cfg.writer.control], both)
+    binds, connects = endpoints_of(cfg, "supervisor")
+    assert binds == [cfg.supervisor.control]
+    assert connects[:2] == both and {cfg.writer.control, cfg.busproxy.control} <= set(connects[2:])
 
 
 def test_preflight_names_the_missing_key_per_role(tmp_path: Path) -> None:
@@ -210,3 +215,15 @@ def test_zap_admits_only_allowed_keys() -> None:
 def test_curve_config_is_paths_only() -> None:
     # Every [curve] key is a path (a str): no field could carry a key inline by mistake.
     assert all(f.type is str for f in msgspec.structs.fields(CurveConfig))
+
+
+def test_an_actor_without_the_keys_it_needs_does_not_construct(tmp_path: Path) -> None:
+    class Writer(Actor):
+        name = "writer"
+
+    cfg = make_config(tmp_path, writer={"control": "tcp://0.0.0.0:0", "metrics_port": 0})
+    with pytest.raises(ConfigError, match=r"\[curve\] server_key is not set: binding tcp://0.0.0.0:0"):
+        Writer(cfg)
+    remote = make_config(tmp_path, bus={"xsub": "tcp://10.9.9.9:5555", "xpub": "tcp://10.9.9.9:5556"})
+    with pytest.raises(ConfigError, match=r"\[curve\] server_public_key is not set"):
+        Writer(remote)

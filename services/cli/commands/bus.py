@@ -5,7 +5,13 @@
 Publishers connect to [bus] xsub, subscribers (workers, `kxfeed tap`, your own
 programs) to [bus] xpub. Same as `kxfeed worker bus`.
 
-example:
+Bound beyond loopback (0.0.0.0, *, a host's address) both sockets are CURVE servers and need
+[curve] server_key and allowed_clients (see `kxfeed keys`); without them it refuses to start.
+
+examples:
+  kxfeed bus
+  export KXFEED_CURVE_SERVER_KEY=/etc/kxfeed/curve/server.key_secret
+  export KXFEED_CURVE_ALLOWED_CLIENTS=/etc/kxfeed/curve/clients
   KXFEED_BUS_XPUB=tcp://0.0.0.0:5556 kxfeed bus
 """
 

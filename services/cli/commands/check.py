@@ -7,7 +7,8 @@ and environment overrides; credentials for Kalshi demo/prod; the private key fil
 (readable by this user, mode 0600 or 0640 with a group only kxfeed is in); that the
 database is reachable (PostgreSQL: a TCP connect to its host and port); that every
 port the workers and the supervisor bind is free; ODDS_API_KEY when the arb polls
-The Odds API against real Kalshi; the packaged team tables and migrations. Each
+The Odds API against real Kalshi; the packaged team tables and migrations; the
+[curve] key files of every bus or control endpoint beyond loopback. Each
 problem is one line that says what to do; exit 2 when there is any, 0 (and "ok")
 otherwise. --offline skips the network checks (the database connect). `kxfeed up`
 and `kxfeed worker` run the same checks first; `kxfeed config check` too.
