@@ -209,6 +209,7 @@ class Actor:
                     ts_recv=time.time_ns(),
                 )
             )
+            self.curve.poll()
             await asyncio.sleep(interval)
 
     async def _control(self) -> None:

@@ -187,7 +187,7 @@ class Publisher:
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
-        (curve or current()).dial(self._sock, endpoint)
+        (curve or current()).dial(self._sock, endpoint, "bus_xsub_client")
         self._sock.connect(endpoint)
         self._subs: set[bytes] = set()
         self._counters: dict[str, Counter] = {}
@@ -323,7 +323,7 @@ class Subscriber:
         # No ZMQ_MAXMSGSIZE here (see MAX_MSG_BYTES): the proxy refuses oversized messages.
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
-        (curve or current()).dial(self._sock, endpoint)
+        (curve or current()).dial(self._sock, endpoint, "bus_xpub_client")
         self._sock.connect(endpoint)
         self._whole_kinds = self._kinds_taken_whole(self.prefixes)
         self._last: dict[tuple[str, int, str], int] = {}

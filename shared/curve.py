@@ -37,6 +37,7 @@ from zmq.utils import z85
 from shared.config import Config, ConfigError
 from shared.config_common import CurveConfig, WorkerBase
 from shared.curve_zap import ZapHandler, fingerprint
+from shared.zmq_watch import PeerWatch
 
 __all__ = [
     "Curve",
@@ -252,6 +253,7 @@ class Curve:
         self._allowed: frozenset[bytes] | None = None
         self._client: tuple[Keypair, bytes] | None = None
         self._zap: dict[int, ZapHandler] = {}
+        self._watches: list[tuple[zmq.Socket[Any], PeerWatch]] = []
 
     def _need(self, key: str, why: str) -> str:
         value: str = getattr(self.cfg, key)
@@ -314,19 +316,39 @@ class Curve:
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
 
-    def dial(self, sock: zmq.Socket[Any], endpoint: str) -> None:
+    def dial(self, sock: zmq.Socket[Any], endpoint: str, name: str = "") -> None:
         """Make ``sock`` a CURVE client of the configured server before it connects to ``endpoint``
-        beyond loopback (nothing for loopback)."""
+        beyond loopback (nothing for loopback). With ``name``, a socket monitor counts what
+        happens to its connection (``kxfeed_zmq_peer_events_total{socket=name}``) at each
+        :meth:`poll`: a server refusing our key is otherwise silence on this side."""
         if is_loopback(endpoint):
             return
         keys, server = self.client_keys(endpoint)
         sock.setsockopt(zmq.CURVE_SERVERKEY, server)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
         sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+        if name:
+            with self._lock:
+                self._watches.append((sock, PeerWatch(sock, name)))
+
+    def poll(self) -> None:
+        """Count (and log once per burst) the events of the client sockets dialled with a name;
+        a worker calls it with each heartbeat. Watches of closed sockets are dropped."""
+        with self._lock:
+            watches = list(self._watches)
+        for sock, watch in watches:
+            watch.poll()
+            if sock.closed:
+                watch.close()
+                with self._lock:
+                    self._watches.remove((sock, watch))
 
     def close(self) -> None:
         with self._lock:
             handlers, self._zap = list(self._zap.values()), {}
+            watches, self._watches = self._watches, []
+        for _, watch in watches:
+            watch.close()
         for handler in handlers:
             handler.stop()
 

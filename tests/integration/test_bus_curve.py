@@ -168,6 +168,12 @@ def test_keyed_clients_talk_and_others_get_nothing(keys: Keys, caplog: pytest.Lo
             ),
             20,
         )
+        # and the refused client counts it on its own side too (its socket's monitor)
+        client_side = {"socket": "bus_xpub_client", "event": "handshake_failed_auth"}
+        seen = _sample("kxfeed_zmq_peer_events_total", **client_side)
+        assert wait_until(
+            lambda: stranger.poll() or _sample("kxfeed_zmq_peer_events_total", **client_side) > seen, 20
+        )
         assert _delivered(pub, sub)
         assert wrong.recv_blocking(0.2) == []
         assert plain.poll(200) == 0
