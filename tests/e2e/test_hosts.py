@@ -110,6 +110,7 @@ def test_collector_crash_and_nats_kill_across_hosts_lose_nothing(
                 "retry_max_s": 0.5,
             },
         )
+        (tmp_path / "writer").mkdir()  # a long tmp path puts the ipc dir elsewhere
         wcfg, wpath = setup_config(tmp_path / "writer", nats_url(net, "writer"), pg_schema)
         tap_cfg = make_config(tmp_path / "tap", jetstream={"servers": [nats_url(net, "tap")]})
         tap_path = write_config(tap_cfg, tmp_path / "tap.toml")

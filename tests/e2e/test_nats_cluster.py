@@ -115,6 +115,8 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
                 "retry_max_s": 0.5,
             },
         )
+        for d in ("collector", "writer"):  # a long tmp path puts the ipc dir elsewhere
+            (tmp_path / d).mkdir(exist_ok=True)
         path = write_config(cfg, tmp_path / "collector" / "kx.toml")
         wcfg, wpath = setup_config(
             tmp_path / "writer",
