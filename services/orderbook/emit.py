@@ -17,6 +17,8 @@ from shared.book.builder import Builder
 from shared.messages import BookState, Depth, Message, TopOfBook
 from shared.units import ONE_DOLLAR
 
+from .lines import Lines
+
 TopKey = tuple[bool, int, int, int, int]
 
 
@@ -90,7 +92,7 @@ class Emitter:
     """Turns builder state into messages. ``min_publish_interval`` > 0 coalesces tob per market."""
 
     def __init__(
-        self, builder: Builder, *, min_publish_interval: float = 0.0, depth_levels: int = 10
+        self, builder: Builder | Lines, *, min_publish_interval: float = 0.0, depth_levels: int = 10
     ) -> None:
         self.builder = builder
         self.min_publish_interval = min_publish_interval

@@ -20,12 +20,14 @@ from shared.book.book import NO, YES, MarketBook
 from shared.book.builder import Builder
 from shared.units import ONE_DOLLAR
 
+from .lines import Lines
+
 
 class QueryError(ValueError):
     """A query that cannot be answered as asked (unknown market, bad argument)."""
 
 
-def sample(builder: Builder, now: float, horizon_s: float) -> None:
+def sample(builder: Builder | Lines, now: float, horizon_s: float) -> None:
     """Record mid and volume of every book whose value changed since its last sample."""
     t_ms = int(now * 1000)
     cutoff = t_ms - int(horizon_s * 1000)
@@ -71,7 +73,7 @@ def _top(b: MarketBook) -> dict[str, Any]:
     }
 
 
-def book(builder: Builder, ticker: str, depth: int, now: float) -> dict[str, Any]:
+def book(builder: Builder | Lines, ticker: str, depth: int, now: float) -> dict[str, Any]:
     b = builder.books.get(ticker)
     if b is None:
         closed = " (market closed)" if ticker in builder.closed else ""
@@ -98,7 +100,7 @@ def book(builder: Builder, ticker: str, depth: int, now: float) -> dict[str, Any
 
 
 def movers(
-    builder: Builder, now: float, *, top: int, window_s: float, by: str = "mid"
+    builder: Builder | Lines, now: float, *, top: int, window_s: float, by: str = "mid"
 ) -> list[dict[str, Any]]:
     """Largest absolute mid change (``by="mid"``) or most volume (``by="volume"``) over the window."""
     if window_s <= 0:
@@ -142,7 +144,7 @@ def movers(
     return [r[2] for r in best]
 
 
-def spreads(builder: Builder, *, top: int, order: str = "widest") -> list[dict[str, Any]]:
+def spreads(builder: Builder | Lines, *, top: int, order: str = "widest") -> list[dict[str, Any]]:
     """VALID two-sided books by YES spread (ask - bid), widest or narrowest first."""
     if order not in ("widest", "narrowest"):
         raise QueryError("order must be 'widest' or 'narrowest'")
@@ -154,7 +156,7 @@ def spreads(builder: Builder, *, top: int, order: str = "widest") -> list[dict[s
     return [{"ticker": t, **_top(b)} for _, t, b in pick(top, rows, key=lambda r: (r[0], r[1]))]
 
 
-def stale(builder: Builder, now: float, *, older_than_s: float, top: int) -> list[dict[str, Any]]:
+def stale(builder: Builder | Lines, now: float, *, older_than_s: float, top: int) -> list[dict[str, Any]]:
     """INVALID books, and VALID books not updated for ``older_than_s``; oldest first."""
     rows: list[tuple[float, str, dict[str, Any]]] = []
     for b in builder.books.values():

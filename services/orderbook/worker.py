@@ -6,6 +6,10 @@ publishes ``bookstate.<t>``, ``tob.<t>`` and ``depth.<t>``; asks the connector (
 then the gap filler) for snapshots with ``ctl.<target>`` Control messages; answers
 ``book``, ``movers``, ``spreads``, ``stale`` and ``hashes`` on its control socket.
 
+Redundant collectors (``[connector] collector``): each collector's stream is a line with a book
+of its own, and per market one line is published (see .lines); ``hb.connector*`` tells which
+collectors are alive. A failover is counted (kxfeed_orderbook_failovers_total) and logged.
+
 CLI: ``kxfeed worker orderbook``; queries: ``kxfeed book TICKER``, ``kxfeed scan ...``.
 """
 
@@ -21,6 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from shared.actor import Actor
 from shared.book.builder import Builder
 from shared.bus import Subscriber
+from shared.collectors import line_of
 from shared.commands.base import Command
 from shared.commands.book import Book
 from shared.commands.hashes import Hashes
@@ -30,10 +35,11 @@ from shared.commands.stale import Stale
 from shared.commands.table import CommandHandler
 from shared.config import OrderbookConfig
 from shared.log import BurstLog
-from shared.messages import BookState, Control, TopOfBook
+from shared.messages import BookState, Control, Heartbeat, TopOfBook
 
 from . import queries
 from .emit import Emitter
+from .lines import Lines
 
 #: Bus prefixes the builder reads.
 PREFIXES = ["snap.", "delta.", "bookstate.", "gap.", "meta.", "lifecycle.", "trade."]
@@ -50,6 +56,14 @@ UNCHECKED = Counter(
 CLOSED = Counter("kxfeed_orderbook_closed_markets_total", "Books dropped because the market closed")
 BAD_RANGES = Counter("kxfeed_orderbook_bad_price_ranges_total", "price_ranges that describe no ladder")
 REQUESTS = Counter("kxfeed_orderbook_snapshot_requests_total", "Snapshot requests sent", ["target"])
+FAILOVERS = Counter(
+    "kxfeed_orderbook_failovers_total",
+    "Markets switched to another collector's line",
+    ["from_line", "to_line", "reason"],
+)
+COLLECTORS_DOWN = Counter(
+    "kxfeed_orderbook_collectors_down_total", "Connectors whose heartbeats stopped or said disconnected"
+)
 BOOKS = Gauge("kxfeed_orderbook_books", "Books held", ["state"])
 LATENCY = Histogram(
     "kxfeed_orderbook_latency_seconds",
@@ -75,15 +89,22 @@ class OrderbookWorker(Actor):
         cfg = self.config.orderbook
         assert isinstance(cfg, OrderbookConfig)
         self.cfg = cfg
-        self.builder = Builder(
-            own_pub=self.name,
-            resync_timeout_s=cfg.resync_timeout_s,
-            resync_max_backoff_s=cfg.resync_max_backoff_s,
-        )
+
+        def builder() -> Builder:
+            return Builder(
+                own_pub=self.name,
+                resync_timeout_s=cfg.resync_timeout_s,
+                resync_max_backoff_s=cfg.resync_max_backoff_s,
+            )
+
+        # A collector is gone after three heartbeats missed, as the poller's feed watch judges.
+        self.builder = Lines(builder, heartbeat_timeout_s=3 * self.config.connector.heartbeat_interval_s)
         self.emitter = Emitter(
             self.builder, min_publish_interval=cfg.min_publish_interval, depth_levels=cfg.depth_levels
         )
         self.sub: Subscriber = self.subscriber(PREFIXES, on_drop=self._on_drop)
+        self.hb_sub: Subscriber = self.subscriber(["hb.connector"])
+        self._failovers = 0
         if cfg.max_batch > 0:
             self.sub.max_batch = cfg.max_batch
         self.burst = BurstLog(self.log)
@@ -99,6 +120,7 @@ class OrderbookWorker(Actor):
 
     async def main(self) -> None:
         self.spawn(self._timer(), name="timer")
+        self.spawn(self._health(), name="collector-health")
         await self._consume()
 
     async def _consume(self) -> None:
@@ -113,6 +135,7 @@ class OrderbookWorker(Actor):
         self.burst.flush()
         self.asks.flush()
         self.sub.close()
+        self.hb_sub.close()
 
     # ---- publishing ------------------------------------------------------------------------
     def _publish(self, now: float) -> None:
@@ -141,12 +164,22 @@ class OrderbookWorker(Actor):
                         sid=m.sid,
                         xseq=m.xseq,
                     )
+        self._log_failovers()
         self._request_due(now)
 
+    def _log_failovers(self) -> None:
+        for f in self.builder.take_failovers():
+            self._failovers += 1
+            FAILOVERS.labels(f.from_line or "-", f.to_line or "-", f.why).inc()
+            self.log.warning(
+                "failover: market follows another collector's line",
+                extra={"ctx": {"ticker": f.ticker, "from": f.from_line, "to": f.to_line, "why": f.why}},
+            )
+
     def _request_due(self, now: float) -> None:
-        connector, gapfill = self.builder.due_requests(now)
-        if connector:
-            self._ask("connector", connector, "book invalid")
+        per_line, gapfill = self.builder.due_requests(now)
+        for target, tickers in per_line.items():
+            self._ask(target, tickers, "book invalid")
         if gapfill:
             self._ask("gapfill", gapfill, "book still invalid after a connector snapshot request")
 
@@ -157,8 +190,9 @@ class OrderbookWorker(Actor):
                 target=target, cmd="snapshot", tickers=sorted(tickers), reason=reason, ts_recv=time.time_ns()
             )
         )
-        self._requests[target] += 1
-        REQUESTS.labels(target).inc()
+        kind = "gapfill" if target == "gapfill" else "connector"
+        self._requests[kind] += 1
+        REQUESTS.labels(kind).inc()
         self.asks.event(
             f"ask-{target}",
             "snapshot requested",
@@ -172,7 +206,9 @@ class OrderbookWorker(Actor):
     def _on_drop(self, pub: str, epoch: int, kind: str, first_missing: int, count: int) -> None:
         if kind not in BOOK_KINDS:
             return
-        n = self.builder.invalidate_all("bus_drop", time.monotonic())
+        # A collector's loss breaks its own line only; anyone else's may touch every line.
+        n = self.builder.invalidate_line(line_of(pub), "bus_drop", time.monotonic())
+        self._publish(time.monotonic())
         self.log.warning(
             "book data lost on the bus: every book INVALID until re-snapshotted",
             extra={
@@ -184,6 +220,28 @@ class OrderbookWorker(Actor):
                     "books": n,
                 }
             },
+        )
+
+    # ---- collector health: heartbeats in, dead collectors' books out ------------------------
+    async def _health(self) -> None:
+        while True:
+            batch = await self.hb_sub.recv()
+            now = time.monotonic()
+            for m in batch:
+                if type(m) is Heartbeat:
+                    was_down = m.worker in self.builder.down
+                    self.builder.heartbeat(m.worker, bool(m.counters.get("connected", 0)), now)
+                    if m.worker in self.builder.down and not was_down:
+                        self._collector_down(m.worker, "disconnected")
+                    elif was_down and m.worker not in self.builder.down:
+                        self.log.info("collector up again", extra={"ctx": {"connector": m.worker}})
+            self._publish(now)
+
+    def _collector_down(self, worker: str, why: str) -> None:
+        COLLECTORS_DOWN.inc()
+        self.log.warning(
+            "collector down: its books are INVALID, its markets follow another line",
+            extra={"ctx": {"connector": worker, "why": why}},
         )
 
     # ---- the timer: start-up request, coalesced tops, depth, movers samples, metrics ------
@@ -198,6 +256,11 @@ class OrderbookWorker(Actor):
                 self._ask_all(now)
             if not self.ready:
                 self._check_ready(now)
+            down = self.builder.check_health(now)
+            for worker in down:
+                self._collector_down(worker, "no heartbeat")
+            if down:
+                self._publish(now)
             if self.emitter.next_due():
                 self._publish(now)
             elif self.builder.invalid:
@@ -287,6 +350,9 @@ class OrderbookWorker(Actor):
             "snapshot_requests_connector": self._requests["connector"],
             "snapshot_requests_gapfill": self._requests["gapfill"],
             "closed_markets": len(b.closed),
+            "lines": len(b.builders),
+            "failovers": self._failovers,
+            "collectors_down": len(b.down),
         }
 
     def commands(self) -> dict[type[Command], CommandHandler]:
@@ -306,7 +372,10 @@ class OrderbookWorker(Actor):
 
     async def _on_book(self, cmd: Book) -> Any:
         now = self._now()
-        return queries.book(self.builder, cmd.ticker, cmd.depth, now)
+        out = queries.book(self.builder, cmd.ticker, cmd.depth, now)
+        # Which collector's line the book is (its collector name; "" the unnamed one).
+        out["line"] = self.builder.active_line(cmd.ticker)
+        return out
 
     async def _on_movers(self, cmd: Movers) -> Any:
         now = self._now()

@@ -179,6 +179,11 @@ class Builder:
             self.count("ignored.invalid_book")
             return None
         if m.conn != b.conn or m.sid != b.sid:
+            if m.conn < b.conn:
+                # An older connection's delta still in flight (conn is the connection's start
+                # time): its stream was replaced by the snapshot in force, not broken by it.
+                self.count("ignored.stale_conn")
+                return None
             if b.conn == 0 and b.sid == 0:
                 # The book came from a REST snapshot: it joins the first subscription that updates it.
                 b.conn, b.sid = m.conn, m.sid
@@ -248,6 +253,9 @@ class Builder:
         if not rest and b.loads and m.conn == b.conn and m.sid == b.sid and m.xseq <= b.xseq:
             self.count("ignored.stale_snapshot")
             return
+        if not rest and m.conn < b.conn:
+            self.count("ignored.stale_conn")
+            return
         self.count("snapshots." + ("rest" if rest else "ws"))
         if m.market_id:
             b.market_id = m.market_id
@@ -292,6 +300,10 @@ class Builder:
         self.invalid.add(b.ticker)
         self.dirty.add(b.ticker)
         self.transitions.append(Transition(b.ticker, False, reason, b.conn, b.sid, b.xseq, trigger))
+
+    def invalidate_book(self, b: MarketBook, reason: str, now: float) -> None:
+        """Mark one book INVALID from outside the stream (its collector stopped, say)."""
+        self._invalidate(b, reason, None, now)
 
     def invalidate_all(self, reason: str, now: float) -> int:
         """E.g. after a bus drop of book data: every book may be missing a delta."""
