@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 
 from shared.bus import Proxy, Publisher, Subscriber
 from shared.config import EX_CONFIG, CurveConfig
-from shared.curve import Curve
+from shared.curve import Curve, write_keypair
 from shared.messages import Heartbeat
 from shared.zmq_watch import PeerWatch
 from tests.support.config import config_file, make_config, reported_port
@@ -63,17 +63,20 @@ class Keys:
 def keys(tmp_path: Path) -> Keys:
     d = tmp_path / "curve"
     (d / "clients").mkdir(parents=True)
-    for name in ("server", "client", "stranger"):
-        done = subprocess.run(
-            kxfeed_cmd("keys", "--out", str(d), "--name", name),
-            cwd=ROOT,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert f"{name}.key_secret" in done.stdout and "[curve]" in done.stdout
+    # The allowed client's files from `kxfeed keys` itself (the others in-process: each CLI run
+    # costs a second or two on a loaded machine).
+    done = subprocess.run(
+        kxfeed_cmd("keys", "--out", str(d), "--name", "client"),
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "client.key_secret" in done.stdout and "[curve]" in done.stdout
+    write_keypair(d, "server")
+    write_keypair(d, "stranger")
     (d / "clients" / "client.key").write_bytes((d / "client.key").read_bytes())
     k = Keys(
         d,
@@ -292,12 +295,57 @@ def test_a_worker_bound_beyond_loopback_without_keys_refuses_to_start(tmp_path: 
         assert all(secret not in done.stdout + done.stderr for secret in keys.secrets())
 
 
+def test_the_bus_worker_serves_keyed_clients_across_the_network(tmp_path: Path, keys: Keys) -> None:
+    bus = {"xsub": "tcp://0.0.0.0:0", "xpub": "tcp://0.0.0.0:0"}
+    cfg = make_config(tmp_path, bus=bus)
+    env = {
+        "KXFEED_CURVE_SERVER_KEY": keys.server.server_key,
+        "KXFEED_CURVE_ALLOWED_CLIENTS": keys.server.allowed_clients,
+        # the bus's own heartbeats dial its XSUB beyond loopback: it is a client too
+        "KXFEED_CURVE_SERVER_PUBLIC_KEY": keys.client.server_public_key,
+        "KXFEED_CURVE_CLIENT_KEY": keys.client.client_key,
+    }
+    proc = subprocess.Popen(
+        kxfeed_cmd("worker", "bus", "--config", str(config_file(tmp_path, bus=bus))),
+        cwd=ROOT,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        host = own_address()
+        xsub = f"tcp://{host}:{reported_port(cfg, 'bus', 'xsub')}"
+        xpub = f"tcp://{host}:{reported_port(cfg, 'bus', 'xpub')}"
+        client = Curve(keys.client)
+        pub = Publisher(ctx, xsub, "curve-test", curve=client)
+        sub = Subscriber(ctx, xpub, ["hb."], curve=client)
+        wrong = Subscriber(ctx, xpub, ["hb."], curve=Curve(keys.stranger))
+        assert _delivered(pub, sub)
+        assert wrong.recv_blocking(0.2) == []
+        metrics = reported_port(cfg, "bus", "metrics")
+        line = 'kxfeed_curve_rejected_total{reason="unknown_key",socket="bus_xpub"}'
+        assert wait_until(lambda: line in _metrics(metrics), 20), _metrics(metrics)
+        for sock in (pub, sub, wrong):
+            sock.close()
+    finally:
+        ctx.destroy(0)
+        code = stop(proc)
+        out = proc.stdout.read() if proc.stdout else ""
+    assert code == 0, out
+    assert out.count("CURVE handshake refused") == 1
+    assert all(secret not in out for secret in keys.secrets())
+
+
 def _metrics(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         return resp.read().decode()
 
 
-def _ctl(cfg: Path, endpoint: str, curve: CurveConfig | None) -> subprocess.CompletedProcess[str]:
+def _ctl(
+    cfg: Path, endpoint: str, curve: CurveConfig | None, timeout: str = "5"
+) -> subprocess.CompletedProcess[str]:
     env = {"KXFEED_BUSPROXY_CONTROL": endpoint}
     if curve is not None:
         env |= {
@@ -305,7 +353,7 @@ def _ctl(cfg: Path, endpoint: str, curve: CurveConfig | None) -> subprocess.Comp
             "KXFEED_CURVE_CLIENT_KEY": curve.client_key,
         }
     return subprocess.run(
-        kxfeed_cmd("ctl", "bus", "ping", "--config", str(cfg), "--timeout", "3"),
+        kxfeed_cmd("ctl", "bus", "ping", "--config", str(cfg), "--timeout", timeout),
         cwd=ROOT,
         env=clean_env(**env),
         capture_output=True,
@@ -348,7 +396,7 @@ def test_control_socket_beyond_loopback_answers_keyed_callers_only(tmp_path: Pat
             assert req.poll(1000) == 0
         finally:
             ctx.destroy(0)
-        wrong = _ctl(path, endpoint, keys.stranger)
+        wrong = _ctl(path, endpoint, keys.stranger, timeout="1")
         assert wrong.returncode == 1 and "no answer" in wrong.stderr
         # The stranger by ZAP; the keyless REQ by the handshake (a NULL greeting to a CURVE
         # server ends as "protocol" or "no_detail" depending on who closes first).
