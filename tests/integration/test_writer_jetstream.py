@@ -56,9 +56,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def setup_config(
-    tmp: Path, url: str | list[str], db: dict[str, Any], **writer: Any
-) -> tuple[Config, Path]:
+def setup_config(tmp: Path, url: str | list[str], db: dict[str, Any], **writer: Any) -> tuple[Config, Path]:
     """The writer's config (``url``: a NATS server, or a cluster's servers)."""
     cfg = make_config(
         tmp,
