@@ -103,6 +103,12 @@ class ZapHandler:
                     self._answer_one(rep)
         except zmq.ContextTerminated:
             pass
+        except Exception as exc:  # the servers fail closed from here on: say so, loudly
+            _log.error(
+                "ZAP handler stopped: every CURVE handshake of this process is refused",
+                exc_info=exc,
+                extra={"ctx": {"error": repr(exc)}},
+            )
         finally:
             rep.close(0)
             stop.close(0)
