@@ -126,7 +126,8 @@ class System:
             start_new_session=True,
         )
         log.close()
-        names = list(self.cfg.supervisor.workers) or registry.default_workers("sim")
+        sup = self.cfg.supervisor
+        names = [c.name for c in sup.children] or list(sup.workers) or registry.default_workers("sim")
         proc = self.proc
 
         def up_or_gone() -> bool:  # a supervisor that exited (a config error) fails at once
