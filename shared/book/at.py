@@ -9,6 +9,12 @@ reason. A hole in the subscription's stored sequence numbers between the snapsho
 last delta applied (a delta of any market of the subscription, or a snapshot, never stored)
 makes the book INVALID ("gap"): it may have missed a change. :func:`rebuild` is the pure part.
 
+Redundant collectors store a line each (their own conn): the newest snapshot's line is rebuilt
+first; when it is INVALID at the moment, or another line stored changes of the market after its
+last one (the collector that went quiet died), the newest snapshot of each of the other recent
+lines (:data:`LINES` in all) is rebuilt too, and the VALID book with the newest change wins; with
+none VALID, the newest snapshot's INVALID book is the answer.
+
 Used by ``kxfeed book TICKER --at TIME`` and the gateway's ``book?at=``.
 """
 
@@ -20,16 +26,19 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.book.book import NO, YES
 from shared.book.builder import Builder
 from shared.messages import BookDelta, BookSnapshot, Level, PriceRange
-from shared.store import history
+from shared.store import deltaread, history
+from shared.store.schema import book_snapshots
 from shared.store.types import datetime_to_us, us_to_datetime
 from shared.units import ONE_DOLLAR
 
 _RANGES = msgspec.json.Decoder(list[PriceRange])
+_LEVELS = msgspec.json.Decoder(list[tuple[int, int]])
 
 
 @dataclass
@@ -143,6 +152,10 @@ async def rebuild(
     return out, b
 
 
+#: Connections (lines, or one line's successive connections) whose snapshots a moment may use.
+LINES = 3
+
+
 async def book_at(engine: AsyncEngine, ticker: str, at: datetime) -> BookAt:
     """``ticker``'s book at ``at`` (aware), as stored."""
     at_us = datetime_to_us(at)
@@ -151,10 +164,79 @@ async def book_at(engine: AsyncEngine, ticker: str, at: datetime) -> BookAt:
         if snap is None:
             return BookAt(ticker, at_us, False, False, "no_snapshot")
         ranges = _ladder(await history.price_ranges(conn, ticker))
-        out, _ = await rebuild(snap, history.deltas_after(conn, snap, at), ranges, at_us)
-        if out.valid and out.xseq > snap.xseq:
-            span = out.xseq - snap.xseq
-            stored = await history.stored_seqs(conn, snap.conn, snap.sid, snap.xseq + 1, out.xseq)
-            if stored < span:
-                out.valid, out.reason = False, "gap"
+        first = await _checked(conn, snap, ranges, at, at_us)
+        others = await _other_lines(conn, snap, at)
+        if not others or (first.valid and not await _newer_on(conn, others, ticker, first.ts_us, at_us)):
+            return first
+        best = first if first.valid else None
+        for other in others:
+            out = await _checked(conn, other, ranges, at, at_us)
+            if out.valid and (best is None or out.ts_us > best.ts_us):
+                best = out
+    return best or first
+
+
+async def _checked(
+    conn: AsyncConnection,
+    snap: history.StoredSnapshot,
+    ranges: list[PriceRange] | None,
+    at: datetime,
+    at_us: int,
+) -> BookAt:
+    """``snap``'s line rebuilt to ``at``, INVALID ("gap") when its stored seqs have a hole."""
+    out, _ = await rebuild(snap, history.deltas_after(conn, snap, at), ranges, at_us)
+    if out.valid and out.xseq > snap.xseq:
+        span = out.xseq - snap.xseq
+        stored = await history.stored_seqs(conn, snap.conn, snap.sid, snap.xseq + 1, out.xseq)
+        if stored < span:
+            out.valid, out.reason = False, "gap"
     return out
+
+
+async def _other_lines(
+    conn: AsyncConnection, snap: history.StoredSnapshot, at: datetime
+) -> list[history.StoredSnapshot]:
+    """The newest WS snapshot of the market at or before ``at`` on each other recent connection."""
+    s = book_snapshots.c
+    where = (s.ticker == snap.ticker, s.xseq > 0, s.ts <= at, s.conn != snap.conn)
+    newest = (
+        select(s.conn, func.max(s.ts))
+        .where(*where)
+        .group_by(s.conn)
+        .order_by(func.max(s.ts).desc())
+        .limit(LINES - 1)
+    )
+    out = []
+    for c, _ in (await conn.execute(newest)).all():
+        row = (
+            await conn.execute(
+                select(s.market_id, s.sid, s.xseq, s.yes, s.no, s.ts, s.recv)
+                .where(*where[:3], s.conn == c)
+                .order_by(s.ts.desc(), s.recv.desc(), s.xseq.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is not None:
+            mid, sid, xseq, yes, no, ts, recv = row
+            out.append(
+                history.StoredSnapshot(
+                    snap.ticker, mid, c, sid, xseq, _LEVELS.decode(yes), _LEVELS.decode(no),
+                    datetime_to_us(ts), datetime_to_us(recv),
+                )
+            )  # fmt: skip
+    return out
+
+
+async def _newer_on(
+    conn: AsyncConnection, others: list[history.StoredSnapshot], ticker: str, after_us: int, at_us: int
+) -> bool:
+    """Another line stored a change of ``ticker`` after ``after_us`` (up to the moment)."""
+    for o in others:
+        if o.ts_us > after_us:
+            return True
+        f = deltaread.DeltaFilter(
+            conn=o.conn, sid=o.sid, tickers=frozenset({ticker}), ts_since=after_us + 1, ts_max=at_us
+        )
+        if await deltaread.count(conn, f):
+            return True
+    return False

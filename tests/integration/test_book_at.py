@@ -135,6 +135,33 @@ def test_what_breaks_a_live_book_breaks_this_one_and_a_hole_is_a_gap(db: DbConfi
     assert b.no == [] and b.answer()["top"]["yes_ask"] is None
 
 
+def test_two_collector_lines_the_book_follows_the_valid_line_with_the_newest_change(db: DbConfig) -> None:
+    """Line 1 (conn 1) has the newest snapshot, then goes quiet (its collector died) and later
+    stores a delta past a hole; line 2 (conn 2) carries on. Each moment takes the VALID line with
+    the newest change, the newest snapshot's line while nothing newer was stored elsewhere."""
+    base = [(4000, 1000)], [(5500, 700)]
+
+    def on(conn: int, m: Message) -> Message:
+        return msgspec.structs.replace(m, conn=conn)
+
+    msgs: list[Message] = [
+        on(2, snap(1, MS, *base)),
+        on(1, snap(1, MS + 1, *base)),
+        on(1, delta(2, MS + 2, "yes", 4000, 100)), on(2, delta(2, MS + 2, "yes", 4000, 100)),
+        on(2, delta(3, MS + 5, "yes", 4100, 200)), on(2, delta(4, MS + 6, "yes", 4100, -50)),
+        on(1, delta(5, MS + 7, "yes", 4000, 1)),  # seqs 3 and 4 of line 1 never stored
+    ]  # fmt: skip
+    asyncio.run(store_messages(db, stamp(msgs)))
+    want = {
+        MS + 2: (1, {4000: 1100}),  # line 2 has nothing newer: the newest snapshot's line
+        MS + 6: (2, {4000: 1100, 4100: 150}),  # line 1 went quiet, line 2 moved on
+        MS + 7: (2, {4000: 1100, 4100: 150}),  # line 1 has a hole
+    }
+    for upto, (conn, yes) in want.items():
+        b = at(db, T, us_to_datetime(upto * 1000))
+        assert (b.valid, b.conn, dict(b.yes)) == (True, conn, yes), (upto, b.conn, b.reason)
+
+
 # ---- against the simulator -------------------------------------------------------------------
 
 
