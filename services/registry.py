@@ -10,6 +10,8 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING
 
+from shared.collectors import connector_id
+
 if TYPE_CHECKING:  # the CLI's preflight reads the names without loading zmq and prometheus
     from shared.actor import Actor
     from shared.config import Config
@@ -66,6 +68,15 @@ def default_workers(
 def opted_in(cfg: Config) -> frozenset[str]:
     """The :data:`OPT_IN` workers ``cfg`` enables."""
     return frozenset({"jetstream"}) if cfg.jetstream.enabled else frozenset()
+
+
+def worker_id(cfg: Config, name: str) -> str:
+    """The id ``kxfeed worker NAME`` runs under with ``cfg`` (its heartbeats', journal's and
+    publisher's name): a connector's carries its collector and shard (shared/collectors.py)."""
+    if name == "connector":
+        cc = cfg.connector
+        return connector_id(cc.collector, cc.shard_index if cc.shard_count > 1 else None)
+    return name
 
 
 def worker_class(name: str) -> type[Actor]:

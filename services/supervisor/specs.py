@@ -121,7 +121,8 @@ def _spec(
             f"heartbeat interval ({section.heartbeat_interval_s}s): the watchdog would kill a healthy worker"
         )
     return ChildSpec(
-        name=name,
+        # A worker the supervisor starts itself is watched under the id it will heartbeat as.
+        name=name if child.command else registry.worker_id(cfg, name),
         command=command,
         restart=child.restart,
         ready=ready,

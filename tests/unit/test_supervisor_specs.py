@@ -103,3 +103,13 @@ def test_fingerprints_change_only_for_what_a_child_depends_on() -> None:
     assert all(before[n] != db_changed[n] for n in names), "shared sections affect every child"
     supervisor_changed = _with(Config(), "supervisor", max_restarts=9)
     assert {s.name: s for s in child_specs(supervisor_changed, None, available=names)} == before
+
+
+def test_a_connector_child_is_named_by_its_collector_and_shard() -> None:
+    names = ["bus", "connector"]
+    assert [s.name for s in child_specs(Config(), None, available=names)] == names
+    named = _with(Config(), "connector", collector="a")
+    assert [s.name for s in child_specs(named, None, available=names)] == ["bus", "connector-a"]
+    shard = _with(named, "connector", shard_count=2, shard_index=1)
+    _, conn = child_specs(shard, None, available=names)
+    assert conn.name == "connector-a-1" and conn.command[-1] == "connector"
