@@ -1,10 +1,11 @@
 """Sharded and redundant collectors under ``kxfeed up``, against the simulator over a real WebSocket.
 
-- Two collectors ("a" and "b", each its own connector process and config) feed the same markets
-  into one bus, beside the orderbook, the writer and the gap filler. The books equal the simulator's truth;
-  collector a is SIGKILLed: every market fails over to b's line (counted), its books stay VALID
-  and equal to the truth, and no INVALID bookstate of theirs is published; the database holds
-  both lines' deltas and snapshots (their own conn each) and every trade once.
+- Two collectors ("a" and "b", each its own connector process and config) feed the same
+  markets into one bus, beside the orderbook, the writer and the gap filler. The books equal the
+  simulator's truth; the collector holding more markets is SIGKILLed: they fail over to the
+  other's line (counted), stay VALID and equal to the truth, and no INVALID bookstate is
+  published; the database holds both lines' deltas and snapshots (their own conn each) and
+  every trade once.
 - Two shards of one collector: distinct publisher names and journals, every market subscribed by
   exactly one of them, books equal to the truth.
 
@@ -92,7 +93,7 @@ def lines_of(system: System, tickers: list[str]) -> dict[str, Any]:
 def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Path) -> None:
     conns = [
         connector_child(tmp_path, "connector-a", restart="temporary"),
-        connector_child(tmp_path, "connector-b"),
+        connector_child(tmp_path, "connector-b", restart="temporary"),
     ]
     system = System(
         tmp_path,
@@ -115,22 +116,26 @@ def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Pa
         tap = StateTap(system.cfg.bus.xpub)
         time.sleep(0.5)  # the tap's subscription joins the proxy (nothing to wait on: it only reads)
         before = lines_of(system, tickers)
-        assert set(before.values()) == {"a"}, before  # the first line to come in holds the market
+        assert set(before.values()) <= {"a", "b"}, before  # the first line to come in holds it
+        # The collector holding more markets dies (usually a: it started first).
+        victim = max(("a", "b"), key=lambda ln: sum(v == ln for v in before.values()))
+        survivor = "b" if victim == "a" else "a"
+        moved = {t for t, ln in before.items() if ln == victim}
 
         # Collector a dies without a word: its heartbeats stop.
         held = system.open_conns()
-        pid = system.workers()["connector-a"]["pid"]
+        pid = system.workers()[f"connector-{victim}"]["pid"]
         at = time.time_ns()
         os.kill(pid, signal.SIGKILL)
         assert wait_until(lambda: len(system.open_conns()) < len(held), 30), system.open_conns()
         killed = {c: at for c in held - system.open_conns()}
         assert len(killed) == 1
 
-        assert wait_until(lambda: set(lines_of(system, tickers).values()) == {"b"}, 30), lines_of(
+        assert wait_until(lambda: set(lines_of(system, tickers).values()) == {survivor}, 30), lines_of(
             system, tickers
         )
         s = ob_stats(system)
-        assert s["failovers"] >= MARKETS and s["collectors_down"] == 1 and s["valid"] == MARKETS, s
+        assert s["failovers"] >= len(moved) and s["collectors_down"] == 1 and s["valid"] == MARKETS, s
         frames = sum(c["frames"] for c in system.control("sim", "sent_conns").values())
         assert wait_until(
             lambda: sum(c["frames"] for c in system.control("sim", "sent_conns").values()) > frames + 200, 60
@@ -150,7 +155,7 @@ def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Pa
     invalid = [(m.ticker, m.reason) for m in tap.seen if not m.valid]
     assert invalid == [], f"INVALID published for failed-over markets: {invalid[:10]}"
     failovers = [m for m in tap.seen if m.valid and m.reason == "failover"]
-    assert {m.ticker for m in failovers} == set(tickers), "each market reported its switch"
+    assert {m.ticker for m in failovers} == moved, "each market reported its switch"
     assert "kxfeed_orderbook_failovers_total{" in metrics
     summary = result.summary()
     assert result.info["connections"] >= 2, summary
