@@ -242,6 +242,7 @@ class Lines:
     # ---- the published view ----------------------------------------------------------------
     def settle(self, now: float) -> None:
         """Take every builder's transitions and dirty markets; choose lines; fill the view."""
+        self._close_everywhere(now)
         pending: dict[str, list[tuple[str, Transition]]] = {}
         for ln, b in self.builders.items():
             if b.transitions:
@@ -263,6 +264,20 @@ class Lines:
                     if active.get(t) == ln:
                         self.dirty.add(t)
                 b.dirty.clear()
+
+    def _close_everywhere(self, now: float) -> None:
+        """A market one collector saw close (determined, settled) is closed on every line: the
+        exchange said so, and the others' lifecycle may only be late."""
+        gone = {
+            tr.ticker
+            for b in self.builders.values()
+            for tr in b.transitions
+            if tr.reason == "closed" and tr.ticker not in b.books
+        }
+        for t in gone:
+            for b in (self.seed, *self.builders.values()):
+                if t not in b.closed:
+                    b.close_market(t, None, now)
 
     def _fed_by(self, line: str, ticker: str, pub: str) -> None:
         key = (line, ticker)

@@ -12,7 +12,7 @@ from services.orderbook.emit import Emitter
 from services.orderbook.lines import Lines, LineSelector
 from shared import collectors
 from shared.book.builder import Builder
-from shared.messages import BookDelta, BookSnapshot, BookState, Message, TopOfBook
+from shared.messages import BookDelta, BookSnapshot, BookState, MarketLifecycle, Message, TopOfBook
 from tests.support.messages import book_meta
 
 T = "KXNBAGAME-26NOV03LALBOS-LAL"
@@ -187,3 +187,16 @@ def test_the_unnamed_collector_and_its_shards_are_one_line() -> None:
     ]
     ls.apply_many(msgs, 0.0)
     assert list(ls.builders) == [""] and ls.books[T].valid and ls.active_line(T) == ""
+
+
+def test_a_market_one_collector_saw_close_is_closed_on_every_line() -> None:
+    ls = lines()
+    em = Emitter(ls)
+    ls.apply_many([book_meta(T, pub="poller"), snap(A), snap(B)], 0.0)
+    em.flush(0.0)
+    closed = MarketLifecycle(ticker=T, event_type="determined", pub=A)
+    ls.apply_many([closed], 0.1)
+    out = em.flush(0.1)
+    assert states(out) == [(False, "closed")] and [t.valid for t in tops(out)] == [False]
+    assert T not in ls.books and T in ls.closed and not ls.take_failovers()
+    assert all(T not in b.books for b in ls.builders.values())
