@@ -366,6 +366,8 @@ class JetStreamWorker(Actor):
             "inflight": self.ledger.inflight(),
             "held_records": self.ledger.held_records,
             "lag_messages": self.ledger.held_msgs,
+            # Not read yet (a bridge just started holds nothing and would look caught up).
+            "unread_bytes": sum(t.behind_bytes() for t in self.tails.values()),
             "journals": len(self.tails),
             "connected": int(self.link.connected),
         }

@@ -66,8 +66,14 @@ def stats(cfg: Config) -> dict[str, Any]:
 
 
 def caught_up(s: dict[str, Any]) -> bool:
-    """Nothing read and not acknowledged, and every cursor written past it."""
-    return bool(s) and s["lag_messages"] == 0 and s["inflight"] == 0 and s["held_records"] == 0
+    """Every journal read, nothing read and not acknowledged."""
+    return (
+        bool(s)
+        and s["unread_bytes"] == 0
+        and s["lag_messages"] == 0
+        and s["inflight"] == 0
+        and s["held_records"] == 0
+    )
 
 
 def stored_records(url: str) -> int:
