@@ -4,8 +4,8 @@
   markets into one bus, beside the orderbook, the writer and the gap filler. The books equal the
   simulator's truth; the collector holding more markets is SIGKILLed: they fail over to the
   other's line (counted), stay VALID and equal to the truth, and no INVALID bookstate is
-  published; the database holds both lines' deltas and snapshots (their own conn each) and
-  every trade once.
+  published; restarted, it takes no market back; the database holds both lines' deltas and
+  snapshots (their own conn each) and every trade once.
 - Two shards of one collector: distinct publisher names and journals, every market subscribed by
   exactly one of them, books equal to the truth.
 
@@ -136,10 +136,15 @@ def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Pa
         )
         s = ob_stats(system)
         assert s["failovers"] >= len(moved) and s["collectors_down"] == 1 and s["valid"] == MARKETS, s
+        # The dead collector comes back: its line is rebuilt, and takes no market back.
+        request(system.cfg.supervisor.control, "restart", {"name": f"connector-{victim}"}, timeout_s=10.0)
+        assert wait_until(lambda: ob_stats(system)["collectors_down"] == 0, 60), ob_stats(system)
         frames = sum(c["frames"] for c in system.control("sim", "sent_conns").values())
         assert wait_until(
             lambda: sum(c["frames"] for c in system.control("sim", "sent_conns").values()) > frames + 200, 60
         )
+        assert set(lines_of(system, tickers).values()) == {survivor}
+        assert ob_stats(system)["failovers"] == s["failovers"], "a market went back"
         result = settle(system, timeout=60.0, killed=killed)
         tap.stop.set()
         tap.thread.join(5)
