@@ -15,6 +15,7 @@ is the only one storing its subscriptions' deltas (the high-water mark already r
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 #: Most xseqs known missing below the mark, per subscription.
@@ -50,16 +51,15 @@ class Known:
         return self.empty_below and self.gaps.issuperset(x for x in xs if x > self.base)
 
     def learn(self, xs: Sequence[int], top: int | None) -> None:
-        """``xs`` (distinct) were just stored; ``top``: the mark before them (None: nothing
-        stored yet, then the first run sets ``base``)."""
+        """``xs`` (a run's: rising) were just stored; ``top``: the mark before them (None:
+        nothing stored yet, then the first run sets ``base``)."""
         if not xs:
             return
-        hi = max(xs)
+        lo, hi = xs[0], xs[-1]
         if top is None:
-            self.base = top = min(xs) - 1
+            self.base = top = lo - 1
         if hi > top:
-            above = len(xs) if min(xs) > top else sum(1 for x in xs if x > top)
-            missing = hi - top - above
+            missing = hi - top - (len(xs) - bisect_right(xs, top))
             if missing and len(self.gaps) + missing > MAX_GAPS:
                 self.forget(hi)
                 return
@@ -67,10 +67,9 @@ class Known:
                 self.gaps.update(set(range(top + 1, hi + 1)).difference(xs))
         if self.gaps:
             self.gaps.difference_update(xs)
-        if not self.empty_below or min(xs) > self.base:
+        if not self.empty_below or lo > self.base:
             return  # below base: the table holds them, the lookups find them
-        lo = min(xs)
-        missing = self.base - lo + 1 - sum(1 for x in xs if x <= self.base)
+        missing = self.base - lo + 1 - bisect_right(xs, self.base)
         if len(self.gaps) + missing > MAX_GAPS:
             self.forget(max(hi, top))
             return

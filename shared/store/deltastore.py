@@ -218,15 +218,14 @@ class DeltaRuns:
     async def append(self, drv: Any, rows: Sequence[DeltaTuple], hour_us: int) -> dict[int, int]:
         """Store the deltas of ``rows`` not stored yet; returns deltas stored per hour of
         receive time (``recv // hour_us``)."""
-        cols = list(zip(*rows, strict=True))
+        # Sorted by xseq (a market's messages travel together, so one subscription's arrive
+        # out of order): one subscription's batch is then most often one run as it is.
+        # Only that case uses the order; any other takes ``rows`` as they came.
+        ordered = sorted(rows, key=_XSEQ)
+        cols = list(zip(*ordered, strict=True))
         bounds = one_run(cols)
-        n = len(rows)
-        if bounds is None and cols[0].count(cols[0][0]) == n and cols[1].count(cols[1][0]) == n:
-            # One subscription, out of order (a market's messages travel together): sorted,
-            # it is most often one run still.
-            rows = sorted(rows, key=_XSEQ)
-            cols = list(zip(*rows, strict=True))
-            bounds = one_run(cols)
+        if bounds is not None:
+            rows = ordered
         top = None if bounds is None else await self._high_water(drv, cols[0][0], cols[1][0])
         xs = cols[2]
         fast = bounds is not None and (
