@@ -106,6 +106,9 @@ class ConnectorConfig(WorkerBase, frozen=True, kw_only=True):
     #: one per host): publisher names become connector-NAME[-SHARD]; empty = the one collector.
     #: A letter first, then up to 23 of a-z 0-9 _ (``--instance NAME[-N]`` overrides it).
     collector: Annotated[str, msgspec.Meta(pattern=COLLECTOR_PATTERN)] = ""
+    #: The other collectors of the same markets (their names): the poller's fallback polls a
+    #: market only when none of them carries it either.
+    peers: list[Annotated[str, msgspec.Meta(pattern=COLLECTOR_PATTERN)]] = []
     #: At most this many markets per subscription (sid); more markets -> more sids.
     max_markets_per_subscription: int = 500
     #: Commands sent per second at most, with a burst of one second's worth: at most twice this

@@ -77,7 +77,7 @@ class PollerWorker(Actor):
             timeout_s=pc.feed_timeout_s or 3 * cc.heartbeat_interval_s,
             fallback_after=pc.fallback_after,
             now=time.monotonic(),
-            collectors=(cc.collector,),
+            collectors=(cc.collector, *cc.peers),
         )
         self.clock = ExchangeClock()
         self.published = Published()

@@ -92,3 +92,32 @@ def test_fallback_flag_off_never_polls(tmp_path: Path) -> None:
             assert not [p for p in r.tap.of(PollSnapshot) if p.fallback]
 
     asyncio.run(body())
+
+
+def test_a_peer_collector_that_carries_the_markets_keeps_the_fallback_off(tmp_path: Path) -> None:
+    """This host's collector "a" never runs; its peer "b" carries every market: no fallback."""
+
+    async def body() -> None:
+        async with rig(
+            tmp_path,
+            connector={"heartbeat_interval_s": 0.2, "collector": "a", "peers": ["b"]},
+            poller={"fallback_after": 1.0, "poll_interval_s": 0.0, "status_interval_s": 0.5},
+        ) as r:
+            conn = ConnectorWorker(r.cfg, instance="b")
+            assert conn.worker_id == "connector-b"
+            r.workers[conn.worker_id] = conn
+            r.tasks[conn.worker_id] = asyncio.create_task(conn.serve())
+            await r.until(lambda: conn.ready, 10, "connector-b subscribed")
+            poller: PollerWorker = r.start(PollerWorker)  # type: ignore[assignment]
+            await r.until(
+                lambda: poller.stats().get("feeds_up") == 1 and poller.stats().get("markets", 0) > 0,
+                10,
+                "poller",
+            )
+            await asyncio.sleep(1.5)  # longer than fallback_after
+            assert not [p for p in r.tap.of(PollSnapshot) if p.fallback]
+            state = await arequest(r.cfg.poller.control, "fallback")
+            assert state["feeds"]["connector-a"]["up"] is False
+            assert state["feeds"]["connector-b"]["up"] is True and state["markets"] == []
+
+    asyncio.run(body())
