@@ -407,10 +407,10 @@ def bench_stream(
         f"  gateway RSS                    {peak_rss:>10.1f} MB peak"
         f"        ({base_rss:.1f} MB before the clients)"
     )
-    user, system = ((cpu[1][i] - cpu[0][i]) / seconds for i in (0, 1))
+    user_cpu, sys_cpu = ((cpu[1][i] - cpu[0][i]) / seconds for i in (0, 1))
     print(
-        f"  gateway CPU                    {user + system:>10.0%} of a core in the window"
-        f" ({user:.0%} user, {system:.0%} system)"
+        f"  gateway CPU                    {user_cpu + sys_cpu:>10.0%} of a core in the window"
+        f" ({user_cpu:.0%} user, {sys_cpu:.0%} system)"
     )
     print(
         f"  client processes CPU           {sum(client_cpu) / seconds:>10.0%} of a core"
