@@ -187,21 +187,24 @@ class StreamCore(ClientRequests):
             group.kinds = {}
             payload = b"\n".join(frames)
             n, sub_id = len(frames), group.sub.id
+            written = 0
             for client in group.members:
                 outbox = client.outbox
                 if (
                     send is not None
-                    and not outbox
+                    and not outbox.messages
+                    and not outbox.control
                     and not outbox.lost
                     and not client.closing
                     and send(client, payload)
                 ):
-                    for kind, k in kinds:
-                        counts.add("sent", kind, k)
+                    written += 1
                     continue
                 if not outbox.push_batch(sub_id, kinds, n, payload, now_ns):
                     client.closing = client.closing or "slow_consumer"
                 self._wake(client)
+            for kind, k in kinds if written else ():  # counted once for the group, not per member
+                counts.add("sent", kind, k * written)
 
     def lost_before_fanout(self, lost: dict[str, int], now_ns: int) -> None:
         """Messages of these kinds were dropped before their fan-out (the hub fell behind the
