@@ -68,6 +68,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "tests only: fail instead of skipping the multi-host test when network namespaces cannot be made",
     ),
     EnvVar(
+        "KXFEED_E2E_RUN_S",
+        False,
+        "tests only: seconds the whole-pipeline test runs the system (default 60; less for a quick run)",
+    ),
+    EnvVar(
         "KXFEED_CHROMIUM",
         False,
         "tests only: the Chromium binary the browser test drives (default: `chromium` on PATH)",
