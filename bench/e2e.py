@@ -36,6 +36,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -344,6 +345,7 @@ def run_rate(label: str, msgs: float, seconds: float, pg: str, per_step: float) 
     finally:
         system.kill()
         drop_pg_schema(pg, db["schema"])
+        shutil.rmtree(tmp, ignore_errors=True)  # journals and logs: tens of MB a run
     lat = [s / 1e6 for s in tob.samples]
     return {
         "rate": label,
