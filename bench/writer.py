@@ -17,7 +17,9 @@ Limits: asyncpg COPY into a temp staging table + INSERT ... ON CONFLICT DO NOTHI
 sqlite3 executemany with INSERT OR IGNORE, 10,000-row batches, one transaction each, into
 the same book_deltas table (same primary key), rows prepared beforehand. The PostgreSQL
 limit also upserts its stream position (stream_offsets) in each transaction, as the writer
-must for exactly-once.
+must for exactly-once. SQLite's limit uses the writer's durability (WAL, synchronous=NORMAL,
+the [db] default). Each limit runs right before each run of the current writer, and its
+best is compared with the writer's best (the load moves between runs).
 Targets (issue 6): PostgreSQL >= 100,000 rows/s and >= 65% of its limit; SQLite >= 100,000
 rows/s. Issue 19: <= 60 bytes per stored delta in PostgreSQL and <= 35 in SQLite (heap, TOAST
 and indexes: pg_total_relation_size; dbstat pages of the table and its indexes), at a write
@@ -156,7 +158,7 @@ async def pg_limit(n: int, url: str, schema: str) -> float:
 # ---- kxfeed: bus -> writer process -> database ----------------------------------------------
 
 
-def produce(xsub: str, journal_dir: str, n: int, frame: int, go: Any, started: Any) -> None:
+def produce(xsub: str, journal_dir: str, n: int, frame: int, go: Any, started: Any, sent: Any) -> None:
     """Producer process: publish n deltas, ``frame`` consecutive ones per market (one bus frame)."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     jw = JournalWriter(Path(journal_dir) / "bench", fsync="never")
@@ -169,6 +171,7 @@ def produce(xsub: str, journal_dir: str, n: int, frame: int, go: Any, started: A
     started.value = time.time()
     for i in range(0, n, frame * 50):
         pub.publish_many(msgs[i : i + frame * 50])
+    sent.value = time.time()
     pub.close(5000)
     jw.close()
     ctx.destroy(0)
@@ -212,8 +215,10 @@ def kxfeed_rate(
                 raise RuntimeError("writer did not become ready")
             time.sleep(0.1)
         go = mp.Event()
-        started = mp.Value("d", 0.0)
-        producer = mp.Process(target=produce, args=(xsub, str(directory / "journal"), n, frame, go, started))
+        started, sent = mp.Value("d", 0.0), mp.Value("d", 0.0)
+        producer = mp.Process(
+            target=produce, args=(xsub, str(directory / "journal"), n, frame, go, started, sent)
+        )
         producer.start()
         time.sleep(1.0)  # let the producer connect and see the writer's subscription
         go.set()
@@ -227,6 +232,12 @@ def kxfeed_rate(
             time.sleep(0.02)
         producer.join(30)
         rate = n / (done - started.value)
+        # The writer cannot commit the last row before it is published: the producer's own
+        # rate (journal, encode, send) caps this run's figure.
+        print(
+            f"            run at {root.name}: {rate:,.0f} rows/s; the producer alone published them at "
+            f"{n / (sent.value - started.value):,.0f}/s (the run's ceiling)"
+        )
         per_delta = asyncio.run(bytes_per_delta(url, schema, n))
     finally:
         writer.terminate()
@@ -332,6 +343,13 @@ def alternate(
     return max(old), max(new)
 
 
+def limit_runs(name: str, limits: list[float]) -> float:
+    """The best of the raw limit's runs: measured beside each writer run, as the writers' best
+    is taken (a limit measured once, at another moment's load, made the ratio swing 17-123%)."""
+    print(f"{name:<11} limit runs, rows/s: {', '.join(f'{r:,.0f}' for r in limits)} (best below)")
+    return max(limits)
+
+
 def share_line(name: str, rate: float, limit: float) -> bool:
     """Issue 21's line: the writer's rate over its raw limit measured in this run."""
     ok = rate >= LIMIT_SHARE * limit
@@ -394,16 +412,19 @@ def main() -> int:
         d = Path(tmp)
         rev, old_root = baseline_tree(args.baseline, d)
         print(f"baseline: kxfeed at {rev} (its writer process, the same stream)")
-        limit = sqlite_limit(n, d)
+        lite_limits: list[float] = []
 
         def sqlite_run(name: str, root: Path) -> tuple[float, float]:
             sub = d / f"sqlite-{name}"
             sub.mkdir()
+            if root == ROOT:  # the limit right before each run it is compared with
+                lite_limits.append(sqlite_limit(n, sub))
             return kxfeed_rate(
                 n, args.frame, f"sqlite+aiosqlite:///{sub / 'kx.db'}", "", sub, args.batch_rows, root
             )
 
         (old_rate, old_per), (rate, per) = alternate("SQLite", args.repeat, sqlite_run, old_root)
+        limit = limit_runs("SQLite", lite_limits)
         report("SQLite was", old_rate, limit, "sqlite3 executemany OR IGNORE", old_per, "(baseline)", True)
         good = rate >= 100_000
         report("SQLite", rate, limit, "sqlite3 executemany OR IGNORE", per, ">= 100,000 rows/s", good)
@@ -415,19 +436,23 @@ def main() -> int:
         hour_url = f"sqlite+aiosqlite:///{d / 'sqlite-hour' / 'kx.db'}"
         hour_line("SQLite", hour_bytes(hour_url, "", args.hour_sample_s), old_per, rev)
         if not args.no_pg:
-            schemas = [f"kxbench_{k}_{uuid.uuid4().hex[:8]}" for k in ("raw", "hour")]
-            schema_raw, schema_hour = schemas
+            schema_hour = f"kxbench_hour_{uuid.uuid4().hex[:8]}"
+            schemas = [schema_hour]
+            pg_limits: list[float] = []
             try:
-                limit = asyncio.run(pg_limit(n, args.pg, schema_raw))
 
                 def pg_run(name: str, root: Path) -> tuple[float, float]:
                     sub = d / f"pg-{name}"
                     sub.mkdir()
+                    if root == ROOT:  # the limit right before each run it is compared with
+                        schemas.append(f"kxbench_raw_{uuid.uuid4().hex[:8]}")
+                        pg_limits.append(asyncio.run(pg_limit(n, args.pg, schemas[-1])))
                     schema = f"kxbench_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
                     schemas.append(schema)
                     return kxfeed_rate(n, args.frame, args.pg, schema, sub, args.batch_rows, root)
 
                 (old_rate, old_per), (rate, per) = alternate("PostgreSQL", args.repeat, pg_run, old_root)
+                limit = limit_runs("PostgreSQL", pg_limits)
                 hour_per = hour_bytes(args.pg, schema_hour, args.hour_sample_s)
             finally:
                 for schema in schemas:
