@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -73,13 +72,6 @@ HOUR_MARKETS = 100
 PG_BYTES, SQLITE_BYTES = 60, 35
 #: Issue 21: the writer's rate as a share of its raw limit, SQLite and PostgreSQL alike.
 LIMIT_SHARE = 0.65
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rows_for(n: int) -> list[tuple[Any, ...]]:
@@ -182,8 +174,10 @@ def kxfeed_rate(
 ) -> tuple[float, float]:
     """(rows/s from first publish to last commit, bytes per stored delta) of the writer of the
     kxfeed tree at ``root``."""
-    xsub, xpub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    control = f"tcp://127.0.0.1:{free_port()}"
+    # ipc endpoints in the run's directory and metrics on port 0: nothing is picked free and
+    # bound later (another process could take the port in between).
+    xsub, xpub = f"ipc://{directory}/bus-xsub", f"ipc://{directory}/bus-xpub"
+    control = f"ipc://{directory}/writer-ctl"
     env = {
         **os.environ,
         "KXFEED_DATA_DIR": str(directory),
@@ -193,7 +187,7 @@ def kxfeed_rate(
         "KXFEED_DB_URL": url,
         "KXFEED_DB_SCHEMA": schema,
         "KXFEED_WRITER_CONTROL": control,
-        "KXFEED_WRITER_METRICS_PORT": str(free_port()),
+        "KXFEED_WRITER_METRICS_PORT": "0",
         "KXFEED_WRITER_BATCH_ROWS": str(batch_rows),
         "KXFEED_LOG_LEVEL": "WARNING",
     }
