@@ -154,6 +154,10 @@ class System:
         """Cleanup after a failure: the supervisor, then every worker it last reported whose
         command line names this run's directory (workers run in sessions of their own)."""
         if self.proc is not None and self.proc.poll() is None:
+            # Its children now, not at the last status a test asked for: one restarted since
+            # (a new pid) would outlive the run.
+            with contextlib.suppress(ControlError, OSError):
+                self.status()
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
