@@ -35,7 +35,7 @@ from shared.control import ControlError
 from tests.e2e.harness import System, drop_pg_schema, sent_frames
 from tests.e2e.proof import settle
 from tests.integration.test_jetstream_bridge import stats as bridge_stats
-from tests.integration.test_jetstream_rig import NatsServer
+from tests.integration.test_jetstream_rig import QUICK, NatsServer
 from tests.integration.test_writer_jetstream import setup_config, writer_stats
 from tests.support.config import make_config, reported_port, write_config
 from tests.support.netns import Hosts, hosts
@@ -102,12 +102,7 @@ def test_collector_crash_and_nats_kill_across_hosts_lose_nothing(
             jetstream={
                 "enabled": True,
                 "servers": [nats_url(net, "collector")],
-                "ack_timeout_s": 2.0,
-                "ping_interval_s": 0.5,
-                "max_outstanding_pings": 2,
-                "cursor_interval_s": 0.2,
-                "retry_initial_s": 0.1,
-                "retry_max_s": 0.5,
+                **QUICK,
             },
         )
         (tmp_path / "writer").mkdir()  # a long tmp path puts the ipc dir elsewhere

@@ -23,6 +23,7 @@ from shared.jetstream_config import DEFAULT_STREAMS
 from tests.integration.test_jetstream_bridge import caught_up
 from tests.integration.test_jetstream_bridge import stats as bridge_stats
 from tests.integration.test_jetstream_rig import (
+    QUICK,
     NatsServer,
     journal_ids,
     mirrored_kinds,
@@ -108,12 +109,7 @@ def test_the_shipped_three_node_cluster_survives_losing_a_stream_leader(tmp_path
                 "enabled": True,
                 "servers": urls,
                 "streams": streams,
-                "ack_timeout_s": 2.0,
-                "ping_interval_s": 0.5,
-                "max_outstanding_pings": 2,
-                "cursor_interval_s": 0.2,
-                "retry_initial_s": 0.1,
-                "retry_max_s": 0.5,
+                **QUICK,
             },
         )
         for d in ("collector", "writer"):  # a long tmp path puts the ipc dir elsewhere

@@ -19,6 +19,7 @@ from shared.config import Config
 from shared.journal import read_cursor
 from tests.e2e.checks import exported_names, opt_in_ops_names
 from tests.integration.test_jetstream_rig import (
+    QUICK,
     NatsServer,
     journal_ids,
     mirrored_kinds,
@@ -49,12 +50,7 @@ def bridge_config(tmp: Path, url: str, **extra: Any) -> tuple[Config, Path]:
         jetstream={
             "enabled": True,
             "servers": [url],
-            "ack_timeout_s": 2.0,
-            "ping_interval_s": 0.5,
-            "max_outstanding_pings": 2,
-            "cursor_interval_s": 0.2,
-            "retry_initial_s": 0.1,
-            "retry_max_s": 0.5,
+            **QUICK,
             **extra,
         },
     )

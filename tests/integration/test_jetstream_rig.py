@@ -29,6 +29,16 @@ from shared.messages import BATCH_DECODER, KINDS
 from tests.support.procs import ROOT, wait_until
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+#: [jetstream] timings for tests: a dead server noticed, and every failure retried, within a
+#: second or two (the defaults suit a production link, not a test's kill and restart).
+QUICK: dict[str, Any] = {
+    "ack_timeout_s": 2.0,
+    "ping_interval_s": 0.5,
+    "max_outstanding_pings": 2,
+    "cursor_interval_s": 0.2,
+    "retry_initial_s": 0.1,
+    "retry_max_s": 0.5,
+}
 
 
 def require_nats() -> None:

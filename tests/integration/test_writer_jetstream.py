@@ -28,7 +28,7 @@ from shared.jetstream_config import DEFAULT_STREAMS
 from shared.messages import BATCH_DECODER, Message, Trade
 from shared.store import deltaread
 from shared.store.engine import make_engine
-from tests.integration.test_jetstream_rig import NatsServer, mirrored_kinds, spawn_publisher
+from tests.integration.test_jetstream_rig import QUICK, NatsServer, mirrored_kinds, spawn_publisher
 from tests.support import control
 from tests.support.config import make_config, write_config
 from tests.support.pg import DB_PARAMS, fresh_db
@@ -64,11 +64,7 @@ def setup_config(tmp: Path, url: str | list[str], db: dict[str, Any], **writer: 
         jetstream={
             "enabled": True,
             "servers": [url] if isinstance(url, str) else url,
-            "cursor_interval_s": 0.2,
-            "retry_initial_s": 0.1,
-            "retry_max_s": 0.5,
-            "ping_interval_s": 0.5,
-            "max_outstanding_pings": 2,
+            **QUICK,
         },
         writer={
             "source": "jetstream",
