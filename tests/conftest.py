@@ -39,7 +39,13 @@ def pg_url() -> Iterator[str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The whole-system tests (marked ``slow``: each runs several workers flat out) run one after
     another on one xdist worker, so two of them never share the machine's two cores; the rest
-    spread over both workers (``-n 2 --dist loadgroup`` in the README's test command)."""
+    spread over both workers (``-n 2 --dist loadgroup`` in the README's test command).
+
+    ``slow(waits=True)`` marks a whole system that mostly waits (a simulator at tens of messages
+    a second; the time goes to heartbeats, failovers, restarts and settling): those run one after
+    another in a second group, beside the flat-out ones, so the suite is not the sum of both."""
     for item in items:
-        if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("system"))
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            group = "system-waits" if marker.kwargs.get("waits") else "system"
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -89,7 +89,7 @@ def lines_of(system: System, tickers: list[str]) -> dict[str, Any]:
     return {t: system.control("orderbook", "book", ticker=t)["line"] for t in tickers}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Path) -> None:
     conns = [
         connector_child(tmp_path, "connector-a", restart="temporary"),
@@ -176,7 +176,7 @@ def test_two_redundant_collectors_fail_over_without_an_invalid_book(tmp_path: Pa
     assert trades["sent"] > 0 and trades["stored"] == trades["sent"], summary
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_two_shards_share_the_markets_without_colliding(tmp_path: Path) -> None:
     conns = [connector_child(tmp_path, f"connector-{i}") for i in range(2)]
     system = System(

@@ -41,7 +41,7 @@ from tests.support.config import make_config, reported_port, write_config
 from tests.support.netns import Hosts, hosts
 from tests.support.procs import kxfeed_cmd, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow(waits=True), pytest.mark.postgres]
 
 #: PostgreSQL through its unix socket: a file, so reachable from every namespace.
 PG_SOCKET_DIR = Path("/var/run/postgresql")

@@ -36,7 +36,7 @@ from tests.support.netns import Hosts, hosts
 from tests.support.procs import ROOT, wait_until
 from tests.support.synth import expected_tables
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(waits=True)
 
 NODES = ("nats-1", "nats-2", "nats-3")
 LINKS = (

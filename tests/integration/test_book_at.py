@@ -211,7 +211,7 @@ class Stack:
         return now[0], truth
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_books_at_moments_equal_the_simulators_truth_then(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
     try:

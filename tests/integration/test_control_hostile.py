@@ -39,7 +39,7 @@ def scrape(port: int) -> str:
     return text
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_every_control_socket_survives_garbage_and_keeps_answering(tmp_path: Path, up_factory: Any) -> None:
     names = registry.default_workers("sim")
     cfg = make_config(

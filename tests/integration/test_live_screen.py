@@ -18,7 +18,7 @@ from tests.support.config import make_config, write_config
 from tests.support.procs import ROOT, kxfeed_cmd, wait_until
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.slow(waits=True),
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
