@@ -199,7 +199,7 @@ def test_two_shards_share_the_markets_without_colliding(tmp_path: Path) -> None:
         assert a and b and not a & b, (a, b)
         assert wait_until(lambda: ob_stats(system)["valid"] == len(tickers), 90), ob_stats(system)
         assert ob_stats(system)["lines"] == 1
-        result = settle(system, timeout=60.0)
+        result = settle(system, timeout=60.0, no_backfill=True)
     except AssertionError:
         print(system.log_tail(80))
         raise
