@@ -18,7 +18,11 @@ phase of one run, so the figures share the machine's state:
   the append); a reader takes each message: latency = its arrival - ts_recv (journal -> bridge ->
   NATS -> a remote reader). Twice: a plain subscriber of the subjects (the server routes the
   message as it stores it), and an ordered JetStream consumer (what ``kxfeed tap --jetstream``
-  uses: delivered once stored, with flow control).
+  uses: delivered once stored, with flow control);
+- to a remote writer's commit: the same publisher, and a writer process on
+  ``[writer] source = "jetstream"`` (SQLite) storing the stream; its own histogram of receive ->
+  committed for each batch's oldest message (``kxfeed_writer_store_latency_seconds``, read before
+  and after the run) gives p50/p99 as bucket upper bounds; batches close at ``[writer] batch_ms``.
 
 The throughput phases run in alternating rounds (the machine's load moves); each round's ratio is
 the bridge over the best raw of that round, and the medians are printed.
@@ -37,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +54,19 @@ from nats.js.api import DeliverPolicy, StreamConfig  # noqa: E402
 
 from shared import jetstream as js  # noqa: E402
 from shared.bus import stamp  # noqa: E402
+from shared.config_workers import WriterConfig  # noqa: E402
 from shared.journal import JournalWriter  # noqa: E402
 from shared.messages import BATCH_DECODER, BATCH_ENCODER  # noqa: E402
 from tests.integration.test_jetstream_rig import NatsServer  # noqa: E402
-from tests.support.config import make_config, write_config  # noqa: E402
+from tests.support.config import make_config, reported_port, write_config  # noqa: E402
+from tests.support.control import stats as control_stats  # noqa: E402
+from tests.support.procs import wait_until  # noqa: E402
 from tests.support.synth import deltas  # noqa: E402
 
 TARGET_MSGS_S = 50_000
 TARGET_RATIO = 0.60
 INFLIGHT = 20_000
+DEFAULT_BATCH_MS = WriterConfig().batch_ms
 
 
 def records(n: int, pub: str, epoch: int) -> list[tuple[str, bytes, str]]:
@@ -257,26 +267,29 @@ def _live_publisher(journal_dir: str, rate: float, seconds: float) -> None:
             m = template[seq % 1000]
             seq += 1
             stamp([m], "live", epoch, seq - 1)
-            batch.append(BATCH_ENCODER.encode([msgspec_replace(m, time.time_ns())]))
+            batch.append(BATCH_ENCODER.encode([msgspec_replace(m, time.time_ns(), seq)]))
         if batch:
             journal.append(batch)
         time.sleep(0.001)
     journal.close()
 
 
-def msgspec_replace(m: Any, ts_recv: int) -> Any:
+def msgspec_replace(m: Any, ts_recv: int, xseq: int) -> Any:
+    """``m`` received now, as the ``xseq``-th delta of its subscription (each a row of its own)."""
     import msgspec
 
-    return msgspec.structs.replace(m, ts_recv=ts_recv)
+    return msgspec.structs.replace(m, ts_recv=ts_recv, xseq=xseq)
 
 
-async def latency(url: str, tmp: Path, rate: float, seconds: float, ordered: bool) -> list[float]:
+@contextlib.asynccontextmanager
+async def live_bridge(url: str, tmp: Path) -> AsyncIterator[None]:
+    """A bridge on a live journal, its streams created; the publisher is :func:`publish_live`."""
     # A clean stream: an ordered consumer that resets before its first message starts over from
     # the stream's first message, and the throughput phase's messages would be taken as late.
     nc = await nats.connect(url)
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await nc.jsm().delete_stream("KXFEED_BOOK")
-    await nc.close()
+    for stream in ("KXFEED_BOOK", "KXFEED_EVENTS"):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await nc.jsm().delete_stream(stream)
     config = bridge_config(tmp, url)
     # The live journal exists before the bridge starts (it looks for new ones once a second, and
     # that second is start-up, not latency); its warm-up record is older than t0 and not counted.
@@ -287,9 +300,6 @@ async def latency(url: str, tmp: Path, rate: float, seconds: float, ordered: boo
         [sys.executable, "-m", "services.cli.main", "worker", "jetstream", "--config", str(config)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "bridge.log", "wb"),  # noqa: SIM115
     )  # fmt: skip
-    nc = await nats.connect(url)
-    samples: list[float] = []
-    t0 = time.time_ns() + 10**18  # set when the publisher starts
     try:
         deadline = time.monotonic() + 60
         while True:  # the bridge creates the streams once it is up
@@ -300,40 +310,113 @@ async def latency(url: str, tmp: Path, rate: float, seconds: float, ordered: boo
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
-
-        async def on_msg(msg: Any) -> None:
-            now = time.time_ns()
-            last = BATCH_DECODER.decode(msg.data)[-1]
-            if last.ts_recv >= t0:
-                samples.append((now - last.ts_recv) / 1e6)
-
-        sub: Any
-        if ordered:
-            sub = await nc.jetstream().subscribe(
-                "kxfeed.delta.>", cb=on_msg, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
-            )
-        else:
-            sub = await nc.subscribe("kxfeed.delta.>", cb=on_msg, pending_msgs_limit=10_000_000)
-        t0 = time.time_ns()
-        pub = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys; sys.path.insert(0, sys.argv[1]); from bench.jetstream import _live_publisher; "
-             "_live_publisher(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))",
-             str(ROOT), str(tmp / "journal" / "live"), str(rate), str(seconds)],
-            cwd=ROOT,
-        )  # fmt: skip
-        # Waited for off the loop: the reader's callbacks run on it meanwhile.
-        assert await asyncio.to_thread(pub.wait, seconds + 60) == 0
-        want = int(rate * seconds * 0.95)
-        end = time.monotonic() + 30
-        while len(samples) < want and time.monotonic() < end:
-            await asyncio.sleep(0.05)
-        await sub.unsubscribe()
-        return samples
+        yield
     finally:
         await nc.close()
         bridge.terminate()
         bridge.wait(30)
+
+
+async def publish_live(tmp: Path, rate: float, seconds: float) -> None:
+    """A publisher process journals deltas at ``rate``/s for ``seconds`` (ts_recv = the append)."""
+    pub = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; sys.path.insert(0, sys.argv[1]); from bench.jetstream import _live_publisher; "
+         "_live_publisher(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))",
+         str(ROOT), str(tmp / "journal" / "live"), str(rate), str(seconds)],
+        cwd=ROOT,
+    )  # fmt: skip
+    # Waited for off the loop: the reader's callbacks run on it meanwhile.
+    assert await asyncio.to_thread(pub.wait, seconds + 60) == 0
+
+
+async def latency(url: str, tmp: Path, rate: float, seconds: float, ordered: bool) -> list[float]:
+    samples: list[float] = []
+    t0 = time.time_ns() + 10**18  # set when the publisher starts
+    async with live_bridge(url, tmp):
+        nc = await nats.connect(url)
+        try:
+
+            async def on_msg(msg: Any) -> None:
+                now = time.time_ns()
+                last = BATCH_DECODER.decode(msg.data)[-1]
+                if last.ts_recv >= t0:
+                    samples.append((now - last.ts_recv) / 1e6)
+
+            sub: Any
+            if ordered:
+                sub = await nc.jetstream().subscribe(
+                    "kxfeed.delta.>", cb=on_msg, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+                )
+            else:
+                sub = await nc.subscribe("kxfeed.delta.>", cb=on_msg, pending_msgs_limit=10_000_000)
+            t0 = time.time_ns()
+            await publish_live(tmp, rate, seconds)
+            want = int(rate * seconds * 0.95)
+            end = time.monotonic() + 30
+            while len(samples) < want and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            await sub.unsubscribe()
+            return samples
+        finally:
+            await nc.close()
+
+
+def _store_buckets(body: str) -> dict[float, float]:
+    """kxfeed_writer_store_latency_seconds: cumulative count per upper bound (s)."""
+    out: dict[float, float] = {}
+    for line in body.splitlines():
+        if line.startswith("kxfeed_writer_store_latency_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+async def writer_latency(url: str, tmp: Path, rate: float, seconds: float) -> tuple[dict[float, float], int]:
+    """journal -> bridge -> JetStream -> a writer on ``source = "jetstream"`` (SQLite) -> its commit:
+    the writer's own histogram of ts_recv -> committed, for the oldest message of each batch,
+    counted over the run (buckets: upper bound -> batches), and the rows stored."""
+    cfg = make_config(
+        tmp / "writer",
+        jetstream={"servers": [url]},
+        writer={"source": "jetstream", "jetstream_durable": "bench-latency"},
+    )
+    path = write_config(cfg, tmp / "writer.toml")
+    async with live_bridge(url, tmp):
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "worker", "writer", "--config", str(path)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "writer.log", "wb"),  # noqa: SIM115
+        )  # fmt: skip
+        try:
+
+            def rows() -> int:
+                return int(control_stats(cfg.writer.control, timeout_s=2.0).get("rows", 0))
+
+            def buckets() -> dict[float, float]:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+                    return _store_buckets(page.read().decode())
+
+            # Ready once the warm-up record is stored; what came before (start-up) is taken away.
+            assert await asyncio.to_thread(wait_until, lambda: rows() >= 1, 60), "the writer stored nothing"
+            port = reported_port(cfg, "writer")
+            before = buckets()
+            await publish_live(tmp, rate, seconds)
+            want = 1 + int(rate * seconds * 0.95)
+            assert await asyncio.to_thread(wait_until, lambda: rows() >= want, 60), rows()
+            after = buckets()
+            return {le: after[le] - before.get(le, 0.0) for le in after}, rows() - 1
+        finally:
+            writer.terminate()
+            writer.wait(30)
+
+
+def bucket_pct(buckets: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile ``q``."""
+    total = buckets.get(float("inf"), 0.0)
+    for le in sorted(buckets):
+        if buckets[le] >= q * total:
+            return le
+    return float("inf")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -370,6 +453,7 @@ async def main() -> int:
                       f"ratio {bridge / best:.2f}")  # fmt: skip
             lat_core = await latency(url, tmp / "latency-core", args.rate, args.seconds, ordered=False)
             lat = await latency(url, tmp / "latency", args.rate, args.seconds, ordered=True)
+            stored, n_rows = await writer_latency(url, tmp / "latency-writer", args.rate, args.seconds)
         finally:
             server.stop()
     raw_async = statistics.median(r[0] for r in rounds)
@@ -400,6 +484,14 @@ async def main() -> int:
             f"({len(samples):,} samples): p50 {pct(samples, 0.5):.1f} ms, p99 {pct(samples, 0.99):.1f} ms, "
             f"max {max(samples):.1f} ms, mean {statistics.fmean(samples):.1f} ms"
         )
+    batches = stored.get(float("inf"), 0.0)
+    print(
+        f"latency journal append -> bridge -> a writer on JetStream (SQLite) -> committed, "
+        f"{args.rate:,.0f} msgs/s for {args.seconds:.0f} s ({n_rows:,} rows in {batches:,.0f} batches; "
+        f"the writer's histogram of each batch's oldest message, [writer] batch_ms = "
+        f"{DEFAULT_BATCH_MS} ms): p50 <= {bucket_pct(stored, 0.5) * 1000:,.0f} ms, "
+        f"p99 <= {bucket_pct(stored, 0.99) * 1000:,.0f} ms"
+    )
     return 0
 
 
