@@ -211,7 +211,8 @@ class Lines:
                 self.down.discard(worker)
                 # Its books may be usable again for markets whose active line is not.
                 self._reconsider(self.fed.get(worker, ()), now)
-        else:
+        elif worker in self.last_hb:
+            # Not connected before it ever was is a collector starting, not one going down.
             self._went_down(worker, now)
 
     def check_health(self, now: float) -> list[str]:

@@ -240,7 +240,7 @@ class OrderbookWorker(Actor):
     def _collector_down(self, worker: str, why: str) -> None:
         COLLECTORS_DOWN.inc()
         self.log.warning(
-            "collector down: its books are INVALID, its markets follow another line",
+            "collector down: its books are INVALID; its markets move to another collector's VALID book",
             extra={"ctx": {"connector": worker, "why": why}},
         )
 

@@ -159,6 +159,15 @@ def test_a_silent_collector_is_down_and_its_markets_fail_over() -> None:
     assert "connector-a" not in per
 
 
+def test_a_collector_not_connected_yet_is_starting_not_down() -> None:
+    ls = lines()
+    ls.heartbeat(A, False, 0.0)  # its first heartbeat: up, not connected to Kalshi yet
+    assert ls.down == set()
+    ls.heartbeat(A, True, 1.0)
+    ls.heartbeat(A, False, 2.0)  # connected once, then not: that is down
+    assert ls.down == {A}
+
+
 def test_stale_generations_are_ignored_and_a_new_connection_rebuilds_its_line() -> None:
     ls = lines()
     em = Emitter(ls)
