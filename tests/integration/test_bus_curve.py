@@ -28,7 +28,7 @@ from shared.messages import Heartbeat
 from shared.zmq_watch import PeerWatch
 from tests.support.config import config_file, make_config, reported_port
 from tests.support.hostile import raw_garbage
-from tests.support.procs import ROOT, clean_env, kxfeed_cmd, stop, wait_until
+from tests.support.procs import ROOT, clean_env, kxfeed_cmd, run_clean, stop, wait_until
 
 
 def own_address() -> str:
@@ -65,14 +65,7 @@ def keys(tmp_path: Path) -> Keys:
     (d / "clients").mkdir(parents=True)
     # The allowed client's files from `kxfeed keys` itself (the others in-process: each CLI run
     # costs a second or two on a loaded machine).
-    done = subprocess.run(
-        kxfeed_cmd("keys", "--out", str(d), "--name", "client"),
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_clean("keys", "--out", str(d), "--name", "client")
     assert done.returncode == 0, done.stderr
     assert "client.key_secret" in done.stdout and "[curve]" in done.stdout
     write_keypair(d, "server")
@@ -227,14 +220,7 @@ def test_without_its_zap_handler_a_server_refuses_every_key(keys: Keys) -> None:
 
 def test_keys_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     def keys(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            kxfeed_cmd("keys", "--out", str(tmp_path), "--name", "host-1", *extra),
-            cwd=ROOT,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_clean("keys", "--out", str(tmp_path), "--name", "host-1", *extra)
 
     first = keys()
     assert first.returncode == 0, first.stderr
@@ -249,26 +235,12 @@ def test_keys_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
         secret = next(line for line in text.splitlines() if "secret-key" in line).split('"')[1]
         assert secret not in done.stdout + done.stderr
         assert f'client_key = "{secret_file.resolve()}"' in done.stdout
-    bad = subprocess.run(
-        kxfeed_cmd("keys", "--out", str(tmp_path), "--name", "../escape"),
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_clean("keys", "--out", str(tmp_path), "--name", "../escape")
     assert bad.returncode == 2 and "not a key name" in bad.stderr
 
 
 def _run_worker(cfg_path: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        kxfeed_cmd("worker", "bus", "--config", str(cfg_path)),
-        cwd=ROOT,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_clean("worker", "bus", "--config", str(cfg_path), timeout=timeout, **env)
 
 
 def test_a_worker_bound_beyond_loopback_without_keys_refuses_to_start(tmp_path: Path, keys: Keys) -> None:
@@ -352,14 +324,7 @@ def _ctl(
             "KXFEED_CURVE_SERVER_PUBLIC_KEY": curve.server_public_key,
             "KXFEED_CURVE_CLIENT_KEY": curve.client_key,
         }
-    return subprocess.run(
-        kxfeed_cmd("ctl", "bus", "ping", "--config", str(cfg), "--timeout", timeout),
-        cwd=ROOT,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_clean("ctl", "bus", "ping", "--config", str(cfg), "--timeout", timeout, **env)
 
 
 def test_control_socket_beyond_loopback_answers_keyed_callers_only(tmp_path: Path, keys: Keys) -> None:

@@ -38,6 +38,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_clean(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """``kxfeed ARGS`` to its end in :func:`clean_env` (with ``env``), its output as text."""
+    return subprocess.run(
+        kxfeed_cmd(*args), cwd=ROOT, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
