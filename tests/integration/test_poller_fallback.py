@@ -13,13 +13,22 @@ from services.poller.worker import PollerWorker
 from shared.control import arequest
 from shared.messages import BookState, PollSnapshot
 
-from .test_poller_support import metric, rig
+from .test_poller_support import Rig, metric, rig
 
 
 def outages() -> float:
     return metric("kxfeed_poller_feed_outages_total", expected="true") + metric(
         "kxfeed_poller_feed_outages_total", expected="false"
     )
+
+
+async def start_poller(r: Rig) -> PollerWorker:
+    """The poller, once it sees the connector's feed up and knows the markets."""
+    poller: PollerWorker = r.start(PollerWorker)  # type: ignore[assignment]
+    await r.until(
+        lambda: poller.stats().get("feeds_up") == 1 and poller.stats().get("markets", 0) > 0, 10, "poller"
+    )
+    return poller
 
 
 def test_fallback_switches_on_and_off_with_the_feed(tmp_path: Path) -> None:
@@ -31,12 +40,7 @@ def test_fallback_switches_on_and_off_with_the_feed(tmp_path: Path) -> None:
         ) as r:
             conn: ConnectorWorker = r.start(ConnectorWorker)  # type: ignore[assignment]
             await r.until(lambda: conn.ready, 10, "connector subscribed")
-            poller: PollerWorker = r.start(PollerWorker)  # type: ignore[assignment]
-            await r.until(
-                lambda: poller.stats().get("feeds_up") == 1 and poller.stats().get("markets", 0) > 0,
-                10,
-                "poller",
-            )
+            poller = await start_poller(r)
             await asyncio.sleep(1.5)  # longer than fallback_after: a healthy feed triggers nothing
             assert not [p for p in r.tap.of(PollSnapshot) if p.fallback]
             on, off, down = (
@@ -108,12 +112,7 @@ def test_a_peer_collector_that_carries_the_markets_keeps_the_fallback_off(tmp_pa
             r.workers[conn.worker_id] = conn
             r.tasks[conn.worker_id] = asyncio.create_task(conn.serve())
             await r.until(lambda: conn.ready, 10, "connector-b subscribed")
-            poller: PollerWorker = r.start(PollerWorker)  # type: ignore[assignment]
-            await r.until(
-                lambda: poller.stats().get("feeds_up") == 1 and poller.stats().get("markets", 0) > 0,
-                10,
-                "poller",
-            )
+            await start_poller(r)
             await asyncio.sleep(1.5)  # longer than fallback_after
             assert not [p for p in r.tap.of(PollSnapshot) if p.fallback]
             state = await arequest(r.cfg.poller.control, "fallback")
