@@ -38,6 +38,8 @@ class BusIntake:
         worker_id: str,
         log: logging.Logger,
         burst: BurstLog,
+        *,
+        empty_db: bool,
     ) -> None:
         self.feed = feed
         self.wc = wc
@@ -45,7 +47,7 @@ class BusIntake:
         self.burst = burst
         self.journals = Journals(config.journal.dir, worker_id)
         #: An empty database owes everything the journals still hold, whatever an old cursor says.
-        self.from_start = False
+        self.from_start = empty_db
         self._cursor_lock = asyncio.Lock()
 
     def recoverable(self, pub: str) -> bool:

@@ -63,7 +63,9 @@ class WriterWorker(Actor):
         self.intake: Intake = (
             JetStreamIntake(self, self.config, self.wc, self.worker_id, self.log)
             if self.wc.source == "jetstream"
-            else BusIntake(self, self.config, self.wc, self.worker_id, self.log, self.burst)
+            else BusIntake(
+                self, self.config, self.wc, self.worker_id, self.log, self.burst, empty_db=not offsets
+            )
         )
         self.core = WriterCore(
             offsets,
@@ -73,8 +75,6 @@ class WriterWorker(Actor):
             max_buffer=max(self.wc.max_buffer_rows, 2 * self.wc.batch_rows + self.config.bus.max_batch),
             stored=MAPPERS.__contains__,
         )
-        if isinstance(self.intake, BusIntake):
-            self.intake.from_start = not offsets
         self.sub: Input = self.intake.open()
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=max(1, self.wc.max_inflight_batches - 1))
         self._changed = asyncio.Event()
